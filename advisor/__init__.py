@@ -1,0 +1,23 @@
+"""advisor: measure a target dataset against a pretrained network, recommend a
+transfer-learning strategy with its evidence, then search it.
+
+Heavy imports (torch) happen on first use, so ``advisor --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["analyze", "Analysis", "AdvisorError", "__version__"]
+
+
+def __getattr__(name):
+    if name in ("analyze", "Analysis"):
+        from advisor import api
+
+        return getattr(api, name)
+    if name == "AdvisorError":
+        from advisor.errors import AdvisorError
+
+        return AdvisorError
+    raise AttributeError(f"module 'advisor' has no attribute {name!r}")

@@ -1,0 +1,280 @@
+"""The rules that turn a Profile into an Advice.
+
+Every threshold is a named constant here and is described in the README, so a
+user can check the output against them. The rules follow the 2x2 of target size
+against similarity to the source (DESIGN.md), with multi-task and
+pipeline-versus-end-to-end checked first when the labels call for them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from advisor.advise.advice import Advice, Alternative, Evidence, SearchSpace
+from advisor.measure.profile import Profile
+
+# Size bands on the median number of labelled samples per class (primary task).
+SMALL_PER_CLASS = 50  # below: small
+LARGE_PER_CLASS = 500  # at or above: large
+
+# Early features: the best block beats the last block by more than this (k-NN accuracy).
+EARLY_FEATURE_MARGIN = 0.02
+
+# Shift: mean symmetric KL (nats) between target moments and BN running statistics,
+# averaged over the top third of the blocks. At or above: different from the source.
+SHIFT_DIFFERENT = 1.0
+
+# Multi-task conditions.
+MT_MIN_BALANCE = 0.5  # smallest task's labelled count / largest task's
+MT_MIN_CURVE_CORR = 0.5  # correlation of the tasks' per-block k-NN curves (shared features)
+MT_MIN_PARAMS = 2_000_000  # a smaller shared network tends to do worse than separate ones
+
+# Pipeline vs end-to-end: the final task is "too small for the mapping" below this.
+PIPELINE_PER_CLASS = 50
+
+# Layer-wise learning-rate decay suggested between blocks (ULMFiT used 1/2.6 per layer group).
+DEFAULT_DECAY = (0.7, 1.0)
+
+
+def _chance(profile: Profile, task: str) -> float:
+    return 1.0 / max(profile.size.task(task).n_classes, 1)
+
+
+def _top_shift(profile: Profile) -> float | None:
+    shifts = [b.shift for b in profile.blocks if b.shift is not None]
+    if not shifts:
+        return None
+    top = shifts[-max(1, math.ceil(len(shifts) / 3)) :]
+    return float(np.mean(top))
+
+
+def _margin_confidence(*margins: float) -> float:
+    """Map relative distances from the deciding thresholds to a confidence in [0.35, 0.95]."""
+    m = min(margins) if margins else 0.0
+    return float(np.clip(0.5 + 0.45 * math.tanh(1.5 * m), 0.35, 0.95))
+
+
+def _space(strategy: str, n: int, k_range: tuple[int, int], ratio: tuple[float, float], profile: Profile,
+           probe_blocks: list[str], warmup: list[bool]) -> SearchSpace:
+    per_class = profile.size.task(profile.primary_task).median_per_class
+    head_lr = [1e-3, 1e-1] if strategy in ("linear_probe", "svm_early") else [1e-4, 3e-2]
+    return SearchSpace(
+        strategy=strategy,
+        trainable_blocks=[int(max(0, min(n, k_range[0]))), int(max(0, min(n, k_range[1])))],
+        n_blocks=n,
+        head_lr=head_lr,
+        lr_ratio=[float(ratio[0]), float(ratio[1])],
+        layer_decay=list(DEFAULT_DECAY) if per_class >= SMALL_PER_CLASS else [0.5, 0.9],
+        warmup=warmup,
+        probe_blocks=probe_blocks,
+    )
+
+
+def advise(profile: Profile) -> Advice:
+    """Recommend one strategy for ``profile``; see the README section "How the advice is decided"."""
+    task = profile.primary_task
+    ts = profile.size.task(task)
+    n = len(profile.blocks)
+    per_class = ts.median_per_class
+    knn = [v if v is not None else float("nan") for v in profile.block_values("knn_accuracy", task)]
+    logme_vals = [v if v is not None else float("nan") for v in profile.block_values("logme", task)]
+    best_i = int(np.nanargmax(knn))
+    best, last = profile.blocks[best_i], profile.blocks[-1]
+    gap = knn[best_i] - knn[-1]
+    logme_best = int(np.nanargmax(logme_vals))
+    top_shift = _top_shift(profile)
+    chance = _chance(profile, task)
+
+    evidence = [
+        Evidence("median labelled samples per class", per_class,
+                 f"small < {SMALL_PER_CLASS} <= medium < {LARGE_PER_CLASS} <= large",
+                 "small" if per_class < SMALL_PER_CLASS else "large" if per_class >= LARGE_PER_CLASS else "medium"),
+        Evidence(f"k-NN accuracy, best block ({best.name})", round(knn[best_i], 4), f"chance {chance:.3f}",
+                 f"{knn[best_i] / chance:.1f}x chance"),
+        Evidence(f"k-NN accuracy, last block ({last.name})", round(knn[-1], 4),
+                 f"best - last > {EARLY_FEATURE_MARGIN} means early features win",
+                 "early features better" if gap > EARLY_FEATURE_MARGIN else "top features as good as any"),
+        Evidence("best block by LogME", profile.blocks[logme_best].name, f"k-NN best is {best.name}",
+                 "agrees" if abs(logme_best - best_i) <= 1 else "disagrees"),
+    ]
+    if top_shift is not None:
+        evidence.append(Evidence("BN shift, top third of blocks (sym. KL, nats)", round(top_shift, 4),
+                                 f"different from source >= {SHIFT_DIFFERENT}",
+                                 "different" if top_shift >= SHIFT_DIFFERENT else "similar"))
+    if profile.source is not None:
+        evidence.append(Evidence("source prediction entropy / log Z", round(profile.source.entropy_normalised, 4),
+                                 "near 1: target looks like no source class", "informative only"))
+
+    notes = []
+    if gap > EARLY_FEATURE_MARGIN:
+        notes.append(
+            f"Early features: block {best.name} (#{best_i + 1} of {n}) separates the classes better than the last "
+            f"block by {gap * 100:.1f} points of k-NN accuracy; the top blocks are too source-specific here."
+        )
+    shifts = [(b.shift, b) for b in profile.blocks if b.shift is not None]
+    if shifts:
+        peak = max(shifts, key=lambda s: s[0])[1]
+        where = "input-level" if peak.index < n / 3 else "feature-level" if peak.index < 2 * n / 3 else "top-level"
+        notes.append(f"The shift from the source peaks at {peak.name} ({where}); surgical fine-tuning "
+                     f"(Lee et al., 2023) suggests tuning the blocks around it first.")
+
+    # 1. Pipeline versus end-to-end: intermediate labels exist.
+    if profile.intermediate:
+        return _pipeline(profile, evidence, notes, n)
+
+    # 2. Multi-task: two or more final label columns.
+    tasks = [t.task for t in profile.size.tasks if t.task != profile.intermediate]
+    mt = _multi_task_check(profile, tasks) if len(tasks) >= 2 else None
+    if mt is not None:
+        ok, mt_evidence, failed = mt
+        evidence.extend(mt_evidence)
+        if ok:
+            return Advice(
+                strategy="multi_task",
+                params={"tasks": tasks},
+                confidence=0.7,
+                summary=f"Train one shared backbone with one head per task ({', '.join(tasks)}), "
+                        "summing the loss over the labels present.",
+                evidence=evidence,
+                reasons=["All three multi-task conditions hold: shared features, balanced tasks, a big enough network."],
+                alternatives=[Alternative("last_k", {"k": max(1, math.ceil(n / 4))}, "one model per task")],
+                search_space=_space("multi_task", n, (max(1, n // 4), n), (0.05, 1.0), profile, [], [True, False]),
+                notes=notes,
+            )
+        notes.append("Multi-task was considered and rejected: " + "; ".join(failed) + ".")
+
+    different = (top_shift is not None and top_shift >= SHIFT_DIFFERENT) or gap > EARLY_FEATURE_MARGIN
+    size_margin = abs(math.log(max(per_class, 1) / (SMALL_PER_CLASS if per_class < SMALL_PER_CLASS * 3.16 else LARGE_PER_CLASS)))
+    sim_margin = abs(gap - EARLY_FEATURE_MARGIN) / 0.05
+    if top_shift is not None:
+        sim_margin = min(sim_margin, abs(math.log(max(top_shift, 1e-6) / SHIFT_DIFFERENT)))
+    agree = abs(logme_best - best_i) <= 1
+    confidence = _margin_confidence(size_margin, sim_margin) - (0.0 if agree else 0.1)
+    early_blocks = [b.name for b in profile.blocks[max(0, best_i - 2): best_i + 3]]
+
+    if per_class < SMALL_PER_CLASS:
+        if gap > EARLY_FEATURE_MARGIN:
+            strategy, params = "svm_early", {"block": best.name}
+            summary = (f"Small and different from the source: train a linear SVM on the pooled features of "
+                       f"{best.name}, where the target classes separate best.")
+            reasons = [f"{per_class:g} samples per class is too few to fine-tune without overfitting.",
+                       f"{best.name} beats the last block by {gap * 100:.1f} points of k-NN accuracy."]
+            alts = [Alternative("last_k", {"k": max(1, n - 1 - best_i)},
+                                f"fine-tune the {max(1, n - 1 - best_i)} blocks above {best.name} (a moderate number)"),
+                    Alternative("linear_probe", {}, "cheapest; top features are weaker here")]
+            k_range = (0, max(1, n - 1 - best_i))
+        else:
+            strategy, params = "linear_probe", {}
+            summary = "Small and similar enough: train a linear classifier on the last block's features."
+            reasons = [f"{per_class:g} samples per class is too few to fine-tune without overfitting.",
+                       "The last block's features are as good as any earlier block's."]
+            if top_shift is not None and top_shift >= SHIFT_DIFFERENT:
+                reasons.append(f"The BN shift ({top_shift:.2f}) says the domain differs, but the top features still "
+                               "transfer best; an early-block SVM is the first alternative.")
+            alts = [Alternative("svm_early", {"block": profile.blocks[max(0, n - 3)].name}, "if top features overfit"),
+                    Alternative("last_k", {"k": 1}, "fine-tune only the last block with a small backbone rate")]
+            k_range = (0, 2)
+        space = _space(strategy, n, k_range, (0.01, 0.3), profile, early_blocks + [last.name], [True])
+    elif per_class < LARGE_PER_CLASS:
+        k = max(1, math.ceil(0.15 * n))
+        if gap > EARLY_FEATURE_MARGIN:
+            k = max(k, n - 1 - best_i)
+        if different:
+            k = max(k, math.ceil(n / 3))
+        strategy, params = "last_k", {"k": int(k)}
+        summary = (f"Medium-sized {'and different' if different else 'and similar'}: fine-tune the top {k} of {n} "
+                   f"blocks with a smaller backbone learning rate than the new head's.")
+        reasons = [f"{per_class:g} samples per class supports tuning some blocks but not the whole network safely."]
+        if gap > EARLY_FEATURE_MARGIN:
+            reasons.append(f"Features stop improving after {best.name}, so the blocks above it should adapt.")
+        if different:
+            reasons.append("The target differs from the source, so more blocks train than for a similar target.")
+        alts = [Alternative("full_finetune", {"warmup": True}, "if the search shows deeper tuning keeps helping"),
+                Alternative("linear_probe" if not different else "svm_early",
+                            {} if not different else {"block": best.name}, "cheapest baseline")]
+        space = _space(strategy, n, (max(1, k // 2), min(n, 2 * k)), (0.03, 1.0), profile, [], [True, False])
+    else:
+        warmup = knn[-1] >= 2 * chance
+        strategy, params = "full_finetune", {"warmup": bool(warmup)}
+        summary = ("Large: fine-tune the whole network from the pretrained weights"
+                   + (", after a linear-probe warm-up of the head (LP-FT)." if warmup else "."))
+        reasons = [f"{per_class:g} samples per class is enough to adapt every block."]
+        if warmup:
+            reasons.append(f"The last block's features already reach {knn[-1]:.2f} k-NN accuracy (chance {chance:.2f}): "
+                           "a warmed-up head keeps fine-tuning from distorting them (Kumar et al., 2022).")
+        if not different:
+            reasons.append("The target is close to the source: fine-tuning only the last blocks is a cheaper alternative.")
+        kk = max(1, math.ceil(n / 3))
+        alts = [Alternative("last_k", {"k": kk}, f"top {kk} blocks only: most of the gain at a fraction of the cost"),
+                Alternative("linear_probe", {}, "baseline")]
+        space = _space(strategy, n, (kk, n), (0.1, 1.0), profile, [], [True, False])
+
+    return Advice(strategy=strategy, params=params, confidence=round(confidence, 3), summary=summary,
+                  evidence=evidence, reasons=reasons, alternatives=alts, search_space=space, notes=notes)
+
+
+def _curve(profile: Profile, task: str) -> np.ndarray:
+    return np.array([v if v is not None else np.nan for v in profile.block_values("knn_accuracy", task)], float)
+
+
+def _multi_task_check(profile: Profile, tasks: list[str]):
+    counts = [profile.size.task(t).n_labelled for t in tasks]
+    balance = min(counts) / max(max(counts), 1)
+    curves = [_curve(profile, t) for t in tasks]
+    if any(np.isnan(c).all() for c in curves):
+        return None
+    corrs = []
+    for i in range(len(curves)):
+        for j in range(i + 1, len(curves)):
+            a, b = curves[i], curves[j]
+            ok = ~(np.isnan(a) | np.isnan(b))
+            if ok.sum() >= 3 and a[ok].std() > 0 and b[ok].std() > 0:
+                corrs.append(float(np.corrcoef(a[ok], b[ok])[0, 1]))
+    corr = min(corrs) if corrs else 1.0
+    ev = [
+        Evidence("task balance (smallest / largest labelled count)", round(balance, 3), f">= {MT_MIN_BALANCE}",
+                 "balanced" if balance >= MT_MIN_BALANCE else "unbalanced"),
+        Evidence("shared features (min correlation of per-block k-NN curves)", round(corr, 3),
+                 f">= {MT_MIN_CURVE_CORR}", "shared" if corr >= MT_MIN_CURVE_CORR else "not shared"),
+        Evidence("backbone parameters", profile.num_parameters, f">= {MT_MIN_PARAMS:,}",
+                 "big enough" if profile.num_parameters >= MT_MIN_PARAMS else "too small"),
+    ]
+    failed = []
+    if balance < MT_MIN_BALANCE:
+        failed.append(f"tasks are unbalanced ({balance:.2f} < {MT_MIN_BALANCE})")
+    if corr < MT_MIN_CURVE_CORR:
+        failed.append(f"tasks peak at different depths (curve correlation {corr:.2f} < {MT_MIN_CURVE_CORR})")
+    if profile.num_parameters < MT_MIN_PARAMS:
+        failed.append(f"the network is small ({profile.num_parameters:,} parameters)")
+    return not failed, ev, failed
+
+
+def _pipeline(profile: Profile, evidence: list[Evidence], notes: list[str], n: int) -> Advice:
+    final, inter = profile.primary_task, profile.intermediate
+    y_size, z_size = profile.size.task(final), profile.size.task(inter)
+    ky, kz = _curve(profile, final), _curve(profile, inter)
+    y_acc, z_acc = float(np.nanmax(ky)), float(np.nanmax(kz))
+    small = y_size.median_per_class < PIPELINE_PER_CLASS
+    z_richer = z_size.n_labelled / max(z_size.n_classes, 1) > y_size.median_per_class
+    evidence += [
+        Evidence(f"median samples per class of final label {final}", y_size.median_per_class,
+                 f"too small for the mapping < {PIPELINE_PER_CLASS}", "too small" if small else "enough"),
+        Evidence(f"best k-NN accuracy, intermediate {inter}", round(z_acc, 4),
+                 f"final {final}: {y_acc:.4f}", "intermediate easier" if z_acc / _chance(profile, inter) > y_acc / _chance(profile, final) else "final as easy"),
+    ]
+    prefer = "pipeline" if (small or z_richer) else "end_to_end"
+    return Advice(
+        strategy="pipeline_vs_end_to_end",
+        params={"intermediate": inter, "final": final, "prefer": prefer},
+        confidence=0.7 if small else 0.55,
+        summary=(f"Intermediate labels ({inter}) exist: compare a pipeline x->{inter}->{final} against end-to-end "
+                 f"x->{final}; the measurements favour the {prefer.replace('_', '-')}."),
+        evidence=evidence,
+        reasons=[("The final label has too little data to learn the whole mapping; each sub-task has more."
+                  if small else "There is enough data for the final label to learn the mapping directly.")],
+        alternatives=[Alternative("last_k", {"k": max(1, math.ceil(n / 4))}, f"end-to-end on {final} only")],
+        search_space=_space("pipeline_vs_end_to_end", n, (1, max(1, n // 2)), (0.03, 1.0), profile, [], [True, False]),
+        notes=notes,
+    )

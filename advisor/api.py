@@ -1,0 +1,160 @@
+"""The Python API: ``analyze`` measures a dataset against a backbone and advises.
+
+The API never prints or exits; bad input raises ``advisor.errors.AdvisorError``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from advisor.advise import Advice, advise
+from advisor.errors import AdvisorError
+from advisor.measure.profile import Profile
+from advisor.serialize import from_dict, to_dict, write_json
+
+# progress(stage, done, total): stage is "measure" (images) or "metrics" (blocks)
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass
+class Analysis:
+    """What ``analyze`` returns: the measured Profile and the Advice drawn from it."""
+
+    profile: Profile
+    advice: Advice
+
+    def save(self, path: str | Path) -> None:
+        write_json(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Analysis":
+        try:
+            data = json.loads(Path(path).read_text())
+            return from_dict(cls, data)
+        except FileNotFoundError:
+            raise AdvisorError(f"no such analysis file: {path}", "run advisor analyze ... --json PATH first") from None
+        except (ValueError, TypeError, KeyError) as e:
+            raise AdvisorError(f"{path} is not an advisor analysis JSON ({e.__class__.__name__})",
+                               "write one with advisor analyze ... --json PATH") from None
+
+
+def resolve_device(device: str):
+    import torch
+
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise AdvisorError(f"unknown device '{device}'", "use auto, cpu or cuda")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise AdvisorError("--device cuda asked for, but no CUDA GPU is available", "use --device cpu or auto")
+    return torch.device(device)
+
+
+def analyze(
+    dataset: str,
+    model: str = "mobilenet_v2",
+    *,
+    weights: str | None = None,
+    sample: int = 1000,
+    image_size: int | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    batch_size: int = 64,
+    source_data: str | None = None,
+    label_columns: list[str] | None = None,
+    intermediate: str | None = None,
+    progress: ProgressFn | None = None,
+) -> Analysis:
+    """Measure ``dataset`` through ``model`` block by block and recommend a strategy.
+
+    Parameters
+    ----------
+    dataset : image folder, CSV manifest, NPZ file, or built-in name (``fashion-mnist``,
+        ``digits``, optionally ``NAME:K`` for K samples per class).
+    model : torchvision model name or ``timm:NAME``.
+    weights : None for the pretrained ImageNet weights from the torch hub cache,
+        a path to a local state dict, or ``"random"``.
+    sample : at most this many training-split images are measured (stratified).
+    image_size : input resolution; default is the weights' own.
+    source_data : optional dataset spec sampling the source domain (labels ignored)
+        for Frechet distance and domain-classifier accuracy per block.
+    """
+    from advisor.data import Preprocess, load_dataset, stratified_sample, stratified_split
+    from advisor.measure.blocks import block_profiles
+    from advisor.measure.collect import collect
+    from advisor.measure.size import size_profile
+    from advisor.measure.source import source_profile
+    from advisor.models import create_backbone
+
+    if not isinstance(sample, int) or sample < 2:
+        raise AdvisorError(f"bad sample size {sample!r}", "use --sample with an integer of at least 2, e.g. 1000")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    data = load_dataset(dataset, label_columns=label_columns, intermediate=intermediate, seed=seed)
+    task_i = data.tasks.index(data.primary_task)
+    split = stratified_split(data.labels[:, task_i], seed=seed)
+    size = size_profile(data, split)
+    fingerprint = data.fingerprint()
+    timings["data"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    backbone = create_backbone(model, weights, device=str(dev))
+    pp = backbone.preprocessing
+    pre = Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"])
+    if image_size is not None:
+        pre = Preprocess.for_image_size(pre, image_size)
+    timings["model"] = time.perf_counter() - t
+
+    train_labels = data.labels[split.train, task_i]
+    chosen = split.train[stratified_sample(train_labels, sample, seed)]
+
+    def stage(name):
+        return (lambda d, n: progress(name, d, n)) if progress else None
+
+    t = time.perf_counter()
+    col = collect(backbone, data, chosen, pre, device=dev, batch_size=batch_size, progress=stage("measure"))
+    timings["pass"] = time.perf_counter() - t
+    timings["forward"] = col.seconds["forward"]
+
+    source_pooled = None
+    if source_data is not None:
+        t = time.perf_counter()
+        src = load_dataset(source_data, seed=seed)
+        src_idx = stratified_sample(src.labels[:, src.tasks.index(src.primary_task)], min(sample, len(src)), seed)
+        source_pooled = collect(backbone, src, src_idx, pre, device=dev, batch_size=batch_size,
+                                with_bn=False, with_source=False, progress=stage("source")).pooled
+        timings["source_pass"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    blocks = block_profiles(col, backbone.block_names, data.tasks, seed=seed, source_pooled=source_pooled,
+                            progress=stage("metrics"))
+    source = source_profile(col.source_probs, col.labels[:, task_i]) if col.source_probs is not None else None
+    timings["metrics"] = time.perf_counter() - t
+
+    profile = Profile(
+        dataset=dataset,
+        fingerprint=fingerprint,
+        model=model,
+        weights=backbone.weights_id,
+        image_size=int(pre.crop_size),
+        primary_task=data.primary_task,
+        intermediate=data.intermediate,
+        size=size,
+        sample_size=int(len(chosen)),
+        seed=seed,
+        num_parameters=int(sum(p.numel() for p in backbone.parameters())),
+        blocks=blocks,
+        source=source,
+        source_data=source_data,
+    )
+    t = time.perf_counter()
+    adv = advise(profile)
+    timings["advise"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    profile.timings = {k: round(v, 4) for k, v in timings.items()}
+    return Analysis(profile=profile, advice=adv)

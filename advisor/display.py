@@ -1,0 +1,96 @@
+"""Readable tables for people (rich). Programs read the JSON instead."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from advisor.advise import Advice
+from advisor.measure.profile import Profile
+
+
+def _f(v, digits=3):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def size_table(profile: Profile) -> Table:
+    s = profile.size
+    t = Table(title=f"Dataset {profile.dataset}  (fingerprint {profile.fingerprint[:12]})", title_justify="left")
+    t.add_column("task")
+    t.add_column("samples", justify="right")
+    t.add_column("missing", justify="right")
+    t.add_column("classes", justify="right")
+    t.add_column("per class min / median / max", justify="right")
+    t.add_column("imbalance", justify="right")
+    for ts in s.tasks:
+        role = " (intermediate)" if ts.task == profile.intermediate else " (final)" if ts.task == profile.primary_task and len(s.tasks) > 1 else ""
+        t.add_row(ts.task + role, str(ts.n_labelled), str(ts.n_missing), str(ts.n_classes),
+                  f"{ts.min_per_class} / {ts.median_per_class:g} / {ts.max_per_class}", f"{ts.imbalance_ratio:.2f}")
+    t.caption = (f"{s.n_samples} images, input {'x'.join(map(str, s.input_shape))} (CxHxW); split train/val/test "
+                 f"{s.split['train']}/{s.split['val']}/{s.split['test']}; measured {profile.sample_size} "
+                 f"training images at {profile.image_size}px through {profile.model} ({profile.weights})")
+    return t
+
+
+def blocks_table(profile: Profile) -> Table:
+    task = profile.primary_task
+    knn = profile.block_values("knn_accuracy")
+    best = max(range(len(knn)), key=lambda i: (knn[i] if knn[i] is not None else -1, i))
+    with_source = any(b.frechet is not None for b in profile.blocks)
+    t = Table(title=f"Per block: shift from the source and transferability for '{task}'", title_justify="left")
+    for col, just in [("#", "right"), ("block", "left"), ("ch", "right"), ("BN shift", "right"),
+                      ("LogME", "right"), ("k-NN acc", "right"), ("ridge probe", "right")]:
+        t.add_column(col, justify=just)
+    if with_source:
+        t.add_column("Frechet", justify="right")
+        t.add_column("domain acc", justify="right")
+    for b in profile.blocks:
+        row = [str(b.index + 1), b.name + (" *" if b.index == best else ""), str(b.channels), _f(b.shift),
+               _f(b.logme.get(task)), _f(b.knn_accuracy.get(task)), _f(b.linear_probe_accuracy.get(task))]
+        if with_source:
+            row += [_f(b.frechet, 1), _f(b.domain_accuracy)]
+        t.add_row(*row)
+    cap = "* best block by k-NN accuracy. BN shift: symmetric KL (nats) of target moments vs BatchNorm running stats."
+    if profile.source:
+        s = profile.source
+        cap += (f"\nSource classifier ({s.num_source_classes} classes): LEEP {s.leep:.3f}, NCE {s.nce:.3f}, "
+                f"prediction entropy {s.entropy:.3f} nats ({s.entropy_normalised:.2f} of maximum)")
+    t.caption = cap
+    t.caption_justify = "left"
+    return t
+
+
+def advice_table(advice: Advice) -> Table:
+    params = ", ".join(f"{k}={v}" for k, v in advice.params.items())
+    t = Table(title=f"Advice: {advice.strategy}" + (f" ({params})" if params else "")
+              + f"   confidence {advice.confidence:.2f}", title_justify="left")
+    t.add_column("evidence")
+    t.add_column("value", justify="right")
+    t.add_column("threshold")
+    t.add_column("verdict")
+    for e in advice.evidence:
+        t.add_row(e.name, _f(e.value, 4), e.threshold, e.verdict)
+    lines = [advice.summary] + [f"- {r}" for r in advice.reasons] + [f"note: {n}" for n in advice.notes]
+    alts = "; ".join(
+        f"{i}. {a.strategy}" + (f" ({', '.join(f'{k}={v}' for k, v in a.params.items())})" if a.params else "") + f": {a.why}"
+        for i, a in enumerate(advice.alternatives, 1))
+    lines.append(f"alternatives: {alts}")
+    sp = advice.search_space
+    lines.append(f"search space: trainable blocks {sp.trainable_blocks[0]}..{sp.trainable_blocks[1]} of {sp.n_blocks}, "
+                 f"head lr {sp.head_lr[0]:g}..{sp.head_lr[1]:g}, backbone/head lr ratio {sp.lr_ratio[0]:g}..{sp.lr_ratio[1]:g}, "
+                 f"layer decay {sp.layer_decay[0]:g}..{sp.layer_decay[1]:g}, warm-up {sp.warmup}"
+                 + (f", probe blocks {', '.join(sp.probe_blocks)}" if sp.probe_blocks else ""))
+    t.caption = "\n".join(lines)
+    t.caption_justify = "left"
+    return t
+
+
+def print_analysis(analysis, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(size_table(analysis.profile))
+    console.print(blocks_table(analysis.profile))
+    console.print(advice_table(analysis.advice))

@@ -1,0 +1,170 @@
+"""One pass over a sample: every block's pooled output, BatchNorm input moments
+and the source classifier's predictions, from a single forward per batch.
+
+This is the only place analyze runs the network; everything in the Profile is
+computed from what this pass returns, so analyze costs one forward pass plus
+small linear algebra on pooled features.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from advisor.measure._bn_shift import MomentAccumulator
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class BNLayerMoments:
+    """Target per-channel input moments of one BatchNorm layer, with its running (source) statistics."""
+
+    name: str
+    target_mean: np.ndarray
+    target_var: np.ndarray
+    running_mean: np.ndarray
+    running_var: np.ndarray
+    eps: float
+
+
+@dataclass
+class Collected:
+    pooled: list[np.ndarray]  # per block: [n, C] float32, global-average-pooled block output
+    bn: list[list[BNLayerMoments]]  # per block: its BatchNorm layers, in forward order
+    source_probs: np.ndarray | None  # [n, Z] softmax of the source classifier, or None
+    labels: np.ndarray  # [n, T] int64, -1 = missing
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _bn_layers(block: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [
+        (name, m)
+        for name, m in block.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None
+    ]
+
+
+def _batches(dataset, indices: Sequence[int], preprocess, batch_size: int, pin: bool):
+    """Yield (images, labels) batches, preparing the next one in a thread while the caller computes."""
+
+    def make(chunk):
+        x = torch.stack([preprocess(dataset.load(int(i))) for i in chunk])
+        y = torch.as_tensor(dataset.labels[np.asarray(chunk, dtype=np.int64)])
+        return (x.pin_memory(), y) if pin else (x, y)
+
+    chunks = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+    if not chunks:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fut = pool.submit(make, chunks[0])
+        for nxt in chunks[1:]:
+            batch = fut.result()
+            fut = pool.submit(make, nxt)
+            yield batch
+        yield fut.result()
+
+
+@torch.no_grad()
+def collect(
+    backbone,
+    dataset,
+    indices: Sequence[int],
+    preprocess,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 64,
+    with_bn: bool = True,
+    with_source: bool = True,
+    progress: ProgressFn | None = None,
+) -> Collected:
+    """Run ``backbone`` once over ``dataset[indices]`` and gather what the metrics need.
+
+    Parameters
+    ----------
+    backbone : advisor.models.Backbone (eval mode, on ``device``)
+    dataset : advisor.data.TargetDataset
+    indices : item indices to measure
+    preprocess : callable PIL image -> float tensor [3, S, S]
+    progress : optional callback ``(images_done, images_total)``
+    """
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    blocks = list(backbone.blocks)
+    accs: list[list[tuple[str, nn.Module, MomentAccumulator]]] = []
+    hooks = []
+    for block in blocks:
+        layers = []
+        if with_bn:
+            for name, m in _bn_layers(block):
+                acc = MomentAccumulator()
+
+                def hook(mod, inputs, acc=acc):
+                    acc.update(inputs[0])
+
+                hooks.append(m.register_forward_pre_hook(hook))
+                layers.append((name, m, acc))
+        accs.append(layers)
+
+    pooled: list[list[torch.Tensor]] = [[] for _ in blocks]
+    probs: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    head = backbone.head if with_source else None
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+    t_forward = 0.0
+    t0 = time.perf_counter()
+    done = 0
+    try:
+        for x, y in _batches(dataset, list(indices), preprocess, batch_size, pin=cuda):
+            t1 = time.perf_counter()
+            x = x.to(device, non_blocking=True)
+            with autocast:
+                for i, block in enumerate(blocks):
+                    x = block(x)
+                    pooled[i].append(x.float().mean(dim=(2, 3)).cpu() if x.ndim == 4 else x.float().cpu())
+                if head is not None:
+                    probs.append(torch.softmax(head(x).float(), dim=1).cpu())
+            if cuda:
+                torch.cuda.synchronize(device)
+            t_forward += time.perf_counter() - t1
+            labels.append(y)
+            done += len(y)
+            if progress is not None:
+                progress(done, len(indices))
+    finally:
+        for h in hooks:
+            h.remove()
+    total = time.perf_counter() - t0
+
+    bn = []
+    for layers in accs:
+        out = []
+        for name, m, acc in layers:
+            if acc.count == 0:
+                continue
+            mean, var = acc.result()
+            out.append(
+                BNLayerMoments(
+                    name=name,
+                    target_mean=mean,
+                    target_var=var,
+                    running_mean=m.running_mean.detach().double().cpu().numpy(),
+                    running_var=m.running_var.detach().double().cpu().numpy(),
+                    eps=float(m.eps),
+                )
+            )
+        bn.append(out)
+    return Collected(
+        pooled=[torch.cat(p).numpy() for p in pooled],
+        bn=bn,
+        source_probs=torch.cat(probs).double().numpy() if probs else None,
+        labels=torch.cat(labels).numpy() if labels else np.zeros((0, dataset.labels.shape[1]), np.int64),
+        seconds={"pass": total, "forward": t_forward, "data_wait": total - t_forward},
+    )

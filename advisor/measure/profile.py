@@ -1,0 +1,98 @@
+"""The Profile: what analyze measured about a target dataset and a backbone.
+
+Plain dataclasses that write to and read from JSON (``advisor.serialize``).
+Units: accuracies are fractions in [0, 1]; LogME is log evidence per sample
+(nats); shifts are symmetric KL divergences in nats averaged over channels;
+LEEP and NCE are mean log-likelihoods (nats, <= 0); entropies in nats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TaskSize:
+    """Label statistics of one task (label column) over the whole dataset."""
+
+    task: str
+    n_labelled: int
+    n_missing: int
+    n_classes: int
+    per_class: dict[str, int]
+    min_per_class: int
+    median_per_class: float
+    max_per_class: int
+    imbalance_ratio: float  # max / min class count
+
+
+@dataclass
+class SizeProfile:
+    n_samples: int
+    input_shape: list[int]  # (channels, height, width) of the raw images, first item
+    split: dict[str, int]  # train / val / test item counts
+    tasks: list[TaskSize]
+
+    def task(self, name: str) -> TaskSize:
+        return next(t for t in self.tasks if t.task == name)
+
+
+@dataclass
+class BlockProfile:
+    """Measurements at the output of one backbone block."""
+
+    index: int
+    name: str
+    channels: int
+    n_bn_layers: int
+    shift: float | None  # target moments vs BN running stats (None: no BatchNorm)
+    logme: dict[str, float]  # per task
+    knn_accuracy: dict[str, float]  # per task, cross-validated
+    linear_probe_accuracy: dict[str, float]  # per task, cross-validated ridge probe
+    frechet: float | None = None  # only with --source-data
+    domain_accuracy: float | None = None
+    proxy_a_distance: float | None = None
+
+
+@dataclass
+class SourceProfile:
+    """Scores from the source classifier's predictions on the target sample."""
+
+    num_source_classes: int
+    leep: float
+    nce: float
+    entropy: float
+    entropy_normalised: float  # entropy / log(num_source_classes)
+
+
+@dataclass
+class Profile:
+    dataset: str
+    fingerprint: str
+    model: str
+    weights: str
+    image_size: int
+    primary_task: str
+    intermediate: str | None
+    size: SizeProfile
+    sample_size: int  # images measured (stratified from the train split)
+    seed: int
+    num_parameters: int
+    blocks: list[BlockProfile]
+    source: SourceProfile | None = None
+    source_data: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds
+
+    def block_values(self, metric: str, task: str | None = None) -> list[float | None]:
+        """One value per block for ``metric`` (a BlockProfile field); per-task metrics use ``task``."""
+        task = task or self.primary_task
+        out = []
+        for b in self.blocks:
+            v = getattr(b, metric)
+            out.append(v.get(task) if isinstance(v, dict) else v)
+        return out
+
+    def best_block(self, metric: str = "knn_accuracy", task: str | None = None) -> BlockProfile:
+        vals = self.block_values(metric, task)
+        best = max(range(len(vals)), key=lambda i: (vals[i] if vals[i] is not None else float("-inf"), i))
+        return self.blocks[best]

@@ -1,0 +1,105 @@
+"""The advice rules on hand-built Profiles whose measurements put them in known cells."""
+
+import math
+
+import pytest
+
+from advisor.advise import advise
+from advisor.advise import rules as R
+from advisor.measure.profile import BlockProfile, Profile, SizeProfile, SourceProfile
+from advisor.measure.size import task_size
+import numpy as np
+
+
+def make_profile(per_class, knn, shift=0.1, tasks=None, intermediate=None, params=3_500_000):
+    n_blocks = len(knn)
+    tasks = tasks or {"label": (per_class, knn)}
+    sizes, blocks = [], []
+    for t, (pc, _) in tasks.items():
+        labels = np.repeat(np.arange(10), pc)
+        sizes.append(task_size(t, labels, [str(i) for i in range(10)]))
+    for i in range(n_blocks):
+        blocks.append(BlockProfile(
+            index=i, name=f"b{i}", channels=16, n_bn_layers=1,
+            shift=shift if not isinstance(shift, list) else shift[i],
+            logme={t: curve[i] for t, (_, curve) in tasks.items()},
+            knn_accuracy={t: curve[i] for t, (_, curve) in tasks.items()},
+            linear_probe_accuracy={t: curve[i] for t, (_, curve) in tasks.items()},
+        ))
+    final = [t for t in tasks if t != intermediate][-1]
+    return Profile(dataset="x", fingerprint="f", model="m", weights="w", image_size=64, primary_task=final,
+                   intermediate=intermediate, size=SizeProfile(n_samples=10 * per_class, input_shape=[1, 8, 8],
+                   split={"train": 6, "val": 2, "test": 2}, tasks=sizes), sample_size=100, seed=0,
+                   num_parameters=params, blocks=blocks,
+                   source=SourceProfile(1000, -2.0, -1.5, 3.0, 0.5))
+
+
+RISING = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9]
+PEAKED = [0.3, 0.5, 0.8, 0.9, 0.8, 0.7, 0.65, 0.6]  # best at b3, last 30 points worse
+
+
+def test_small_similar_is_linear_probe():
+    a = advise(make_profile(10, RISING, shift=0.2))
+    assert a.strategy == "linear_probe"
+    assert a.search_space.trainable_blocks[0] == 0
+
+
+def test_small_with_early_features_is_svm_early_on_best_block():
+    a = advise(make_profile(10, PEAKED))
+    assert a.strategy == "svm_early"
+    assert a.params == {"block": "b3"}
+    assert any("Early features" in n and "b3" in n for n in a.notes)
+    assert a.alternatives[0].strategy == "last_k" and a.alternatives[0].params["k"] == 8 - 1 - 3
+
+
+def test_medium_is_last_k_and_difference_raises_k():
+    similar = advise(make_profile(100, RISING, shift=0.2))
+    different = advise(make_profile(100, RISING, shift=5.0))
+    assert similar.strategy == different.strategy == "last_k"
+    assert similar.params["k"] == math.ceil(0.15 * 8) == 2
+    assert different.params["k"] == math.ceil(8 / 3) == 3
+    early = advise(make_profile(100, PEAKED, shift=0.2))
+    assert early.params["k"] == 8 - 1 - 3
+
+
+def test_large_is_full_finetune_with_warmup_when_features_are_good():
+    a = advise(make_profile(1000, RISING))
+    assert a.strategy == "full_finetune" and a.params == {"warmup": True}
+    weak = advise(make_profile(1000, [0.1, 0.12, 0.13, 0.14, 0.15, 0.16, 0.17, 0.15]))
+    assert weak.params == {"warmup": False}
+
+
+def test_thresholds_are_the_boundaries():
+    below = advise(make_profile(R.SMALL_PER_CLASS - 1, RISING))
+    at = advise(make_profile(R.SMALL_PER_CLASS, RISING))
+    assert below.strategy == "linear_probe" and at.strategy == "last_k"
+    assert advise(make_profile(R.LARGE_PER_CLASS - 1, RISING)).strategy == "last_k"
+    assert advise(make_profile(R.LARGE_PER_CLASS, RISING)).strategy == "full_finetune"
+
+
+def test_confidence_grows_with_distance_from_threshold():
+    near = advise(make_profile(R.SMALL_PER_CLASS - 2, RISING)).confidence
+    far = advise(make_profile(2, RISING)).confidence
+    assert 0.35 <= near < far <= 0.95
+
+
+def test_multi_task_when_conditions_hold_and_named_when_not():
+    tasks = {"a": (100, RISING), "b": (90, [v * 0.9 for v in RISING])}
+    a = advise(make_profile(100, RISING, tasks=tasks))
+    assert a.strategy == "multi_task" and a.params["tasks"] == ["a", "b"]
+    unbalanced = {"a": (100, RISING), "b": (10, RISING)}
+    b = advise(make_profile(100, RISING, tasks=unbalanced))
+    assert b.strategy != "multi_task"
+    assert any("unbalanced" in n for n in b.notes)
+    small_net = advise(make_profile(100, RISING, tasks=tasks, params=500_000))
+    assert small_net.strategy != "multi_task" and any("network is small" in n for n in small_net.notes)
+
+
+def test_pipeline_when_intermediate_labels_exist():
+    tasks = {"z": (200, RISING), "y": (20, RISING)}
+    a = advise(make_profile(20, RISING, tasks=tasks, intermediate="z"))
+    assert a.strategy == "pipeline_vs_end_to_end"
+    assert a.params == {"intermediate": "z", "final": "y", "prefer": "pipeline"}
+    big = {"z": (600, RISING), "y": (600, RISING)}
+    b = advise(make_profile(600, RISING, tasks=big, intermediate="z"))
+    assert b.params["prefer"] == "end_to_end"
