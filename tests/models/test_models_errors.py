@@ -1,0 +1,132 @@
+"""Every bad input is an AdvisorError with a one-line message naming problem and fix."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import torch
+from torchvision.models import get_model
+
+import advisor.models._weights as weights_mod
+from advisor.models import create_backbone
+from tests.models._helpers import raises_one_line
+
+
+def test_unknown_model():
+    with raises_one_line("unknown model 'foo'", "mobilenet_v2", "resnet18", "timm:NAME"):
+        create_backbone("foo", weights="random")
+
+
+def test_unknown_timm_model():
+    with raises_one_line("unknown timm model 'not_a_real_net'", "timm:resnet18"):
+        create_backbone("timm:not_a_real_net", weights="random")
+
+
+@pytest.fixture
+def empty_torch_home(tmp_path, monkeypatch):
+    home = tmp_path / "torch_home"
+    home.mkdir()
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # restored by monkeypatch afterwards
+    return os.path.join(str(home), "hub", "checkpoints")
+
+
+def test_missing_pretrained_file_offline(empty_torch_home, monkeypatch):
+    """No cached file and no network: a fast, clear error naming the file and the folder."""
+    monkeypatch.setattr(weights_mod, "host_reachable", lambda *a, **k: False)
+    start = time.monotonic()
+    with raises_one_line("pretrained weights for resnet18 not found", "resnet18-", empty_torch_home, "--weights PATH"):
+        create_backbone("resnet18")
+    assert time.monotonic() - start < 10
+
+
+def test_missing_pretrained_file_real_connectivity_check(empty_torch_home):
+    """Without patching: on this offline machine the real check must fail fast (skipped when online)."""
+    if weights_mod.host_reachable("download.pytorch.org"):
+        pytest.skip("network reachable: torchvision would download instead")
+    start = time.monotonic()
+    with raises_one_line("resnet18-", empty_torch_home):
+        create_backbone("resnet18")
+    assert time.monotonic() - start < 10
+
+
+def test_missing_timm_pretrained(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(weights_mod, "host_reachable", lambda *a, **k: False)
+    start = time.monotonic()
+    with raises_one_line("pretrained weights for timm:resnet18 not found", "--weights PATH"):
+        create_backbone("timm:resnet18")
+    assert time.monotonic() - start < 10
+    assert constants.HF_HUB_OFFLINE is False or os.environ.get("HF_HUB_OFFLINE")
+
+
+def test_missing_weights_path(tmp_path):
+    missing = str(tmp_path / "nope.pth")
+    with raises_one_line(f"weights file {missing} not found", "--weights"):
+        create_backbone("resnet18", weights=missing)
+
+
+def test_garbage_weights_file(tmp_path):
+    path = tmp_path / "garbage.pth"
+    path.write_bytes(b"this is not a checkpoint\n" * 10)
+    with raises_one_line(f"cannot read weights file {path}", "state_dict"):
+        create_backbone("resnet18", weights=str(path))
+
+
+def test_weights_file_not_a_state_dict(tmp_path):
+    path = tmp_path / "list.pth"
+    torch.save([1, 2, 3], path)
+    with raises_one_line("not a state dict"):
+        create_backbone("resnet18", weights=str(path))
+    path2 = tmp_path / "mixed.pth"
+    torch.save({"a": torch.zeros(1), "b": "text"}, path2)
+    with raises_one_line("not a state dict"):
+        create_backbone("resnet18", weights=str(path2))
+
+
+def test_pickled_module_is_refused(tmp_path):
+    path = tmp_path / "module.pth"
+    torch.save(torch.nn.Linear(2, 2), path)
+    with raises_one_line(f"cannot read weights file {path}"):
+        create_backbone("resnet18", weights=str(path))
+
+
+def test_mismatched_state_dict(tmp_path):
+    path = tmp_path / "r18.pth"
+    torch.save(get_model("resnet18", weights=None).state_dict(), path)
+    with raises_one_line("does not fit resnet34", "keys mismatched", "missing layer"):
+        create_backbone("resnet34", weights=str(path))
+
+
+def test_state_dict_with_extra_and_reshaped_keys(tmp_path):
+    sd = get_model("resnet18", weights=None).state_dict()
+    sd["extra.weight"] = torch.zeros(3)
+    sd["conv1.weight"] = torch.zeros(64, 3, 3, 3)
+    path = tmp_path / "odd.pth"
+    torch.save(sd, path)
+    with raises_one_line("2 keys mismatched", "unexpected extra.weight", "conv1.weight"):
+        create_backbone("resnet18", weights=str(path))
+
+
+def test_cuda_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with raises_one_line("CUDA is not available", "--device cpu"):
+        create_backbone("resnet18", weights="random", device="cuda")
+    bb = create_backbone("mobilenet_v3_small", weights="random", device="auto")
+    assert bb.device.type == "cpu"
+
+
+def test_unknown_device():
+    with raises_one_line("device 'tpu'", "cpu, cuda"):
+        create_backbone("resnet18", weights="random", device="tpu")
+
+
+def test_unknown_block_name():
+    bb = create_backbone("mobilenet_v3_small", weights="random")
+    assert bb.block_index("ir3") == 3
+    with raises_one_line("unknown block 'layer9'", "stem", "conv_last"):
+        bb.block_index("layer9")
