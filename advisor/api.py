@@ -42,18 +42,6 @@ class Analysis:
                                "write one with advisor analyze ... --json PATH") from None
 
 
-def resolve_device(device: str):
-    import torch
-
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise AdvisorError(f"unknown device '{device}'", "use auto, cpu or cuda")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise AdvisorError("--device cuda asked for, but no CUDA GPU is available", "use --device cpu or auto")
-    return torch.device(device)
-
-
 def analyze(
     dataset: str,
     model: str = "mobilenet_v2",
@@ -88,7 +76,7 @@ def analyze(
     from advisor.measure.collect import collect
     from advisor.measure.size import size_profile
     from advisor.measure.source import source_profile
-    from advisor.models import create_backbone
+    from advisor.models import create_backbone, resolve_device
 
     if not isinstance(sample, int) or sample < 2:
         raise AdvisorError(f"bad sample size {sample!r}", "use --sample with an integer of at least 2, e.g. 1000")

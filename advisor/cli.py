@@ -96,7 +96,10 @@ def _usage(msg: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _build().parse_args(argv)
+    try:
+        args = _build().parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error already reported in one line
+        return int(e.code or 0)
     from advisor.errors import AdvisorError
 
     try:

@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from advisor.api import analyze, resolve_device
+from advisor.api import analyze
 from advisor.data import Preprocess, load_dataset, stratified_sample, stratified_split
-from advisor.models import create_backbone
+from advisor.models import create_backbone, resolve_device
 
 
 @torch.no_grad()

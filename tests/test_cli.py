@@ -1,0 +1,133 @@
+"""The CLI end to end on real data with real pretrained weights, and every error path."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from advisor.api import Analysis
+from advisor.advise import STRATEGIES
+from advisor.cli import main
+
+FMNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_analyze_digits_end_to_end_with_pretrained_mobilenet(tmp_path, capsys):
+    out_json = tmp_path / "a.json"
+    code, out, err = run_cli(["analyze", "digits", "--model", "mobilenet_v2", "--sample", "200",
+                              "--image-size", "32", "--json", str(out_json), "--quiet"], capsys)
+    assert code == 0, err
+    assert "Per block" in out and "Advice:" in out and "conv_last" in out
+    a = Analysis.load(out_json)
+    assert a.profile.weights == "IMAGENET1K_V1"
+    assert a.profile.sample_size == 200
+    assert [b.name for b in a.profile.blocks][:2] == ["stem", "ir1"] and len(a.profile.blocks) == 19
+    assert a.advice.strategy in STRATEGIES
+    # real measurements: every MobileNetV2 block has BatchNorm and a finite shift, k-NN well above chance
+    assert all(b.shift is not None and b.shift >= 0 for b in a.profile.blocks)
+    assert max(b.knn_accuracy["label"] for b in a.profile.blocks) > 0.5
+    assert a.profile.source.num_source_classes == 1000
+    assert a.profile.size.tasks[0].n_classes == 10 and a.profile.size.n_samples == 1797
+    data = json.loads(out_json.read_text())
+    assert data["advice"]["strategy"] == a.advice.strategy
+
+
+@pytest.mark.skipif(not FMNIST.exists(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_analyze_fashion_mnist_subset_console_script(tmp_path):
+    """The installed console script, in a fresh process, on real Fashion-MNIST."""
+    exe = Path(sys.executable).parent / "advisor"
+    out_json = tmp_path / "f.json"
+    r = subprocess.run([str(exe), "analyze", "fashion-mnist:20", "--sample", "120", "--image-size", "48",
+                        "--json", str(out_json)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    a = Analysis.load(out_json)
+    assert a.profile.size.n_samples == 200
+    assert a.profile.size.tasks[0].median_per_class == 20
+    assert a.advice.strategy in ("linear_probe", "svm_early")  # 20 per class is small
+    assert "Advice:" in r.stdout
+
+
+def _one_line_error(code, err, *needles):
+    assert code == 2
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("advisor: error:")
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def _write_png(path, value=128, size=(16, 16)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full(size, value, np.uint8)).save(path)
+
+
+def test_missing_path(capsys, tmp_path):
+    code, _, err = run_cli(["analyze", str(tmp_path / "nope")], capsys)
+    _one_line_error(code, err, "nope")
+
+
+def test_empty_folder(capsys, tmp_path):
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    code, _, err = run_cli(["analyze", str(tmp_path / "data")], capsys)
+    _one_line_error(code, err)
+
+
+def test_single_class(capsys, tmp_path):
+    for i in range(3):
+        _write_png(tmp_path / "data" / "cat" / f"{i}.png")
+    code, _, err = run_cli(["analyze", str(tmp_path / "data")], capsys)
+    _one_line_error(code, err, "cat")
+
+
+def test_unreadable_image(capsys, tmp_path):
+    for c in ("a", "b"):
+        for i in range(4):
+            _write_png(tmp_path / "data" / c / f"{i}.png", value=40 * i)
+    (tmp_path / "data" / "b" / "9.png").write_bytes(b"not a png at all")
+    code, _, err = run_cli(["analyze", str(tmp_path / "data"), "--image-size", "32", "--quiet"], capsys)
+    _one_line_error(code, err, "9.png")
+
+
+def test_unknown_model(capsys):
+    code, _, err = run_cli(["analyze", "digits", "--model", "notanet"], capsys)
+    _one_line_error(code, err, "notanet")
+
+
+def test_missing_weights_names_file_and_folder(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torchhome"))
+    code, _, err = run_cli(["analyze", "digits", "--model", "resnet18"], capsys)
+    _one_line_error(code, err, "resnet18-", str(tmp_path / "torchhome"))
+
+
+def test_missing_weights_path(capsys, tmp_path):
+    code, _, err = run_cli(["analyze", "digits", "--weights", str(tmp_path / "w.pth")], capsys)
+    _one_line_error(code, err, "w.pth")
+
+
+@pytest.mark.parametrize("size", ["0", "4", "abc"])
+def test_bad_image_size(capsys, size):
+    code, _, err = run_cli(["analyze", "digits", "--image-size", size], capsys)
+    _one_line_error(code, err)
+
+
+def test_bad_sample(capsys):
+    code, _, err = run_cli(["analyze", "digits", "--sample", "1"], capsys)
+    _one_line_error(code, err, "sample")
+
+
+def test_nothing_written_on_error(capsys, tmp_path):
+    out_json = tmp_path / "a.json"
+    code, _, _ = run_cli(["analyze", "digits", "--model", "notanet", "--json", str(out_json)], capsys)
+    assert code == 2 and not out_json.exists()
