@@ -55,14 +55,13 @@ def _build() -> argparse.ArgumentParser:
 
 
 def _analyze(args) -> int:
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from advisor.api import analyze
-    from advisor.display import print_analysis
+    from advisor.display import make_console, print_analysis
 
-    console = Console()
-    err = Console(stderr=True)
+    console = make_console()
+    err = make_console(stderr=True)
     if args.batch_size < 1:
         raise _usage(f"bad --batch-size {args.batch_size}: use a positive integer, e.g. 64")
     labels = [c.strip() for c in args.labels.split(",") if c.strip()] if args.labels else None

@@ -89,8 +89,16 @@ def advice_table(advice: Advice) -> Table:
     return t
 
 
+def make_console(stderr: bool = False) -> Console:
+    """A console that stays 120 columns wide when output goes to a file or pipe."""
+    c = Console(stderr=stderr)
+    if not c.is_terminal:
+        c = Console(stderr=stderr, width=120)
+    return c
+
+
 def print_analysis(analysis, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or make_console()
     console.print(size_table(analysis.profile))
     console.print(blocks_table(analysis.profile))
     console.print(advice_table(analysis.advice))

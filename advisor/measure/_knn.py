@@ -22,6 +22,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
 from advisor.errors import AdvisorError
+from advisor.measure._labels import encode_labels
 
 
 def _check_inputs(features, labels) -> tuple[np.ndarray, np.ndarray, int]:
@@ -38,12 +39,7 @@ def _check_inputs(features, labels) -> tuple[np.ndarray, np.ndarray, int]:
     if x.shape[0] < 4:
         raise AdvisorError(f"only {x.shape[0]} samples; cross-validation needs at least 4",
                            "pass more samples")
-    _, idx = np.unique(y, return_inverse=True)
-    idx = idx.reshape(-1)
-    n_classes = int(idx.max()) + 1
-    if n_classes < 2:
-        raise AdvisorError("labels contain a single class; need at least 2",
-                           "use a target dataset with two or more classes")
+    idx, n_classes = encode_labels(y, x.shape[0])
     return x, idx, n_classes
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from advisor.errors import AdvisorError
+from advisor.measure._labels import encode_labels
 
 
 def _check_probs(source_probs, name: str = "source_probs") -> np.ndarray:
@@ -49,16 +50,7 @@ def leep(source_probs, labels) -> float:
     """
     theta = _check_probs(source_probs)
     n = theta.shape[0]
-    y = np.asarray(labels)
-    if y.ndim != 1 or y.shape[0] != n:
-        raise AdvisorError(f"labels must have shape [{n}] to match source_probs, got {y.shape}",
-                           "pass one label per sample")
-    _, idx = np.unique(y, return_inverse=True)
-    idx = idx.reshape(-1)
-    n_classes = int(idx.max()) + 1
-    if n_classes < 2:
-        raise AdvisorError("labels contain a single class; need at least 2",
-                           "use a target dataset with two or more classes")
+    idx, n_classes = encode_labels(labels, n)
     onehot = np.zeros((n, n_classes))
     onehot[np.arange(n), idx] = 1.0
     joint = (onehot.T @ theta) / n        # P(y, z) = mean_i theta_z(x_i) [y_i = y], [C, Z]
