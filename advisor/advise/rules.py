@@ -116,6 +116,9 @@ def advise(profile: Profile) -> Advice:
                                  "near 1: target looks like no source class", "informative only"))
 
     notes = []
+    if profile.weights == "random":
+        notes.append("The backbone has random weights: there is no source domain, so the BN shift and the "
+                     "source scores say nothing about transfer; only the size rules are meaningful.")
     if gap > EARLY_FEATURE_MARGIN:
         notes.append(
             f"Early features: block {best.name} (#{best_i + 1} of {n}) separates the classes better than the last "
