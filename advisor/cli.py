@@ -51,7 +51,121 @@ def _build() -> argparse.ArgumentParser:
     a.add_argument("--json", metavar="PATH", default=None, help="write Profile and Advice as JSON")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=_analyze)
+
+    t = sub.add_parser("train", help="train one strategy and report validation and test metrics",
+                       description="Run one transfer-learning strategy on a dataset: linear_probe, svm_early, "
+                                   "last_k, full_finetune, multi_task or pipeline_vs_end_to_end.")
+    t.add_argument("dataset", metavar="DATASET", help="as for analyze, plus fashion-pairs and fashion-chain")
+    t.add_argument("--model", default="mobilenet_v2")
+    t.add_argument("--weights", metavar="PATH", default=None)
+    t.add_argument("--strategy", required=True, metavar="NAME",
+                   help="linear_probe, svm_early, last_k, full_finetune, multi_task, pipeline_vs_end_to_end")
+    t.add_argument("--image-size", type=int, default=None, metavar="S")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--labels", metavar="COL[,COL...]", default=None)
+    t.add_argument("--intermediate", metavar="COL", default=None)
+    t.add_argument("--cache-dir", metavar="DIR", default=None,
+                   help="activation cache (default $ADVISOR_CACHE or ~/.cache/advisor/activations)")
+    t.add_argument("--no-cache", action="store_true", help="recompute the frozen part every time")
+    t.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
+    g = t.add_argument_group("strategy parameters (only those given are passed; the rest keep their defaults)")
+    g.add_argument("--k", type=int, help="last_k: number of top blocks that train")
+    g.add_argument("--block", help="svm_early: block name or index")
+    g.add_argument("--C", dest="C", type=float, help="probes: inverse regularisation")
+    g.add_argument("--head-lr", type=float)
+    g.add_argument("--lr-ratio", type=float, help="backbone learning rate / head learning rate")
+    g.add_argument("--layer-decay", type=float, help="rate multiplier from one block to the one below")
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--patience", type=int, help="early stopping patience in epochs")
+    g.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=None,
+                   help="full_finetune: linear-probe warm-up of the head first (LP-FT)")
+    g.add_argument("--warmup-epochs", type=int)
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--tasks", help="multi_task: comma-separated label columns")
+    g.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other strategy parameter (value read as YAML: 3, 0.1, true, [a, b])")
+    t.add_argument("--json", metavar="PATH", default=None, help="write the result as JSON")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
     return p
+
+
+_PARAM_FLAGS = ("k", "block", "C", "head_lr", "lr_ratio", "layer_decay", "weight_decay", "epochs", "batch_size",
+                "patience", "warmup", "warmup_epochs", "augment", "tasks")
+
+
+def _train_params(args) -> dict:
+    import yaml
+
+    params = {}
+    for name in _PARAM_FLAGS:
+        v = getattr(args, name)
+        if v is not None:
+            params[name] = [x.strip() for x in v.split(",") if x.strip()] if name == "tasks" else v
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise _usage(f"bad --param '{item}': use KEY=VALUE, e.g. --param dropout=0.1")
+        try:
+            params[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise _usage(f"bad --param value in '{item}': write a number, true/false, a word or [a, b]") from None
+    return params
+
+
+def _train(args) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from advisor.display import make_console
+    from advisor.serialize import write_json
+    from advisor.train import make_context, run_strategy
+
+    console, err = make_console(), make_console(stderr=True)
+    params = _train_params(args)
+    labels = [c.strip() for c in args.labels.split(",") if c.strip()] if args.labels else None
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, disable=args.quiet) as bar:
+        tasks = {}
+
+        def progress(stage, done, total):
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        def on_epoch(epoch, val):
+            if not args.quiet:
+                err.print(f"epoch {epoch}: validation accuracy {val:.4f}")
+
+        ctx = make_context(args.dataset, args.model, weights=args.weights, image_size=args.image_size,
+                           device=args.device, seed=args.seed, cache_dir=False if args.no_cache else args.cache_dir,
+                           label_columns=labels, intermediate=args.intermediate, workers=args.workers,
+                           progress=progress)
+        result = run_strategy(ctx, args.strategy, params, on_epoch)
+    tab = Table(title=f"{result.strategy} on {args.dataset} with {args.model}", title_justify="left")
+    for col in ("split", "accuracy", "macro-F1"):
+        tab.add_column(col, justify="right" if col != "split" else "left")
+    tab.add_row("validation", f"{result.val_accuracy:.4f}", f"{result.val_macro_f1:.4f}")
+    tab.add_row("test", f"{result.test_accuracy:.4f}", f"{result.test_macro_f1:.4f}")
+    tab.caption = (f"params {result.params}\ntrainable parameters {result.trainable_params:,}; wall time "
+                   f"{result.wall_time:.1f} s; best epoch {result.best_epoch} of {len(result.history)}")
+    tab.caption_justify = "left"
+    console.print(tab)
+    if result.per_task:
+        pt = Table(title="per task", title_justify="left")
+        for col in ("task", "metric", "value"):
+            pt.add_column(col)
+        for task, m in result.per_task.items():
+            for k, v in m.items():
+                pt.add_row(task, k, f"{v:.4f}" if isinstance(v, float) else str(v))
+        console.print(pt)
+    if args.json:
+        write_json(result, args.json)
+        console.print(f"wrote {args.json}")
+    return 0
 
 
 def _analyze(args) -> int:

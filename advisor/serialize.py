@@ -30,6 +30,8 @@ def to_dict(obj: Any) -> Any:
         return {str(k): to_dict(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
+    if hasattr(obj, "tolist") and getattr(obj, "ndim", 0) > 0:  # NumPy / torch array
+        return to_dict(obj.tolist())
     if hasattr(obj, "item") and callable(obj.item):  # NumPy / torch scalar
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):

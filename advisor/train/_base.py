@@ -1,0 +1,91 @@
+"""What every trainer shares: the context it runs in, the per-epoch callback, and its result.
+
+One entry point (``advisor.train.train``) dispatches to one trainer per strategy file
+(``_probe.py``, ``_finetune.py``, ``_multitask.py``, ``_pipeline.py``). Each trainer is
+a function ``run(ctx: TrainContext, params: dict, callback: EpochCallback | None) -> TrainResult``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+class TrainingPruned(Exception):
+    """Raised by an epoch callback to stop a run early (a search pruner's decision)."""
+
+
+# callback(epoch (1-based), validation metric (accuracy in [0, 1], of the primary task)).
+# It may raise TrainingPruned; the trainer lets that propagate after releasing memory.
+EpochCallback = Callable[[int, float], None]
+
+
+@dataclass
+class EpochRecord:
+    epoch: int  # 1-based
+    train_loss: float
+    val_accuracy: float
+    val_loss: float | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class TrainResult:
+    """The result of one training run. Accuracies and macro-F1 are fractions in [0, 1]."""
+
+    strategy: str
+    params: dict[str, Any]  # the parameters actually used, defaults filled in
+    val_accuracy: float  # at the best epoch (early stopping picks it)
+    test_accuracy: float  # evaluated once, with the best epoch's weights
+    val_macro_f1: float
+    test_macro_f1: float
+    history: list[EpochRecord]
+    wall_time: float  # seconds, whole run including feature extraction / cache reads
+    trainable_params: int
+    best_epoch: int = 0  # 0 for closed-form fits (probes)
+    per_task: dict[str, dict[str, float]] = field(default_factory=dict)  # multi-task: task -> metrics
+    extra: dict[str, Any] = field(default_factory=dict)  # strategy-specific (comparisons, learning curve)
+
+
+@dataclass
+class TrainContext:
+    """Everything a trainer needs, built once by ``advisor.train.train`` (or by a search, once per study).
+
+    ``dataset`` is an advisor.data.TargetDataset, ``split`` an advisor.data.Split,
+    ``backbone`` a *fresh* advisor.models.Backbone (trainers may modify it),
+    ``make_backbone`` builds another fresh copy, ``preprocess`` an advisor.data.Preprocess,
+    ``cache`` an advisor.train.cache.ActivationCache (or None for no caching).
+    """
+
+    dataset: Any
+    split: Any
+    backbone: Any
+    make_backbone: Callable[[], Any]
+    preprocess: Any
+    device: Any  # torch.device
+    seed: int = 0
+    cache: Any = None
+    progress: Callable[[str, int, int], None] | None = None  # (stage, done, total)
+    workers: int = 0
+
+    @property
+    def task_index(self) -> int:
+        return self.dataset.tasks.index(self.dataset.primary_task)
+
+    def labels(self, indices: np.ndarray, task: str | None = None) -> np.ndarray:
+        j = self.task_index if task is None else self.dataset.tasks.index(task)
+        return self.dataset.labels[np.asarray(indices, dtype=np.int64), j]
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Macro-averaged F1 over the classes present in ``y_true`` (sklearn's definition)."""
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y_true, y_pred, average="macro", labels=np.unique(y_true), zero_division=0))
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred))) if len(y_true) else float("nan")
