@@ -150,10 +150,10 @@ def _train(args) -> int:
         tab.add_column(col, justify="right" if col != "split" else "left")
     tab.add_row("validation", f"{result.val_accuracy:.4f}", f"{result.val_macro_f1:.4f}")
     tab.add_row("test", f"{result.test_accuracy:.4f}", f"{result.test_macro_f1:.4f}")
-    tab.caption = (f"params {result.params}\ntrainable parameters {result.trainable_params:,}; wall time "
-                   f"{result.wall_time:.1f} s; best epoch {result.best_epoch} of {len(result.history)}")
-    tab.caption_justify = "left"
     console.print(tab)
+    console.print(f"params {result.params}")
+    console.print(f"trainable parameters {result.trainable_params:,}; wall time {result.wall_time:.1f} s; "
+                  f"best epoch {result.best_epoch} of {len(result.history)}")
     if result.per_task:
         pt = Table(title="per task", title_justify="left")
         for col in ("task", "metric", "value"):

@@ -14,6 +14,7 @@ from typing import Sequence
 from advisor.data._base import ArrayDataset, FileDataset, TargetDataset, check_usable
 from advisor.data.arrays import load_npz
 from advisor.data.builtin import BUILTIN_DATASETS, load_builtin, parse_builtin_spec
+from advisor.data.examples import EXAMPLE_DATASETS, load_example, parse_example_spec
 from advisor.data.folder import IMAGE_EXTENSIONS, load_folder
 from advisor.data.manifest import load_manifest
 from advisor.data.split import Split, stratified_sample, stratified_split
@@ -36,12 +37,15 @@ __all__ = [
     "TorchView",
     "with_image_size",
     "BUILTIN_DATASETS",
+    "EXAMPLE_DATASETS",
+    "load_example",
     "IMAGE_EXTENSIONS",
 ]
 
 _KINDS = "an image folder, a .csv manifest, a .npz file or one of: " + ", ".join(
     BUILTIN_DATASETS
 )
+_KINDS += ", " + ", ".join(EXAMPLE_DATASETS)  # the example datasets (advisor.data.examples)
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -67,6 +71,8 @@ def load_dataset(
     class), a ``.csv`` manifest or a ``.npz`` file. ``label_columns`` picks label
     columns (CSV columns or NPZ task names); ``intermediate`` marks one label column
     as the intermediate label ``z`` of ``x -> z -> y``. ``seed`` drives ``NAME:K``.
+    The example datasets ``fashion-pairs`` and ``fashion-chain`` (``NAME`` or ``NAME:K``; see
+    advisor.data.examples) load like builtin names; ``seed`` drives how they are drawn.
     """
     name = os.fspath(spec)
     text = name.strip()
@@ -74,6 +80,11 @@ def load_dataset(
         label_columns = [label_columns]
     if not text:
         raise AdvisorError("empty dataset spec", f"pass {_KINDS}")
+
+    if parse_example_spec(text) is not None:  # fashion-pairs, fashion-chain; AdvisorError on a bad :K
+        ds = load_example(text, seed=seed)
+        ds.name = name
+        return _select(ds, label_columns, intermediate, text)
 
     parsed = parse_builtin_spec(text)  # AdvisorError on a bad :K
     if parsed is not None:
@@ -86,6 +97,9 @@ def load_dataset(
         if _looks_like_path(text):
             raise AdvisorError(f"no such dataset path: {text}", f"pass {_KINDS}")
         close = difflib.get_close_matches(text.split(":")[0].lower(), list(BUILTIN_DATASETS), n=1)
+        close = difflib.get_close_matches(  # best match among builtin and example names
+            text.split(":")[0].lower(), list(BUILTIN_DATASETS) + list(EXAMPLE_DATASETS), n=1
+        )
         hint = f"did you mean {close[0]}? Or " if close else ""
         raise AdvisorError(
             f"unknown dataset {text!r} (not a built-in name nor an existing path)",

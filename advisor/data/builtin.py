@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.data._base import ArrayDataset, check_usable
+from advisor.data.examples import load_example, parse_example_spec  # fashion-pairs, fashion-chain
 from advisor.errors import AdvisorError
 
 BUILTIN_DATASETS: dict[str, str] = {
@@ -161,6 +162,8 @@ def per_class_sample(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
 
 def load_builtin(spec: str, *, seed: int = 0) -> ArrayDataset:
     """Load a builtin dataset; ``NAME:K`` keeps a seeded stratified ``K`` per class."""
+    if parse_example_spec(spec) is not None:  # the example datasets of advisor.data.examples
+        return load_example(spec, seed=seed)
     parsed = parse_builtin_spec(spec)
     if parsed is None:
         raise AdvisorError(
