@@ -88,6 +88,8 @@ def _build() -> argparse.ArgumentParser:
     g.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="any other strategy parameter (value read as YAML: 3, 0.1, true, [a, b])")
     t.add_argument("--json", metavar="PATH", default=None, help="write the result as JSON")
+    t.add_argument("--save", metavar="PATH", default=None,
+                   help="save the trained model (one PyTorch file; load with advisor.train.load_model)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
     return p
@@ -126,6 +128,9 @@ def _train(args) -> int:
 
     console, err = make_console(), make_console(stderr=True)
     params = _train_params(args)
+    for flag, path in (("--save", args.save), ("--json", args.json)):
+        if path:  # refuse an unwritable output before any training, not after it
+            _check_writable(flag, path)
     labels = [c.strip() for c in args.labels.split(",") if c.strip()] if args.labels else None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, disable=args.quiet) as bar:
@@ -154,18 +159,33 @@ def _train(args) -> int:
     console.print(f"params {result.params}")
     console.print(f"trainable parameters {result.trainable_params:,}; wall time {result.wall_time:.1f} s; "
                   f"best epoch {result.best_epoch} of {len(result.history)}")
-    if result.per_task:
-        pt = Table(title="per task", title_justify="left")
-        for col in ("task", "metric", "value"):
-            pt.add_column(col)
-        for task, m in result.per_task.items():
-            for k, v in m.items():
-                pt.add_row(task, k, f"{v:.4f}" if isinstance(v, float) else str(v))
-        console.print(pt)
+    from advisor.display import print_train_extra
+
+    print_train_extra(result, console)
     if args.json:
         write_json(result, args.json)
         console.print(f"wrote {args.json}")
+    if args.save:
+        from advisor.train.export import save_model
+
+        save_model(result, args.save, model_name=args.model, weights=args.weights, preprocess=ctx.preprocess,
+                   dataset_name=ctx.dataset.name, classes=ctx.dataset.classes)
+        console.print(f"saved the model to {args.save}")
     return 0
+
+
+def _check_writable(flag: str, path: str) -> None:
+    import os
+    from pathlib import Path
+
+    parent = Path(path).expanduser().resolve().parent
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if Path(path).is_dir():
+        raise _usage(f"{flag} {path} is a folder", f"pass a file path, e.g. {Path(path) / 'model.pt'}")
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise _usage(f"{flag} {path}: folder {parent} cannot be written", "pass a path in a writable folder")
 
 
 def _analyze(args) -> int:
@@ -202,10 +222,10 @@ def _analyze(args) -> int:
     return 0
 
 
-def _usage(msg: str):
+def _usage(msg: str, fix: str = ""):
     from advisor.errors import AdvisorError
 
-    return AdvisorError(msg)
+    return AdvisorError(msg, fix) if fix else AdvisorError(msg)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,3 +102,52 @@ def print_analysis(analysis, console: Console | None = None) -> None:
     console.print(size_table(analysis.profile))
     console.print(blocks_table(analysis.profile))
     console.print(advice_table(analysis.advice))
+
+
+def print_train_extra(result, console: Console) -> None:
+    """The strategy-specific tables of a TrainResult: per-task metrics, the separate-model
+    comparison of multi_task, and pipeline against end-to-end with the learning curve."""
+    ex = result.extra or {}
+    if result.strategy == "multi_task":
+        sep = ex.get("separate", {})
+        t = Table(title="multi-task against one model per task (test accuracy)", title_justify="left")
+        for col in ("task", "shared model", "separate model", "difference", "labelled train items"):
+            t.add_column(col, justify="left" if col == "task" else "right")
+        for task, m in result.per_task.items():
+            alone = sep.get(task, {}).get("test_accuracy")
+            diff = ex.get("multi_minus_separate", {}).get(task)
+            t.add_row(task, _f(m.get("test_accuracy"), 4), _f(alone, 4),
+                      "-" if diff is None else f"{diff * 100:+.1f} pt", _f(m.get("n_train_labelled")))
+        console.print(t)
+    elif result.strategy == "pipeline_vs_end_to_end":
+        t = Table(title=f"pipeline (x -> {ex.get('intermediate')} -> {ex.get('final')}) against end-to-end "
+                        f"(x -> {ex.get('final')}); winner: {ex.get('winner')}", title_justify="left")
+        for col in ("approach", "val accuracy", "test accuracy", "test macro-F1", "trainable parameters", "seconds"):
+            t.add_column(col, justify="left" if col == "approach" else "right")
+        for name in ("pipeline", "end_to_end"):
+            r = ex.get(name, {})
+            t.add_row(name, _f(r.get("val_accuracy"), 4), _f(r.get("test_accuracy"), 4),
+                      _f(r.get("test_macro_f1"), 4), f"{r.get('trainable_params', 0):,}", _f(r.get("seconds"), 1))
+        console.print(t)
+        curve = ex.get("learning_curve")
+        if curve:
+            pe = curve.get("predicted_error", {})
+            c = Table(title=f"learning curve ({curve.get('error', 'validation error')}), power-law fits",
+                      title_justify="left")
+            for col in ("approach", "now", "2x data", "10x data"):
+                c.add_column(col, justify="left" if col == "approach" else "right")
+            for name in ("pipeline", "end_to_end"):
+                e = pe.get(name, {})
+                c.add_row(name, *(_f(e.get(k), 4) for k in ("now", "2x", "10x")))
+            console.print(c)
+            changes = curve.get("more_data_changes_winner")
+            console.print(f"more data {'would' if changes else 'would not'} change the winner"
+                          + (f" (curves cross near n={curve['crossing_n']:.0f})" if curve.get("crossing_n") else ""))
+    elif result.per_task:
+        t = Table(title="per task", title_justify="left")
+        for col in ("task", "metric", "value"):
+            t.add_column(col)
+        for task, m in result.per_task.items():
+            for k, v in m.items():
+                t.add_row(task, k, _f(v, 4))
+        console.print(t)

@@ -22,10 +22,12 @@ T = TypeVar("T")
 def to_dict(obj: Any) -> Any:
     """Recursively convert dataclasses, tuples and NumPy scalars to JSON-able values.
 
-    Non-finite floats become ``None`` so the output is strict JSON.
+    Non-finite floats become ``None`` so the output is strict JSON. Dataclass fields
+    declared with ``metadata={"json": False}`` (live objects such as a trained model) are left out.
     """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if f.metadata.get("json", True)}
     if isinstance(obj, dict):
         return {str(k): to_dict(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

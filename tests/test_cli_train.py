@@ -19,6 +19,27 @@ def test_train_linear_probe_cli_writes_json(tmp_path, capsys):
     assert "validation" in stdout and "test" in stdout
 
 
+def test_train_save_writes_a_loadable_model(tmp_path, capsys):
+    from advisor.train.export import load_model
+
+    path = tmp_path / "models" / "probe.pt"
+    code, stdout, err = run_cli(["train", "digits", "--strategy", "linear_probe", "--image-size", "32",
+                                 "--no-cache", "--save", str(path), "--quiet"], capsys)
+    assert code == 0, err
+    model, meta = load_model(path)
+    assert meta["strategy"] == "linear_probe" and meta["preprocess"]["crop_size"] == 32
+    assert model.heads["label"].out_features == 10
+
+
+def test_train_refuses_an_unwritable_save_path_before_training(tmp_path, capsys):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    code, stdout, err = run_cli(["train", "digits", "--strategy", "linear_probe", "--image-size", "32",
+                                 "--no-cache", "--save", str(blocker / "m.pt"), "--quiet"], capsys)
+    _one_line_error(code, err, "--save")
+    assert "validation" not in stdout  # nothing trained
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--strategy", "last_k", "--k", "25"], "k"),
     (["--strategy", "last_k", "--k", "1", "--head-lr", "-0.1"], "head_lr"),

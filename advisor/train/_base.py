@@ -48,6 +48,8 @@ class TrainResult:
     best_epoch: int = 0  # 0 for closed-form fits (probes)
     per_task: dict[str, dict[str, float]] = field(default_factory=dict)  # multi-task: task -> metrics
     extra: dict[str, Any] = field(default_factory=dict)  # strategy-specific (comparisons, learning curve)
+    # the trained model as an advisor.train.export.TransferModel on the CPU (not serialised; see export.py)
+    model: Any = field(default=None, repr=False, compare=False, metadata={"json": False})
 
 
 @dataclass

@@ -18,6 +18,7 @@ import time
 
 from advisor.train._base import EpochCallback, TrainContext, TrainResult
 from advisor.train._network import FittedNetwork, fit_network, parse_network_params
+from advisor.train.export import from_fitted
 
 _FIT_KEYS = ("k", "head_lr", "lr_ratio", "layer_decay", "weight_decay", "epochs", "batch_size", "patience",
              "warmup_epochs", "augment")
@@ -48,6 +49,7 @@ def _result(strategy: str, ctx: TrainContext, fitted: FittedNetwork, p: dict, t0
             "boundary_from_cache": bool(fitted.boundary_from_cache),
             "param_group_lrs": dict(fitted.param_group_lrs),
         },
+        model=from_fitted(fitted),
     )
 
 

@@ -22,6 +22,7 @@ from advisor.errors import AdvisorError
 from advisor.train._base import EpochCallback, TrainContext, TrainResult
 from advisor.train._finetune import fit_kwargs
 from advisor.train._network import FittedNetwork, fit_network, parse_network_params
+from advisor.train.export import from_fitted
 
 
 def _pick_tasks(ctx: TrainContext, requested) -> list[str]:
@@ -98,6 +99,7 @@ def run_multi_task(ctx: TrainContext, params: dict, callback: EpochCallback | No
         best_epoch=fitted.best_epoch,
         per_task=per_task,
         extra=extra,
+        model=from_fitted(fitted),
     )
     del fitted
 

@@ -165,7 +165,8 @@ class _Runner:
         return fit_network(_fresh(self.ctx), tasks, train_idx, val_idx, k=self.p["k"], callback=callback,
                            progress_stage=stage, **self.net_kw)
 
-    def end_to_end(self, train_idx: np.ndarray, callback: EpochCallback | None = None, stage: str = "") -> dict:
+    def end_to_end(self, train_idx: np.ndarray, callback: EpochCallback | None = None, stage: str = "",
+                   keep: bool = False) -> dict:
         t = time.perf_counter()
         ty = train_idx[self.yl[train_idx] >= 0]
         if np.unique(self.yl[ty]).size < 2:
@@ -180,11 +181,15 @@ class _Runner:
             "n_train": int(ty.size),
             "history": list(net.history),
         }
+        if keep:
+            from advisor.train.export import from_fitted
+
+            out["model"] = from_fitted(net)
         del net
         out["seconds"] = time.perf_counter() - t
         return out
 
-    def pipeline(self, train_idx: np.ndarray, stage: str = "") -> dict:
+    def pipeline(self, train_idx: np.ndarray, stage: str = "", keep: bool = False) -> dict:
         t = time.perf_counter()
         tz = train_idx[self.zl[train_idx] >= 0]
         if np.unique(self.zl[tz]).size < 2:
@@ -227,12 +232,34 @@ class _Runner:
             "n_train_stage2": int(rows.size),
             "history": list(net.history),
         }
+        if keep:
+            out["model"] = self._composed(net, stage2)
         del net
         out["seconds"] = time.perf_counter() - t
         return out
 
+    def _composed(self, net, stage2: _Stage2):
+        """Stage 1's network with a ``z`` head followed by softmax and stage 2's linear map, as one module."""
+        import copy
+
+        import torch
+        from torch import nn
+
+        from advisor.train.export import from_fitted, linear_from_sklearn
+
+        if stage2.model is not None:
+            lin = linear_from_sklearn(stage2.model, self.n_y)
+        else:
+            lin = nn.Linear(self.n_z, self.n_y)
+            with torch.no_grad():
+                lin.weight.zero_()
+                lin.bias.fill_(-1e4)
+                lin.bias[stage2.constant] = 0.0
+        head = nn.Sequential(copy.deepcopy(net.net.heads[0]).cpu(), nn.Softmax(dim=1), lin)
+        return from_fitted(net, heads={self.y: head}, primary=self.y)
+
     def _eval_record(self, res: dict) -> dict:
-        rec = {k: v for k, v in res.items() if k != "history"}
+        rec = {k: v for k, v in res.items() if k not in ("history", "model")}
         rec["n_val"], rec["n_test"] = int(self.val_y.size), int(self.test_y.size)
         rec["test_indices_sha1"] = _indices_sha1(self.test_y)
         return rec
@@ -252,8 +279,8 @@ def run_pipeline_vs_end_to_end(ctx: TrainContext, params: dict | None = None,
     p = _check_params(params, len(ctx.backbone.blocks))
     run = _Runner(ctx, p)
 
-    e2e = run.end_to_end(run.train, callback)
-    pipe = run.pipeline(run.train)
+    e2e = run.end_to_end(run.train, callback, keep=True)
+    pipe = run.pipeline(run.train, keep=True)
     results = {PIPELINE: pipe, END_TO_END: e2e}
     winner = PIPELINE if pipe["val_accuracy"] > e2e["val_accuracy"] else END_TO_END
 
@@ -307,4 +334,5 @@ def run_pipeline_vs_end_to_end(ctx: TrainContext, params: dict | None = None,
         best_epoch=best["best_epoch"],
         per_task=per_task,
         extra=extra,
+        model=best["model"],
     )

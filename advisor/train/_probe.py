@@ -25,6 +25,7 @@ import numpy as np
 from advisor.errors import AdvisorError
 from advisor.train._base import EpochCallback, EpochRecord, TrainContext, TrainResult, accuracy, macro_f1
 from advisor.train.cache import _block_index, extract
+from advisor.train.export import from_probe
 
 _LP_DEFAULTS = {"C": 1.0, "max_iter": 1000}
 _SVM_DEFAULTS = {"block": None, "C": 0.1, "max_iter": 5000}
@@ -170,6 +171,8 @@ def _run(ctx: TrainContext, strategy: str, params: dict, block: int, make_model,
             "seconds_features": t_feat,
             "seconds_fit": t_fit,
         },
+        model=from_probe(ctx.backbone, block, scaler, model, ctx.dataset.primary_task,
+                         len(ctx.dataset.classes[ctx.dataset.primary_task])),
     )
 
 

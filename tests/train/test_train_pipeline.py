@@ -297,3 +297,19 @@ def test_pipeline_missing_intermediate_labels_and_predicted_stage2(one_thread):
     assert pipe["n_train"] == pipe["n_train_stage2"] == int((labels[train, 0] >= 0).sum()) < train.size
     assert pipe["test_indices_sha1"] == e2e["test_indices_sha1"]
     assert r.extra["learning_curve"] is None and r.extra["stage2_input"] == "predicted"
+
+
+@needs_fashion
+def test_the_winner_exports_as_one_module_with_its_test_accuracy(chain_run):
+    from advisor.data import TorchView
+
+    ctx, result, _, _ = chain_run
+    test = np.asarray(result.extra["test_indices"])
+    view = TorchView(ctx.dataset, test, ctx.preprocess)
+    x = torch.stack([view[i][0] for i in range(len(view))])
+    with torch.no_grad():
+        pred = result.model(x).argmax(1).numpy()
+    acc = float(np.mean(pred == ctx.labels(test)))
+    assert abs(acc - result.test_accuracy) <= 1.0 / len(test) + 1e-9
+    composed = isinstance(result.model.heads[ctx.dataset.primary_task], torch.nn.Sequential)
+    assert composed == (result.extra["winner"] == "pipeline")

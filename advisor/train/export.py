@@ -1,0 +1,200 @@
+"""A trained result as one self-contained PyTorch module, saved and loaded without pretrained weights.
+
+Every strategy ends in the same shape: the backbone's first blocks, global average
+pooling, an optional standardisation of the pooled features, and one linear head per
+task. Probes fit that exactly (a logistic regression or linear SVM on standardised
+pooled features is a linear layer on them); the pipeline's two stages are a head for
+``z`` followed by ``softmax`` and stage 2's linear map. So one class,
+:class:`TransferModel`, serves every strategy, and a search can log the best trial with
+MLflow's PyTorch flavour.
+
+The file written by :func:`save_model` is a ``torch.save`` dictionary of tensors and
+plain values (loadable with ``torch.load(..., weights_only=True)``): the architecture is
+rebuilt from the model name with random weights and the state dict is loaded on top, so
+loading never needs the pretrained weights file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from advisor.errors import AdvisorError
+
+FORMAT = "advisor.model/1"
+
+
+class _Standardise(nn.Module):
+    def __init__(self, mean: torch.Tensor, scale: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", mean.float().clone())
+        self.register_buffer("scale", scale.float().clone())
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return (f - self.mean) / self.scale
+
+
+class TransferModel(nn.Module):
+    """images ``[n, 3, H, W]`` (already preprocessed) -> logits of the primary task ``[n, classes]``.
+
+    ``forward_all`` returns ``{task: logits}`` for every task. ``blocks`` are the backbone
+    blocks in order (only as many as the features need), ``heads`` map task -> module on
+    the pooled (and, with ``mean``/``scale``, standardised) features.
+    """
+
+    def __init__(self, blocks: list[nn.Module], heads: dict[str, nn.Module], primary: str,
+                 mean: torch.Tensor | None = None, scale: torch.Tensor | None = None):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.heads = nn.ModuleDict(heads)
+        self.primary = primary
+        self.standardise = _Standardise(mean, scale) if mean is not None else None
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        if x.dim() == 4:
+            x = x.mean(dim=(2, 3))
+        elif x.dim() == 3:
+            x = x.mean(dim=2)
+        return self.standardise(x) if self.standardise is not None else x
+
+    def forward_all(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = self.features(x)
+        return {task: head(f) for task, head in self.heads.items()}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.heads[self.primary](self.features(x))
+
+
+def linear_from_sklearn(model, n_classes: int) -> nn.Linear:
+    """A ``Linear`` whose argmax and softmax equal a fitted sklearn linear classifier's predictions.
+
+    Classes the model never saw get weight 0 and bias -1e4; a binary model's single
+    decision ``d`` becomes logits ``(-d/2, d/2)`` (softmax of those is sigmoid(d)).
+    """
+    coef = np.asarray(model.coef_, dtype=np.float64)
+    intercept = np.asarray(model.intercept_, dtype=np.float64).reshape(-1)
+    seen = np.asarray(model.classes_, dtype=np.int64)
+    if coef.shape[0] == 1 and seen.size == 2:
+        coef = np.vstack([-coef[0] / 2, coef[0] / 2])
+        intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+    lin = nn.Linear(coef.shape[1], n_classes)
+    with torch.no_grad():
+        lin.weight.zero_()
+        lin.bias.fill_(-1e4)
+        lin.weight[torch.from_numpy(seen)] = torch.from_numpy(coef).float()
+        lin.bias[torch.from_numpy(seen)] = torch.from_numpy(intercept).float()
+    return lin
+
+
+def from_fitted(fitted, heads: dict[str, nn.Module] | None = None, primary: str | None = None) -> TransferModel:
+    """The network of a ``FittedNetwork`` (all its blocks, its heads) as a TransferModel on the CPU.
+
+    ``heads`` replaces the heads (the pipeline's composed ``z -> y`` head); the modules are copied.
+    """
+    import copy
+
+    net = fitted.net
+    blocks = [copy.deepcopy(b).cpu() for b in list(net.frozen) + list(net.top)]
+    if heads is None:
+        heads = {t: copy.deepcopy(h).cpu() for t, h in zip(fitted.tasks, net.heads)}
+    model = TransferModel(blocks, heads, primary or fitted.primary_task)
+    return model.eval().requires_grad_(False)
+
+
+def from_probe(backbone, block: int, scaler, model, task: str, n_classes: int) -> TransferModel:
+    """Backbone blocks ``0..block``, standardisation and the sklearn probe as one module on the CPU."""
+    import copy
+
+    blocks = [copy.deepcopy(b).cpu() for b in list(backbone.blocks)[: block + 1]]
+    mean = torch.as_tensor(np.asarray(scaler.mean_), dtype=torch.float32)
+    scale = torch.as_tensor(np.asarray(scaler.scale_), dtype=torch.float32)
+    out = TransferModel(blocks, {task: linear_from_sklearn(model, n_classes)}, task, mean, scale)
+    return out.eval().requires_grad_(False)
+
+
+# --------------------------------------------------------------------------- files
+def _head_spec(head: nn.Module) -> dict:
+    """Enough to rebuild a head's architecture: a Linear, or Linear -> Softmax -> Linear."""
+    if isinstance(head, nn.Linear):
+        return {"kind": "linear", "in": head.in_features, "out": head.out_features}
+    if isinstance(head, nn.Sequential) and len(head) == 3:
+        return {"kind": "two_stage", "in": head[0].in_features, "mid": head[0].out_features,
+                "out": head[2].out_features}
+    raise AdvisorError(f"cannot save a head of type {type(head).__name__}", "use a linear head")
+
+
+def _head_from_spec(spec: dict) -> nn.Module:
+    if spec["kind"] == "linear":
+        return nn.Linear(spec["in"], spec["out"])
+    return nn.Sequential(nn.Linear(spec["in"], spec["mid"]), nn.Softmax(dim=1), nn.Linear(spec["mid"], spec["out"]))
+
+
+def save_model(result, path: str | Path, *, model_name: str, weights: str | None, preprocess,
+               dataset_name: str = "", classes: dict[str, list[str]] | None = None) -> Path:
+    """Write ``result.model`` (a TransferModel) with what is needed to use it again; returns the path."""
+    module = getattr(result, "model", None)
+    if module is None:
+        raise AdvisorError(f"the {result.strategy} run kept no model to save", "run it again with a save path")
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AdvisorError(f"cannot create folder {path.parent} for the model ({e.strerror})",
+                           "pass a --save path in a writable folder") from None
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "model_name": model_name,
+        "weights": weights,
+        "strategy": result.strategy,
+        "params": {k: v for k, v in result.params.items() if isinstance(v, (int, float, str, bool, list, tuple))},
+        "dataset": dataset_name,
+        "n_blocks": len(module.blocks),
+        "primary": module.primary,
+        "heads": {t: _head_spec(h) for t, h in module.heads.items()},
+        "standardise": module.standardise is not None,
+        "classes": classes or {},
+        "preprocess": {"resize_size": int(preprocess.resize_size), "crop_size": int(preprocess.crop_size),
+                       "mean": [float(v) for v in preprocess.mean], "std": [float(v) for v in preprocess.std]},
+        "val_accuracy": float(result.val_accuracy),
+        "test_accuracy": float(result.test_accuracy),
+        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+    }
+    try:
+        torch.save(payload, path)
+    except OSError as e:
+        raise AdvisorError(f"cannot write the model to {path} ({e.strerror})",
+                           "pass a --save path in a writable folder") from None
+    return path
+
+
+def load_model(path: str | Path, device: str = "cpu") -> tuple[TransferModel, dict]:
+    """Rebuild a saved TransferModel (random-weight architecture + saved state) and its metadata."""
+    from advisor.models import create_backbone
+
+    path = Path(path)
+    if not path.is_file():
+        raise AdvisorError(f"no saved model at {path}", "pass the path given to --save")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is one message
+        raise AdvisorError(f"{path} is not a readable advisor model ({type(e).__name__})",
+                           "pass a file written by advisor train --save") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise AdvisorError(f"{path} is not an advisor model file (format {FORMAT})",
+                           "pass a file written by advisor train --save")
+    backbone = create_backbone(payload["model_name"], "random", device="cpu")
+    blocks = list(backbone.blocks)[: payload["n_blocks"]]
+    heads = {t: _head_from_spec(s) for t, s in payload["heads"].items()}
+    feat_dim = next(iter(payload["heads"].values()))["in"]
+    mean = torch.zeros(feat_dim) if payload["standardise"] else None
+    scale = torch.ones(feat_dim) if payload["standardise"] else None
+    model = TransferModel(blocks, heads, payload["primary"], mean, scale)
+    model.load_state_dict(payload["state_dict"])
+    meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    return model.eval().to(device), meta

@@ -1,0 +1,79 @@
+"""Every trained result exports as one module that reproduces the run's test predictions, saved and reloaded."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from advisor.data import Preprocess, TorchView, load_dataset, stratified_sample, stratified_split
+from advisor.errors import AdvisorError
+from advisor.train import run_strategy
+from advisor.train._base import TrainContext
+from advisor.train.export import TransferModel, load_model, save_model
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    from advisor.models import create_backbone
+
+    ds = load_dataset("digits")
+    ds = ds.subset(stratified_sample(ds.primary_labels, 300, seed=0))
+    split = stratified_split(ds.primary_labels, seed=0)
+    bb = create_backbone("mobilenet_v2")
+    pp = bb.preprocessing
+    pre = Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"]).with_image_size(32)
+    return TrainContext(dataset=ds, split=split, backbone=bb, make_backbone=lambda: copy.deepcopy(bb),
+                        preprocess=pre, device=torch.device("cpu"), seed=0, cache=None)
+
+
+def test_accuracy(model: TransferModel, ctx) -> tuple[float, torch.Tensor]:
+    view = TorchView(ctx.dataset, ctx.split.test, ctx.preprocess)
+    x = torch.stack([view[i][0] for i in range(len(view))])
+    with torch.no_grad():
+        logits = model(x)
+    y = ctx.labels(ctx.split.test)
+    return float(np.mean(logits.argmax(1).numpy() == y)), logits
+
+
+test_accuracy.__test__ = False  # a helper, not a test
+
+
+@pytest.mark.parametrize("strategy, params", [
+    ("linear_probe", {}),
+    ("svm_early", {"block": "ir10"}),
+    ("last_k", {"k": 2, "epochs": 2}),
+])
+def test_exported_model_reproduces_the_test_accuracy_after_save_and_load(ctx, tmp_path, strategy, params):
+    result = run_strategy(ctx, strategy, params)
+    assert isinstance(result.model, TransferModel)
+    acc, logits = test_accuracy(result.model, ctx)
+    n = len(ctx.split.test)
+    assert abs(acc - result.test_accuracy) <= 1.0 / n + 1e-9  # at most one borderline item flips
+    assert acc > 0.5  # chance is 0.1
+
+    path = save_model(result, tmp_path / "m.pt", model_name="mobilenet_v2", weights=None,
+                      preprocess=ctx.preprocess, dataset_name=ctx.dataset.name, classes=ctx.dataset.classes)
+    loaded, meta = load_model(path)
+    assert meta["strategy"] == strategy and meta["classes"]["label"] == ctx.dataset.classes["label"]
+    _, logits2 = test_accuracy(loaded, ctx)
+    torch.testing.assert_close(logits2, logits)  # the same function, rebuilt without pretrained weights
+
+
+def test_load_model_refuses_other_files(tmp_path):
+    bad = tmp_path / "x.pt"
+    torch.save({"hello": torch.zeros(1)}, bad)
+    with pytest.raises(AdvisorError, match="not an advisor model"):
+        load_model(bad)
+    with pytest.raises(AdvisorError, match="no saved model"):
+        load_model(tmp_path / "missing.pt")
