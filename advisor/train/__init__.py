@@ -30,7 +30,29 @@ RUNNERS = {
 }
 
 __all__ = ["RUNNERS", "EpochCallback", "EpochRecord", "TrainContext", "TrainResult", "TrainingPruned",
-           "make_context", "run_strategy", "train"]
+           "evaluate_model", "load_model", "make_context", "run_strategy", "save_model", "train", "without_test"]
+
+
+def __getattr__(name: str):  # the export helpers import torch; load them on first use
+    if name in ("load_model", "save_model", "evaluate_model"):
+        from advisor.train import export
+
+        return getattr(export, name)
+    raise AttributeError(name)
+
+
+def without_test(ctx: TrainContext) -> TrainContext:
+    """The same context with an empty test split: trainers then report NaN test metrics.
+
+    A search trains every trial on this, so the test items are never seen until the best
+    trial is evaluated once (with ``evaluate_model`` on the original context).
+    """
+    import numpy as np
+
+    from advisor.data.split import Split
+
+    empty = np.zeros(0, dtype=np.int64)
+    return dataclasses.replace(ctx, split=Split(ctx.split.train, ctx.split.val, empty))
 
 
 def make_context(

@@ -289,13 +289,30 @@ def _image_loader(ctx: TrainContext, indices: np.ndarray, batch_size: int, *,
     from advisor.data import TorchView
 
     view = TorchView(ctx.dataset, indices, ctx.preprocess)
-    sampler = torch.utils.data.RandomSampler(view, generator=generator) if generator is not None else None
+    sampler = _Permutation(len(view), generator) if generator is not None else None
     workers = int(ctx.workers or 0)
     return torch.utils.data.DataLoader(
         view, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=workers,
         pin_memory=torch.device(ctx.device).type == "cuda",
         persistent_workers=persistent and workers > 0,
     )
+
+
+class _Permutation(torch.utils.data.Sampler):
+    """One ``randperm`` from ``generator`` per epoch: the same order ``_tensor_batches`` draws.
+
+    (torch's RandomSampler draws a second, unused permutation at the end of each epoch, so
+    the image path and the cached-boundary path would see different batches from epoch 2 on.)
+    """
+
+    def __init__(self, n: int, generator: torch.Generator):
+        self.n, self.generator = n, generator
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return iter(torch.randperm(self.n, generator=self.generator).tolist())
 
 
 def _tensor_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,

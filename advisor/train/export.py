@@ -198,3 +198,31 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[TransferModel, di
     model.load_state_dict(payload["state_dict"])
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model.eval().to(device), meta
+
+
+def evaluate_model(model: TransferModel, ctx, indices, task: str | None = None,
+                   batch_size: int = 128) -> dict[str, float]:
+    """Accuracy and macro-F1 of ``model`` on dataset items ``indices`` of ``ctx`` (items with a label only).
+
+    Runs on ``ctx.device`` in eval mode; the images go through ``ctx.preprocess``.
+    """
+    from advisor.data import TorchView
+    from advisor.train._base import accuracy, macro_f1
+
+    task = task or model.primary
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    y = ctx.labels(idx, task)
+    idx, y = idx[y >= 0], y[y >= 0]
+    if idx.size == 0:
+        return {"accuracy": float("nan"), "macro_f1": float("nan"), "n": 0}
+    dev = torch.device(ctx.device)
+    model = model.to(dev).eval()
+    loader = torch.utils.data.DataLoader(TorchView(ctx.dataset, idx, ctx.preprocess), batch_size=batch_size,
+                                         num_workers=int(ctx.workers or 0), pin_memory=dev.type == "cuda")
+    preds = []
+    with torch.no_grad():
+        for x, _ in loader:
+            out = model.forward_all(x.to(dev, non_blocking=True))[task]
+            preds.append(out.argmax(1).cpu().numpy())
+    pred = np.concatenate(preds)
+    return {"accuracy": accuracy(y, pred), "macro_f1": macro_f1(y, pred), "n": int(idx.size)}
