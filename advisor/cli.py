@@ -92,7 +92,86 @@ def _build() -> argparse.ArgumentParser:
                    help="save the trained model (one PyTorch file; load with advisor.train.load_model)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
+    s = sub.add_parser("search", help="search a strategy's freeze depth and learning rates with Optuna, "
+                                      "every trial logged to MLflow",
+                       description="Run (or resume) an Optuna study over freeze depth, learning-rate ratios and "
+                                   "the rest of a strategy's search space; every trial is a nested MLflow run.")
+    s.add_argument("dataset", metavar="DATASET", help="as for train")
+    s.add_argument("--model", default="mobilenet_v2")
+    s.add_argument("--weights", metavar="PATH", default=None)
+    s.add_argument("--strategy", default="auto", metavar="auto|NAME",
+                   help="auto (default): analyze first and search the advised strategy, its advised configuration "
+                        "as the first trial; or a strategy name")
+    s.add_argument("--space", default=None, metavar="PATH|auto",
+                   help="search space YAML (default: search_spaces/STRATEGY.yaml; with --strategy auto the "
+                        "advice's space); auto: the advice's space")
+    s.add_argument("--advice", metavar="PATH", default=None, help="a saved 'advisor analyze --json' to use "
+                                                                 "instead of running analyze")
+    s.add_argument("--trials", type=int, default=20, help="finished trials the study should hold (default 20)")
+    s.add_argument("--timeout", type=float, default=None, metavar="S", help="stop starting trials after S seconds")
+    s.add_argument("--storage", default=None, metavar="URL",
+                   help="Optuna storage: a PATH.journal file or an RDB URL (sqlite:///..., postgresql://...); "
+                        "default WORKSPACE/optuna.journal")
+    s.add_argument("--study-name", default=None, metavar="NAME",
+                   help="the same name resumes the study (default DATASET-MODEL-STRATEGY)")
+    s.add_argument("--workers", type=int, default=1, metavar="N", help="processes on one storage (one per GPU)")
+    s.add_argument("--experiment", default=None, metavar="NAME", help="MLflow experiment (default: the study name)")
+    s.add_argument("--tracking-uri", default=None, metavar="URI",
+                   help="MLflow tracking URI (default sqlite:///WORKSPACE/mlflow.db)")
+    s.add_argument("--workspace", default=None, metavar="DIR",
+                   help="folder for the default storage, tracking store and best models "
+                        "(default $ADVISOR_WORKSPACE or ./advisor-workspace)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--image-size", type=int, default=None, metavar="S")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--pruner", default="hyperband", choices=["hyperband", "halving", "none"])
+    s.add_argument("--analyze-sample", type=int, default=500, metavar="N")
+    s.add_argument("--labels", metavar="COL[,COL...]", default=None)
+    s.add_argument("--intermediate", metavar="COL", default=None)
+    s.add_argument("--cache-dir", metavar="DIR", default=None)
+    s.add_argument("--json", metavar="PATH", default=None, help="write the search result (all trials) as JSON")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_search)
     return p
+
+
+def _search(args) -> int:
+    import os
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from advisor.display import make_console, print_search
+    from advisor.search import SearchConfig, run_search
+    from advisor.serialize import write_json
+
+    console, err = make_console(), make_console(stderr=True)
+    if args.json:
+        _check_writable("--json", args.json)
+    labels = [c.strip() for c in args.labels.split(",") if c.strip()] if args.labels else None
+    cfg = SearchConfig(
+        dataset=args.dataset, model=args.model, weights=args.weights, strategy=args.strategy, space=args.space,
+        trials=args.trials, timeout=args.timeout, storage=args.storage, study_name=args.study_name,
+        workers=args.workers, experiment=args.experiment, tracking_uri=args.tracking_uri, device=args.device,
+        image_size=args.image_size, seed=args.seed,
+        workspace=args.workspace or os.environ.get("ADVISOR_WORKSPACE") or "advisor-workspace",
+        cache_dir=args.cache_dir, advice=args.advice, analyze_sample=args.analyze_sample, pruner=args.pruner,
+        label_columns=labels, intermediate=args.intermediate)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[note]}"), console=err, disable=args.quiet) as bar:
+        tasks = {}
+        names = {"trials": "trials", "measure": "analyze: forward pass", "metrics": "analyze: metrics"}
+
+        def progress(stage, done, total, note=""):
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(names.get(stage, stage), total=total, note=note)
+            bar.update(tasks[stage], completed=done, total=total, note=note)
+
+        result = run_search(cfg, progress=progress)
+    print_search(result, console)
+    if args.json:
+        write_json(result, args.json)
+        console.print(f"wrote {args.json}")
+    return 0
 
 
 _PARAM_FLAGS = ("k", "block", "C", "head_lr", "lr_ratio", "layer_decay", "weight_decay", "epochs", "batch_size",

@@ -151,3 +151,49 @@ def print_train_extra(result, console: Console) -> None:
             for k, v in m.items():
                 t.add_row(task, k, _f(v, 4))
         console.print(t)
+
+
+def print_search(result, console: Console) -> None:
+    """The study in three tables: counts, the best trial against the advised one, the top trials."""
+    t = Table(title=f"Study {result.study_name}", title_justify="left")
+    for col in ("trials", "complete", "pruned", "failed", "resumed with", "retried", "wall time"):
+        t.add_column(col, justify="right")
+    t.add_row(str(result.n_trials), str(result.n_complete), str(result.n_pruned), str(result.n_failed),
+              str(result.resumed_from), ", ".join(map(str, result.retried)) or "-", f"{result.wall_time:.0f} s")
+    console.print(t)
+    b = Table(title="Best trial and the advised configuration", title_justify="left")
+    for col in ("", "trial", "strategy", "validation accuracy", "test accuracy", "parameters"):
+        b.add_column(col, justify="right" if col in ("trial", "validation accuracy", "test accuracy") else "left")
+    if result.best_trial is not None:
+        b.add_row("best", str(result.best_trial), result.best_strategy or "-", _f(result.best_value, 4),
+                  _f(result.test_accuracy, 4), _params(result.best_params))
+    if result.advice_trial is not None:
+        adv = next((tr for tr in result.trials if tr["number"] == result.advice_trial), {})
+        b.add_row("advised", str(result.advice_trial), adv.get("strategy") or result.advice_strategy or "-",
+                  _f(result.advice_value, 4), "-", _params(adv.get("params") or {}))
+    console.print(b)
+    done = sorted((tr for tr in result.trials if tr["state"] == "complete" and tr["value"] is not None),
+                  key=lambda tr: -tr["value"])[:5]
+    if done:
+        top = Table(title="Top trials", title_justify="left")
+        for col in ("trial", "strategy", "validation accuracy", "epochs", "seconds", "parameters"):
+            top.add_column(col, justify="left" if col in ("strategy", "parameters") else "right")
+        for tr in done:
+            top.add_row(str(tr["number"]), tr["strategy"] or "-", _f(tr["value"], 4), str(tr["epochs"]),
+                        _f(tr["wall_time"], 1), _params(tr["params"]))
+        console.print(top)
+    failed = [tr for tr in result.trials if tr["state"] == "fail" and tr.get("fail_reason")]
+    for tr in failed[:5]:
+        console.print(f"trial {tr['number']} failed: {tr['fail_reason']}")
+    console.print(f"storage {result.storage}; MLflow {result.tracking_uri}, experiment {result.experiment!r}, "
+                  f"parent run {result.parent_run_id}")
+
+
+def _params(p: dict) -> str:
+    keys = ("k", "block", "C", "head_lr", "lr_ratio", "layer_decay", "weight_decay", "warmup", "batch_size", "epochs")
+    parts = []
+    for k in keys:
+        if k in p:
+            v = p[k]
+            parts.append(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}")
+    return " ".join(parts)

@@ -1,0 +1,160 @@
+"""One trial: sample a configuration, train it on the shared context, report every epoch, log it to MLflow.
+
+The objective returns the best-epoch validation accuracy. Every epoch's validation
+accuracy goes to ``trial.report`` and the pruner; a pruned trial raises
+``optuna.TrialPruned``. A trial that fails (a diverging loss, out of memory, a bad
+combination of parameters) is logged as failed with its reason and raises
+:class:`TrialFailed`, which the study catches so the next trial runs. Memory is released
+after every trial. The test split is not in the context the trials see (``without_test``).
+
+When a trial beats the best validation accuracy so far, its model is saved to
+``<workspace>/models/<study>/trial-<n>.pt`` so the best one can be evaluated on the test
+split once at the end, in whichever process trained it.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from advisor.errors import AdvisorError
+
+PROBES = ("linear_probe", "svm_early")
+
+
+class TrialFailed(Exception):
+    """A trial that could not finish; the study records it as failed and goes on."""
+
+
+def model_path(workspace: str | Path, study_name: str, number: int) -> Path:
+    return Path(workspace) / "models" / _safe(study_name) / f"trial-{number:04d}.pt"
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "study"
+
+
+class Objective:
+    """Callable for ``study.optimize``; holds the training context, the space and the tracker."""
+
+    def __init__(self, ctx, space, tracker, *, workspace: str | Path, study_name: str, model_name: str,
+                 weights: str | None, fail_on: set[int] | None = None):
+        from advisor.train import without_test
+
+        self.full_ctx = ctx
+        self.ctx = without_test(ctx)
+        self.space = space
+        self.tracker = tracker
+        self.workspace = Path(workspace)
+        self.study_name = study_name
+        self.model_name = model_name
+        self.weights = weights
+        self.block_names = list(ctx.backbone.block_names)
+        self.fail_on = set(fail_on or ())  # trial numbers to fail on purpose (tests of failure handling)
+
+    def __call__(self, trial) -> float:
+        import optuna
+        import torch
+
+        from advisor.search.space import suggest
+        from advisor.search.storage import worker_id
+        from advisor.train import TrainingPruned, run_strategy
+
+        trial.set_user_attr("worker", worker_id())
+        t0 = time.perf_counter()
+        epochs: list[dict[str, Any]] = []
+        strategy, params = "?", {}
+        state, reason, value, result = "failed", None, None, None
+        try:
+            strategy, params = suggest(trial, self.space, self.block_names)
+            trial.set_user_attr("strategy", strategy)
+            trial.set_user_attr("params", _plain(params))
+            if trial.number in self.fail_on:
+                raise AdvisorError(f"failure injected into trial {trial.number}", "this is a test")
+
+            def on_epoch(epoch: int, val: float) -> None:
+                epochs.append({"epoch": epoch, "val_accuracy": float(val),
+                               "seconds": time.perf_counter() - t0})
+                trial.report(float(val), epoch)
+                if strategy not in PROBES and trial.should_prune():
+                    raise TrainingPruned(f"pruned after epoch {epoch} at validation accuracy {val:.4f}")
+
+            result = run_strategy(self.ctx, strategy, params, on_epoch)
+            value = float(result.val_accuracy)
+            if not math.isfinite(value):
+                raise AdvisorError("the validation accuracy is not a number", "check the validation split")
+            state = "complete"
+            trial.set_user_attr("trainable_params", int(result.trainable_params))
+            trial.set_user_attr("wall_time", time.perf_counter() - t0)
+            self._keep_if_best(trial, result)
+            return value
+        except TrainingPruned as e:
+            state, reason = "pruned", str(e)
+            trial.set_user_attr("wall_time", time.perf_counter() - t0)
+            raise optuna.TrialPruned(reason) from None
+        except torch.cuda.OutOfMemoryError:
+            reason = "out of GPU memory (try a smaller batch_size or fewer trainable blocks)"
+            trial.set_user_attr("fail_reason", reason)
+            raise TrialFailed(reason) from None
+        except (AdvisorError, ValueError, RuntimeError, FloatingPointError) as e:
+            reason = str(e).splitlines()[0][:500] if str(e) else type(e).__name__
+            trial.set_user_attr("fail_reason", reason)
+            raise TrialFailed(reason) from None
+        except KeyboardInterrupt:
+            state, reason = "failed", "interrupted"
+            raise
+        except Exception as e:  # noqa: BLE001 - any other bug in a trial must not stop the study
+            reason = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+            trial.set_user_attr("fail_reason", reason)
+            trial.set_user_attr("traceback", traceback.format_exc()[-2000:])
+            raise TrialFailed(reason) from None
+        finally:
+            wall = time.perf_counter() - t0
+            history = [_plain_record(h) for h in result.history] if result is not None else epochs
+            metrics = {"trainable_params": float(result.trainable_params)} if result is not None else {}
+            if self.tracker is not None and reason != "interrupted":
+                try:
+                    self.tracker.log_trial(trial.number, {"strategy": strategy, **_plain(params)}, state, value,
+                                           history, wall, reason=reason, metrics=metrics)
+                except Exception as e:  # noqa: BLE001 - tracking trouble must not lose the trial
+                    trial.set_user_attr("tracking_error", str(e)[:300])
+            del result
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    def _keep_if_best(self, trial, result) -> None:
+        """Save the model when this trial is the best complete one so far (ties keep the earlier)."""
+        from optuna.trial import TrialState
+
+        from advisor.train.export import save_model
+
+        if result.model is None:
+            return
+        best = max((t.value for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                    if t.value is not None), default=-math.inf)
+        if result.val_accuracy <= best:
+            return
+        path = model_path(self.workspace, self.study_name, trial.number)
+        save_model(result, path, model_name=self.model_name, weights=self.weights,
+                   preprocess=self.ctx.preprocess, dataset_name=self.ctx.dataset.name,
+                   classes=self.ctx.dataset.classes)
+        trial.set_user_attr("model_path", str(path))
+
+
+def _plain(params: dict) -> dict:
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, tuple):
+            v = list(v)
+        out[k] = v.item() if hasattr(v, "item") else v
+    return out
+
+
+def _plain_record(h) -> dict:
+    return {"epoch": h.epoch, "train_loss": h.train_loss, "val_accuracy": h.val_accuracy,
+            "val_loss": h.val_loss, "seconds": h.seconds}

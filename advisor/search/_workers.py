@@ -1,0 +1,116 @@
+"""``--workers N``: N processes on one study storage, one GPU each where several exist.
+
+The remaining trial budget is split between the workers up front (``divmod``), so together
+they finish exactly the requested number of trials; each worker loads the data and the
+backbone itself, samples with its own seed (``seed + worker``) from the shared storage, and
+logs its trials as nested runs of the same MLflow parent run. The activation cache is a
+folder with file locks, so workers that freeze at the same boundary share it. The parent
+process shows the progress by reading the storage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+
+def _shares(total: int, workers: int) -> list[int]:
+    q, r = divmod(total, workers)
+    return [q + (1 if i < r else 0) for i in range(workers) if q + (1 if i < r else 0) > 0]
+
+
+def _worker(cfg_dict: dict, index: int, n_trials: int, study_name: str, storage_desc: str, uri: str,
+            parent_run_id: str, space_path: str, workspace: str) -> None:
+    import optuna
+
+    from advisor.search._objective import Objective, TrialFailed
+    from advisor.search.space import load_space, max_epochs
+    from advisor.search.storage import open_storage
+    from advisor.search.study import SearchConfig, _make_pruner
+    from advisor.track import StudyTracker
+    from advisor.train import make_context
+
+    cfg = SearchConfig(**cfg_dict)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = load_space(space_path)
+    storage = open_storage(storage_desc, workspace)
+    study = optuna.load_study(study_name=study_name, storage=storage,
+                              sampler=optuna.samplers.TPESampler(seed=cfg.seed + 1000 * index, n_startup_trials=5),
+                              pruner=_make_pruner(cfg.pruner, max_epochs(space)))
+    ctx = make_context(cfg.dataset, cfg.model, weights=cfg.weights, image_size=cfg.image_size, device=cfg.device,
+                       seed=cfg.seed, cache_dir=cfg.cache_dir, label_columns=cfg.label_columns,
+                       intermediate=cfg.intermediate, workers=cfg.loader_workers)
+    tracker = StudyTracker.attach(uri, parent_run_id)
+    objective = Objective(ctx, space, tracker, workspace=workspace, study_name=study_name, model_name=cfg.model,
+                          weights=cfg.weights, fail_on=set(cfg.fail_trials))
+    study.optimize(objective, n_trials=n_trials, timeout=cfg.timeout, catch=(TrialFailed,))
+
+
+def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, parent_run_id: str, remaining: int,
+                          workspace: Path, progress: Callable | None, space=None) -> None:
+    """Run ``remaining`` trials split over ``cfg.workers`` spawned processes; raises if a worker crashed."""
+    import optuna
+
+    from advisor.errors import AdvisorError
+    from advisor.search.space import space_to_yaml
+    from advisor.search.storage import finished_count, open_storage
+
+    space_path = Path(workspace) / "spaces" / f"{study_name}.yaml"
+    space_path.parent.mkdir(parents=True, exist_ok=True)
+    space_path.write_text(space_to_yaml(space))
+    shares = _shares(remaining, cfg.workers)
+    n_gpus = _gpu_count() if cfg.device in ("auto", "cuda") else 0
+    spawn = mp.get_context("spawn")
+    procs = []
+    cfg_dict = dataclasses.asdict(cfg)
+    for i, n in enumerate(shares):
+        env_before = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if n_gpus > 1:
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(i % n_gpus)
+        p = spawn.Process(target=_worker, args=(cfg_dict, i, n, study_name, storage_desc, uri, parent_run_id,
+                                                str(space_path), str(workspace)), daemon=False)
+        p.start()
+        procs.append(p)
+        if n_gpus > 1:
+            if env_before is None:
+                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+            else:
+                os.environ["CUDA_VISIBLE_DEVICES"] = env_before
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_desc, workspace))
+    start = finished_count(study)
+    try:
+        while any(p.is_alive() for p in procs):
+            if progress:
+                from advisor.search.study import _best_note
+
+                progress("trials", finished_count(study) - start, remaining, _best_note(study))
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join(10)
+        raise
+    for p in procs:
+        p.join()
+    if progress:
+        from advisor.search.study import _best_note
+
+        progress("trials", finished_count(study) - start, remaining, _best_note(study))
+    bad = [p.exitcode for p in procs if p.exitcode != 0]
+    if bad:
+        raise AdvisorError(f"{len(bad)} of {len(procs)} search workers exited with an error (exit codes {bad})",
+                           "run again with --workers 1 to see the error; the finished trials are kept")
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # noqa: BLE001
+        return 0

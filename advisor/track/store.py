@@ -1,0 +1,252 @@
+"""Where MLflow runs are stored: resolve the tracking URI and check it up front.
+
+MLflow 3 keeps runs in a database by default; a plain ``./mlruns`` folder (a
+"file store") is deprecated and raises. :func:`resolve_tracking_uri` therefore
+maps "nothing given" to an SQLite database inside the workspace and refuses
+folder paths with a hint, and :func:`check_tracking` fails fast -- with one
+:class:`~advisor.errors.AdvisorError` -- before any training starts, instead of
+letting MLflow's client retry an unreachable server for minutes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import socket
+import ssl
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from advisor.errors import AdvisorError
+
+SQLITE_PREFIX = "sqlite:///"
+DB_FILENAME = "mlflow.db"
+_DB_SCHEMES = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+_FILE_STORE_FIX = (
+    "MLflow 3 no longer supports folder (file) stores: use sqlite:///PATH/mlflow.db "
+    "or a tracking server URL such as http://127.0.0.1:5000"
+)
+
+
+def default_tracking_uri(workspace: str | Path) -> str:
+    """The local SQLite store for ``workspace``: ``sqlite:///<abs workspace>/mlflow.db``."""
+    folder = Path(workspace).expanduser().absolute()
+    return SQLITE_PREFIX + (folder / DB_FILENAME).as_posix()
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of an ``sqlite:///`` URI, or ``None`` for other URIs."""
+    if not uri.startswith(SQLITE_PREFIX):
+        return None
+    return Path(uri[len(SQLITE_PREFIX):].split("?", 1)[0])
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Where a new experiment's artifacts go: next to a local SQLite database.
+
+    MLflow would otherwise put them in ``./mlruns`` under the *current working
+    directory*. ``<db folder>/mlartifacts/<experiment>`` keeps the store
+    self-contained. ``None`` (let the server decide) for every other store.
+    """
+    path = sqlite_path(uri)
+    if path is None:
+        return None
+    safe = re.sub(r"[^\w.-]", "_", experiment).strip("._") or "experiment"
+    if safe != experiment:  # keep distinct names distinct after sanitizing
+        safe += "-" + hashlib.sha1(experiment.encode()).hexdigest()[:8]
+    return (path.absolute().parent / "mlartifacts" / safe).as_uri()
+
+
+def resolve_tracking_uri(uri: str | None, workspace: str | Path) -> str:
+    """Turn the ``--tracking-uri`` option into a URI MLflow 3 accepts.
+
+    ``None`` (or empty) means the local store ``sqlite:///<abs workspace>/mlflow.db``;
+    the workspace folder is created. Database URIs (``sqlite``, ``postgresql``,
+    ``mysql``, ``mssql``), ``http(s)://`` servers and ``databricks`` pass through.
+    Relative SQLite paths are made absolute (workers and resumes must find the same
+    file). A plain path ending in ``.db`` becomes an absolute ``sqlite:///`` URI; any other
+    plain path or ``file:`` URI raises :class:`AdvisorError` (file stores are gone).
+    """
+    if uri is None or not str(uri).strip():
+        folder = Path(workspace).expanduser().absolute()
+        _make_folder(folder)
+        return default_tracking_uri(folder)
+    uri = str(uri).strip()
+    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+    base_scheme = scheme.split("+", 1)[0]  # postgresql+psycopg2, mysql+pymysql, ...
+    if scheme == "sqlite":
+        if not uri.startswith(SQLITE_PREFIX):
+            raise AdvisorError(f"SQLite tracking URI {uri!r} is malformed", "use sqlite:///PATH/mlflow.db")
+        if sqlite_path(uri) in (Path(":memory:"), Path("")):
+            raise AdvisorError(
+                "an in-memory SQLite tracking store cannot be shared by the search workers",
+                "use sqlite:///PATH/mlflow.db",
+            )
+        path, query = uri[len(SQLITE_PREFIX):], ""
+        if "?" in path:
+            path, query = path.split("?", 1)
+            query = "?" + query
+        # absolute, so worker processes and later resumes find the same file
+        return SQLITE_PREFIX + Path(path).expanduser().absolute().as_posix() + query
+    if base_scheme in _DB_SCHEMES or scheme in ("http", "https"):
+        return uri.rstrip("/") if scheme in ("http", "https") else uri
+    if scheme == "databricks" or uri == "databricks":
+        return uri
+    if scheme == "file":
+        raise AdvisorError(f"tracking URI {uri!r} is an MLflow file store", _FILE_STORE_FIX)
+    if scheme and len(scheme) > 1:  # "C:" would be a Windows drive, not a scheme
+        raise AdvisorError(
+            f"tracking URI scheme {scheme!r} is not supported",
+            "use sqlite:///PATH/mlflow.db, postgresql://..., mysql://..., http(s)://HOST:PORT or databricks",
+        )
+    path = Path(uri).expanduser()
+    if path.suffix.lower() in (".db", ".sqlite", ".sqlite3"):
+        return SQLITE_PREFIX + path.absolute().as_posix()
+    raise AdvisorError(
+        f"tracking URI {uri!r} is a folder path",
+        f"{_FILE_STORE_FIX}; e.g. --tracking-uri {SQLITE_PREFIX}{path.absolute().as_posix()}/{DB_FILENAME}",
+    )
+
+
+def check_tracking(uri: str, timeout: float = 5.0, *, local_store: str | None = None) -> None:
+    """Fail fast, with one :class:`AdvisorError`, if runs cannot be logged to ``uri``.
+
+    * ``http(s)``: one short request to ``/health`` (then the experiments search
+      endpoint if ``/health`` is missing); never goes through MLflow's retrying client.
+    * ``sqlite``: the database folder must exist or be creatable, and be writable;
+      then the store is opened once (this creates or migrates the schema).
+    * ``postgresql``/``mysql``/``mssql``: a TCP connection to the host and port.
+    * ``databricks``: not checked here (credentials are MLflow's business).
+
+    ``local_store`` (e.g. ``default_tracking_uri(workspace)``) is named in the
+    suggested fix ("drop --tracking-uri to use the local store ...").
+    """
+    hint = _local_hint(local_store) if local_store != uri else "pick another --workspace"
+    scheme = uri.split(":", 1)[0].lower() if ":" in uri else uri.lower()
+    if scheme in ("http", "https"):
+        _check_http(uri.rstrip("/"), timeout, hint)
+    elif scheme == "sqlite":
+        _check_sqlite(uri, hint)
+    elif scheme.split("+", 1)[0] in _DB_SCHEMES:
+        _check_tcp(uri, _DB_SCHEMES[scheme.split("+", 1)[0]], timeout, hint)
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AdvisorError(
+            f"cannot create tracking folder {folder} ({exc.strerror or exc})",
+            "pick a writable --workspace or pass --tracking-uri sqlite:///PATH/mlflow.db",
+        ) from None
+
+
+def _local_hint(local_store: str | None) -> str:
+    return f"drop --tracking-uri to use the local store {local_store or SQLITE_PREFIX + '<workspace>/' + DB_FILENAME}"
+
+
+def _unreachable(uri: str, reason: object, hint: str) -> AdvisorError:
+    host = urllib.parse.urlsplit(uri)
+    host_opt = host.hostname or "127.0.0.1"
+    port_opt = host.port or (443 if host.scheme == "https" else 5000)
+    return AdvisorError(
+        f"MLflow tracking server {uri} is unreachable ({reason})",
+        f"start it (mlflow server --host {host_opt} --port {port_opt}) or {hint}",
+    )
+
+
+def _request(url: str, timeout: float) -> int:
+    """GET ``url``; the HTTP status (also for 4xx/5xx). Network failures raise ``URLError``."""
+    headers = {"User-Agent": "advisor-tracking-check"}
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    elif user and password:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    context = None
+    if url.startswith("https") and os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        context = ssl._create_unverified_context()  # the user asked MLflow to skip TLS checks too
+    req = urllib.request.Request(url, headers=headers, method="GET")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def _check_http(uri: str, timeout: float, hint: str) -> None:
+    try:
+        status = _request(f"{uri}/health", timeout)
+        if 200 <= status < 300:
+            return
+        status = _request(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout)
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        raise _unreachable(uri, getattr(reason, "strerror", None) or reason, hint) from None
+    except (OSError, ValueError) as exc:  # socket timeout, malformed URL, ...
+        raise _unreachable(uri, str(exc) or type(exc).__name__, hint) from None
+    if status in (401, 403):
+        raise AdvisorError(
+            f"MLflow tracking server {uri} refused access (HTTP {status})",
+            "set MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN, or " + hint,
+        )
+    if not 200 <= status < 300:
+        raise AdvisorError(
+            f"{uri} answered HTTP {status} and does not look like an MLflow tracking server",
+            "check the URL (e.g. http://HOST:5000 without a path) or " + hint,
+        )
+
+
+def _check_tcp(uri: str, default_port: int, timeout: float, hint: str) -> None:
+    parts = urllib.parse.urlsplit(uri)
+    host, port = parts.hostname, parts.port or default_port
+    if not host:
+        return  # unix socket or driver-specific form: leave it to the driver
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise AdvisorError(
+            f"tracking database {host}:{port} is unreachable ({exc.strerror or exc})",
+            f"start the database or {hint}",
+        ) from None
+
+
+def _check_sqlite(uri: str, hint: str) -> None:
+    path = sqlite_path(uri)
+    if path is None:
+        raise AdvisorError(f"SQLite tracking URI {uri!r} is malformed", "use sqlite:///PATH/mlflow.db")
+    folder = path.absolute().parent
+    fix = f"pick a writable location, e.g. --tracking-uri {SQLITE_PREFIX}/tmp/advisor/{DB_FILENAME}, or {hint}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AdvisorError(
+            f"cannot create the tracking database folder {folder} ({exc.strerror or exc})", fix
+        ) from None
+    if not _writable(folder) or (path.exists() and not os.access(path, os.W_OK)):
+        raise AdvisorError(f"tracking database {path.absolute()} is not writable", fix)
+    try:
+        from mlflow import MlflowClient
+
+        MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any store failure becomes one clear line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise AdvisorError(
+            f"cannot open the MLflow tracking database {path.absolute()} ({first[:300]})",
+            f"delete or move the file if it is not an MLflow database, or {fix}",
+        ) from None
+
+
+def _writable(folder: Path) -> bool:
+    """Whether a file can really be created in ``folder`` (``os.access`` lies for root)."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".advisor-write-check-"):
+            return True
+    except OSError:
+        return False
