@@ -76,11 +76,14 @@ class Objective:
             if trial.number in self.fail_on:
                 raise AdvisorError(f"failure injected into trial {trial.number}", "this is a test")
 
+            last_epoch = _total_epochs(params)
+
             def on_epoch(epoch: int, val: float) -> None:
                 epochs.append({"epoch": epoch, "val_accuracy": float(val),
                                "seconds": time.perf_counter() - t0})
                 trial.report(float(val), epoch)
-                if strategy not in PROBES and trial.should_prune():
+                # a probe is one closed-form fit, and after the last epoch there is nothing left to save
+                if strategy not in PROBES and epoch < last_epoch and trial.should_prune():
                     raise TrainingPruned(f"pruned after epoch {epoch} at validation accuracy {val:.4f}")
 
             result = run_strategy(self.ctx, strategy, params, on_epoch)
@@ -144,6 +147,16 @@ class Objective:
                    preprocess=self.ctx.preprocess, dataset_name=self.ctx.dataset.name,
                    classes=self.ctx.dataset.classes)
         trial.set_user_attr("model_path", str(path))
+
+
+def _total_epochs(params: dict) -> int:
+    """Epochs a network run reports at most: fine-tuning epochs plus linear-probe warm-up epochs."""
+    from advisor.train._network import DEFAULT_WARMUP_EPOCHS, NETWORK_DEFAULTS
+
+    warm = params.get("warmup_epochs")
+    if warm is None:
+        warm = DEFAULT_WARMUP_EPOCHS if params.get("warmup") else 0
+    return int(params.get("epochs", NETWORK_DEFAULTS["epochs"])) + int(warm)
 
 
 def _plain(params: dict) -> dict:

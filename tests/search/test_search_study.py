@@ -1,0 +1,251 @@
+"""advisor search end to end: real Optuna journal storages, real MLflow SQLite stores, real training.
+
+Every search runs on 300 digits at 32 px through ImageNet MobileNetV2 with a tiny space (top 1-3
+blocks, 3 epochs), so a trial takes a second or two.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from advisor.cli import main
+from advisor.search import SearchConfig, run_search
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TINY_SPACE = """\
+strategy: last_k
+params:
+  k: {type: int, low: 1, high: 3}
+  head_lr: {type: float, low: 1.0e-5, high: 1.0e-1, log: true}
+  lr_ratio: {type: float, low: 0.01, high: 1.0, log: true}
+  epochs: 3
+  batch_size: 32
+  patience: 3
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _space(tmp: Path) -> str:
+    path = tmp / "tiny.yaml"
+    path.write_text(TINY_SPACE)
+    return str(path)
+
+
+def _client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def _nested(uri: str, parent_run_id: str):
+    client = _client(uri)
+    parent = client.get_run(parent_run_id)
+    runs = client.search_runs([parent.info.experiment_id],
+                              filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=1000)
+    return client, parent, sorted(runs, key=lambda r: int(r.data.tags["advisor.trial_number"]))
+
+
+def _study(workspace: Path, name: str):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(workspace / "optuna.journal")))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+@pytest.fixture(scope="module")
+def search(tmp_path_factory):
+    """Six trials with the halving pruner and trial 1 failing on purpose."""
+    tmp = tmp_path_factory.mktemp("search")
+    cfg = SearchConfig(dataset="digits:30", strategy="last_k", space=_space(tmp), trials=6, image_size=32,
+                       workspace=str(tmp / "ws"), cache_dir=str(tmp / "cache"), pruner="halving",
+                       study_name="s1", experiment="exp1", fail_trials=[1])
+    return tmp, run_search(cfg)
+
+
+def test_search_logs_a_parent_run_and_one_nested_run_per_trial(search):
+    tmp, r = search
+    assert r.n_trials == 6 and r.n_complete + r.n_pruned + r.n_failed == 6
+    client, parent, runs = _nested(r.tracking_uri, r.parent_run_id)
+    assert parent.data.tags["advisor.kind"] == "study" and parent.data.tags["advisor.study_name"] == "s1"
+    assert parent.data.tags["advisor.model"] == "mobilenet_v2"
+    assert len(parent.data.tags["advisor.dataset_fingerprint"]) == 64
+    assert [int(run.data.tags["advisor.trial_number"]) for run in runs] == list(range(6))
+    study = _study(tmp / "ws", "s1")
+    for run, trial in zip(runs, study.trials):
+        assert run.data.tags["advisor.state"] == {"COMPLETE": "complete", "PRUNED": "pruned",
+                                                  "FAIL": "failed"}[trial.state.name]
+        history = client.get_metric_history(run.info.run_id, "val_accuracy")
+        # MLflow holds exactly the per-epoch values the pruner saw
+        assert {m.step: m.value for m in history} == pytest.approx(dict(trial.intermediate_values))
+        if trial.state.name == "COMPLETE":
+            assert run.data.metrics["best_val_accuracy"] == pytest.approx(trial.value)
+            assert run.data.params["k"] == str(trial.params["k"])
+    # the best trial: test split evaluated once, logged on the parent with the model
+    assert parent.data.metrics["best_val_accuracy"] == pytest.approx(r.best_value)
+    assert parent.data.metrics["test_accuracy"] == pytest.approx(r.test_accuracy)
+    assert r.test_accuracy > 0.3  # chance is 0.1
+    assert parent.data.tags["advisor.best_trial"] == str(r.best_trial)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "search_space.yaml" in artifacts
+    models = client.search_logged_models(experiment_ids=[parent.info.experiment_id])
+    assert any(m.source_run_id == parent.info.run_id for m in models)
+
+
+def test_the_trials_never_see_the_test_split(search):
+    tmp, r = search
+    study = _study(tmp / "ws", "s1")
+    best = max((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
+    # only the best trial's saved model was evaluated on the test split, after the study
+    assert best.user_attrs["model_path"].endswith(f"trial-{best.number:04d}.pt")
+    assert r.best_trial == best.number
+
+
+def test_an_injected_failure_is_recorded_and_the_study_goes_on(search):
+    tmp, r = search
+    study = _study(tmp / "ws", "s1")
+    assert study.trials[1].state.name == "FAIL"
+    assert "failure injected" in study.trials[1].user_attrs["fail_reason"]
+    assert all(t.state.name != "FAIL" for t in study.trials[2:])  # later trials ran
+    _, _, runs = _nested(r.tracking_uri, r.parent_run_id)
+    assert runs[1].data.tags["advisor.state"] == "failed" and runs[1].info.status == "FAILED"
+    assert "failure injected" in runs[1].data.tags["advisor.fail_reason"]
+
+
+def test_pruning_prunes_before_the_last_epoch(search):
+    tmp, r = search
+    study = _study(tmp / "ws", "s1")
+    pruned = [t for t in study.trials if t.state.name == "PRUNED"]
+    assert pruned, [(t.number, t.state.name, t.intermediate_values) for t in study.trials]
+    assert all(len(t.intermediate_values) < 3 for t in pruned)
+    _, _, runs = _nested(r.tracking_uri, r.parent_run_id)
+    for t in pruned:
+        assert runs[t.number].data.tags["advisor.state"] == "pruned" and runs[t.number].info.status == "KILLED"
+
+
+def test_strategy_auto_runs_analyze_and_tries_the_advice_first(tmp_path):
+    from advisor.api import analyze
+    from advisor.search.space import advice_trial, space_from_advice
+
+    cfg = SearchConfig(dataset="digits:30", strategy="auto", trials=2, image_size=32, workspace=str(tmp_path / "ws"),
+                       cache_dir=str(tmp_path / "cache"), analyze_sample=200, study_name="auto")
+    r = run_search(cfg)
+    advice = analyze("digits:30", "mobilenet_v2", sample=200, image_size=32).advice
+    assert r.advice_strategy == advice.strategy and r.advice_trial == 0
+    first = _study(tmp_path / "ws", "auto").trials[0]
+    strategy, params = advice_trial(advice, space_from_advice(advice), 19)
+    assert first.user_attrs["advice"] is True and first.params == pytest.approx(params)
+    client, parent, _ = _nested(r.tracking_uri, r.parent_run_id)
+    assert parent.data.tags["advisor.advice_strategy"] == advice.strategy
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"profile.json", "advice.json", "search_space.yaml"} <= artifacts
+
+
+def _cli_args(tmp: Path, space: str, trials: int, name: str, *extra: str) -> list[str]:
+    return ["search", "digits:30", "--strategy", "last_k", "--space", space, "--trials", str(trials),
+            "--image-size", "32", "--workspace", str(tmp / "ws"), "--cache-dir", str(tmp / "cache"),
+            "--study-name", name, "--pruner", "none", "--quiet", *extra]
+
+
+def test_a_killed_search_resumes_without_losing_or_duplicating_trials(tmp_path):
+    import optuna
+
+    space = _space(tmp_path)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "advisor.cli", *_cli_args(tmp_path, space, 5, "resume")]
+    proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    journal = tmp_path / "ws" / "optuna.journal"
+    deadline = time.time() + 240
+    done_before: dict[int, float] = {}
+    try:
+        while time.time() < deadline:
+            if journal.exists():
+                try:
+                    study = _study(tmp_path / "ws", "resume")
+                except KeyError:
+                    study = None
+                if study is not None:
+                    trials = study.get_trials(deepcopy=False)
+                    complete = [t for t in trials if t.state.name == "COMPLETE"]
+                    if len(complete) >= 2 and trials[-1].state.name == "RUNNING":
+                        done_before = {t.number: t.value for t in complete}
+                        break
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert len(done_before) >= 2, "the first run never reached two complete trials"
+
+    code = main(_cli_args(tmp_path, space, 5, "resume", "--json", str(tmp_path / "r.json")))
+    assert code == 0
+    study = _study(tmp_path / "ws", "resume")
+    by_number = {t.number: t for t in study.trials}
+    for n, v in done_before.items():  # the completed trials are still there, unchanged
+        assert by_number[n].state.name == "COMPLETE" and by_number[n].value == v
+    stale = [t for t in study.trials if t.user_attrs.get("stale")]
+    assert len(stale) == 1 and stale[0].state.name == "FAIL"
+    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == stale[0].number]
+    assert len(retry) == 1 and retry[0].params == stale[0].params  # its configuration was tried again
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")
+                or (t.state.name == "FAIL" and not t.user_attrs.get("stale"))]
+    assert len(finished) == 5
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["resumed_from"] == len(done_before) and result["retried"] == [stale[0].number]
+    _, _, runs = _nested(result["tracking_uri"], result["parent_run_id"])
+    numbers = [int(r.data.tags["advisor.trial_number"]) for r in runs]
+    assert len(numbers) == len(set(numbers))  # no trial logged twice
+    assert set(numbers) >= {t.number for t in finished}
+    assert optuna.trial.TrialState.RUNNING not in {t.state for t in study.trials}
+
+
+def test_two_workers_on_one_storage_finish_exactly_the_requested_trials(tmp_path):
+    cfg = SearchConfig(dataset="digits:30", strategy="last_k", space=_space(tmp_path), trials=4, image_size=32,
+                       workspace=str(tmp_path / "ws"), cache_dir=str(tmp_path / "cache"), pruner="none",
+                       study_name="two", workers=2)
+    r = run_search(cfg)
+    study = _study(tmp_path / "ws", "two")
+    assert len(study.trials) == 4 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # two processes shared the work
+    _, _, runs = _nested(r.tracking_uri, r.parent_run_id)
+    assert sorted(int(x.data.tags["advisor.trial_number"]) for x in runs) == [0, 1, 2, 3]
+    assert r.test_accuracy is not None
+
+
+def test_cli_errors_come_before_any_training(tmp_path, capsys):
+    space = _space(tmp_path)
+    t = time.time()
+    code = main(_cli_args(tmp_path, space, 2, "dead", "--tracking-uri", "http://127.0.0.1:9"))
+    err = capsys.readouterr().err
+    assert code == 2 and "unreachable" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert time.time() - t < 20
+    assert not (tmp_path / "ws" / "optuna.journal").exists() or "dead" not in (tmp_path / "ws" / "optuna.journal").read_text()
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("strategy: last_k\nparams:\n  k: {type: int, low: 1, high: 3}\n  head_lr: {type: float, low: 1, high: 0.1}\n")
+    code = main(_cli_args(tmp_path, str(bad), 2, "badspace"))
+    err = capsys.readouterr().err
+    assert code == 2 and "head_lr" in err and err.count("\n") == 1
+
+    code = main(_cli_args(tmp_path, space, 0, "zero"))
+    err = capsys.readouterr().err
+    assert code == 2 and "--trials" in err
