@@ -14,7 +14,7 @@ from typing import Callable
 from advisor.advise import Advice, advise
 from advisor.errors import AdvisorError
 from advisor.measure.profile import Profile
-from advisor.serialize import from_dict, to_dict, write_json
+from advisor.serialize import from_dict, write_json
 
 # progress(stage, done, total): stage is "measure" (images) or "metrics" (blocks)
 ProgressFn = Callable[[str, int, int], None]

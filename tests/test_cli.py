@@ -1,7 +1,6 @@
 """The CLI end to end on real data with real pretrained weights, and every error path."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from advisor.cli import main
 from tests.test_cli import _one_line_error, run_cli
 
 

@@ -1,6 +1,6 @@
 import json
 
-from advisor.serialize import from_dict, to_dict
+from advisor.serialize import to_dict
 from advisor.advise import advise
 from advisor.api import Analysis
 from tests.advise.test_rules import PEAKED, make_profile

@@ -15,8 +15,6 @@ The order of work, chosen so that bad input fails before anything expensive:
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -8,7 +8,6 @@ a function ``run(ctx: TrainContext, params: dict, callback: EpochCallback | None
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np

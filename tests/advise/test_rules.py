@@ -2,7 +2,6 @@
 
 import math
 
-import pytest
 
 from advisor.advise import advise
 from advisor.advise import rules as R

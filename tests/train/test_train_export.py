@@ -8,31 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from advisor.data import Preprocess, TorchView, load_dataset, stratified_sample, stratified_split
+from advisor.data import TorchView
 from advisor.errors import AdvisorError
 from advisor.train import run_strategy
 from advisor.train._base import TrainContext
 from advisor.train.export import TransferModel, load_model, save_model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
-def ctx():
-    from advisor.models import create_backbone
-
-    ds = load_dataset("digits")
-    ds = ds.subset(stratified_sample(ds.primary_labels, 300, seed=0))
-    split = stratified_split(ds.primary_labels, seed=0)
-    bb = create_backbone("mobilenet_v2")
-    pp = bb.preprocessing
-    pre = Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"]).with_image_size(32)
+def ctx(digits300):
+    ds, split, bb, pre = digits300
     return TrainContext(dataset=ds, split=split, backbone=bb, make_backbone=lambda: copy.deepcopy(bb),
                         preprocess=pre, device=torch.device("cpu"), seed=0, cache=None)
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from advisor.data import Preprocess, load_dataset, stratified_sample, stratified_split
 from advisor.errors import AdvisorError
 from advisor.train._base import TrainContext, TrainingPruned
 from advisor.train._finetune import run_full_finetune, run_last_k
@@ -22,27 +21,9 @@ from advisor.train._network import _Net, augment_batch, fit_network, make_heads,
 N_BLOCKS = 19  # mobilenet_v2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tiny networks gain nothing from a second thread, and on a busy machine two
-    spinning OpenMP threads are many times slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
-def setup():
-    from advisor.models import create_backbone
-
-    ds = load_dataset("digits")
-    ds = ds.subset(stratified_sample(ds.primary_labels, 300, seed=0))
-    split = stratified_split(ds.primary_labels, seed=0)
-    bb = create_backbone("mobilenet_v2")
-    pp = bb.preprocessing
-    pre = Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"]).with_image_size(32)
-    return ds, split, bb, pre
+def setup(digits300):
+    return digits300
 
 
 def make_ctx(setup, seed: int = 0, cache=None) -> TrainContext:

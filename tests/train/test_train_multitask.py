@@ -18,16 +18,6 @@ from advisor.train._base import TrainContext
 from advisor.train._multitask import run_multi_task
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tiny networks gain nothing from a second thread, and on a busy machine two
-    spinning OpenMP threads are many times slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def setup():
     from advisor.models import create_backbone

@@ -132,13 +132,6 @@ def test_learning_curves_leave_out_failed_points():
 
 
 # ------------------------------------------------------------------ the strategy
-@pytest.fixture(scope="module")
-def one_thread():
-    # a 2-core machine shared with other work: one intra-op thread avoids oversubscription stalls
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _context(ds, image_size=32, seed=0):
