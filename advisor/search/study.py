@@ -170,6 +170,8 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     import logging
 
+    import mlflow  # noqa: F401 - its import configures the "mlflow" logger, so quieten it afterwards
+
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about database migrations
     workspace = Path(cfg.workspace).expanduser().resolve()
     workspace.mkdir(parents=True, exist_ok=True)
