@@ -51,3 +51,16 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     echo "[setup] apt not usable here; Fashion-MNIST will come from torchvision's download"
   fi
 fi
+
+# Chromium from Debian, when apt is usable: the report tests render the HTML page headless.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
+    echo "[setup] installing Debian package chromium (headless rendering of advisor report pages in the tests)"
+    $SUDO apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null 2>&1 \
+      || echo "[setup] could not install chromium; the report rendering tests will be skipped"
+  else
+    echo "[setup] apt not usable here; without chromium the report rendering tests are skipped"
+  fi
+fi

@@ -121,8 +121,9 @@ class Objective:
             metrics = {"trainable_params": float(result.trainable_params)} if result is not None else {}
             if self.tracker is not None and reason != "interrupted":
                 try:
+                    tags = {"advisor.advised": "true"} if trial.user_attrs.get("advice") else None
                     self.tracker.log_trial(trial.number, {"strategy": strategy, **_plain(params)}, state, value,
-                                           history, wall, reason=reason, metrics=metrics)
+                                           history, wall, reason=reason, metrics=metrics, extra_tags=tags)
                 except Exception as e:  # noqa: BLE001 - tracking trouble must not lose the trial
                     trial.set_user_attr("tracking_error", str(e)[:300])
             del result

@@ -154,8 +154,9 @@ def test_strategy_auto_runs_analyze_and_tries_the_advice_first(tmp_path):
     first = _study(tmp_path / "ws", "auto").trials[0]
     strategy, params = advice_trial(advice, space_from_advice(advice), 19)
     assert first.user_attrs["advice"] is True and first.params == pytest.approx(params)
-    client, parent, _ = _nested(r.tracking_uri, r.parent_run_id)
+    client, parent, runs = _nested(r.tracking_uri, r.parent_run_id)
     assert parent.data.tags["advisor.advice_strategy"] == advice.strategy
+    assert runs[0].data.tags.get("advisor.advised") == "true" and "advisor.advised" not in runs[1].data.tags
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"profile.json", "advice.json", "search_space.yaml"} <= artifacts
 
