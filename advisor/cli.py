@@ -204,10 +204,10 @@ def _report(args) -> int:
     result = build_report(args.experiment, tracking_uri=args.tracking_uri, workspace=args.workspace,
                           out_dir=args.out, attach=not args.no_attach, top=args.top, name=args.name)
     tab = Table(title="advisor report", title_justify="left")
-    for col in ("experiment", "study", "complete", "pruned", "failed", "best strategy", "best val accuracy",
-                "test accuracy", "advised", "agrees"):
-        tab.add_column(col, justify="right" if col in ("complete", "pruned", "failed", "best val accuracy",
-                                                       "test accuracy") else "left")
+    for col in ("experiment", "study", "complete", "pruned", "failed", "best strategy", "best val acc",
+                "test acc", "advised", "agrees"):
+        tab.add_column(col, overflow="fold", justify="right" if col in ("complete", "pruned", "failed",
+                                                                        "best val acc", "test acc") else "left")
     from advisor.report.analysis import agreement
     from advisor.report.content import fmt_acc
 

@@ -250,3 +250,19 @@ def test_cli_errors_come_before_any_training(tmp_path, capsys):
     code = main(_cli_args(tmp_path, space, 0, "zero"))
     err = capsys.readouterr().err
     assert code == 2 and "--trials" in err
+
+
+def test_an_rdb_storage_holds_the_study_and_a_rerun_adds_no_trials(tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    cfg = SearchConfig(dataset="digits:30", strategy="last_k", space=_space(tmp_path), trials=2, image_size=32,
+                       workspace=str(tmp_path / "ws"), cache_dir=str(tmp_path / "cache"), pruner="none",
+                       study_name="rdb", storage=url)
+    first = run_search(cfg)
+    again = run_search(cfg)  # the study already holds its two trials: nothing new runs
+    study = optuna.load_study(study_name="rdb", storage=url)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert again.resumed_from == 2 and again.best_value == first.best_value
+    assert again.parent_run_id == first.parent_run_id  # the same MLflow parent run, resumed
+    assert not (tmp_path / "ws" / "optuna.journal").exists()
