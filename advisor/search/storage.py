@@ -60,8 +60,12 @@ def open_storage(url: str | None, workspace: str | Path):
         raise AdvisorError(f"unknown study storage {desc!r}",
                            "use a journal file (PATH.journal), sqlite:///PATH.db or postgresql://USER@HOST/DB")
     try:
-        return RDBStorage(desc, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=2 * HEARTBEAT_SECONDS,
-                          failed_trial_callback=None, engine_kwargs=_engine_kwargs(desc))
+        import warnings
+
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and what we need
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(desc, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=2 * HEARTBEAT_SECONDS,
+                              failed_trial_callback=None, engine_kwargs=_engine_kwargs(desc))
     except ModuleNotFoundError as e:
         raise AdvisorError(f"the database driver for {desc.split(':')[0]} is not installed ({e.name})",
                            f"pip install {e.name}") from None
