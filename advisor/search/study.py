@@ -197,7 +197,8 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     block_names = list(ctx.backbone.block_names)
     check_space(space, block_names)
     strategy_tag = cfg.strategy if cfg.strategy != "auto" else (advice.strategy if advice else "auto")
-    study_name = cfg.study_name or default_study_name(cfg.dataset, cfg.model, strategy_tag)
+    # named after what was asked, not what analyze answered, so that a re-run resumes the same study
+    study_name = cfg.study_name or default_study_name(cfg.dataset, cfg.model, cfg.strategy)
     experiment = cfg.experiment or study_name
 
     # 4. the study
@@ -228,7 +229,8 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     }
     if advice is not None:
         tags.update({"advisor.advice_strategy": advice.strategy, "advisor.advice_confidence": str(advice.confidence),
-                     "advisor.advice_summary": advice.summary[:4000]})
+                     "advisor.advice_summary": advice.summary[:4000],
+                     "advisor.advice_in_space": "true" if advice_params is not None else "false"})
     tracker = StudyTracker.open(uri, experiment, study_name, tags=tags, resume=True)
     files: dict[str, Any] = {"search_space.yaml": space_to_yaml(space)}
     if analysis is not None:
@@ -264,8 +266,8 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
         model = test.pop("model", None)
         tracker.log_best(best.number, {"strategy": best.user_attrs.get("strategy"),
                                        **(best.user_attrs.get("params") or {})},
-                         {"test_accuracy": result.test_accuracy, "test_macro_f1": result.test_macro_f1,
-                          "best_val_accuracy": best.value}, model=model)
+                         {"test_accuracy": result.test_accuracy, "test_macro_f1": result.test_macro_f1},
+                         model=model, value=best.value)
     tracker.finish(status)
     result.wall_time = time.perf_counter() - t_start
     return result
@@ -318,7 +320,8 @@ def _summarise(study, cfg, study_name, storage_desc, uri, experiment, parent_run
     trials = []
     advice_number, advice_value = None, None
     for t in study.get_trials(deepcopy=False):
-        rec = {"number": t.number, "state": t.state.name.lower(), "value": t.value,
+        rec = {"number": t.number, "state": t.state.name.lower(),
+               "value": t.value if t.state.name == "COMPLETE" else None,  # a pruned trial's is its last report
                "strategy": t.user_attrs.get("strategy"), "params": t.user_attrs.get("params") or dict(t.params),
                "fail_reason": t.user_attrs.get("fail_reason"), "wall_time": t.user_attrs.get("wall_time"),
                "epochs": len(t.intermediate_values), "advice": bool(t.user_attrs.get("advice"))}

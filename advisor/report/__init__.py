@@ -1,0 +1,25 @@
+"""``advisor report``: an HTML page and a Markdown summary of searches, read from MLflow only.
+
+:func:`build_report` reads the studies (parent run + nested trial runs) of one or more
+experiments, writes ``<out>/<name>.html`` (self-contained: inline CSS, charts as inline
+PNG ``data:`` URIs) and ``<out>/<name>.md``, and attaches the page to each study's parent
+run. The pieces: :mod:`~advisor.report.collect` (MLflow -> dataclasses),
+:mod:`~advisor.report.analysis` (comparisons, agreement with the advice, importances),
+:mod:`~advisor.report.plots` (charts), :mod:`~advisor.report.content` (tables and text),
+:mod:`~advisor.report.html` and :mod:`~advisor.report.markdown` (layout).
+"""
+
+from __future__ import annotations
+
+from advisor.report.build import ReportResult, build_report, report_name, tracking_store
+from advisor.report.collect import StudyData, TrialRecord, collect_experiment
+
+__all__ = [
+    "ReportResult",
+    "StudyData",
+    "TrialRecord",
+    "build_report",
+    "collect_experiment",
+    "report_name",
+    "tracking_store",
+]
