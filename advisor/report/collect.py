@@ -20,16 +20,19 @@ from typing import Any, Iterator
 
 from advisor.errors import AdvisorError
 
-KIND_TAG = "advisor.kind"
-STUDY_TAG = "advisor.study_name"
-TRIAL_TAG = "advisor.trial_number"
-STATE_TAG = "advisor.state"
-REASON_TAG = "advisor.fail_reason"
-BEST_TAG = "advisor.best_trial"
-ADVISED_TAG = "advisor.advised"
-PARENT_TAG = "mlflow.parentRunId"
+from advisor.track.study_runs import (  # the tags advisor search writes: one contract, defined there
+    ADVISED_TAG,
+    BEST_TAG,
+    KIND_TAG,
+    PARENT_TAG,
+    REASON_TAG,
+    STATE_TAG,
+    STUDY_TAG,
+    TRIAL_TAG,
+)
+from advisor.train import PROBE_STRATEGIES as PROBES
+
 STATES = ("complete", "pruned", "failed")
-PROBES = ("linear_probe", "svm_early")
 
 
 @dataclass

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from advisor.errors import AdvisorError
-
-PROBES = ("linear_probe", "svm_early")
+from advisor.track.study_runs import ADVISED_TAG
+from advisor.train import PROBE_STRATEGIES as PROBES
 
 
 class TrialFailed(Exception):
@@ -121,7 +121,7 @@ class Objective:
             metrics = {"trainable_params": float(result.trainable_params)} if result is not None else {}
             if self.tracker is not None and reason != "interrupted":
                 try:
-                    tags = {"advisor.advised": "true"} if trial.user_attrs.get("advice") else None
+                    tags = {ADVISED_TAG: "true"} if trial.user_attrs.get("advice") else None
                     self.tracker.log_trial(trial.number, {"strategy": strategy, **_plain(params)}, state, value,
                                            history, wall, reason=reason, metrics=metrics, extra_tags=tags)
                 except Exception as e:  # noqa: BLE001 - tracking trouble must not lose the trial

@@ -38,6 +38,7 @@ TRIAL_TAG = "advisor.trial_number"
 STATE_TAG = "advisor.state"
 REASON_TAG = "advisor.fail_reason"
 BEST_TAG = "advisor.best_trial"
+ADVISED_TAG = "advisor.advised"  # "true" on the trial run of the advised configuration
 PARENT_TAG = "mlflow.parentRunId"
 STRATEGY_KEY = "strategy"
 

@@ -29,7 +29,10 @@ RUNNERS = {
     "pipeline_vs_end_to_end": ("advisor.train._pipeline", "run_pipeline_vs_end_to_end"),
 }
 
-__all__ = ["RUNNERS", "EpochCallback", "EpochRecord", "TrainContext", "TrainResult", "TrainingPruned",
+#: The strategies that are one closed-form fit on frozen features (no epochs to prune).
+PROBE_STRATEGIES = ("linear_probe", "svm_early")
+
+__all__ = ["PROBE_STRATEGIES", "RUNNERS", "EpochCallback", "EpochRecord", "TrainContext", "TrainResult", "TrainingPruned",
            "evaluate_model", "load_model", "make_context", "run_strategy", "save_model", "train", "without_test"]
 
 
