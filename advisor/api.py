@@ -71,11 +71,7 @@ def analyze(
     source_data : optional dataset spec sampling the source domain (labels ignored)
         for Frechet distance and domain-classifier accuracy per block.
     """
-    from advisor.data import Preprocess, load_dataset, stratified_sample, stratified_split
-    from advisor.measure.blocks import block_profiles
-    from advisor.measure.collect import collect
-    from advisor.measure.size import size_profile
-    from advisor.measure.source import source_profile
+    from advisor.data import Preprocess, load_dataset, stratified_split
     from advisor.models import create_backbone, resolve_device
 
     if not isinstance(sample, int) or sample < 2:
@@ -86,8 +82,6 @@ def analyze(
     data = load_dataset(dataset, label_columns=label_columns, intermediate=intermediate, seed=seed)
     task_i = data.tasks.index(data.primary_task)
     split = stratified_split(data.labels[:, task_i], seed=seed)
-    size = size_profile(data, split)
-    fingerprint = data.fingerprint()
     timings["data"] = time.perf_counter() - t0
 
     t = time.perf_counter()
@@ -97,7 +91,34 @@ def analyze(
     if image_size is not None:
         pre = Preprocess.for_image_size(pre, image_size)
     timings["model"] = time.perf_counter() - t
+    return _analyze_loaded(dataset, model, data, split, backbone, pre, dev, sample=sample, seed=seed,
+                           batch_size=batch_size, source_data=source_data, progress=progress,
+                           timings=timings, t0=t0)
 
+
+def analyze_context(ctx, dataset: str, model: str, *, sample: int = 1000, batch_size: int = 64,
+                    progress: ProgressFn | None = None) -> Analysis:
+    """:func:`analyze` on what a training context already loaded (data, split, backbone,
+    preprocessing), so a search that needs the advice does not load them twice. The result
+    equals ``analyze(dataset, model, ...)`` with the context's seed and image size."""
+    if not isinstance(sample, int) or sample < 2:
+        raise AdvisorError(f"bad sample size {sample!r}", "use --sample with an integer of at least 2, e.g. 1000")
+    return _analyze_loaded(dataset, model, ctx.dataset, ctx.split, ctx.backbone, ctx.preprocess, ctx.device,
+                           sample=sample, seed=ctx.seed, batch_size=batch_size, source_data=None,
+                           progress=progress, timings={}, t0=time.perf_counter())
+
+
+def _analyze_loaded(dataset, model, data, split, backbone, pre, dev, *, sample, seed, batch_size, source_data,
+                    progress, timings, t0) -> Analysis:
+    from advisor.data import load_dataset, stratified_sample
+    from advisor.measure.blocks import block_profiles
+    from advisor.measure.collect import collect
+    from advisor.measure.size import size_profile
+    from advisor.measure.source import source_profile
+
+    task_i = data.tasks.index(data.primary_task)
+    size = size_profile(data, split)
+    fingerprint = data.fingerprint()
     train_labels = data.labels[split.train, task_i]
     chosen = split.train[stratified_sample(train_labels, sample, seed)]
 

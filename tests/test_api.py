@@ -73,3 +73,25 @@ def test_source_data_gives_frechet_and_domain_accuracy(tmp_path):
     # digits vs photos are easy to tell apart at every depth
     assert np.mean([b.domain_accuracy for b in blocks]) > 0.9
     assert all(-0.01 <= b.proxy_a_distance <= 2.0 for b in blocks)
+
+
+def test_analyze_context_equals_analyze_and_leaves_the_backbone_untouched(digits_csv):
+    """The search's analyze on its already-loaded context measures exactly what analyze measures."""
+    import torch
+
+    from advisor.api import analyze_context
+    from advisor.train import make_context
+
+    ctx = make_context(str(digits_csv), "mobilenet_v2", image_size=32, device="cpu", seed=3, cache_dir=False,
+                       label_columns=["digit"])
+    before = {k: v.clone() for k, v in ctx.backbone.state_dict().items()}
+    via_ctx = analyze_context(ctx, str(digits_csv), "mobilenet_v2", sample=120)
+    direct = advisor.analyze(str(digits_csv), "mobilenet_v2", sample=120, image_size=32, device="cpu", seed=3,
+                             label_columns=["digit"])
+    assert via_ctx.advice.strategy == direct.advice.strategy and via_ctx.advice.params == direct.advice.params
+    assert via_ctx.profile.fingerprint == direct.profile.fingerprint
+    assert via_ctx.profile.sample_size == direct.profile.sample_size == 120
+    for a, b in zip(via_ctx.profile.blocks, direct.profile.blocks):
+        assert a.knn_accuracy == pytest.approx(b.knn_accuracy) and a.shift == pytest.approx(b.shift, rel=1e-4, abs=1e-6)
+    after = ctx.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN running stats included

@@ -42,6 +42,13 @@ PIPELINE_PER_CLASS = 50
 # Layer-wise learning-rate decay suggested between blocks (ULMFiT used 1/2.6 per layer group).
 DEFAULT_DECAY = (0.7, 1.0)
 
+# Backbone-to-head learning-rate ratio advised for the network strategies. The best fine-tuning
+# rate grows as the target moves away from the source (Li et al., "Rethinking the hyperparameters
+# for fine-tuning", ICLR 2020): a similar target keeps its features nearly as they are, a
+# different one must move them.
+LR_RATIO_SIMILAR = 0.1
+LR_RATIO_DIFFERENT = 0.5
+
 
 def _chance(profile: Profile, task: str) -> float:
     return 1.0 / max(profile.size.task(task).n_classes, 1)
@@ -194,21 +201,23 @@ def advise(profile: Profile) -> Advice:
             k = max(k, n - 1 - best_i)
         if different:
             k = max(k, math.ceil(n / 3))
-        strategy, params = "last_k", {"k": int(k)}
+        strategy, params = "last_k", {"k": int(k), "lr_ratio": LR_RATIO_DIFFERENT if different else LR_RATIO_SIMILAR}
         summary = (f"Medium-sized {'and different' if different else 'and similar'}: fine-tune the top {k} of {n} "
                    f"blocks with a smaller backbone learning rate than the new head's.")
         reasons = [f"{per_class:g} samples per class supports tuning some blocks but not the whole network safely."]
         if gap > EARLY_FEATURE_MARGIN:
             reasons.append(f"Features stop improving after {best.name}, so the blocks above it should adapt.")
         if different:
-            reasons.append("The target differs from the source, so more blocks train than for a similar target.")
+            reasons.append("The target differs from the source, so more blocks train than for a similar target, "
+                           f"at a larger backbone rate (lr_ratio {LR_RATIO_DIFFERENT} against {LR_RATIO_SIMILAR}).")
         alts = [Alternative("full_finetune", {"warmup": True}, "if the search shows deeper tuning keeps helping"),
                 Alternative("linear_probe" if not different else "svm_early",
                             {} if not different else {"block": best.name}, "cheapest baseline")]
         space = _space(strategy, n, (max(1, k // 2), min(n, 2 * k)), (0.03, 1.0), profile, [], [True, False])
     else:
         warmup = knn[-1] >= 2 * chance
-        strategy, params = "full_finetune", {"warmup": bool(warmup)}
+        strategy, params = "full_finetune", {"warmup": bool(warmup),
+                                             "lr_ratio": LR_RATIO_DIFFERENT if different else LR_RATIO_SIMILAR}
         summary = ("Large: fine-tune the whole network from the pretrained weights"
                    + (", after a linear-probe warm-up of the head (LP-FT)." if warmup else "."))
         reasons = [f"{per_class:g} samples per class is enough to adapt every block."]

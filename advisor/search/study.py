@@ -120,9 +120,10 @@ def _load_space(cfg: SearchConfig, advice) -> Any:
     return space
 
 
-def _get_advice(cfg: SearchConfig, progress):
-    """The Analysis (profile + advice) when the search needs one, else None."""
-    from advisor.api import Analysis, analyze
+def _get_advice(cfg: SearchConfig, ctx, progress):
+    """The Analysis (profile + advice) when the search needs one, else None. A fresh analysis
+    measures the data and backbone ``ctx`` already holds instead of loading them again."""
+    from advisor.api import Analysis, analyze_context
 
     if cfg.advice:
         if not Path(cfg.advice).is_file():
@@ -130,9 +131,7 @@ def _get_advice(cfg: SearchConfig, progress):
         return Analysis.load(cfg.advice)
     if cfg.strategy != "auto" and cfg.space != "auto":
         return None
-    return analyze(cfg.dataset, cfg.model, weights=cfg.weights, sample=cfg.analyze_sample,
-                   image_size=cfg.image_size, device=cfg.device, seed=cfg.seed, label_columns=cfg.label_columns,
-                   intermediate=cfg.intermediate, progress=progress)
+    return analyze_context(ctx, cfg.dataset, cfg.model, sample=cfg.analyze_sample, progress=progress)
 
 
 def _counts(study) -> dict[str, int]:
@@ -191,7 +190,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     ctx = make_context(cfg.dataset, cfg.model, weights=cfg.weights, image_size=cfg.image_size, device=cfg.device,
                        seed=cfg.seed, cache_dir=cfg.cache_dir, label_columns=cfg.label_columns,
                        intermediate=cfg.intermediate, workers=cfg.loader_workers)
-    analysis = _get_advice(cfg, stage_progress("analyze"))
+    analysis = _get_advice(cfg, ctx, stage_progress("analyze"))
     advice = analysis.advice if analysis is not None else None
     space = _load_space(cfg, advice)
     block_names = list(ctx.backbone.block_names)

@@ -57,15 +57,19 @@ def test_medium_is_last_k_and_difference_raises_k():
     assert similar.strategy == different.strategy == "last_k"
     assert similar.params["k"] == math.ceil(0.15 * 8) == 2
     assert different.params["k"] == math.ceil(8 / 3) == 3
+    # a different target moves its backbone faster (Li et al., 2020)
+    assert similar.params["lr_ratio"] == R.LR_RATIO_SIMILAR < different.params["lr_ratio"] == R.LR_RATIO_DIFFERENT
     early = advise(make_profile(100, PEAKED, shift=0.2))
     assert early.params["k"] == 8 - 1 - 3
 
 
 def test_large_is_full_finetune_with_warmup_when_features_are_good():
     a = advise(make_profile(1000, RISING))
-    assert a.strategy == "full_finetune" and a.params == {"warmup": True}
+    assert a.strategy == "full_finetune" and a.params["warmup"] is True
     weak = advise(make_profile(1000, [0.1, 0.12, 0.13, 0.14, 0.15, 0.16, 0.17, 0.15]))
-    assert weak.params == {"warmup": False}
+    assert weak.params["warmup"] is False
+    assert advise(make_profile(1000, RISING, shift=0.2)).params["lr_ratio"] == R.LR_RATIO_SIMILAR
+    assert advise(make_profile(1000, RISING, shift=5.0)).params["lr_ratio"] == R.LR_RATIO_DIFFERENT
 
 
 def test_thresholds_are_the_boundaries():
