@@ -15,6 +15,7 @@ The order of work, chosen so that bad input fails before anything expensive:
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,15 @@ from typing import Any, Callable
 
 from advisor.errors import AdvisorError
 
-SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+#: The shipped spaces: ``search_spaces/`` beside the package in a source checkout (editable
+#: install), else where a wheel installs them (``<prefix>/share/advisor/search_spaces``).
+SPACES_DIRS = (Path(__file__).resolve().parents[2] / "search_spaces",
+               Path(sys.prefix) / "share" / "advisor" / "search_spaces")
+
+
+def shipped_space(strategy: str) -> Path | None:
+    """The shipped YAML space for ``strategy``, or None."""
+    return next((d / f"{strategy}.yaml" for d in SPACES_DIRS if (d / f"{strategy}.yaml").is_file()), None)
 
 
 @dataclass
@@ -104,9 +113,10 @@ def _load_space(cfg: SearchConfig, advice) -> Any:
             raise AdvisorError("--space auto needs the advice", "pass --strategy auto or --advice PATH")
         return space_from_advice(advice)
     if cfg.space is None:
-        path = SPACES_DIR / f"{cfg.strategy}.yaml"
-        if not path.is_file():
-            raise AdvisorError(f"no shipped search space for strategy {cfg.strategy!r} ({path} missing)",
+        path = shipped_space(cfg.strategy)
+        if path is None:
+            raise AdvisorError(f"no shipped search space for strategy {cfg.strategy!r} "
+                               f"({' or '.join(str(d / (cfg.strategy + '.yaml')) for d in SPACES_DIRS)} missing)",
                                "pass --space PATH or --space auto")
         space = load_space(path)
     else:

@@ -266,3 +266,22 @@ def test_an_rdb_storage_holds_the_study_and_a_rerun_adds_no_trials(tmp_path):
     assert again.resumed_from == 2 and again.best_value == first.best_value
     assert again.parent_run_id == first.parent_run_id  # the same MLflow parent run, resumed
     assert not (tmp_path / "ws" / "optuna.journal").exists()
+
+
+def test_shipped_spaces_are_found_in_a_wheel_install_when_no_checkout_is_beside_the_package(tmp_path, monkeypatch):
+    """A wheel puts search_spaces/ under <prefix>/share/advisor/; the lookup falls back to it."""
+    import shutil
+
+    from advisor.search import study as study_mod
+
+    checkout = Path(study_mod.__file__).resolve().parents[2] / "search_spaces"
+    installed = tmp_path / "share" / "advisor" / "search_spaces"
+    installed.mkdir(parents=True)
+    shutil.copy(checkout / "linear_probe.yaml", installed / "linear_probe.yaml")
+    monkeypatch.setattr(study_mod, "SPACES_DIRS", (tmp_path / "no-checkout", installed))
+    assert study_mod.shipped_space("linear_probe") == installed / "linear_probe.yaml"
+    space = study_mod._load_space(SearchConfig(dataset="digits", strategy="linear_probe"), None)
+    assert list(space.strategies) == ["linear_probe"]
+    assert study_mod.shipped_space("last_k") is None
+    with pytest.raises(Exception, match="no shipped search space for strategy 'last_k'"):
+        study_mod._load_space(SearchConfig(dataset="digits", strategy="last_k"), None)
