@@ -110,6 +110,7 @@ class Agreement:
     best_value: float | None
     gain_points: float | None  # (best - advised) * 100, percentage points of validation accuracy
     sentence: str = ""
+    noise_points: float | None = None  # one binomial standard error of the best accuracy on the val split, points
 
 
 def agreement(study: StudyData) -> Agreement:
@@ -148,9 +149,28 @@ def agreement(study: StudyData) -> Agreement:
     else:
         text += (f" The best trial beat the advised configuration (trial #{adv.number}) by {gain:.1f} points of "
                  f"validation accuracy ({best.value:.4f} against {adv.value:.4f}).")
+    noise = None
+    n_val = _n_val(study)
+    if gain is not None and adv is not None and adv.number != best.number and n_val:
+        p = min(max(best.value, 0.0), 1.0)
+        noise = 100.0 * math.sqrt(p * (1.0 - p) / n_val)
+        if gain < 2.0 * noise:
+            text += (f" On {n_val} validation images one standard error of an accuracy near {p:.2f} is "
+                     f"{noise:.1f} points, so a gain of {gain:.1f} points is within noise: check the test metric, "
+                     f"or search with more validation data, before preferring the best trial to the advice.")
+        else:
+            text += (f" On {n_val} validation images one standard error of an accuracy near {p:.2f} is "
+                     f"{noise:.1f} points, so the gain is more than two standard errors.")
     return Agreement(True, study.advice_strategy, best_strategy, agrees, adv.number if adv else None,
                      adv.value if adv else None, best.number if best else None, best.value if best else None,
-                     gain, text)
+                     gain, text, noise)
+
+
+def _n_val(study: StudyData) -> int | None:
+    """Validation images of the study's split, from the logged profile."""
+    size = getattr(study.profile, "size", None)
+    n = (getattr(size, "split", None) or {}).get("val")
+    return int(n) if n else None
 
 
 def _strategy_words(strategy: str | None, params: dict | None, n_blocks: int | None) -> str:

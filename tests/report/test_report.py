@@ -417,6 +417,21 @@ def test_full_finetune_advice_agrees_with_last_k_over_all_blocks():
     assert advised_trial(study).number == 2 and agreement(study).gain_points == pytest.approx(22.0)
 
 
+def test_the_agreement_says_whether_the_gain_exceeds_the_validation_noise():
+    from advisor.report.analysis import agreement
+
+    advice = SimpleNamespace(strategy="last_k", params={"k": 3}, search_space=SimpleNamespace(n_blocks=19))
+    study = _study([("last_k", "complete", 0.60, {"k": 3}), ("last_k", "complete", 0.72, {"k": 3})], advice=advice)
+    assert agreement(study).noise_points is None  # no profile, no split size: nothing claimed
+    study.profile = SimpleNamespace(blocks=[None] * 19, size=SimpleNamespace(split={"train": 600, "val": 200, "test": 200}))
+    a = agreement(study)
+    assert a.noise_points == pytest.approx(100 * (0.72 * 0.28 / 200) ** 0.5)  # 3.2 points
+    assert "more than two standard errors" in a.sentence
+    study.trials[1].value = 0.62  # 2 points: within one standard error (3.4)
+    a = agreement(study)
+    assert "2.0 points is within noise" in a.sentence and "On 200 validation images" in a.sentence
+
+
 # ------------------------------------------------------------------ errors: one line, exit 2
 def _one_line_error(code: int, err: str, *needles: str) -> None:
     assert code == 2
