@@ -77,13 +77,15 @@ class Objective:
                 raise AdvisorError(f"failure injected into trial {trial.number}", "this is a test")
 
             last_epoch = _total_epochs(params)
+            warm_epochs = _warm_epochs(params)
 
             def on_epoch(epoch: int, val: float) -> None:
                 epochs.append({"epoch": epoch, "val_accuracy": float(val),
                                "seconds": time.perf_counter() - t0})
                 trial.report(float(val), epoch)
-                # a probe is one closed-form fit, and after the last epoch there is nothing left to save
-                if strategy not in PROBES and epoch < last_epoch and trial.should_prune():
+                # a probe is one closed-form fit, after the last epoch there is nothing left to save, and
+                # during a warm-up only the head trains: its value says nothing of the backbone rates
+                if (strategy not in PROBES and warm_epochs < epoch < last_epoch and trial.should_prune()):
                     raise TrainingPruned(f"pruned after epoch {epoch} at validation accuracy {val:.4f}")
 
             result = run_strategy(self.ctx, strategy, params, on_epoch)
@@ -150,14 +152,21 @@ class Objective:
         trial.set_user_attr("model_path", str(path))
 
 
-def _total_epochs(params: dict) -> int:
-    """Epochs a network run reports at most: fine-tuning epochs plus linear-probe warm-up epochs."""
-    from advisor.train._network import DEFAULT_WARMUP_EPOCHS, NETWORK_DEFAULTS
+def _warm_epochs(params: dict) -> int:
+    """Linear-probe warm-up epochs of a network run (head only), reported before fine-tuning."""
+    from advisor.train._network import DEFAULT_WARMUP_EPOCHS
 
     warm = params.get("warmup_epochs")
     if warm is None:
         warm = DEFAULT_WARMUP_EPOCHS if params.get("warmup") else 0
-    return int(params.get("epochs", NETWORK_DEFAULTS["epochs"])) + int(warm)
+    return int(warm)
+
+
+def _total_epochs(params: dict) -> int:
+    """Epochs a network run reports at most: fine-tuning epochs plus linear-probe warm-up epochs."""
+    from advisor.train._network import NETWORK_DEFAULTS
+
+    return int(params.get("epochs", NETWORK_DEFAULTS["epochs"])) + _warm_epochs(params)
 
 
 def _plain(params: dict) -> dict:

@@ -28,7 +28,7 @@ def _worker(cfg_dict: dict, index: int, n_trials: int, study_name: str, storage_
     import optuna
 
     from advisor.search._objective import Objective, TrialFailed
-    from advisor.search.space import load_space, max_epochs
+    from advisor.search.space import load_space
     from advisor.search.storage import open_storage
     from advisor.search.study import SearchConfig, _make_pruner
     from advisor.track import StudyTracker
@@ -40,7 +40,7 @@ def _worker(cfg_dict: dict, index: int, n_trials: int, study_name: str, storage_
     storage = open_storage(storage_desc, workspace)
     study = optuna.load_study(study_name=study_name, storage=storage,
                               sampler=optuna.samplers.TPESampler(seed=cfg.seed + 1000 * index, n_startup_trials=5),
-                              pruner=_make_pruner(cfg.pruner, max_epochs(space)))
+                              pruner=_make_pruner(cfg.pruner, space))
     ctx = make_context(cfg.dataset, cfg.model, weights=cfg.weights, image_size=cfg.image_size, device=cfg.device,
                        seed=cfg.seed, cache_dir=cfg.cache_dir, label_columns=cfg.label_columns,
                        intermediate=cfg.intermediate, workers=cfg.loader_workers)

@@ -757,9 +757,22 @@ def max_epochs(space: Space) -> int:
         if strategy not in NETWORK_STRATEGIES:
             continue
         epochs = _largest(ss.params.get("epochs"), TRAIN_DEFAULT_EPOCHS)
-        w = ss.params.get("warmup")
-        can_warm = w is not None and (
-            (w.kind == "fixed" and w.value is True)
-            or (w.kind == "categorical" and any(c is True for c in w.choices or [])))
-        best = max(best, epochs + (WARMUP_EPOCHS if can_warm else 0))
+        best = max(best, epochs + (WARMUP_EPOCHS if _can_warm(ss) else 0))
     return best
+
+
+def _can_warm(ss: StrategySpace) -> bool:
+    w = ss.params.get("warmup")
+    return w is not None and ((w.kind == "fixed" and w.value is True)
+                              or (w.kind == "categorical" and any(c is True for c in w.choices or [])))
+
+
+def min_epochs(space: Space) -> int:
+    """The first epoch at which the pruner may judge a trial (its min resource).
+
+    When any network strategy can warm up, that is the first epoch after the warm-up: during
+    the warm-up only the head trains, so a trial's value there says nothing about its backbone
+    rates (a good configuration was seen cut at epoch 1 or 3). Else 1.
+    """
+    warm = any(_can_warm(ss) for s, ss in space.strategies.items() if s in NETWORK_STRATEGIES)
+    return WARMUP_EPOCHS + 1 if warm else 1

@@ -93,13 +93,18 @@ def default_study_name(dataset: str, model: str, strategy: str) -> str:
     return f"{Path(dataset).name}-{model}-{strategy}".replace(":", "_").replace("/", "_")
 
 
-def _make_pruner(name: str, max_epochs: int):
+def _make_pruner(name: str, space):
+    """The pruner over epochs: it first judges a trial at :func:`min_epochs` (after any warm-up)."""
     import optuna
 
+    from advisor.search.space import max_epochs, min_epochs
+
+    top = max(1, max_epochs(space))
+    first = min(min_epochs(space), top)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, max_epochs), reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(min_resource=first, max_resource=top, reduction_factor=3)
     if name == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=3)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise AdvisorError(f"unknown pruner {name!r}", "use hyperband, halving or none")
@@ -164,7 +169,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     """
     import optuna
 
-    from advisor.search.space import advice_trial, check_space, max_epochs, space_to_yaml
+    from advisor.search.space import advice_trial, check_space, space_to_yaml
     from advisor.search.storage import describe_storage, finished_count, open_storage, recover_stale_trials
     from advisor.track import StudyTracker, check_tracking, default_tracking_uri, resolve_tracking_uri
     from advisor.train import make_context
@@ -213,7 +218,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     # 4. the study
     sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=5)
     study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", sampler=sampler,
-                                pruner=_make_pruner(cfg.pruner, max_epochs(space)), load_if_exists=True)
+                                pruner=_make_pruner(cfg.pruner, space), load_if_exists=True)
     before = finished_count(study)
     retried = recover_stale_trials(study)
     advice_params = None

@@ -144,6 +144,18 @@ def test_max_epochs():
     assert max_epochs(Space({"full_finetune": S.StrategySpace("full_finetune", {})})) == S.TRAIN_DEFAULT_EPOCHS
 
 
+def test_the_pruner_first_judges_a_trial_after_the_warm_up():
+    from advisor.search.study import _make_pruner
+
+    assert S.min_epochs(load_space(ROOT / "last_k.yaml")) == S.WARMUP_EPOCHS + 1  # warmup: [true, false]
+    assert S.min_epochs(load_space(ROOT / "linear_probe.yaml")) == 1
+    no_warm = Space({"last_k": S.StrategySpace("last_k", {"warmup": ParamSpec("warmup", "fixed", value=False)})})
+    assert S.min_epochs(no_warm) == 1
+    pruner = _make_pruner("hyperband", load_space(ROOT / "last_k.yaml"))
+    assert (pruner._min_resource, pruner._max_resource) == (S.WARMUP_EPOCHS + 1, 8 + S.WARMUP_EPOCHS)
+    assert _make_pruner("halving", no_warm)._min_resource == 1
+
+
 def test_constants_follow_the_trainer():
     assert S.TRAIN_DEFAULT_EPOCHS == _network.NETWORK_DEFAULTS["epochs"]
     assert S.WARMUP_EPOCHS == _network.DEFAULT_WARMUP_EPOCHS

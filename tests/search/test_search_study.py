@@ -142,6 +142,23 @@ def test_pruning_prunes_before_the_last_epoch(search):
         assert runs[t.number].data.tags["advisor.state"] == "pruned" and runs[t.number].info.status == "KILLED"
 
 
+def test_a_warm_up_trial_is_never_pruned_before_its_backbone_trains(tmp_path):
+    """With warm-up in the space, epochs 1-2 train the head only: the pruner waits for epoch 3."""
+    space = tmp_path / "warm.yaml"
+    space.write_text(TINY_SPACE.replace("epochs: 3", "epochs: 2\n  warmup: true"))
+    cfg = SearchConfig(dataset="digits:30", strategy="last_k", space=str(space), trials=6, image_size=32,
+                       workspace=str(tmp_path / "ws"), cache_dir=str(tmp_path / "cache"), pruner="halving",
+                       study_name="w", seed=1)
+    r = run_search(cfg)
+    study = _study(tmp_path / "ws", "w")
+    assert all(len(t.intermediate_values) == 4 for t in study.trials if t.state.name == "COMPLETE")
+    pruned = [t for t in study.trials if t.state.name == "PRUNED"]
+    # halving's first rung is epoch 3 (the first after warm-up), so what it prunes, it prunes there
+    assert pruned and all(len(t.intermediate_values) == 3 for t in pruned), \
+        [(t.number, t.state.name, t.intermediate_values) for t in study.trials]
+    assert r.n_pruned == len(pruned)
+
+
 def test_strategy_auto_runs_analyze_and_tries_the_advice_first(tmp_path):
     from advisor.api import analyze
     from advisor.search.space import advice_trial, space_from_advice
