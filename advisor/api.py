@@ -56,6 +56,7 @@ def analyze(
     label_columns: list[str] | None = None,
     intermediate: str | None = None,
     progress: ProgressFn | None = None,
+    split=None,
 ) -> Analysis:
     """Measure ``dataset`` through ``model`` block by block and recommend a strategy.
 
@@ -70,18 +71,21 @@ def analyze(
     image_size : input resolution; default is the weights' own.
     source_data : optional dataset spec sampling the source domain (labels ignored)
         for Frechet distance and domain-classifier accuracy per block.
+    split : train/val/test fractions (``"0.3,0.5,0.2"`` or three numbers); None: 0.6/0.2/0.2.
+        Per-class counts describe the whole dataset; the split's sizes are in ``profile.size.split``.
     """
-    from advisor.data import Preprocess, load_dataset, stratified_split
+    from advisor.data import Preprocess, load_dataset, parse_split, stratified_split
     from advisor.models import create_backbone, resolve_device
 
     if not isinstance(sample, int) or sample < 2:
         raise AdvisorError(f"bad sample size {sample!r}", "use --sample with an integer of at least 2, e.g. 1000")
+    fractions = parse_split(split)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     dev = resolve_device(device)
     data = load_dataset(dataset, label_columns=label_columns, intermediate=intermediate, seed=seed)
     task_i = data.tasks.index(data.primary_task)
-    split = stratified_split(data.labels[:, task_i], seed=seed)
+    split = stratified_split(data.labels[:, task_i], seed=seed, fractions=fractions)
     timings["data"] = time.perf_counter() - t0
 
     t = time.perf_counter()

@@ -41,6 +41,8 @@ def _build() -> argparse.ArgumentParser:
     a.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto")
     a.add_argument("--batch-size", type=int, default=64, metavar="B")
     a.add_argument("--seed", type=int, default=0, help="seed of the split and the sample (default 0)")
+    a.add_argument("--split", default=None, metavar="TRAIN,VAL,TEST",
+                   help="train,validation,test fractions of every class (default 0.6,0.2,0.2)")
     a.add_argument("--labels", metavar="COL[,COL...]", default=None,
                    help="CSV manifest: label columns (default: all but the path column)")
     a.add_argument("--intermediate", metavar="COL", default=None,
@@ -63,6 +65,7 @@ def _build() -> argparse.ArgumentParser:
     t.add_argument("--image-size", type=int, default=None, metavar="S")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--split", default=None, metavar="TRAIN,VAL,TEST", help="train,validation,test fractions of every class (default 0.6,0.2,0.2)")
     t.add_argument("--labels", metavar="COL[,COL...]", default=None)
     t.add_argument("--intermediate", metavar="COL", default=None)
     t.add_argument("--cache-dir", metavar="DIR", default=None,
@@ -124,6 +127,7 @@ def _build() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--image-size", type=int, default=None, metavar="S")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--split", default=None, metavar="TRAIN,VAL,TEST", help="train,validation,test fractions of every class (default 0.6,0.2,0.2)")
     s.add_argument("--pruner", default="hyperband", choices=["hyperband", "halving", "none"])
     s.add_argument("--analyze-sample", type=int, default=500, metavar="N")
     s.add_argument("--labels", metavar="COL[,COL...]", default=None)
@@ -173,7 +177,7 @@ def _search(args) -> int:
         image_size=args.image_size, seed=args.seed,
         workspace=args.workspace or os.environ.get("ADVISOR_WORKSPACE") or "advisor-workspace",
         cache_dir=args.cache_dir, advice=args.advice, analyze_sample=args.analyze_sample, pruner=args.pruner,
-        label_columns=labels, intermediate=args.intermediate)
+        label_columns=labels, intermediate=args.intermediate, split=args.split)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[note]}"), console=err, disable=args.quiet) as bar:
         tasks = {}
@@ -279,7 +283,7 @@ def _train(args) -> int:
         ctx = make_context(args.dataset, args.model, weights=args.weights, image_size=args.image_size,
                            device=args.device, seed=args.seed, cache_dir=False if args.no_cache else args.cache_dir,
                            label_columns=labels, intermediate=args.intermediate, workers=args.workers,
-                           progress=progress)
+                           progress=progress, split=args.split)
         result = run_strategy(ctx, args.strategy, params, on_epoch)
     tab = Table(title=f"{result.strategy} on {args.dataset} with {args.model}", title_justify="left")
     for col in ("split", "accuracy", "macro-F1"):
@@ -343,7 +347,7 @@ def _analyze(args) -> int:
         result = analyze(args.dataset, args.model, weights=args.weights, sample=args.sample,
                          image_size=args.image_size, device=args.device, seed=args.seed,
                          batch_size=args.batch_size, source_data=args.source_data, label_columns=labels,
-                         intermediate=args.intermediate, progress=progress)
+                         intermediate=args.intermediate, progress=progress, split=args.split)
     print_analysis(result, console)
     if args.json:
         result.save(args.json)

@@ -126,6 +126,21 @@ def test_bad_sample(capsys):
     _one_line_error(code, err, "sample")
 
 
+@pytest.mark.parametrize("command", ["analyze", "train"])
+def test_a_bad_split_is_one_line(command, capsys):
+    extra = ["--strategy", "linear_probe"] if command == "train" else []
+    code, _, err = run_cli([command, "digits", *extra, "--split", "0.7,0.2,0.2"], capsys)
+    _one_line_error(code, err, "bad split", "0.6,0.2,0.2")
+
+
+def test_analyze_measures_the_split_it_is_given(tmp_path, capsys):
+    out_json = tmp_path / "a.json"
+    code, _, err = run_cli(["analyze", "digits:30", "--sample", "60", "--image-size", "32", "--split", "0.5,0.3,0.2",
+                            "--json", str(out_json), "--quiet"], capsys)
+    assert code == 0, err
+    assert Analysis.load(out_json).profile.size.split == {"train": 150, "val": 90, "test": 60}
+
+
 def test_nothing_written_on_error(capsys, tmp_path):
     out_json = tmp_path / "a.json"
     code, _, _ = run_cli(["analyze", "digits", "--model", "notanet", "--json", str(out_json)], capsys)

@@ -81,10 +81,32 @@ def _class_counts(n: int, f: np.ndarray, deficit: np.ndarray) -> np.ndarray:
     return counts
 
 
+#: Train, validation and test shares of every class when none are given.
+DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
+
+
+def parse_split(text: str | Sequence[float] | None) -> tuple[float, float, float]:
+    """``"0.3,0.5,0.2"`` (or three numbers) -> train/val/test fractions; None -> the default.
+
+    All three must be positive (a search needs a validation split, and the best trial a test
+    split) and sum to 1 within 0.001.
+    """
+    if text is None:
+        return DEFAULT_FRACTIONS
+    fix = "use --split TRAIN,VAL,TEST with three positive fractions summing to 1, e.g. 0.6,0.2,0.2"
+    try:
+        parts = [float(p) for p in (text.split(",") if isinstance(text, str) else text)]
+    except (TypeError, ValueError):
+        raise AdvisorError(f"bad split {text!r}: not three numbers", fix) from None
+    if len(parts) != 3 or not all(np.isfinite(parts)) or min(parts) <= 0 or abs(sum(parts) - 1) > 1e-3:
+        raise AdvisorError(f"bad split {text!r}", fix)
+    return parts[0], parts[1], parts[2]
+
+
 def stratified_split(
     labels: np.ndarray,
     seed: int = 0,
-    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
 ) -> Split:
     """Deterministic stratified split into train/val/test.
 

@@ -259,6 +259,10 @@ def train_command(study: StudyData, strategy: str, params: dict[str, Any]) -> st
     size = study.tags.get("advisor.image_size")
     if size and size.isdigit():
         parts += ["--image-size", size]
+    # the seed and the fractions draw the split: with both, the same training and validation images
+    for tag, flag in (("advisor.seed", "--seed"), ("advisor.split", "--split")):
+        if study.tags.get(tag):
+            parts += [flag, study.tags[tag]]
     for name, value in params.items():
         if name == "strategy" or value is None:
             continue

@@ -43,7 +43,7 @@ def _worker(cfg_dict: dict, index: int, n_trials: int, study_name: str, storage_
                               pruner=_make_pruner(cfg.pruner, space))
     ctx = make_context(cfg.dataset, cfg.model, weights=cfg.weights, image_size=cfg.image_size, device=cfg.device,
                        seed=cfg.seed, cache_dir=cfg.cache_dir, label_columns=cfg.label_columns,
-                       intermediate=cfg.intermediate, workers=cfg.loader_workers)
+                       intermediate=cfg.intermediate, workers=cfg.loader_workers, split=cfg.split)
     tracker = StudyTracker.attach(uri, parent_run_id)
     objective = Objective(ctx, space, tracker, workspace=workspace, study_name=study_name, model_name=cfg.model,
                           weights=cfg.weights, fail_on=set(cfg.fail_trials))

@@ -55,6 +55,7 @@ class SearchConfig:
     cache_dir: str | None = None
     advice: str | None = None  # a saved analyze JSON to read instead of running analyze
     analyze_sample: int = 500
+    split: str | None = None  # train/val/test fractions, e.g. "0.3,0.5,0.2"; None: 0.6,0.2,0.2
     pruner: str = "hyperband"  # hyperband | halving | none
     label_columns: list[str] | None = None
     intermediate: str | None = None
@@ -181,6 +182,9 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
         raise AdvisorError(f"bad --workers {cfg.workers}", "use 1 or more worker processes")
     if cfg.timeout is not None and cfg.timeout <= 0:
         raise AdvisorError(f"bad --timeout {cfg.timeout}", "use a positive number of seconds")
+    from advisor.data import parse_split
+
+    fractions = parse_split(cfg.split)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     import logging
 
@@ -204,7 +208,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     # 2-3. data, backbone, advice
     ctx = make_context(cfg.dataset, cfg.model, weights=cfg.weights, image_size=cfg.image_size, device=cfg.device,
                        seed=cfg.seed, cache_dir=cfg.cache_dir, label_columns=cfg.label_columns,
-                       intermediate=cfg.intermediate, workers=cfg.loader_workers)
+                       intermediate=cfg.intermediate, workers=cfg.loader_workers, split=cfg.split)
     analysis = _get_advice(cfg, ctx, stage_progress("analyze"))
     advice = analysis.advice if analysis is not None else None
     space = _load_space(cfg, advice)
@@ -240,6 +244,8 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
         "advisor.storage": storage_desc,
         "advisor.image_size": str(ctx.preprocess.crop_size),
         "advisor.device": str(ctx.device),
+        "advisor.seed": str(cfg.seed),
+        "advisor.split": ",".join(f"{f:g}" for f in fractions),
     }
     if advice is not None:
         tags.update({"advisor.advice_strategy": advice.strategy, "advisor.advice_confidence": str(advice.confidence),

@@ -71,19 +71,22 @@ def make_context(
     intermediate: str | None = None,
     workers: int = 0,
     progress=None,
+    split=None,
 ) -> TrainContext:
     """Load data, split it, load the backbone once, and set up the activation cache.
 
     ``cache_dir``: None for the default cache folder, False for no cache, or a path.
+    ``split``: train/val/test fractions (``"0.3,0.5,0.2"`` or three numbers); None: 0.6/0.2/0.2.
     """
     import copy
 
-    from advisor.data import Preprocess, load_dataset, stratified_split
+    from advisor.data import Preprocess, load_dataset, parse_split, stratified_split
     from advisor.models import create_backbone, resolve_device
 
+    fractions = parse_split(split)
     dev = resolve_device(device)
     data = load_dataset(dataset, label_columns=label_columns, intermediate=intermediate, seed=seed)
-    split = stratified_split(data.labels[:, data.tasks.index(data.primary_task)], seed=seed)
+    split = stratified_split(data.labels[:, data.tasks.index(data.primary_task)], seed=seed, fractions=fractions)
     pristine = create_backbone(model, weights, device=str(dev))
     pp = pristine.preprocessing
     pre = Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"])

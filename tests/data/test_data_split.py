@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from advisor.data import Split, stratified_sample, stratified_split
+from advisor.data import Split, parse_split, stratified_sample, stratified_split
 
 
 def _labels():
@@ -107,3 +107,16 @@ def test_stratified_sample():
 def test_stratified_sample_bad_n(n, expect_error):
     with expect_error("bad sample size"):
         stratified_sample(np.arange(10) % 2, n, seed=0)
+
+
+def test_parse_split():
+    assert parse_split(None) == (0.6, 0.2, 0.2)
+    assert parse_split("0.3,0.5,0.2") == (0.3, 0.5, 0.2)
+    assert parse_split(" 0.5, 0.25 ,0.25") == (0.5, 0.25, 0.25)
+    assert parse_split([0.7, 0.2, 0.1]) == (0.7, 0.2, 0.1)
+
+
+@pytest.mark.parametrize("text", ["0.5,0.5", "0.6,0.2,0.3", "a,b,c", "0.8,0.2,0", "1.2,-0.1,-0.1", "nan,0.5,0.5", ""])
+def test_parse_split_rejects(text, expect_error):
+    with expect_error("bad split"):
+        parse_split(text)

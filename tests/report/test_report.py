@@ -3,7 +3,8 @@ read back from MLflow only, checked against the runs, rendered in headless Chrom
 
 Searches: 300 digits at 32 px through ImageNet MobileNetV2 with tiny spaces (2 epochs, k <= 3).
 ``exp-a`` runs analyze (``--strategy auto``) over several strategies with one injected failure and no
-pruner; ``exp-b`` searches last_k alone, without analyze, with the default Hyperband pruner.
+pruner; ``exp-b`` searches last_k alone, without analyze, with the default Hyperband pruner, seed 3 and
+a 0.5/0.3/0.2 split.
 Set ADVISOR_KEEP_SCREENSHOT=1 to keep the rendered page as reports/report-screenshot.png.
 """
 
@@ -85,9 +86,9 @@ def searches(tmp_path_factory):
     a = run_search(SearchConfig(strategy="auto", space=str(tmp / "a.yaml"), trials=6, analyze_sample=200,
                                 pruner="none", study_name="study-a", experiment="exp-a", fail_trials=[3], **common))
     b = run_search(SearchConfig(strategy="last_k", space=str(tmp / "b.yaml"), trials=5, study_name="study-b",
-                                experiment="exp-b", **common))
+                                experiment="exp-b", seed=3, split="0.5,0.3,0.2", **common))
     assert a.tracking_uri == b.tracking_uri
-    return SimpleNamespace(tmp=tmp, a=a, b=b, uri=a.tracking_uri)
+    return SimpleNamespace(tmp=tmp, a=a, b=b, uri=a.tracking_uri, common=common)
 
 
 def _report(args: list[str], capsys) -> tuple[int, str, str]:
@@ -371,6 +372,24 @@ def test_two_experiments_side_by_side(searches, capsys):
     client = _client(searches.uri)
     for run_id in (searches.a.parent_run_id, searches.b.parent_run_id):
         assert "report/exp-a-vs-exp-b.html" in [a.path for a in client.list_artifacts(run_id, "report")]
+
+
+def test_the_train_command_of_the_report_reproduces_the_best_trial(searches, capsys, tmp_path):
+    """exp-b ran with seed 3 and a 0.5/0.3/0.2 split: the command carries both, so it trains on the same
+    images and gets the best trial's validation accuracy again."""
+    import json
+
+    out = searches.tmp / "out-b"
+    code, _, err = _report(["--experiment", "exp-b", "--tracking-uri", searches.uri, "--out", str(out)], capsys)
+    assert code == 0, err
+    line = next(x for x in (out / "exp-b.md").read_text().splitlines() if "advisor train " in x)
+    command = line[line.index("advisor train ") + len("advisor train "):].strip().strip("`").split()
+    assert command[command.index("--seed") + 1] == "3" and command[command.index("--split") + 1] == "0.5,0.3,0.2"
+    assert main(["train", *command, "--cache-dir", searches.common["cache_dir"], "--json", str(tmp_path / "r.json"),
+                 "--quiet"]) == 0
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["val_accuracy"] == pytest.approx(searches.b.best_value, abs=1e-9)
+    assert result["test_accuracy"] == pytest.approx(searches.b.test_accuracy, abs=1e-9)
 
 
 # ------------------------------------------------------------------ analysis units

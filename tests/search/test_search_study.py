@@ -268,6 +268,12 @@ def test_cli_errors_come_before_any_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "--trials" in err
 
+    t = time.time()
+    code = main(_cli_args(tmp_path, space, 2, "badsplit", "--split", "0.5,0.5"))
+    err = capsys.readouterr().err
+    assert code == 2 and "bad split" in err and "--split TRAIN,VAL,TEST" in err and err.count("\n") == 1
+    assert time.time() - t < 5  # before the data and the backbone load
+
 
 def test_an_rdb_storage_holds_the_study_and_a_rerun_adds_no_trials(tmp_path):
     import optuna
