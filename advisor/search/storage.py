@@ -22,6 +22,9 @@ from advisor.errors import AdvisorError
 
 HEARTBEAT_SECONDS = 30
 _RDB_PREFIXES = ("sqlite:", "postgresql", "postgres:", "mysql", "oracle", "mssql")
+#: Missing module -> what to install (SQLAlchemy 2 drives postgresql:// with psycopg 3: advisor[postgres]).
+_DRIVERS = {"psycopg": "'psycopg[binary]' (or advisor[postgres])", "psycopg2": "psycopg2-binary",
+            "MySQLdb": "mysqlclient (or use mysql+pymysql:// with pymysql)", "pymysql": "pymysql"}
 
 
 def worker_id() -> str:
@@ -66,9 +69,11 @@ def open_storage(url: str | None, workspace: str | Path):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return RDBStorage(desc, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=2 * HEARTBEAT_SECONDS,
                               failed_trial_callback=None, engine_kwargs=_engine_kwargs(desc))
-    except ModuleNotFoundError as e:
-        raise AdvisorError(f"the database driver for {desc.split(':')[0]} is not installed ({e.name})",
-                           f"pip install {e.name}") from None
+    except ImportError as e:  # Optuna re-raises SQLAlchemy's missing driver module as a plain ImportError
+        missing = getattr(e.__cause__, "name", None) or getattr(e, "name", None) or "its driver module"
+        hint = _DRIVERS.get(missing, missing)
+        raise AdvisorError(f"the database driver for {desc.split(':')[0]} is not installed ({missing})",
+                           f"pip install {hint}") from None
     except Exception as e:  # noqa: BLE001 - connection errors come in many types
         reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         raise AdvisorError(f"cannot open the study storage {desc} ({reason})",
