@@ -104,12 +104,14 @@ def analyze_context(ctx, dataset: str, model: str, *, sample: int = 1000, batch_
                     progress: ProgressFn | None = None) -> Analysis:
     """:func:`analyze` on what a training context already loaded (data, split, backbone,
     preprocessing), so a search that needs the advice does not load them twice. The result
-    equals ``analyze(dataset, model, ...)`` with the context's seed and image size."""
+    equals ``analyze(dataset, model, ...)`` with the context's seed and image size. Its timings
+    include the context's data and model loading, as a direct analyze's do."""
     if not isinstance(sample, int) or sample < 2:
         raise AdvisorError(f"bad sample size {sample!r}", "use --sample with an integer of at least 2, e.g. 1000")
+    loaded = {k: float(v) for k, v in (getattr(ctx, "timings", None) or {}).items() if k in ("data", "model")}
     return _analyze_loaded(dataset, model, ctx.dataset, ctx.split, ctx.backbone, ctx.preprocess, ctx.device,
                            sample=sample, seed=ctx.seed, batch_size=batch_size, source_data=None,
-                           progress=progress, timings={}, t0=time.perf_counter())
+                           progress=progress, timings=dict(loaded), t0=time.perf_counter() - sum(loaded.values()))
 
 
 def _analyze_loaded(dataset, model, data, split, backbone, pre, dev, *, sample, seed, batch_size, source_data,

@@ -95,3 +95,8 @@ def test_analyze_context_equals_analyze_and_leaves_the_backbone_untouched(digits
         assert a.knn_accuracy == pytest.approx(b.knn_accuracy) and a.shift == pytest.approx(b.shift, rel=1e-4, abs=1e-6)
     after = ctx.backbone.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # BN running stats included
+    # the loading the context did counts in the profile's timings, as a direct analyze's loading does
+    t = via_ctx.profile.timings
+    assert t["data"] == pytest.approx(ctx.timings["data"], abs=1e-3) and t["model"] > 0
+    assert t["model"] == pytest.approx(ctx.timings["model"], abs=1e-3)
+    assert t["total"] >= t["data"] + t["model"] + t["pass"]

@@ -79,15 +79,19 @@ def make_context(
     ``split``: train/val/test fractions (``"0.3,0.5,0.2"`` or three numbers); None: 0.6/0.2/0.2.
     """
     import copy
+    import time
 
     from advisor.data import Preprocess, load_dataset, parse_split, stratified_split
     from advisor.models import create_backbone, resolve_device
 
     fractions = parse_split(split)
     dev = resolve_device(device)
+    t0 = time.perf_counter()
     data = load_dataset(dataset, label_columns=label_columns, intermediate=intermediate, seed=seed)
     split = stratified_split(data.labels[:, data.tasks.index(data.primary_task)], seed=seed, fractions=fractions)
+    t1 = time.perf_counter()
     pristine = create_backbone(model, weights, device=str(dev))
+    timings = {"data": t1 - t0, "model": time.perf_counter() - t1}
     pp = pristine.preprocessing
     pre = Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"])
     if image_size is not None:
@@ -98,7 +102,8 @@ def make_context(
 
         cache = ActivationCache(cache_dir if cache_dir not in (None, True) else default_cache_dir())
     return TrainContext(dataset=data, split=split, backbone=pristine, make_backbone=lambda: copy.deepcopy(pristine),
-                        preprocess=pre, device=dev, seed=seed, cache=cache, progress=progress, workers=workers)
+                        preprocess=pre, device=dev, seed=seed, cache=cache, progress=progress, workers=workers,
+                        timings=timings)
 
 
 def run_strategy(ctx: TrainContext, strategy: str, params: dict | None = None,

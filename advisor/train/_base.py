@@ -71,6 +71,7 @@ class TrainContext:
     cache: Any = None
     progress: Callable[[str, int, int], None] | None = None  # (stage, done, total)
     workers: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: "data" and "model" loading
 
     @property
     def task_index(self) -> int:
