@@ -65,7 +65,8 @@ def _build() -> argparse.ArgumentParser:
     t.add_argument("--image-size", type=int, default=None, metavar="S")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--split", default=None, metavar="TRAIN,VAL,TEST", help="train,validation,test fractions of every class (default 0.6,0.2,0.2)")
+    t.add_argument("--split", default=None, metavar="TRAIN,VAL,TEST",
+                   help="train,validation,test fractions of every class (default 0.6,0.2,0.2)")
     t.add_argument("--labels", metavar="COL[,COL...]", default=None)
     t.add_argument("--intermediate", metavar="COL", default=None)
     t.add_argument("--cache-dir", metavar="DIR", default=None,
@@ -127,7 +128,8 @@ def _build() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--image-size", type=int, default=None, metavar="S")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--split", default=None, metavar="TRAIN,VAL,TEST", help="train,validation,test fractions of every class (default 0.6,0.2,0.2)")
+    s.add_argument("--split", default=None, metavar="TRAIN,VAL,TEST",
+                   help="train,validation,test fractions of every class (default 0.6,0.2,0.2)")
     s.add_argument("--pruner", default="hyperband", choices=["hyperband", "halving", "none"])
     s.add_argument("--analyze-sample", type=int, default=500, metavar="N")
     s.add_argument("--labels", metavar="COL[,COL...]", default=None)

@@ -85,7 +85,7 @@ class Objective:
                 trial.report(float(val), epoch)
                 # a probe is one closed-form fit, after the last epoch there is nothing left to save, and
                 # during a warm-up only the head trains: its value says nothing of the backbone rates
-                if (strategy not in PROBES and warm_epochs < epoch < last_epoch and trial.should_prune()):
+                if strategy not in PROBES and warm_epochs < epoch < last_epoch and trial.should_prune():
                     raise TrainingPruned(f"pruned after epoch {epoch} at validation accuracy {val:.4f}")
 
             result = run_strategy(self.ctx, strategy, params, on_epoch)
