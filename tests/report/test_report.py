@@ -67,13 +67,8 @@ HEADINGS = ("Summary", "Search against the advice", "Dataset and model", "Datase
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread(one_torch_thread):
+    """See tests/conftest.py."""
 
 
 @pytest.fixture(scope="module")

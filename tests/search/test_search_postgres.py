@@ -21,13 +21,8 @@ needs_server = pytest.mark.skipif(not URL, reason="no PostgreSQL server (ADVISOR
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread(one_torch_thread):
+    """See tests/conftest.py."""
 
 
 @needs_server

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tiny networks gain nothing from a second thread, and on a busy 2-core machine two
-    spinning OpenMP threads are many times slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread(one_torch_thread):
+    """See tests/conftest.py."""
 
 
 @pytest.fixture(scope="session")
