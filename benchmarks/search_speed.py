@@ -11,8 +11,10 @@ Both get the same number of trials, a cold start (fresh cache folder, storage an
 and the same data split. The default regime keeps 60 training images per class, as
 ``fashion-mnist:100`` does, but validates on 100 per class (``fashion-mnist:200 --split 0.3,0.5,0.2``:
 600 train, 1000 val, 400 test): on the default split's 200 validation images one binomial standard
-error is about 2.7 points, so "within 1 point of the best" measured luck more than configurations. Per repeat the target is 1 point of validation accuracy below the best
-value either found in that repeat; the figure is the wall time each needed from its own start
+error is about 2.7 points, so "within 1 point of the best" measured luck more than configurations.
+
+Per repeat the target is 1 point of validation accuracy below the best value either found in that
+repeat; the figure is the wall time each needed from its own start
 until its best-so-far reached the target, and the ratio plain / ours. Repeats use seeds
 ``seed, seed+1, ...`` (a different split and sampler seed each) and alternate which method runs
 first. Module imports (torch, torchvision, scikit-learn, Optuna, MLflow) happen before either
@@ -113,8 +115,8 @@ def main() -> None:
     from advisor.search.space import space_from_advice
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    out: dict = {"dataset": a.dataset, "split": a.split, "model": a.model, "image_size": a.image_size, "trials": a.trials,
-                 "repeats": []}
+    out: dict = {"dataset": a.dataset, "split": a.split, "model": a.model, "image_size": a.image_size,
+                 "trials": a.trials, "repeats": []}
     for r in range(a.repeats):
         seed = a.seed + r
         with tempfile.TemporaryDirectory() as tmp:
@@ -146,7 +148,8 @@ def main() -> None:
                "ours_curve": [(round(t, 1), v) for t, v in sorted(res["ours"]["points"])],
                "plain_curve": [(round(t, 1), v) for t, v in sorted(res["plain"]["points"])]}
         out["repeats"].append(rec)
-        print(f"repeat {r}: target {target:.4f} (val {n_val} images, standard error {se * 100:.1f} points); ours {_fmt(t_o)} s, plain {_fmt(t_p)} s; "
+        print(f"repeat {r}: target {target:.4f} (val {n_val} images, standard error {se * 100:.1f} points); "
+              f"ours {_fmt(t_o)} s, plain {_fmt(t_p)} s; "
               f"speed-up {speedup:.1f}{'' if math.isfinite(t_p) else ' (at least: plain never reached it)'}"
               f"{'' if math.isfinite(t_o) else ' (at most: ours never reached it)'}",
               flush=True)
