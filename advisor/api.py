@@ -74,30 +74,13 @@ def analyze(
     split : train/val/test fractions (``"0.3,0.5,0.2"`` or three numbers); None: 0.6/0.2/0.2.
         Per-class counts describe the whole dataset; the split's sizes are in ``profile.size.split``.
     """
-    from advisor.data import Preprocess, load_dataset, parse_split, stratified_split
-    from advisor.models import create_backbone, resolve_device
+    from advisor.train import make_context
 
-    if not isinstance(sample, int) or sample < 2:
-        raise AdvisorError(f"bad sample size {sample!r}", "use --sample with an integer of at least 2, e.g. 1000")
-    fractions = parse_split(split)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    dev = resolve_device(device)
-    data = load_dataset(dataset, label_columns=label_columns, intermediate=intermediate, seed=seed)
-    task_i = data.tasks.index(data.primary_task)
-    split = stratified_split(data.labels[:, task_i], seed=seed, fractions=fractions)
-    timings["data"] = time.perf_counter() - t0
-
-    t = time.perf_counter()
-    backbone = create_backbone(model, weights, device=str(dev))
-    pp = backbone.preprocessing
-    pre = Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"])
-    if image_size is not None:
-        pre = Preprocess.for_image_size(pre, image_size)
-    timings["model"] = time.perf_counter() - t
-    return _analyze_loaded(dataset, model, data, split, backbone, pre, dev, sample=sample, seed=seed,
-                           batch_size=batch_size, source_data=source_data, progress=progress,
-                           timings=timings, t0=t0)
+    _check_sample(sample)
+    ctx = make_context(dataset, model, weights=weights, image_size=image_size, device=device, seed=seed,
+                       cache_dir=False, label_columns=label_columns, intermediate=intermediate, split=split)
+    return _analyze_ctx(ctx, dataset, model, sample=sample, batch_size=batch_size, source_data=source_data,
+                        progress=progress)
 
 
 def analyze_context(ctx, dataset: str, model: str, *, sample: int = 1000, batch_size: int = 64,
@@ -106,22 +89,27 @@ def analyze_context(ctx, dataset: str, model: str, *, sample: int = 1000, batch_
     preprocessing), so a search that needs the advice does not load them twice. The result
     equals ``analyze(dataset, model, ...)`` with the context's seed and image size. Its timings
     include the context's data and model loading, as a direct analyze's do."""
+    _check_sample(sample)
+    return _analyze_ctx(ctx, dataset, model, sample=sample, batch_size=batch_size, source_data=None,
+                        progress=progress)
+
+
+def _check_sample(sample) -> None:
     if not isinstance(sample, int) or sample < 2:
         raise AdvisorError(f"bad sample size {sample!r}", "use --sample with an integer of at least 2, e.g. 1000")
-    loaded = {k: float(v) for k, v in (getattr(ctx, "timings", None) or {}).items() if k in ("data", "model")}
-    return _analyze_loaded(dataset, model, ctx.dataset, ctx.split, ctx.backbone, ctx.preprocess, ctx.device,
-                           sample=sample, seed=ctx.seed, batch_size=batch_size, source_data=None,
-                           progress=progress, timings=dict(loaded), t0=time.perf_counter() - sum(loaded.values()))
 
 
-def _analyze_loaded(dataset, model, data, split, backbone, pre, dev, *, sample, seed, batch_size, source_data,
-                    progress, timings, t0) -> Analysis:
+def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progress) -> Analysis:
+    """Measure what ``ctx`` (advisor.train.make_context) loaded; its loading times count in the total."""
     from advisor.data import load_dataset, stratified_sample
     from advisor.measure.blocks import block_profiles
     from advisor.measure.collect import collect
     from advisor.measure.size import size_profile
     from advisor.measure.source import source_profile
 
+    data, split, backbone, pre, dev, seed = ctx.dataset, ctx.split, ctx.backbone, ctx.preprocess, ctx.device, ctx.seed
+    timings = {k: float(ctx.timings[k]) for k in ("data", "model") if k in ctx.timings}
+    t0 = time.perf_counter() - sum(timings.values())
     task_i = data.tasks.index(data.primary_task)
     size = size_profile(data, split)
     fingerprint = data.fingerprint()
