@@ -72,7 +72,7 @@ def analyze(
     source_data : optional dataset spec sampling the source domain (labels ignored)
         for Frechet distance and domain-classifier accuracy per block.
     split : train/val/test fractions (``"0.3,0.5,0.2"`` or three numbers); None: 0.6/0.2/0.2.
-        Per-class counts describe the whole dataset; the split's sizes are in ``profile.size.split``.
+        Per-class counts are of the training split; the split's sizes are in ``profile.size.split``.
     """
     from advisor.train import make_context
 

@@ -40,7 +40,10 @@ def test_api_returns_dataclasses_and_never_prints(digits_csv, capsys):
     assert out.out == "" and out.err == ""
     assert isinstance(res.profile, Profile) and isinstance(res.advice, Advice)
     sizes = {t.task: t for t in res.profile.size.tasks}
-    assert sizes["parity"].n_missing == 60 and sizes["parity"].n_labelled == 240
+    # label counts are the training split's (180 of the 300 items), missing labels included
+    assert res.profile.size.split["train"] == 180 and res.profile.size.n_samples == 300
+    assert sizes["parity"].n_missing + sizes["parity"].n_labelled == 180
+    assert sizes["digit"].n_labelled == 180 and 0 < sizes["parity"].n_missing < 60
     assert sizes["digit"].n_classes == 10 and sizes["parity"].n_classes == 2
     # per-task transferability is measured at every block
     assert all(set(b.knn_accuracy) == {"digit", "parity"} for b in res.profile.blocks)

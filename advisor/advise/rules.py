@@ -9,6 +9,7 @@ pipeline-versus-end-to-end checked first when the labels call for them.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,6 +51,28 @@ LR_RATIO_SIMILAR = 0.1
 LR_RATIO_DIFFERENT = 0.5
 
 
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Every threshold the rules compare a measurement with; the defaults are the constants above.
+
+    ``benchmarks/advice_grid.py --calibrate`` searches them on the calibration scenarios only.
+    """
+
+    small_per_class: float = SMALL_PER_CLASS
+    large_per_class: float = LARGE_PER_CLASS
+    shift_different: float = SHIFT_DIFFERENT
+    early_margin: float = EARLY_FEATURE_MARGIN
+    mt_min_balance: float = MT_MIN_BALANCE
+    mt_min_curve_corr: float = MT_MIN_CURVE_CORR
+    mt_min_params: int = MT_MIN_PARAMS
+    pipeline_per_class: float = PIPELINE_PER_CLASS
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
 def _chance(profile: Profile, task: str) -> float:
     return 1.0 / max(profile.size.task(task).n_classes, 1)
 
@@ -72,7 +95,7 @@ def _margin_confidence(*margins: float) -> float:
 
 
 def _space(strategy: str, n: int, k_range: tuple[int, int], ratio: tuple[float, float], profile: Profile,
-           probe_blocks: list[str], warmup: list[bool]) -> SearchSpace:
+           probe_blocks: list[str], warmup: list[bool], t: Thresholds = DEFAULT_THRESHOLDS) -> SearchSpace:
     per_class = profile.size.task(profile.primary_task).median_per_class
     head_lr = [1e-3, 1e-1] if strategy in ("linear_probe", "svm_early") else [1e-4, 3e-2]
     return SearchSpace(
@@ -81,14 +104,18 @@ def _space(strategy: str, n: int, k_range: tuple[int, int], ratio: tuple[float, 
         n_blocks=n,
         head_lr=head_lr,
         lr_ratio=[float(ratio[0]), float(ratio[1])],
-        layer_decay=list(DEFAULT_DECAY) if per_class >= SMALL_PER_CLASS else [0.5, 0.9],
+        layer_decay=list(DEFAULT_DECAY) if per_class >= t.small_per_class else [0.5, 0.9],
         warmup=warmup,
         probe_blocks=probe_blocks,
     )
 
 
-def advise(profile: Profile) -> Advice:
-    """Recommend one strategy for ``profile``; see the README section "How the advice is decided"."""
+def advise(profile: Profile, thresholds: Thresholds | None = None) -> Advice:
+    """Recommend one strategy for ``profile``; see the README section "How the advice is decided".
+
+    ``thresholds``: the rules' thresholds (default :data:`DEFAULT_THRESHOLDS`).
+    """
+    t = thresholds or DEFAULT_THRESHOLDS
     task = profile.primary_task
     ts = profile.size.task(task)
     n = len(profile.blocks)
@@ -104,20 +131,20 @@ def advise(profile: Profile) -> Advice:
 
     evidence = [
         Evidence("median labelled samples per class", per_class,
-                 f"small < {SMALL_PER_CLASS} <= medium < {LARGE_PER_CLASS} <= large",
-                 "small" if per_class < SMALL_PER_CLASS else "large" if per_class >= LARGE_PER_CLASS else "medium"),
+                 f"small < {t.small_per_class} <= medium < {t.large_per_class} <= large",
+                 "small" if per_class < t.small_per_class else "large" if per_class >= t.large_per_class else "medium"),
         Evidence(f"k-NN accuracy, best block ({best.name})", round(knn[best_i], 4), f"chance {chance:.3f}",
                  f"{knn[best_i] / chance:.1f}x chance"),
         Evidence(f"k-NN accuracy, last block ({last.name})", round(knn[-1], 4),
-                 f"best - last > {EARLY_FEATURE_MARGIN} means early features win",
-                 "early features better" if gap > EARLY_FEATURE_MARGIN else "top features as good as any"),
+                 f"best - last > {t.early_margin} means early features win",
+                 "early features better" if gap > t.early_margin else "top features as good as any"),
         Evidence("best block by LogME", profile.blocks[logme_best].name, f"k-NN best is {best.name}",
                  "agrees" if abs(logme_best - best_i) <= 1 else "disagrees"),
     ]
     if mean_shift is not None:
         evidence.append(Evidence("BN shift, mean over blocks (sym. KL, nats)", round(mean_shift, 4),
-                                 f"different from source >= {SHIFT_DIFFERENT}",
-                                 "different" if mean_shift >= SHIFT_DIFFERENT else "similar"))
+                                 f"different from source >= {t.shift_different}",
+                                 "different" if mean_shift >= t.shift_different else "similar"))
     if profile.source is not None:
         evidence.append(Evidence("source prediction entropy / log Z", round(profile.source.entropy_normalised, 4),
                                  "near 1: target looks like no source class", "informative only"))
@@ -126,7 +153,7 @@ def advise(profile: Profile) -> Advice:
     if profile.weights == "random":
         notes.append("The backbone has random weights: there is no source domain, so the BN shift and the "
                      "source scores say nothing about transfer; only the size rules are meaningful.")
-    if gap > EARLY_FEATURE_MARGIN:
+    if gap > t.early_margin:
         notes.append(
             f"Early features: block {best.name} (#{best_i + 1} of {n}) separates the classes better than the last "
             f"block by {gap * 100:.1f} points of k-NN accuracy; the top blocks are too source-specific here."
@@ -140,11 +167,11 @@ def advise(profile: Profile) -> Advice:
 
     # 1. Pipeline versus end-to-end: intermediate labels exist.
     if profile.intermediate:
-        return _pipeline(profile, evidence, notes, n)
+        return _pipeline(profile, evidence, notes, n, t)
 
     # 2. Multi-task: two or more final label columns.
     tasks = [t.task for t in profile.size.tasks if t.task != profile.intermediate]
-    mt = _multi_task_check(profile, tasks) if len(tasks) >= 2 else None
+    mt = _multi_task_check(profile, tasks, t) if len(tasks) >= 2 else None
     if mt is not None:
         ok, mt_evidence, failed = mt
         evidence.extend(mt_evidence)
@@ -158,22 +185,22 @@ def advise(profile: Profile) -> Advice:
                 evidence=evidence,
                 reasons=["All three multi-task conditions hold: shared features, balanced tasks, a big enough network."],
                 alternatives=[Alternative("last_k", {"k": max(1, math.ceil(n / 4))}, "one model per task")],
-                search_space=_space("multi_task", n, (max(1, n // 4), n), (0.05, 1.0), profile, [], [True, False]),
+                search_space=_space("multi_task", n, (max(1, n // 4), n), (0.05, 1.0), profile, [], [True, False], t),
                 notes=notes,
             )
         notes.append("Multi-task was considered and rejected: " + "; ".join(failed) + ".")
 
-    different = (mean_shift is not None and mean_shift >= SHIFT_DIFFERENT) or gap > EARLY_FEATURE_MARGIN
-    size_margin = abs(math.log(max(per_class, 1) / (SMALL_PER_CLASS if per_class < SMALL_PER_CLASS * 3.16 else LARGE_PER_CLASS)))
-    sim_margin = abs(gap - EARLY_FEATURE_MARGIN) / 0.05
+    different = (mean_shift is not None and mean_shift >= t.shift_different) or gap > t.early_margin
+    size_margin = abs(math.log(max(per_class, 1) / (t.small_per_class if per_class < t.small_per_class * 3.16 else t.large_per_class)))
+    sim_margin = abs(gap - t.early_margin) / 0.05
     if mean_shift is not None:
-        sim_margin = min(sim_margin, abs(math.log(max(mean_shift, 1e-6) / SHIFT_DIFFERENT)))
+        sim_margin = min(sim_margin, abs(math.log(max(mean_shift, 1e-6) / t.shift_different)))
     agree = abs(logme_best - best_i) <= 1
     confidence = _margin_confidence(size_margin, sim_margin) - (0.0 if agree else 0.1)
     early_blocks = [b.name for b in profile.blocks[max(0, best_i - 2): min(best_i + 3, n - 1)]]
 
-    if per_class < SMALL_PER_CLASS:
-        if gap > EARLY_FEATURE_MARGIN:
+    if per_class < t.small_per_class:
+        if gap > t.early_margin:
             strategy, params = "svm_early", {"block": best.name}
             summary = (f"Small and different from the source: train a linear SVM on the pooled features of "
                        f"{best.name}, where the target classes separate best.")
@@ -188,16 +215,16 @@ def advise(profile: Profile) -> Advice:
             summary = "Small and similar enough: train a linear classifier on the last block's features."
             reasons = [f"{per_class:g} samples per class is too few to fine-tune without overfitting.",
                        "The last block's features are as good as any earlier block's."]
-            if mean_shift is not None and mean_shift >= SHIFT_DIFFERENT:
+            if mean_shift is not None and mean_shift >= t.shift_different:
                 reasons.append(f"The BN shift ({mean_shift:.2f}) says the domain differs, but the top features still "
                                "transfer best; an early-block SVM is the first alternative.")
             alts = [Alternative("svm_early", {"block": profile.blocks[max(0, n - 3)].name}, "if top features overfit"),
                     Alternative("last_k", {"k": 1}, "fine-tune only the last block with a small backbone rate")]
             k_range = (0, 2)
-        space = _space(strategy, n, k_range, (0.01, 0.3), profile, early_blocks + [last.name], [True])
-    elif per_class < LARGE_PER_CLASS:
+        space = _space(strategy, n, k_range, (0.01, 0.3), profile, early_blocks + [last.name], [True], t)
+    elif per_class < t.large_per_class:
         k = max(1, math.ceil(0.15 * n))
-        if gap > EARLY_FEATURE_MARGIN:
+        if gap > t.early_margin:
             k = max(k, n - 1 - best_i)
         if different:
             k = max(k, math.ceil(n / 3))
@@ -205,7 +232,7 @@ def advise(profile: Profile) -> Advice:
         summary = (f"Medium-sized {'and different' if different else 'and similar'}: fine-tune the top {k} of {n} "
                    f"blocks with a smaller backbone learning rate than the new head's.")
         reasons = [f"{per_class:g} samples per class supports tuning some blocks but not the whole network safely."]
-        if gap > EARLY_FEATURE_MARGIN:
+        if gap > t.early_margin:
             reasons.append(f"Features stop improving after {best.name}, so the blocks above it should adapt.")
         if different:
             reasons.append("The target differs from the source, so more blocks train than for a similar target, "
@@ -213,7 +240,7 @@ def advise(profile: Profile) -> Advice:
         alts = [Alternative("full_finetune", {"warmup": True}, "if the search shows deeper tuning keeps helping"),
                 Alternative("linear_probe" if not different else "svm_early",
                             {} if not different else {"block": best.name}, "cheapest baseline")]
-        space = _space(strategy, n, (max(1, k // 2), min(n, 2 * k)), (0.03, 1.0), profile, [], [True, False])
+        space = _space(strategy, n, (max(1, k // 2), min(n, 2 * k)), (0.03, 1.0), profile, [], [True, False], t)
     else:
         warmup = knn[-1] >= 2 * chance
         strategy, params = "full_finetune", {"warmup": bool(warmup),
@@ -229,7 +256,7 @@ def advise(profile: Profile) -> Advice:
         kk = max(1, math.ceil(n / 3))
         alts = [Alternative("last_k", {"k": kk}, f"top {kk} blocks only: most of the gain at a fraction of the cost"),
                 Alternative("linear_probe", {}, "baseline")]
-        space = _space(strategy, n, (kk, n), (0.1, 1.0), profile, [], [True, False])
+        space = _space(strategy, n, (kk, n), (0.1, 1.0), profile, [], [True, False], t)
 
     return Advice(strategy=strategy, params=params, confidence=round(confidence, 3), summary=summary,
                   evidence=evidence, reasons=reasons, alternatives=alts, search_space=space, notes=notes)
@@ -239,7 +266,7 @@ def _curve(profile: Profile, task: str) -> np.ndarray:
     return np.array([v if v is not None else np.nan for v in profile.block_values("knn_accuracy", task)], float)
 
 
-def _multi_task_check(profile: Profile, tasks: list[str]):
+def _multi_task_check(profile: Profile, tasks: list[str], t: Thresholds):
     counts = [profile.size.task(t).n_labelled for t in tasks]
     balance = min(counts) / max(max(counts), 1)
     curves = [_curve(profile, t) for t in tasks]
@@ -254,33 +281,33 @@ def _multi_task_check(profile: Profile, tasks: list[str]):
                 corrs.append(float(np.corrcoef(a[ok], b[ok])[0, 1]))
     corr = min(corrs) if corrs else 1.0
     ev = [
-        Evidence("task balance (smallest / largest labelled count)", round(balance, 3), f">= {MT_MIN_BALANCE}",
-                 "balanced" if balance >= MT_MIN_BALANCE else "unbalanced"),
+        Evidence("task balance (smallest / largest labelled count)", round(balance, 3), f">= {t.mt_min_balance}",
+                 "balanced" if balance >= t.mt_min_balance else "unbalanced"),
         Evidence("shared features (min correlation of per-block k-NN curves)", round(corr, 3),
-                 f">= {MT_MIN_CURVE_CORR}", "shared" if corr >= MT_MIN_CURVE_CORR else "not shared"),
-        Evidence("backbone parameters", profile.num_parameters, f">= {MT_MIN_PARAMS:,}",
-                 "big enough" if profile.num_parameters >= MT_MIN_PARAMS else "too small"),
+                 f">= {t.mt_min_curve_corr}", "shared" if corr >= t.mt_min_curve_corr else "not shared"),
+        Evidence("backbone parameters", profile.num_parameters, f">= {t.mt_min_params:,}",
+                 "big enough" if profile.num_parameters >= t.mt_min_params else "too small"),
     ]
     failed = []
-    if balance < MT_MIN_BALANCE:
-        failed.append(f"tasks are unbalanced ({balance:.2f} < {MT_MIN_BALANCE})")
-    if corr < MT_MIN_CURVE_CORR:
-        failed.append(f"tasks peak at different depths (curve correlation {corr:.2f} < {MT_MIN_CURVE_CORR})")
-    if profile.num_parameters < MT_MIN_PARAMS:
+    if balance < t.mt_min_balance:
+        failed.append(f"tasks are unbalanced ({balance:.2f} < {t.mt_min_balance})")
+    if corr < t.mt_min_curve_corr:
+        failed.append(f"tasks peak at different depths (curve correlation {corr:.2f} < {t.mt_min_curve_corr})")
+    if profile.num_parameters < t.mt_min_params:
         failed.append(f"the network is small ({profile.num_parameters:,} parameters)")
     return not failed, ev, failed
 
 
-def _pipeline(profile: Profile, evidence: list[Evidence], notes: list[str], n: int) -> Advice:
+def _pipeline(profile: Profile, evidence: list[Evidence], notes: list[str], n: int, t: Thresholds) -> Advice:
     final, inter = profile.primary_task, profile.intermediate
     y_size, z_size = profile.size.task(final), profile.size.task(inter)
     ky, kz = _curve(profile, final), _curve(profile, inter)
     y_acc, z_acc = float(np.nanmax(ky)), float(np.nanmax(kz))
-    small = y_size.median_per_class < PIPELINE_PER_CLASS
+    small = y_size.median_per_class < t.pipeline_per_class
     z_richer = z_size.n_labelled / max(z_size.n_classes, 1) > y_size.median_per_class
     evidence += [
         Evidence(f"median samples per class of final label {final}", y_size.median_per_class,
-                 f"too small for the mapping < {PIPELINE_PER_CLASS}", "too small" if small else "enough"),
+                 f"too small for the mapping < {t.pipeline_per_class}", "too small" if small else "enough"),
         Evidence(f"best k-NN accuracy, intermediate {inter}", round(z_acc, 4),
                  f"final {final}: {y_acc:.4f}", "intermediate easier" if z_acc / _chance(profile, inter) > y_acc / _chance(profile, final) else "final as easy"),
     ]
@@ -295,6 +322,6 @@ def _pipeline(profile: Profile, evidence: list[Evidence], notes: list[str], n: i
         reasons=[("The final label has too little data to learn the whole mapping; each sub-task has more."
                   if small else "There is enough data for the final label to learn the mapping directly.")],
         alternatives=[Alternative("last_k", {"k": max(1, math.ceil(n / 4))}, f"end-to-end on {final} only")],
-        search_space=_space("pipeline_vs_end_to_end", n, (1, max(1, n // 2)), (0.03, 1.0), profile, [], [True, False]),
+        search_space=_space("pipeline_vs_end_to_end", n, (1, max(1, n // 2)), (0.03, 1.0), profile, [], [True, False], t),
         notes=notes,
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class TaskSize:
-    """Label statistics of one task (label column) over the whole dataset."""
+    """Label statistics of one task (label column) over the training split."""
 
     task: str
     n_labelled: int

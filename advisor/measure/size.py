@@ -26,12 +26,18 @@ def task_size(task: str, labels: np.ndarray, classes: list[str]) -> TaskSize:
 
 
 def size_profile(dataset, split) -> SizeProfile:
-    """Size of ``dataset`` (advisor.data.TargetDataset) with its train/val/test ``split``."""
+    """Size of ``dataset`` (advisor.data.TargetDataset) with its train/val/test ``split``.
+
+    The per-task label statistics count the **training split** only: that is what a learner sees,
+    so the size rules of the advice change with ``--split`` as they should. ``n_samples`` and
+    ``split`` keep the whole dataset's totals.
+    """
     img = dataset.load(0)
     channels = len(img.getbands())
+    train = dataset.labels[split.train]
     return SizeProfile(
         n_samples=len(dataset),
         input_shape=[channels, img.height, img.width],
         split={"train": len(split.train), "val": len(split.val), "test": len(split.test)},
-        tasks=[task_size(t, dataset.labels[:, j], dataset.classes[t]) for j, t in enumerate(dataset.tasks)],
+        tasks=[task_size(t, train[:, j], dataset.classes[t]) for j, t in enumerate(dataset.tasks)],
     )

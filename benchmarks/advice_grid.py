@@ -1,0 +1,904 @@
+"""How good is the advice: regret of ``advisor analyze``'s strategy against an oracle, on a grid of transfer scenarios.
+
+    .venv/bin/python benchmarks/advice_grid.py [--quick | --only ID[,ID...]] [--list] [--report-only]
+
+A scenario is a source network, a target dataset and a number of training images per class. For each
+one the grid (1) runs analyze on the scenario's training split and stores the Profile, (2) runs every
+candidate of the oracle on a small fixed tuning budget (ORACLE_BUDGET below), selecting on the
+validation split and reporting each configuration once on the test split, and (3) runs the advised
+configuration. The advice is recomputed from the stored Profile with the current rules at report time,
+so changing a rule needs no re-measurement, only the advised configuration's run when it is new.
+
+Regrets (points of test accuracy), per scenario:
+- configuration regret = oracle test - test of the advised strategy with its advised parameters;
+- strategy regret      = oracle test - test of the advised strategy's best-validation configuration
+  in the budget.
+The oracle's answer is the configuration with the best validation accuracy over the whole budget
+(first in budget order on a tie); its test accuracy is the reference. Baselines get the same regrets:
+the plain 2x2 rule of DESIGN.md (given the true size and similarity), always full fine-tune with LP-FT,
+always linear probe. For multi-task and pipeline scenarios the choice is shared-vs-separate or
+pipeline-vs-end-to-end; there both regrets are the same number, and the baselines take the option that
+needs no special structure (separate networks, end-to-end).
+
+Calibration honesty: a scenario's part (calibration or held-out) is fixed by its target family in
+FAMILIES below, written before any result was seen. Thresholds and fitted models may only use the
+calibration part; the README reports the held-out part separately.
+
+Resumable: every result is a JSON file under ``benchmarks/results/advice_grid/``, keyed by the scenario,
+the configuration and the code version (a hash of the trainer's and the measurements' source files);
+a re-run computes only what is missing. Activations are cached under ``$ADVISOR_GRID_CACHE``
+(default ``.cache/advice_grid``), with the controlled source's weights (benchmarks/controlled_source.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # controlled_source beside this file
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results" / "advice_grid"
+GRID_VERSION = 1
+
+# ----------------------------------------------------------------------------------- sources
+#: source -> (model, weights, image size). "controlled:ARCH" weights are trained here on Fashion-MNIST
+#: classes 0-4 (controlled_source.py) and load through the normal --weights PATH route.
+SOURCES = {
+    "fmnist04": ("timm:mobilenetv2_050", "controlled:mobilenetv2_050", 32),
+    "imagenet": ("mobilenet_v2", None, 64),
+    # the too-small network of the multi-task condition: the same source task at width 0.35
+    "tiny": ("timm:mobilenetv2_035", "controlled:mobilenetv2_035", 32),
+}
+
+# ----------------------------------------------------------------------------------- families
+# family -> kind, source, shift type, similar to the source (the truth), sizes, part, description.
+# The part is fixed here, by family, before any result was seen; it never changes afterwards.
+CALIBRATION, HELDOUT = "calibration", "held-out"
+FAMILIES: dict[str, dict] = {
+    # controlled source: MobileNetV2 pretrained on Fashion-MNIST classes 0-4 at 32 px
+    "fm-new": dict(source="fmnist04", shift="feature", similar=True, sizes=(10, 50, 200, 500), part=CALIBRATION,
+                   desc="Fashion-MNIST classes 5-9 (same domain, new classes)"),
+    "fm-new-lowcontrast": dict(source="fmnist04", shift="input", similar=False, sizes=(10, 50, 200, 500),
+                               part=CALIBRATION, desc="classes 5-9, contrast x0.3 around mid-grey"),
+    "fm-src-invert": dict(source="fmnist04", shift="input", similar=False, sizes=(10, 50, 200, 500),
+                          part=CALIBRATION, desc="classes 0-4 (the source's own), inverted (255 - x), unseen images"),
+    "fm-digits": dict(source="fmnist04", shift="domain", similar=False, sizes=(10, 50, 100), part=CALIBRATION,
+                      desc="scikit-learn digits (a different domain)"),
+    "in-digits": dict(source="imagenet", shift="domain", similar=False, sizes=(10, 50), part=CALIBRATION,
+                      desc="scikit-learn digits, ImageNet source"),
+    "fm-new-blur": dict(source="fmnist04", shift="input", similar=False, sizes=(10, 50, 200, 500), part=HELDOUT,
+                        desc="classes 5-9, Gaussian blur radius 1.5 px"),
+    "fm-src-noise": dict(source="fmnist04", shift="input", similar=False, sizes=(10, 50, 200, 500), part=HELDOUT,
+                         desc="classes 0-4, additive Gaussian noise sigma 50 (of 255), unseen images"),
+    "fm-src-coarse": dict(source="fmnist04", shift="label", similar=True, sizes=(10, 50, 200, 500), part=HELDOUT,
+                          desc="classes 0-4 regrouped: tops (T-shirt, Pullover, Coat) vs others (Trouser, Dress)"),
+    "in-fashion": dict(source="imagenet", shift="domain", similar=False, sizes=(10, 50, 200), part=HELDOUT,
+                       desc="Fashion-MNIST, 10 classes, ImageNet source"),
+    # multi-task: two side-by-side 28x28 items on a 56x56 canvas; tasks = the left and the right item's class
+    "mt-shared": dict(kind="multi_task", source="fmnist04", shift="feature", similar=True, sizes=(50,),
+                      part=CALIBRATION, truth=dict(shared=True, balanced=True, big=True),
+                      desc="left and right Fashion-MNIST item classes, all labelled"),
+    "mt-unbalanced": dict(kind="multi_task", source="fmnist04", shift="feature", similar=True, sizes=(50,),
+                          part=CALIBRATION, truth=dict(shared=True, balanced=False, big=True),
+                          desc="as mt-shared, right item labelled on 10% of the images"),
+    "mt-unshared": dict(kind="multi_task", source="fmnist04", shift="domain", similar=False, sizes=(50,),
+                        part=HELDOUT, truth=dict(shared=False, balanced=True, big=True),
+                        desc="left Fashion-MNIST item class, right scikit-learn digit class"),
+    "mt-smallnet": dict(kind="multi_task", source="tiny", shift="feature", similar=True, sizes=(50,),
+                        part=HELDOUT, truth=dict(shared=True, balanced=True, big=False),
+                        desc="as mt-shared on the controlled source at width 0.35 instead of 0.5"),
+    # pipeline: fashion-chain (z = the pair of item classes, y = same class / same group / different group)
+    "chain": dict(kind="pipeline", source="fmnist04", shift="feature", similar=True, sizes=(10, 50, 200, 500),
+                  part=None, desc="fashion-chain, x -> z (100 classes) -> y (3 classes)"),
+    "chain-noisyz": dict(kind="pipeline", source="fmnist04", shift="feature", similar=True, sizes=(200,),
+                         part=HELDOUT, desc="fashion-chain with 40% of the z labels replaced by random ones"),
+}
+#: chain sizes alternate between the parts, fixed by size
+CHAIN_PART = {10: CALIBRATION, 50: HELDOUT, 200: CALIBRATION, 500: HELDOUT}
+
+#: scenarios of --quick (about 15 minutes on 2 cores with a cold cache)
+QUICK = ("fmnist04/fm-new/10", "fmnist04/fm-src-invert/50", "fmnist04/fm-new-blur/200",
+         "imagenet/in-digits/10", "fmnist04/mt-shared/50", "fmnist04/chain/50")
+
+SMALL_2X2 = 100  # the plain 2x2 rule's "small": fewer training images per class than this
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    family: str
+    per_class: int
+
+    @property
+    def spec(self) -> dict:
+        return FAMILIES[self.family]
+
+    @property
+    def source(self) -> str:
+        return self.spec["source"]
+
+    @property
+    def kind(self) -> str:
+        return self.spec.get("kind", "single")
+
+    @property
+    def id(self) -> str:
+        return f"{self.source}/{self.family}/{self.per_class}"
+
+    @property
+    def part(self) -> str:
+        """Calibration or held-out: fixed by the family (and, for fashion-chain, the size)."""
+        return self.spec["part"] or CHAIN_PART[self.per_class]
+
+    @property
+    def shift(self) -> str:
+        return self.spec["shift"]
+
+    @property
+    def similar(self) -> bool:
+        return bool(self.spec["similar"])
+
+    @property
+    def small(self) -> bool:
+        return self.per_class < SMALL_2X2
+
+
+def all_scenarios() -> list[Scenario]:
+    """Every scenario, cheapest first (by training images, 64 px counting four times), so that a run
+    cut short has scored many scenarios of both parts rather than a few expensive ones."""
+    scs = [Scenario(f, n) for f, spec in FAMILIES.items() for n in spec["sizes"]]
+    return sorted(scs, key=lambda s: (s.per_class * (4 if SOURCES[s.source][2] > 32 else 1), s.id))
+
+
+# ----------------------------------------------------------------------------------- data
+FASHION_TRAIN_ROWS = 60000
+VAL_PER_CLASS = 100  # Fashion-MNIST targets: validation images per class (from the official test part)
+DIGITS_VAL, DIGITS_TEST = 30, 50  # digits: per class (it has about 180 per class in all)
+
+
+def _seed(*parts) -> int:
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+def _take(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    if n > len(rows):
+        raise ValueError(f"asked for {n} of {len(rows)} rows")
+    return np.sort(rng.choice(rows, n, replace=False))
+
+
+def _transform(images: np.ndarray, family: str, rows: np.ndarray) -> np.ndarray:
+    """The documented input transforms (deterministic: noise seeded by each image's row)."""
+    x = images.astype(np.float32)
+    if family.endswith("-invert"):
+        x = 255.0 - x
+    elif family.endswith("-lowcontrast"):
+        x = 128.0 + 0.3 * (x - 128.0)
+    elif family.endswith("-blur"):
+        from PIL import Image, ImageFilter
+
+        x = np.stack([np.asarray(Image.fromarray(im.astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.5)),
+                                 dtype=np.float32) for im in x])
+    elif family.endswith("-noise"):
+        x = x + np.stack([np.random.default_rng(int(r)).normal(0.0, 50.0, im.shape) for r, im in zip(rows, x)])
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def _fashion_single(sc: Scenario):
+    """(images, labels, classes, (train, val, test)) of a single-task Fashion-MNIST family."""
+    from advisor.data.builtin import FASHION_MNIST_CLASSES, fashion_mnist_arrays
+
+    from controlled_source import source_rows
+
+    x, y = fashion_mnist_arrays()
+    fam = sc.family
+    if fam.startswith("fm-new"):
+        groups = [[c] for c in (5, 6, 7, 8, 9)]
+        names = [FASHION_MNIST_CLASSES[c] for c in (5, 6, 7, 8, 9)]
+    elif fam == "fm-src-coarse":
+        groups = [[0, 2, 4], [1, 3]]
+        names = ["top (T-shirt, Pullover, Coat)", "other (Trouser, Dress)"]
+    elif fam.startswith("fm-src"):
+        groups = [[c] for c in (0, 1, 2, 3, 4)]
+        names = [FASHION_MNIST_CLASSES[c] for c in (0, 1, 2, 3, 4)]
+    else:  # in-fashion
+        groups = [[c] for c in range(10)]
+        names = list(FASHION_MNIST_CLASSES)
+    seen = np.zeros(len(y), bool)
+    seen[source_rows(y)] = True  # never use an image the controlled source trained on
+    rng = np.random.default_rng(_seed("grid", fam, sc.per_class))
+    test_per_class = max(200, math.ceil(1000 / len(groups)))  # >= 1000 test images
+    parts = {"train": [], "val": [], "test": []}
+    labels = {"train": [], "val": [], "test": []}
+    for g, members in enumerate(groups):
+        # split a group's count evenly over its member classes
+        def share(total):
+            base = [total // len(members)] * len(members)
+            for i in range(total - sum(base)):
+                base[i] += 1
+            return base
+
+        for c, n_tr, n_va, n_te in zip(members, share(sc.per_class), share(VAL_PER_CLASS), share(test_per_class)):
+            pool_tr = np.flatnonzero((y == c) & ~seen & (np.arange(len(y)) < FASHION_TRAIN_ROWS))
+            pool_te = np.flatnonzero((y == c) & (np.arange(len(y)) >= FASHION_TRAIN_ROWS))
+            # validation and test from the official test part, disjoint; the same for every size
+            fixed = np.random.default_rng(_seed("grid-eval", fam, c))
+            ev = fixed.permutation(pool_te)
+            parts["train"].append(_take(pool_tr, n_tr, rng))
+            parts["val"].append(np.sort(ev[:n_va]))
+            parts["test"].append(np.sort(ev[n_va:n_va + n_te]))
+            for k, n in (("train", n_tr), ("val", n_va), ("test", n_te)):
+                labels[k].append(np.full(n, g))
+    rows = np.concatenate([np.concatenate(parts[k]) for k in ("train", "val", "test")])
+    lab = np.concatenate([np.concatenate(labels[k]) for k in ("train", "val", "test")])
+    sizes = [sum(map(len, parts[k])) for k in ("train", "val", "test")]
+    images = _transform(x[rows], fam, rows)
+    return images, lab, names, _index_split(lab, sizes)
+
+
+def _index_split(labels: np.ndarray, sizes) -> "object":
+    from advisor.data.split import Split
+
+    a, b, c = sizes
+    idx = np.arange(len(labels), dtype=np.int64)
+    return Split(idx[:a], idx[a:a + b], idx[a + b:a + b + c])
+
+
+def _digits_single(sc: Scenario):
+    from advisor.data.builtin import digits_arrays
+
+    x, y = digits_arrays()
+    rng = np.random.default_rng(_seed("grid", sc.family, sc.per_class))
+    fixed = np.random.default_rng(_seed("grid-eval", "digits"))
+    tr, va, te = [], [], []
+    for c in range(10):
+        rows = fixed.permutation(np.flatnonzero(y == c))
+        va.append(np.sort(rows[:DIGITS_VAL]))
+        te.append(np.sort(rows[DIGITS_VAL:DIGITS_VAL + DIGITS_TEST]))
+        tr.append(_take(rows[DIGITS_VAL + DIGITS_TEST:], min(sc.per_class, len(rows) - DIGITS_VAL - DIGITS_TEST), rng))
+    order = np.concatenate([np.concatenate(p) for p in (tr, va, te)])
+    sizes = [sum(map(len, p)) for p in (tr, va, te)]
+    return x[order], y[order], [str(d) for d in range(10)], _index_split(y[order], sizes)
+
+
+def _pairs(sc: Scenario):
+    """Multi-task: 56x56 canvas, left item at columns 0-27, right at 28-55, rows 14-41."""
+    from advisor.data.builtin import FASHION_MNIST_CLASSES, digits_arrays, fashion_mnist_arrays
+
+    from controlled_source import source_rows
+
+    x, y = fashion_mnist_arrays()
+    seen = np.zeros(len(y), bool)
+    seen[source_rows(y)] = True
+    rng = np.random.default_rng(_seed("grid", sc.family, sc.per_class))
+    n_train, n_val, n_test = 10 * sc.per_class, 500, 1000
+    n = n_train + n_val + n_test
+    left_cls = np.concatenate([np.repeat(np.arange(10), sc.per_class), rng.integers(0, 10, n_val + n_test)])
+    pool = [rng.permutation(np.flatnonzero((y == c) & ~seen)) for c in range(10)]
+    used = [0] * 10
+
+    def draw(c):
+        r = pool[c][used[c]]
+        used[c] += 1
+        return r
+
+    left = np.array([draw(c) for c in left_cls])
+    canvas = np.zeros((n, 56, 56), np.uint8)
+    canvas[:, 14:42, 0:28] = x[left]
+    if sc.family == "mt-unshared":
+        from PIL import Image
+
+        dx, dy = digits_arrays()
+        pick = rng.integers(0, len(dy), n)
+        canvas[:, 14:42, 28:56] = np.stack([np.asarray(Image.fromarray(dx[i]).resize((28, 28), Image.BILINEAR))
+                                            for i in pick])
+        right_cls = dy[pick].astype(np.int64)
+        right_names = [str(d) for d in range(10)]
+    else:
+        right_cls = rng.integers(0, 10, n)
+        canvas[:, 14:42, 28:56] = x[np.array([draw(c) for c in right_cls])]
+        right_names = list(FASHION_MNIST_CLASSES)
+    right_lab = right_cls.copy()
+    if sc.family == "mt-unbalanced":
+        hide = rng.random(n_train) >= 0.10
+        right_lab[:n_train][hide] = -1
+    # the primary (final) task is the last column: the left item, labelled everywhere
+    labels = np.stack([right_lab, left_cls], axis=1).astype(np.int64)
+    classes = {"right": right_names, "left": list(FASHION_MNIST_CLASSES)}
+    return canvas, labels, classes, _index_split(labels[:, 1], (n_train, n_val, n_test))
+
+
+def _chain(sc: Scenario):
+    from advisor.data.examples import CHAIN_Y_CLASSES, example_arrays
+
+    extra = 400 + 100  # per final class: 100 validation and about 333 test items
+    n = 3 * (sc.per_class + extra)
+    images, labels, _, _ = example_arrays("fashion-chain", n, _seed("grid", sc.family) % 1000)
+    labels = np.array(labels)
+    y = labels[:, 1]
+    tr, va, te = [], [], []
+    for c in range(3):
+        rows = np.flatnonzero(y == c)
+        tr.append(rows[:sc.per_class])
+        va.append(rows[sc.per_class:sc.per_class + 100])
+        te.append(rows[sc.per_class + 100:sc.per_class + extra])
+    order = np.concatenate([np.concatenate(p) for p in (tr, va, te)])
+    sizes = [sum(map(len, p)) for p in (tr, va, te)]
+    labels = labels[order]
+    if sc.family == "chain-noisyz":
+        rng = np.random.default_rng(_seed("noisyz"))
+        noisy = rng.random(sizes[0]) < 0.4
+        labels[:sizes[0], 0][noisy] = rng.integers(0, 100, int(noisy.sum()))
+    from advisor.data.builtin import FASHION_MNIST_CLASSES as names
+
+    classes = {"z": [f"{a} + {b}" for a in names for b in names], "y": list(CHAIN_Y_CLASSES)}
+    return images[order], labels, classes, _index_split(labels[:, 1], sizes)
+
+
+def build_dataset(sc: Scenario):
+    """The scenario's ArrayDataset and its fixed Split (train = per_class per class, val, test)."""
+    from advisor.data._base import ArrayDataset
+
+    if sc.kind == "multi_task":
+        images, labels, classes, split = _pairs(sc)
+        return ArrayDataset(sc.id, images, labels, tasks=("right", "left"), classes=classes), split
+    if sc.kind == "pipeline":
+        images, labels, classes, split = _chain(sc)
+        return ArrayDataset(sc.id, images, labels, tasks=("z", "y"), classes=classes, intermediate="z"), split
+    if sc.family.endswith("digits"):
+        images, labels, names, split = _digits_single(sc)
+    else:
+        images, labels, names, split = _fashion_single(sc)
+    return ArrayDataset(sc.id, images, labels, classes={"label": names}), split
+
+
+# ----------------------------------------------------------------------------------- context
+_BACKBONES: dict = {}
+
+
+def backbone_for(source: str):
+    from advisor.models import create_backbone
+
+    if source not in _BACKBONES:
+        model, weights, _ = SOURCES[source]
+        if weights and weights.startswith("controlled:"):
+            from controlled_source import ensure_source
+
+            weights = str(ensure_source(arch=weights.split(":", 1)[1]))
+        _BACKBONES[source] = create_backbone(model, weights, device="cpu")
+    return _BACKBONES[source]
+
+
+def make_scenario_context(sc: Scenario, cache_root: Path | None = None):
+    from advisor.data import Preprocess
+    from advisor.train import TrainContext
+    from advisor.train.cache import ActivationCache
+    from advisor.models import resolve_device
+
+    ds, split = build_dataset(sc)
+    pristine = backbone_for(sc.source)
+    pp = pristine.preprocessing
+    pre = Preprocess.for_image_size(Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"]),
+                                    SOURCES[sc.source][2])
+    root = cache_root or Path(os.environ.get("ADVISOR_GRID_CACHE") or ROOT / ".cache" / "advice_grid")
+    return TrainContext(dataset=ds, split=split, backbone=pristine, make_backbone=lambda: copy.deepcopy(pristine),
+                        preprocess=pre, device=resolve_device("cpu"), seed=0,
+                        cache=ActivationCache(root / "activations"))
+
+
+# ----------------------------------------------------------------------------------- budget
+LAST_K_FRACTIONS = (0.1, 0.25, 0.5)  # last_k at these fractions of the blocks (19 blocks: k = 2, 5, 10)
+LR_RATIOS = (0.1, 0.5)
+PROBE_C = (0.1, 1.0)
+
+
+def last_ks(n_blocks: int) -> list[int]:
+    return sorted({max(1, round(n_blocks * f)) for f in LAST_K_FRACTIONS} - {n_blocks})
+
+
+def svm_blocks(n_blocks: int) -> list[int]:
+    """Every block below the last when there are few (6 for timm's MobileNetV2 cut), else a stride
+    giving about five (19 blocks: 3, 6, 9, 12, 15); the last block is the linear probe's."""
+    stride = max(1, round(n_blocks / 6))
+    return list(range(stride, n_blocks - 1, stride))
+
+
+def network_common(n_train: int) -> dict:
+    """Epochs scale so that a run takes about 120 optimiser steps of batch 64, within 4 to 20 epochs
+    (10 per class of 5 classes: 20 epochs of 1 step; 500 per class: 4 epochs of 40 steps). Chosen for
+    the 3-hour budget on 2 CPU cores; patience is a quarter of the epochs (at least 2)."""
+    steps = max(1, math.ceil(n_train / 64))
+    epochs = int(min(20, max(4, math.ceil(120 / steps))))
+    return {"epochs": epochs, "patience": max(2, epochs // 4), "batch_size": 64}
+
+
+def oracle_budget(sc: Scenario, n_blocks: int, n_train: int) -> list[tuple[str, dict]]:
+    """Every candidate configuration of the oracle, in a fixed order (ties go to the first)."""
+    if sc.kind == "multi_task":
+        return [("multi_task", {"k": max(1, n_blocks // 2), "compare": True, **network_common(n_train)})]
+    if sc.kind == "pipeline":
+        return [("pipeline_vs_end_to_end", {"k": max(1, n_blocks // 2), "learning_curve": False, **network_common(n_train)})]
+    net = network_common(n_train)
+    out = [("linear_probe", {"C": c}) for c in PROBE_C]
+    for b in svm_blocks(n_blocks):
+        out += [("svm_early", {"block": b, "C": c}) for c in PROBE_C]
+    out += [("last_k", {"k": k, "lr_ratio": r, **net}) for k in last_ks(n_blocks) for r in LR_RATIOS]
+    out += [("full_finetune", {"warmup": w, "lr_ratio": r, **net}) for w in (False, True) for r in LR_RATIOS]
+    return out
+
+
+# ----------------------------------------------------------------------------------- code version
+def code_version() -> str:
+    """Hash of what decides a result: data, models, measurements, trainers, and this grid's regime."""
+    h = hashlib.sha256(f"grid{GRID_VERSION}".encode())
+    for folder in ("data", "models", "measure", "train"):
+        for p in sorted((ROOT / "advisor" / folder).glob("*.py")):
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    h.update((ROOT / "advisor" / "api.py").read_bytes())
+    h.update((Path(__file__).resolve().parent / "controlled_source.py").read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _config_key(strategy: str, params: dict) -> str:
+    return hashlib.sha256(json.dumps([strategy, params], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _scenario_dir(sc: Scenario, version: str) -> Path:
+    return RESULTS / version / sc.id.replace("/", "__")
+
+
+def _write(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=float) + "\n")
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------- running
+def _result_record(sc: Scenario, strategy: str, params: dict, r, ctx) -> dict:
+    n_val, n_test = len(ctx.split.val), len(ctx.split.test)
+    rec = {"scenario": sc.id, "strategy": strategy, "params": params, "used_params": _plain(r.params),
+           "val_accuracy": r.val_accuracy, "test_accuracy": r.test_accuracy, "n_val": n_val, "n_test": n_test,
+           "wall_s": round(r.wall_time, 2), "epochs_run": len(r.history), "best_epoch": r.best_epoch}
+    if strategy == "multi_task":
+        tasks = list(r.per_task)
+        rec["options"] = {
+            "shared": {"val": float(np.mean([r.per_task[t]["val_accuracy"] for t in tasks])),
+                       "test": float(np.mean([r.per_task[t]["test_accuracy"] for t in tasks]))},
+            "separate": {"val": float(np.mean([r.extra["separate"][t]["val_accuracy"] for t in tasks])),
+                         "test": float(np.mean([r.extra["separate"][t]["test_accuracy"] for t in tasks]))},
+        }
+        rec["n_val"] = int(sum((ctx.dataset.labels[ctx.split.val, j] >= 0).sum() for j in range(len(tasks))))
+        rec["n_test"] = int(sum((ctx.dataset.labels[ctx.split.test, j] >= 0).sum() for j in range(len(tasks))))
+    if strategy == "pipeline_vs_end_to_end":
+        rec["options"] = {o: {"val": r.extra[o]["val_accuracy"], "test": r.extra[o]["test_accuracy"]}
+                          for o in ("pipeline", "end_to_end")}
+    return rec
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    return obj
+
+
+class Runner:
+    """Runs (or reads back) one scenario's analyze and configurations; every result is one JSON file."""
+
+    def __init__(self, sc: Scenario, version: str, log=print):
+        self.sc, self.version, self.log = sc, version, log
+        self.dir = _scenario_dir(sc, version)
+        self._ctx = None
+
+    @property
+    def ctx(self):
+        if self._ctx is None:
+            self._ctx = make_scenario_context(self.sc)
+        return self._ctx
+
+    def analysis(self):
+        from advisor.api import Analysis, analyze_context
+
+        path = self.dir / "analysis.json"
+        if path.is_file():
+            return Analysis.load(path)
+        t = time.perf_counter()
+        model = SOURCES[self.sc.source][0]
+        a = analyze_context(self.ctx, self.sc.id, model, sample=500)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        a.save(path)
+        self.log(f"  analyze {self.sc.id}: {time.perf_counter() - t:.1f} s")
+        return a
+
+    def shape(self) -> dict:
+        """n_blocks and n_train, stored so a report needs no data loading."""
+        path = self.dir / "shape.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        ctx = self.ctx
+        out = {"n_blocks": len(ctx.backbone.block_names), "block_names": list(ctx.backbone.block_names),
+               "n_train": int(len(ctx.split.train)), "n_val": int(len(ctx.split.val)),
+               "n_test": int(len(ctx.split.test))}
+        _write(path, out)
+        return out
+
+    def result(self, strategy: str, params: dict, *, compute: bool = True) -> dict | None:
+        params = _plain(params)
+        path = self.dir / f"{strategy}-{_config_key(strategy, params)}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        if not compute:
+            return None
+        from advisor.train import run_strategy
+
+        ctx = self.ctx
+        if strategy not in ("multi_task", "pipeline_vs_end_to_end"):
+            self._prefill()
+        r = run_strategy(ctx, strategy, params)
+        rec = _result_record(self.sc, strategy, params, r, ctx)
+        _write(path, rec)
+        self.log(f"  {strategy} {params}: val {r.val_accuracy:.4f} test {r.test_accuracy:.4f} ({r.wall_time:.1f} s)")
+        return rec
+
+    def _prefill(self):
+        """One forward pass fills every pooled block and every last_k boundary the budget uses."""
+        if getattr(self, "_filled", False):
+            return
+        ctx = self.ctx
+        n = len(ctx.backbone.block_names)
+        idx = np.concatenate([ctx.split.train, ctx.split.val, ctx.split.test])
+        ctx.cache.ensure(ctx, idx, pooled=tuple(range(n)), boundaries=tuple(n - k for k in last_ks(n)))
+        self._filled = True
+
+
+# ----------------------------------------------------------------------------------- scoring
+def best_by_val(records: list[dict]) -> dict | None:
+    """The record with the highest validation accuracy; the first in budget order on a tie."""
+    best = None
+    for r in records:
+        if r is not None and (best is None or r["val_accuracy"] > best["val_accuracy"]):
+            best = r
+    return best
+
+
+def binomial_se(p: float, n: int) -> float:
+    return math.sqrt(max(p * (1 - p), 0.0) / n) if n else float("nan")
+
+
+def regrets(oracle_test: float, advised_test: float, strategy_best_test: float) -> tuple[float, float]:
+    """(configuration regret, strategy regret) in points (percentage points of test accuracy)."""
+    return 100.0 * (oracle_test - advised_test), 100.0 * (oracle_test - strategy_best_test)
+
+
+def plain_2x2(sc: Scenario) -> tuple[str, dict]:
+    """DESIGN.md's 2x2, given the scenario's true size and similarity, with each strategy's defaults."""
+    if sc.small:
+        return ("linear_probe", {"C": 1.0}) if sc.similar else ("svm_early", {"C": 0.1})
+    return "full_finetune", {"warmup": False}
+
+
+BASELINES = {
+    "2x2 rule": plain_2x2,
+    "always LP-FT": lambda sc: ("full_finetune", {"warmup": True}),
+    "always linear probe": lambda sc: ("linear_probe", {"C": 1.0}),
+}
+
+
+def advised_config(advice, sc: Scenario, n_train: int, n_blocks: int) -> tuple[str, dict]:
+    """The advised strategy with its advised parameters, the grid's epochs and the trainers' defaults."""
+    p = dict(advice.params)
+    s = advice.strategy
+    if s == "linear_probe":
+        return s, {"C": float(p.get("C", 1.0))}
+    if s == "svm_early":
+        block = p.get("block")
+        return s, {"block": block, "C": float(p.get("C", 0.1))}
+    if s in ("last_k", "full_finetune"):
+        out = {k: p[k] for k in ("k", "lr_ratio", "warmup") if k in p}
+        return s, {**out, **network_common(n_train)}
+    return s, p
+
+
+def _fill_defaults(strategy: str, params: dict, sc: Scenario, n_train: int, n_blocks: int) -> dict:
+    """A baseline's configuration in the form the budget uses (so a budget run is reused)."""
+    from advisor.train._probe import default_svm_block
+
+    if strategy == "svm_early" and params.get("block") is None:
+        return {"block": default_svm_block(n_blocks), "C": params["C"]}
+    if strategy in ("last_k", "full_finetune"):
+        return {**params, "lr_ratio": params.get("lr_ratio", 0.1), **network_common(n_train)}
+    return params
+
+
+def _norm_params(strategy: str, params: dict, block_names: list[str]) -> dict:
+    """Block names become indices and keys sort, so an advised config matches its budget twin."""
+    p = dict(params)
+    if strategy == "svm_early" and isinstance(p.get("block"), str):
+        p["block"] = block_names.index(p["block"])
+    if strategy == "full_finetune":
+        p["warmup"] = bool(p.get("warmup", False))
+        p.setdefault("lr_ratio", 0.1)
+        p = {"warmup": p.pop("warmup"), "lr_ratio": p.pop("lr_ratio"), **p}
+    if strategy == "last_k":
+        p.setdefault("lr_ratio", 0.1)
+        p = {"k": p.pop("k"), "lr_ratio": p.pop("lr_ratio"), **p}
+    return p
+
+
+def score_scenario(sc: Scenario, runner: Runner, advise_fn, *, compute: bool) -> dict | None:
+    """Everything the tables show for one scenario, or None when its results are missing."""
+    shape = runner.shape() if compute or (runner.dir / "shape.json").is_file() else None
+    if shape is None or not (compute or (runner.dir / "analysis.json").is_file()):
+        return None
+    analysis = runner.analysis()
+    advice = advise_fn(analysis.profile)
+    budget = oracle_budget(sc, shape["n_blocks"], shape["n_train"])
+    records = [runner.result(s, _norm_params(s, p, shape["block_names"]), compute=compute) for s, p in budget]
+    if any(r is None for r in records):
+        return None
+    row = {"id": sc.id, "part": sc.part, "kind": sc.kind, "shift": sc.shift, "similar": sc.similar,
+           "per_class": sc.per_class, "advised": advice.strategy, "advised_params": _plain(advice.params),
+           "confidence": advice.confidence}
+    if sc.kind in ("multi_task", "pipeline"):
+        rec = records[0]
+        opts = rec["options"]
+        if sc.kind == "multi_task":
+            pick = "shared" if advice.strategy == "multi_task" else "separate"
+            base_pick = "separate"
+        else:
+            pick = advice.params.get("prefer", "pipeline") if advice.strategy == "pipeline_vs_end_to_end" else "end_to_end"
+            base_pick = "end_to_end"
+        winner = max(opts, key=lambda o: opts[o]["val"])
+        oracle = opts[winner]["test"]
+        cr, sr = regrets(oracle, opts[pick]["test"], opts[pick]["test"])
+        bcr, _ = regrets(oracle, opts[base_pick]["test"], opts[base_pick]["test"])
+        row.update(advised=f"{advice.strategy}:{pick}" if sc.kind == "pipeline" else pick, oracle=winner,
+                   options_test={o: v["test"] for o, v in opts.items()},
+                   oracle_test=oracle, n_test=rec["n_test"], advised_test=opts[pick]["test"],
+                   config_regret=cr, strategy_regret=sr,
+                   baselines={b: {"choice": base_pick, "config_regret": bcr, "strategy_regret": bcr}
+                              for b in BASELINES})
+        return row
+    oracle = best_by_val(records)
+    by_strategy = {}
+    for (s, _), r in zip(budget, records):
+        by_strategy.setdefault(s, []).append(r)
+
+    def strategy_best(s):
+        return best_by_val(by_strategy.get(s, []))
+
+    a_strat, a_params = advised_config(advice, sc, shape["n_train"], shape["n_blocks"])
+    adv_rec = runner.result(a_strat, _norm_params(a_strat, a_params, shape["block_names"]), compute=compute)
+    if adv_rec is None:
+        return None
+    cr, sr = regrets(oracle["test_accuracy"], adv_rec["test_accuracy"], strategy_best(a_strat)["test_accuracy"])
+    row.update(oracle=f"{oracle['strategy']} {_short(oracle['params'])}", oracle_strategy=oracle["strategy"],
+               oracle_val=oracle["val_accuracy"], oracle_test=oracle["test_accuracy"], n_test=oracle["n_test"],
+               advised_test=adv_rec["test_accuracy"], config_regret=cr, strategy_regret=sr,
+               strategy_best={s: strategy_best(s)["test_accuracy"] for s in by_strategy})
+    row["baselines"] = {}
+    for name, fn in BASELINES.items():
+        s, p = fn(sc)
+        p = _norm_params(s, _fill_defaults(s, p, sc, shape["n_train"], shape["n_blocks"]), shape["block_names"])
+        rec = runner.result(s, p, compute=compute)
+        if rec is None:
+            return None
+        bcr, bsr = regrets(oracle["test_accuracy"], rec["test_accuracy"], strategy_best(s)["test_accuracy"])
+        row["baselines"][name] = {"choice": s, "config_regret": bcr, "strategy_regret": bsr}
+    return row
+
+
+def _short(params: dict) -> str:
+    keep = {k: v for k, v in params.items() if k in ("C", "block", "k", "lr_ratio", "warmup")}
+    return ",".join(f"{k}={v}" for k, v in sorted(keep.items()))
+
+
+# ----------------------------------------------------------------------------------- summary
+def summarise(rows: list[dict]) -> dict:
+    """Targets' numbers for a set of scored rows: share within 1 point, mean regrets, baselines'."""
+    if not rows:
+        return {"n": 0}
+    sr = np.array([r["strategy_regret"] for r in rows])
+    cr = np.array([r["config_regret"] for r in rows])
+    out = {"n": len(rows), "within_1pt": float(np.mean(sr <= 1.0)), "mean_strategy_regret": float(sr.mean()),
+           "mean_config_regret": float(cr.mean()), "baselines": {}}
+    for b in BASELINES:
+        bs = np.array([r["baselines"][b]["strategy_regret"] for r in rows])
+        bc = np.array([r["baselines"][b]["config_regret"] for r in rows])
+        out["baselines"][b] = {"within_1pt": float(np.mean(bs <= 1.0)), "mean_strategy_regret": float(bs.mean()),
+                               "mean_config_regret": float(bc.mean())}
+    bands = {}
+    for lo, hi in ((0.0, 0.6), (0.6, 0.8), (0.8, 1.01)):
+        sel = [r for r in rows if lo <= r["confidence"] < hi]
+        if sel:
+            bands[f"{lo:.1f}-{min(hi, 1.0):.1f}"] = {"n": len(sel), "within_1pt": float(np.mean(
+                [r["strategy_regret"] <= 1.0 for r in sel]))}
+    out["confidence_bands"] = bands
+    return out
+
+
+def markdown(rows: list[dict], summary: dict, title: str) -> str:
+    lines = [f"### {title}", "",
+             "| scenario | shift | advised | oracle | oracle test ± SE | advised test | config regret | strategy regret |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        se = 100 * binomial_se(r["oracle_test"], r["n_test"])
+        lines.append(f"| {r['id']} | {r['shift']} | {r['advised']} | {r['oracle']} | "
+                     f"{100 * r['oracle_test']:.1f} ± {se:.1f} | {100 * r['advised_test']:.1f} | "
+                     f"{r['config_regret']:+.1f} | {r['strategy_regret']:+.1f} |")
+    if summary.get("n"):
+        lines += ["", "| rule | within 1 pt (strategy) | mean strategy regret | mean config regret |", "|---|---|---|---|",
+                  f"| advice | {100 * summary['within_1pt']:.0f}% | {summary['mean_strategy_regret']:.2f} | "
+                  f"{summary['mean_config_regret']:.2f} |"]
+        for b, s in summary["baselines"].items():
+            lines.append(f"| {b} | {100 * s['within_1pt']:.0f}% | {s['mean_strategy_regret']:.2f} | "
+                         f"{s['mean_config_regret']:.2f} |")
+        if summary.get("confidence_bands"):
+            lines += ["", "confidence band: share within 1 point: " + "; ".join(
+                f"{k}: {100 * v['within_1pt']:.0f}% of {v['n']}" for k, v in summary["confidence_bands"].items())]
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------- calibration
+#: The values --calibrate tries for each threshold (single-task, multi-task and pipeline rules are
+#: searched separately: each family of rows depends on its own thresholds only).
+SEARCH_SINGLE = {
+    "small_per_class": (10, 20, 30, 50, 75, 100, 150, 200, 300),
+    "large_per_class": (100, 150, 200, 300, 500, 750, 1000, 2000),
+    "shift_different": (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
+    "early_margin": (0.0, 0.01, 0.02, 0.05, 0.1),
+}
+SEARCH_MT = {"mt_min_balance": (0.1, 0.25, 0.5, 0.75), "mt_min_curve_corr": (0.0, 0.25, 0.5, 0.75, 0.9),
+             "mt_min_params": (250_000, 500_000, 1_000_000, 2_000_000, 4_000_000)}
+SEARCH_PIPELINE = {"pipeline_per_class": (10, 20, 30, 50, 100, 200, 300, 1000)}
+
+
+def strategy_regret_under(row: dict, advice) -> float:
+    """A scored row's strategy regret if the advice had been ``advice`` (no training needed)."""
+    if row["kind"] == "multi_task":
+        pick = "shared" if advice.strategy == "multi_task" else "separate"
+        return 100.0 * (row["oracle_test"] - row["options_test"][pick])
+    if row["kind"] == "pipeline":
+        pick = advice.params.get("prefer", "pipeline") if advice.strategy == "pipeline_vs_end_to_end" else "end_to_end"
+        return 100.0 * (row["oracle_test"] - row["options_test"][pick])
+    return 100.0 * (row["oracle_test"] - row["strategy_best"][advice.strategy])
+
+
+def calibrate(rows: list[dict], profiles: dict, log=print) -> dict:
+    """Thresholds that minimise the mean strategy regret over ``rows`` (the calibration part only).
+
+    Ties go to the candidate that changes the fewest thresholds from today's defaults, then to the one
+    closest to them (in log distance), so a threshold moves only when the calibration data asks for it.
+    """
+    import itertools
+
+    from advisor.advise import rules
+
+    base = rules.DEFAULT_THRESHOLDS
+    chosen = dataclasses.asdict(base)
+    for kind, space in (("single", SEARCH_SINGLE), ("multi_task", SEARCH_MT), ("pipeline", SEARCH_PIPELINE)):
+        sel = [r for r in rows if r["kind"] == kind]
+        if not sel:
+            continue
+        best = None
+        names = list(space)
+        for values in itertools.product(*(space[n] for n in names)):
+            cand = dict(chosen, **dict(zip(names, values)))
+            if cand["small_per_class"] >= cand["large_per_class"]:
+                continue
+            t = rules.Thresholds(**cand)
+            regret = float(np.mean([strategy_regret_under(r, rules.advise(profiles[r["id"]], t)) for r in sel]))
+            changed = sum(cand[n] != getattr(base, n) for n in names)
+            dist = sum(abs(math.log((cand[n] + 1e-3) / (getattr(base, n) + 1e-3))) for n in names)
+            key = (round(regret, 6), changed, dist)
+            if best is None or key < best[0]:
+                best = (key, {n: cand[n] for n in names})
+        before = float(np.mean([strategy_regret_under(r, rules.advise(profiles[r["id"]], base)) for r in sel]))
+        log(f"calibrate {kind}: {len(sel)} rows, mean strategy regret {before:.2f} with today's thresholds, "
+            f"{best[0][0]:.2f} with {best[1]}")
+        chosen.update(best[1])
+    return chosen
+
+
+# ----------------------------------------------------------------------------------- main
+def select(only: str | None, quick: bool) -> list[Scenario]:
+    scs = all_scenarios()
+    if quick:
+        return [s for s in scs if s.id in QUICK]
+    if only:
+        want = [w.strip() for w in only.split(",") if w.strip()]
+        picked = [s for s in scs if any(s.id == w or s.id.startswith(w.rstrip("/") + "/") or s.family == w
+                                        for w in want)]
+        unknown = [w for w in want if not any(s.id == w or s.id.startswith(w.rstrip("/") + "/") or s.family == w
+                                              for s in scs)]
+        if unknown:
+            raise SystemExit(f"advice_grid: unknown scenario {unknown[0]!r}; see --list")
+        return picked
+    return scs
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", help="scenario ids, families or prefixes, comma-separated (see --list)")
+    ap.add_argument("--quick", action="store_true", help=f"the {len(QUICK)} scenarios of QUICK (about 15 min)")
+    ap.add_argument("--list", action="store_true", help="list the scenarios with their part and exit")
+    ap.add_argument("--report-only", action="store_true", help="score what is stored; compute nothing")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="search the rules' thresholds on the calibration part's stored results and print them")
+    ap.add_argument("--version", default=None, help="code version folder to read (default: the current code's)")
+    ap.add_argument("--out", default=str(RESULTS.parent), help="where advice_grid.md/json are written")
+    a = ap.parse_args(argv)
+    scs = select(a.only, a.quick)
+    if a.list:
+        for s in scs:
+            print(f"{s.id:34s} {s.part:12s} {s.kind:10s} shift={s.shift:8s} similar={s.similar!s:5s} "
+                  f"{'small' if s.small else 'large'}  {s.spec['desc']}")
+        return 0
+    import torch
+
+    from advisor.advise import advise
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    version = a.version or code_version()
+    print(f"advice grid: {len(scs)} scenarios, code version {version}")
+    rows, failed, missing = [], [], []
+    t0 = time.perf_counter()
+    for i, sc in enumerate(scs, 1):
+        print(f"[{i}/{len(scs)}] {sc.id} ({sc.part}) at {time.perf_counter() - t0:.0f} s", flush=True)
+        runner = Runner(sc, version)
+        try:
+            row = score_scenario(sc, runner, advise, compute=not a.report_only)
+        except Exception:  # noqa: BLE001 - one broken scenario must not lose the others' hours
+            import traceback
+
+            failed.append(sc.id)
+            print(f"  FAILED {sc.id}:\n{traceback.format_exc()}", flush=True)
+            continue
+        if row is not None:
+            rows.append(row)
+        elif a.report_only:
+            missing.append(sc.id)
+    cal = [r for r in rows if r["part"] == CALIBRATION]
+    held = [r for r in rows if r["part"] == HELDOUT]
+    if a.calibrate:
+        profiles = {sc.id: Runner(sc, version).analysis().profile for sc in scs if sc.part == CALIBRATION
+                    and any(r["id"] == sc.id for r in cal)}
+        chosen = calibrate(cal, profiles)
+        print(json.dumps(chosen, indent=1))
+        return 0
+    out = {"version": version, "scenarios_scored": len(rows), "scenarios_selected": len(scs),
+           "calibration": summarise(cal), "held_out": summarise(held), "rows": rows}
+    out.update(failed=failed, missing=missing)
+    text = (f"Advice grid, code version {version}: {len(rows)} of {len(scs)} selected scenarios scored"
+            + (f"; not yet run: {', '.join(missing)}" if missing else "")
+            + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".\n\n"
+            + markdown(held, out["held_out"], "Held-out part") + "\n"
+            + markdown(cal, out["calibration"], "Calibration part"))
+    print(text)
+    if not a.only and not a.quick and not failed:
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        _write(Path(a.out) / "advice_grid.json", out)
+        (Path(a.out) / "advice_grid.md").write_text(text)
+    print(f"done in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

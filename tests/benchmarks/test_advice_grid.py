@@ -1,0 +1,162 @@
+"""The advice grid's machinery (benchmarks/advice_grid.py): regrets, parts, one tiny scenario end to end.
+
+These test the benchmark's code, not its results.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def grid():
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield importlib.import_module("advice_grid")
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+# --------------------------------------------------------------------------- regrets from known numbers
+def test_regrets_from_known_numbers(grid):
+    cr, sr = grid.regrets(0.90, 0.85, 0.88)
+    assert cr == pytest.approx(5.0) and sr == pytest.approx(2.0)
+    # an advised run that beats the oracle on test has a negative regret, reported as it is
+    cr, sr = grid.regrets(0.80, 0.81, 0.80)
+    assert cr == pytest.approx(-1.0) and sr == pytest.approx(0.0)
+
+
+def test_oracle_is_best_validation_first_on_tie(grid):
+    recs = [{"val_accuracy": 0.7, "test_accuracy": 0.9, "i": 0},
+            {"val_accuracy": 0.8, "test_accuracy": 0.6, "i": 1},
+            {"val_accuracy": 0.8, "test_accuracy": 0.99, "i": 2}]
+    best = grid.best_by_val(recs)
+    assert best["i"] == 1  # chosen on validation, never on test; the first of a tie
+
+
+def test_budget_per_depth(grid):
+    assert grid.last_ks(19) == [2, 5, 10] and grid.svm_blocks(19) == [3, 6, 9, 12, 15]
+    assert grid.last_ks(6) == [1, 2, 3] and grid.svm_blocks(6) == [1, 2, 3, 4]
+    budget = grid.oracle_budget(grid.Scenario("fm-new", 10), 6, 50)
+    names = [s for s, _ in budget]
+    assert names.count("linear_probe") == 2 and names.count("svm_early") == 8
+    assert names.count("last_k") == 6 and names.count("full_finetune") == 4
+    # every baseline's default configuration is in the budget, so it costs no extra run
+    assert ("full_finetune", True, 0.1) in {(s, p.get("warmup"), p.get("lr_ratio")) for s, p in budget}
+
+
+def test_binomial_standard_error(grid):
+    assert grid.binomial_se(0.5, 1000) == pytest.approx(math.sqrt(0.25 / 1000))
+    assert grid.binomial_se(1.0, 100) == 0.0
+
+
+def test_summary_counts_within_one_point_and_baselines(grid):
+    def row(sr, cr, conf, base):
+        return {"strategy_regret": sr, "config_regret": cr, "confidence": conf,
+                "baselines": {b: {"strategy_regret": base, "config_regret": base + 1} for b in grid.BASELINES}}
+
+    s = grid.summarise([row(0.0, 0.5, 0.9, 3.0), row(1.0, 2.0, 0.7, 0.0), row(4.0, 4.0, 0.5, 1.0)])
+    assert s["n"] == 3
+    assert s["within_1pt"] == pytest.approx(2 / 3)  # 0.0 and 1.0 are within one point, 4.0 is not
+    assert s["mean_strategy_regret"] == pytest.approx(5 / 3)
+    assert s["mean_config_regret"] == pytest.approx(6.5 / 3)
+    b = s["baselines"]["always linear probe"]
+    assert b["mean_strategy_regret"] == pytest.approx(4 / 3) and b["within_1pt"] == pytest.approx(2 / 3)
+    assert s["confidence_bands"]["0.8-1.0"] == {"n": 1, "within_1pt": 1.0}
+
+
+# --------------------------------------------------------------------------- the parts are fixed by definition
+HELD_OUT = {
+    "fmnist04/fm-new-blur/10", "fmnist04/fm-new-blur/50", "fmnist04/fm-new-blur/200", "fmnist04/fm-new-blur/500",
+    "fmnist04/fm-src-noise/10", "fmnist04/fm-src-noise/50", "fmnist04/fm-src-noise/200",
+    "fmnist04/fm-src-noise/500", "fmnist04/fm-src-coarse/10", "fmnist04/fm-src-coarse/50",
+    "fmnist04/fm-src-coarse/200", "fmnist04/fm-src-coarse/500", "imagenet/in-fashion/10",
+    "imagenet/in-fashion/50", "imagenet/in-fashion/200", "fmnist04/mt-unshared/50", "tiny/mt-smallnet/50",
+    "fmnist04/chain/50", "fmnist04/chain/500", "fmnist04/chain-noisyz/200",
+}
+
+
+def test_parts_are_fixed_by_the_scenario_definition(grid):
+    scs = grid.all_scenarios()
+    # the held-out part is exactly the one written before any result was seen
+    assert {s.id for s in scs if s.part == grid.HELDOUT} == HELD_OUT
+    # the part is a function of the definition alone: a rebuilt scenario lands in the same part
+    for s in scs:
+        assert grid.Scenario(s.family, s.per_class).part == s.part
+
+
+def test_grid_covers_what_the_issue_asks(grid):
+    scs = grid.all_scenarios()
+    single = [s for s in scs if s.kind == "single"]
+    assert len(single) >= 24
+    assert {(s.small, s.similar) for s in single} == {(True, True), (True, False), (False, True), (False, False)}
+    assert {"input", "feature", "label"} <= {s.shift for s in single}
+    assert sum(s.kind == "multi_task" for s in scs) >= 4 and sum(s.kind == "pipeline" for s in scs) >= 4
+    truths = [grid.FAMILIES[s.family]["truth"] for s in scs if s.kind == "multi_task"]
+    for cond in ("shared", "balanced", "big"):  # each of Ng's conditions both holds and fails somewhere
+        assert {t[cond] for t in truths} == {True, False}
+    assert {s.per_class for s in single if s.family == "fm-new"} == {10, 50, 200, 500}
+
+
+def test_target_splits_are_disjoint_and_sized(grid):
+    import numpy as np
+
+    sc = grid.Scenario("fm-src-invert", 10)
+    ds, split = grid.build_dataset(sc)
+    assert split.sizes() == (50, 500, 1000)
+    assert not (set(split.train) & set(split.val)) and not (set(split.val) & set(split.test))
+    assert np.bincount(ds.labels[split.train, 0]).tolist() == [10] * 5
+    # the same scenario builds the same data (fixed seeds), and validation/test do not depend on the size
+    ds2, split2 = grid.build_dataset(sc)
+    assert ds.fingerprint() == ds2.fingerprint()
+    big, bsplit = grid.build_dataset(grid.Scenario("fm-src-invert", 50))
+    assert np.array_equal(ds.images[split.test], big.images[bsplit.test])
+
+
+# --------------------------------------------------------------------------- one tiny scenario end to end
+def test_one_tiny_scenario_end_to_end(grid, tmp_path, monkeypatch, one_torch_thread):
+    """ImageNet MobileNetV2 on 10 digits per class, at 32 px with a two-configuration network budget:
+    analyze, every configuration, the advised one, the baselines, the regrets; a re-run computes nothing."""
+    monkeypatch.setenv("ADVISOR_GRID_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(grid, "RESULTS", tmp_path / "results")
+    monkeypatch.setitem(grid.SOURCES, "imagenet", ("mobilenet_v2", None, 32))
+    monkeypatch.setattr(grid, "LAST_K_FRACTIONS", (0.1,))
+    monkeypatch.setattr(grid, "LR_RATIOS", (0.5,))
+    monkeypatch.setattr(grid, "svm_blocks", lambda n: [9])
+    monkeypatch.setattr(grid, "network_common", lambda n: {"epochs": 2, "patience": 2, "batch_size": 64})
+    grid._BACKBONES.clear()
+    sc = grid.Scenario("in-digits", 10)
+    runner = grid.Runner(sc, "test", log=lambda *_: None)
+    from advisor.advise import advise
+
+    row = grid.score_scenario(sc, runner, advise, compute=True)
+    assert row is not None and row["part"] == grid.CALIBRATION
+    files = sorted(p.name for p in runner.dir.glob("*.json"))
+    assert "analysis.json" in files and "shape.json" in files
+    shape = json.loads((runner.dir / "shape.json").read_text())
+    budget = grid.oracle_budget(sc, shape["n_blocks"], shape["n_train"])
+    records = [json.loads(p.read_text()) for p in runner.dir.glob("*.json") if p.name not in ("analysis.json", "shape.json")]
+    assert len(records) >= len(budget)
+    # the oracle is the budget's best configuration on validation, and the regrets follow from the records
+    in_budget = [runner.result(s, grid._norm_params(s, p, shape["block_names"]), compute=False) for s, p in budget]
+    oracle = grid.best_by_val(in_budget)
+    assert row["oracle_test"] == oracle["test_accuracy"]
+    advised = [r for r in records if r["strategy"] == row["advised"]]
+    assert any(row["config_regret"] == pytest.approx(100 * (oracle["test_accuracy"] - r["test_accuracy"]))
+               for r in advised)
+    same = [r for r in in_budget if r["strategy"] == row["advised"]]
+    assert row["strategy_regret"] == pytest.approx(100 * (oracle["test_accuracy"] - grid.best_by_val(same)["test_accuracy"]))
+    assert all(r["n_test"] == 500 for r in in_budget)
+    # resumable: a second scoring reads every result back and trains nothing
+    mtimes = {p: p.stat().st_mtime_ns for p in runner.dir.glob("*.json")}
+    again = grid.score_scenario(sc, grid.Runner(sc, "test", log=lambda *_: None), advise, compute=False)
+    assert again == row
+    assert {p: p.stat().st_mtime_ns for p in runner.dir.glob("*.json")} == mtimes
