@@ -6,13 +6,41 @@ from advisor.errors import AdvisorError
 from advisor.measure._bn_shift import MomentAccumulator, block_shift, bn_divergence, gaussian_kl
 
 
+EPS = np.finfo(np.float64).eps
+U32 = 2.0 ** -24     # float32 unit round-off
+
+
+def _kl_round_off(mu_p, var_p, mu_q, var_q):
+    """Bound on the absolute round-off of one float64 evaluation of gaussian_kl (elementwise).
+
+    0.5 * (log(var_q / var_p) + (var_p + (mu_p - mu_q)^2) / var_q - 1) is a handful of operations, each
+    off by at most eps relative to its result (log: within 2 ulp in any libm, plus eps from the rounded
+    quotient since d log x = dx / x), so the sum is off by a few eps times the sum of the magnitudes of
+    its terms, not of its (possibly cancelling, here near-zero) result; 4 eps per unit of magnitude.
+    """
+    mp, vp, mq, vq = (np.asarray(v, dtype=np.float64) for v in (mu_p, var_p, mu_q, var_q))
+    bound = 4 * EPS * (np.abs(np.log(vq / vp)) + (vp + (mp - mq) ** 2) / vq + 1.0)
+    return bound if bound.ndim else float(bound)
+
+
+def _sym_round_off(mu_p, var_p, mu_q, var_q):
+    """_kl_round_off for the channel mean of the symmetric KL of bn_divergence (variances incl. eps)."""
+    per = 0.5 * (_kl_round_off(mu_p, var_p, mu_q, var_q) + _kl_round_off(mu_q, var_q, mu_p, var_p))
+    return float(np.mean(per) + 2 * EPS * np.mean(np.abs(gaussian_kl(mu_p, var_p, mu_q, var_q))
+                                                   + np.abs(gaussian_kl(mu_q, var_q, mu_p, var_p))))
+
+
 def test_gaussian_kl_closed_form():
     # KL(N(1, 4) || N(0, 1)) = 0.5 * (log(1/4) + (4 + 1)/1 - 1) = 2 - log 2
-    assert gaussian_kl(1.0, 4.0, 0.0, 1.0) == pytest.approx(2 - np.log(2), rel=1e-14)
+    # (tolerances: two evaluations, the function's and the closed form's, each within _kl_round_off)
+    assert gaussian_kl(1.0, 4.0, 0.0, 1.0) == pytest.approx(2 - np.log(2), abs=2 * _kl_round_off(1, 4, 0, 1))
     # KL(N(0, 1) || N(2, 9)) = 0.5 * (log 9 + (1 + 4)/9 - 1)
-    assert gaussian_kl(0.0, 1.0, 2.0, 9.0) == pytest.approx(0.5 * (np.log(9) + 5 / 9 - 1), rel=1e-14)
-    out = gaussian_kl(np.array([0.0, 1.0]), np.array([1.0, 4.0]), np.array([2.0, 0.0]), np.array([9.0, 1.0]))
-    np.testing.assert_allclose(out, [0.5 * (np.log(9) + 5 / 9 - 1), 2 - np.log(2)], rtol=1e-14)
+    assert gaussian_kl(0.0, 1.0, 2.0, 9.0) == pytest.approx(0.5 * (np.log(9) + 5 / 9 - 1),
+                                                            abs=2 * _kl_round_off(0, 1, 2, 9))
+    args = np.array([0.0, 1.0]), np.array([1.0, 4.0]), np.array([2.0, 0.0]), np.array([9.0, 1.0])
+    out = gaussian_kl(*args)
+    expected = np.array([0.5 * (np.log(9) + 5 / 9 - 1), 2 - np.log(2)])
+    assert np.all(np.abs(out - expected) <= 2 * _kl_round_off(*args)), (out, expected)
 
 
 def test_gaussian_kl_monte_carlo():
@@ -28,8 +56,9 @@ def test_gaussian_kl_monte_carlo():
 def test_identical_moments_are_zero():
     m = np.array([0.1, -2.0, 5.0])
     v = np.array([0.5, 1.0, 0.0])          # a dead channel: eps keeps it finite
-    assert bn_divergence(m, v, m, v) == pytest.approx(0.0, abs=1e-15)
-    np.testing.assert_allclose(gaussian_kl(m, v + 1, m, v + 1), 0.0, atol=1e-15)
+    eps = 1e-5                             # bn_divergence's default
+    assert bn_divergence(m, v, m, v) == pytest.approx(0.0, abs=_sym_round_off(m, v + eps, m, v + eps))
+    assert np.all(np.abs(gaussian_kl(m, v + 1, m, v + 1)) <= _kl_round_off(m, v + 1, m, v + 1))
 
 
 def test_bn_divergence_is_mean_symmetric_kl():
@@ -38,12 +67,14 @@ def test_bn_divergence_is_mean_symmetric_kl():
     eps = 1e-3
     per = 0.5 * (gaussian_kl(tm, tv + eps, rm, rv + eps) + gaussian_kl(rm, rv + eps, tm, tv + eps))
     got = bn_divergence(tm, tv, rm, rv, eps=eps)
-    assert got == pytest.approx(float(np.mean(per)), rel=1e-14)
-    assert got == pytest.approx(bn_divergence(rm, rv, tm, tv, eps=eps), rel=1e-14)
+    tol = 2 * _sym_round_off(tm, tv + eps, rm, rv + eps)     # two evaluations
+    assert got == pytest.approx(float(np.mean(per)), abs=tol)
+    assert got == pytest.approx(bn_divergence(rm, rv, tm, tv, eps=eps), abs=tol)
     # channel 0 by hand (eps = 0): 0.5 * (KL(N(0,1)||N(1,4)) + KL(N(1,4)||N(0,1)))
     kl1 = 0.5 * (np.log(4) + (1 + 1) / 4 - 1)
     kl2 = 0.5 * (np.log(1 / 4) + (4 + 1) / 1 - 1)
-    assert bn_divergence([0.0], [1.0], [1.0], [4.0], eps=0.0) == pytest.approx(0.5 * (kl1 + kl2), rel=1e-14)
+    assert bn_divergence([0.0], [1.0], [1.0], [4.0], eps=0.0) == pytest.approx(
+        0.5 * (kl1 + kl2), abs=2 * _sym_round_off(0.0, 1.0, 1.0, 4.0))
 
 
 def test_block_shift_is_mean():
@@ -68,10 +99,22 @@ def test_moment_accumulator_matches_numpy(shape):
     axes = (0,) + tuple(range(2, data.ndim))
     mean, var = acc.result()
     assert mean.dtype == np.float64 and mean.shape == (shape[1],)
-    # per-batch moments are taken in the input's float32 (speed); merged in float64
-    np.testing.assert_allclose(mean, data.mean(axis=axes), rtol=1e-6)
-    np.testing.assert_allclose(var, data.var(axis=axes), rtol=1e-3)
-    assert acc.count == data.size // shape[1]
+    # Per-batch moments are taken in the input's float32 (speed) and come back rounded to it (torch's
+    # CPU reductions accumulate float32 in float64): each batch mean m_b is off by e_b <= 2 u |m_b|
+    # (u = 2^-24; 2u leaves room for the accumulation before the rounding), each batch variance
+    # relatively by 2u.  The float64 merge (Chan) adds ~eps per step.  The merged mean is a weighted
+    # average of the m_b: off by at most max_b e_b.  The merged M2 = sum_b M2_b + sum_b n_b d_b^2,
+    # d_b = m_b - m, is off by at most 2u sum_b M2_b + sum_b n_b (2 |d_b| E + E^2), E = 2 max_b e_b
+    # bounding the error of a difference of two computed means.  Per channel: 1e-7 (mean) and 2e-5 to
+    # 5e-4 (variance) relative here; the measured error is at most a quarter of the bound.
+    m, v, n = data.mean(axis=axes), data.var(axis=axes), data.size // shape[1]
+    per_batch = [(b.mean(axis=axes), b.var(axis=axes), b.size // shape[1]) for b in batches]
+    merge = 8 * len(batches) * EPS * np.abs(m)
+    e = np.max([2 * U32 * np.abs(mb) for mb, _, _ in per_batch], axis=0) + merge
+    dm2 = sum(2 * U32 * nb * vb + nb * (2 * np.abs(mb - m) * 2 * e + (2 * e) ** 2) for mb, vb, nb in per_batch)
+    assert np.all(np.abs(mean - m) <= e), (mean - m, e)
+    assert np.all(np.abs(var - v) <= dm2 / n), (var - v, dm2 / n)
+    assert acc.count == n
 
 
 def test_moment_accumulator_chunks_large_batches(monkeypatch):
@@ -83,8 +126,16 @@ def test_moment_accumulator_chunks_large_batches(monkeypatch):
     acc = MomentAccumulator()
     acc.update(torch.tensor(x))
     mean, var = acc.result()
-    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(var, x.var(axis=(0, 2, 3)), rtol=1e-12)
+    # float64 throughout, 23 chunks of one sample (n_b = 16 values per channel): any summation order
+    # puts a chunk's mean within n_b eps max|x| and its sum of squared deviations within 2 n_b eps
+    # sum x^2; each of the k merges adds at most ~6 eps max|x| to the mean (|delta| <= 2 max|x|) and
+    # ~6 eps of the squares to M2; NumPy's pairwise reference adds ~2 log2(N) eps.  The bound
+    # c eps max|x| (mean) and c eps mean(x^2) (variance), c = 2 n_b + 6 k + 2 log2 N + 4, is ~1e-13
+    # and ~4e-14 here; the error measured is ~2e-17 and ~2e-16.
+    k, n_b, n = 23, 16, 23 * 16
+    c = 2 * n_b + 6 * k + 2 * np.log2(n) + 4
+    assert np.all(np.abs(mean - x.mean(axis=(0, 2, 3))) <= c * EPS * np.abs(x).max(axis=(0, 2, 3)))
+    assert np.all(np.abs(var - x.var(axis=(0, 2, 3))) <= c * EPS * (x ** 2).mean(axis=(0, 2, 3)))
 
 
 def test_moment_accumulator_errors():

@@ -7,17 +7,15 @@ import http.server
 import json
 import multiprocessing
 import threading
-import time
 from pathlib import Path
 
+import mlflow
 import pytest
 import yaml
+from mlflow import MlflowClient
 
 from advisor.errors import AdvisorError
 from advisor.track import StudyTracker, check_tracking, resolve_tracking_uri, scoped_tracking_uri
-
-mlflow = pytest.importorskip("mlflow")
-from mlflow import MlflowClient  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -148,11 +146,27 @@ def test_reopen_reuses_parent_and_does_not_duplicate_trials(store: str) -> None:
     assert other.parent_run_id not in (first.parent_run_id, fresh.parent_run_id)
 
 
-def test_check_tracking_unreachable_server_fails_fast() -> None:
-    start = time.monotonic()
+def test_check_tracking_unreachable_server_fails_fast(monkeypatch) -> None:
+    import urllib.request
+
+    import requests as requests_lib   # what MLflow's retrying REST client sends with
+
+    requests = []
+    real_urlopen = urllib.request.urlopen
+
+    def urlopen(req, *args, **kwargs):
+        requests.append((req.full_url, kwargs.get("timeout")))
+        return real_urlopen(req, *args, **kwargs)
+
+    def retrying(*args, **kwargs):
+        raise AssertionError("went through MLflow's retrying client")
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(requests_lib.Session, "request", retrying)
     with pytest.raises(AdvisorError) as info:
         check_tracking("http://127.0.0.1:9", timeout=2.0, local_store="sqlite:////ws/mlflow.db")
-    assert time.monotonic() - start < 10
+    # fast: one request bounded by the timeout, no retries
+    assert requests == [("http://127.0.0.1:9/health", 2.0)]
     assert "unreachable" in str(info.value)
     assert "http://127.0.0.1:9" in str(info.value)
     assert "mlflow server" in info.value.fix and "sqlite:////ws/mlflow.db" in info.value.fix

@@ -7,7 +7,6 @@ every context has cache=None except the one test that exercises the activation c
 from __future__ import annotations
 
 import copy
-import importlib.util
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from advisor.errors import AdvisorError
 from advisor.train._base import TrainContext, TrainingPruned
 from advisor.train._finetune import run_full_finetune, run_last_k
 from advisor.train._network import _Net, augment_batch, fit_network, make_heads, masked_loss
+from advisor.train.cache import ActivationCache
 
 N_BLOCKS = 19  # mobilenet_v2
 
@@ -231,11 +231,7 @@ def test_bad_parameters_are_one_line_advisor_errors(setup):
 
 
 # ----------------------------------------------------------------------------- activation cache
-@pytest.mark.skipif(importlib.util.find_spec("advisor.train.cache") is None,
-                    reason="advisor.train.cache is not there yet")
 def test_last_k_reads_the_boundary_from_the_activation_cache(setup, tmp_path):
-    from advisor.train.cache import ActivationCache
-
     cache = ActivationCache(tmp_path / "cache")
     ctx = make_ctx(setup, cache=cache)
     r = run_last_k(ctx, {"k": 2, "epochs": 3, "batch_size": 16})
