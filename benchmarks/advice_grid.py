@@ -736,12 +736,15 @@ def summarise(rows: list[dict]) -> dict:
 
 def markdown(rows: list[dict], summary: dict, title: str) -> str:
     lines = [f"### {title}", "",
-             "| scenario | shift | advised | oracle | oracle test ± SE | advised test | config regret | strategy regret |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| scenario | shift | conf. | advised | oracle | oracle test ± SE | advised test ± SE | config regret "
+             "| strategy regret |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        se = 100 * binomial_se(r["oracle_test"], r["n_test"])
-        lines.append(f"| {r['id']} | {r['shift']} | {r['advised']} | {r['oracle']} | "
-                     f"{100 * r['oracle_test']:.1f} ± {se:.1f} | {100 * r['advised_test']:.1f} | "
+        def acc(p):
+            return f"{100 * p:.1f} ± {100 * binomial_se(p, r['n_test']):.1f}"
+
+        lines.append(f"| {r['id']} | {r['shift']} | {r['confidence']:.2f} | {r['advised']} | {r['oracle']} | "
+                     f"{acc(r['oracle_test'])} | {acc(r['advised_test'])} | "
                      f"{r['config_regret']:+.1f} | {r['strategy_regret']:+.1f} |")
     if summary.get("n"):
         lines += ["", "| rule | within 1 pt (strategy) | mean strategy regret | mean config regret |", "|---|---|---|---|",
@@ -764,6 +767,8 @@ SEARCH_SINGLE = {
     "large_per_class": (100, 150, 200, 300, 500, 750, 1000, 2000),
     "shift_different": (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
     "early_margin": (0.0, 0.01, 0.02, 0.05, 0.1),
+    "transfer_metric": ("knn_accuracy", "linear_probe_accuracy"),
+    "shift_stat": ("mean", "median"),
 }
 SEARCH_MT = {"mt_min_balance": (0.1, 0.25, 0.5, 0.75), "mt_min_curve_corr": (0.0, 0.25, 0.5, 0.75, 0.9),
              "mt_min_params": (250_000, 500_000, 1_000_000, 2_000_000, 4_000_000)}
@@ -806,7 +811,8 @@ def calibrate(rows: list[dict], profiles: dict, log=print) -> dict:
             t = rules.Thresholds(**cand)
             regret = float(np.mean([strategy_regret_under(r, rules.advise(profiles[r["id"]], t)) for r in sel]))
             changed = sum(cand[n] != getattr(base, n) for n in names)
-            dist = sum(abs(math.log((cand[n] + 1e-3) / (getattr(base, n) + 1e-3))) for n in names)
+            dist = sum(abs(math.log((cand[n] + 1e-3) / (getattr(base, n) + 1e-3))) if isinstance(cand[n], (int, float))
+                       else float(cand[n] != getattr(base, n)) for n in names)
             key = (round(regret, 6), changed, dist)
             if best is None or key < best[0]:
                 best = (key, {n: cand[n] for n in names})
@@ -817,19 +823,48 @@ def calibrate(rows: list[dict], profiles: dict, log=print) -> dict:
     return chosen
 
 
+def calibrate_probe_c(rows: list[dict], profiles: dict, runners: dict, thresholds: dict, log=print) -> float:
+    """The probes' advised C (one of PROBE_C) with the lowest mean configuration regret over the
+    calibration rows whose advice is a probe. A probe on any block is a fraction of a second from the
+    activation cache, so configurations outside the budget are run here."""
+    from advisor.advise import rules
+
+    best = None
+    for c in PROBE_C:
+        t = rules.Thresholds(**dict(thresholds, probe_c=c))
+        regrets_c = []
+        for r in rows:
+            if r["kind"] != "single":
+                continue
+            adv = rules.advise(profiles[r["id"]], t)
+            if adv.strategy not in ("linear_probe", "svm_early"):
+                continue
+            runner = runners[r["id"]]
+            shape = runner.shape()
+            s, p = advised_config(adv, runner.sc, shape["n_train"], shape["n_blocks"])
+            rec = runner.result(s, _norm_params(s, p, shape["block_names"]))
+            regrets_c.append(100.0 * (r["oracle_test"] - rec["test_accuracy"]))
+        mean = float(np.mean(regrets_c)) if regrets_c else 0.0
+        log(f"calibrate probe C={c}: mean configuration regret {mean:.2f} over {len(regrets_c)} probe advices")
+        if best is None or mean < best[0] - 1e-9:
+            best = (mean, c)
+    return best[1]
+
+
 # ----------------------------------------------------------------------------------- main
 def select(only: str | None, quick: bool) -> list[Scenario]:
     scs = all_scenarios()
     if quick:
         return [s for s in scs if s.id in QUICK]
     if only:
+        # in the order given (a partial run can put the scenarios it needs most first)
         want = [w.strip() for w in only.split(",") if w.strip()]
-        picked = [s for s in scs if any(s.id == w or s.id.startswith(w.rstrip("/") + "/") or s.family == w
-                                        for w in want)]
-        unknown = [w for w in want if not any(s.id == w or s.id.startswith(w.rstrip("/") + "/") or s.family == w
-                                              for s in scs)]
-        if unknown:
-            raise SystemExit(f"advice_grid: unknown scenario {unknown[0]!r}; see --list")
+        picked: list[Scenario] = []
+        for w in want:
+            match = [s for s in scs if s.id == w or s.id.startswith(w.rstrip("/") + "/") or s.family == w]
+            if not match:
+                raise SystemExit(f"advice_grid: unknown scenario {w!r}; see --list")
+            picked += [s for s in match if s not in picked]
         return picked
     return scs
 
@@ -840,12 +875,16 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help=f"the {len(QUICK)} scenarios of QUICK (about 15 min)")
     ap.add_argument("--list", action="store_true", help="list the scenarios with their part and exit")
     ap.add_argument("--report-only", action="store_true", help="score what is stored; compute nothing")
+    ap.add_argument("--calibration-only", action="store_true",
+                    help="print and score only the calibration part (to develop rules without seeing the held-out)")
     ap.add_argument("--calibrate", action="store_true",
                     help="search the rules' thresholds on the calibration part's stored results and print them")
     ap.add_argument("--version", default=None, help="code version folder to read (default: the current code's)")
     ap.add_argument("--out", default=str(RESULTS.parent), help="where advice_grid.md/json are written")
     a = ap.parse_args(argv)
     scs = select(a.only, a.quick)
+    if a.calibration_only or a.calibrate:
+        scs = [s for s in scs if s.part == CALIBRATION]
     if a.list:
         for s in scs:
             print(f"{s.id:34s} {s.part:12s} {s.kind:10s} shift={s.shift:8s} similar={s.similar!s:5s} "
@@ -855,7 +894,8 @@ def main(argv=None) -> int:
 
     from advisor.advise import advise
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if os.environ.get("ADVISOR_GRID_THREADS"):  # e.g. 1 when several grid processes share the cores
+        torch.set_num_threads(int(os.environ["ADVISOR_GRID_THREADS"]))
     version = a.version or code_version()
     print(f"advice grid: {len(scs)} scenarios, code version {version}")
     rows, failed, missing = [], [], []
@@ -881,6 +921,8 @@ def main(argv=None) -> int:
         profiles = {sc.id: Runner(sc, version).analysis().profile for sc in scs if sc.part == CALIBRATION
                     and any(r["id"] == sc.id for r in cal)}
         chosen = calibrate(cal, profiles)
+        runners = {sc.id: Runner(sc, version) for sc in scs if sc.id in profiles}
+        chosen["probe_c"] = calibrate_probe_c(cal, profiles, runners, chosen)
         print(json.dumps(chosen, indent=1))
         return 0
     out = {"version": version, "scenarios_scored": len(rows), "scenarios_selected": len(scs),
@@ -892,7 +934,7 @@ def main(argv=None) -> int:
             + markdown(held, out["held_out"], "Held-out part") + "\n"
             + markdown(cal, out["calibration"], "Calibration part"))
     print(text)
-    if not a.only and not a.quick and not failed:
+    if not a.only and not a.quick and not a.calibration_only and not failed:
         Path(a.out).mkdir(parents=True, exist_ok=True)
         _write(Path(a.out) / "advice_grid.json", out)
         (Path(a.out) / "advice_grid.md").write_text(text)

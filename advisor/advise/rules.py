@@ -29,6 +29,14 @@ EARLY_FEATURE_MARGIN = 0.02
 # Fashion-MNIST averages 1.3 (7.7 at the stem, 1-3 in the early blocks, 0.2-0.4 at the top).
 SHIFT_DIFFERENT = 0.5
 
+# The per-block measurement that finds the best block and the early-feature gap.
+TRANSFER_METRIC = "knn_accuracy"
+# How the per-block BN shifts are summarised into one number.
+SHIFT_STAT = "mean"
+
+# The probes' advised inverse regularisation strength (scikit-learn's C).
+PROBE_C = 0.1
+
 # Blocks whose k-NN accuracy is within this of the maximum tie; the deepest of them is "best".
 BEST_TIE = 0.005
 
@@ -68,6 +76,13 @@ class Thresholds:
     mt_min_curve_corr: float = MT_MIN_CURVE_CORR
     mt_min_params: int = MT_MIN_PARAMS
     pipeline_per_class: float = PIPELINE_PER_CLASS
+    #: which per-block measurement finds the best block and the early-feature gap:
+    #: "knn_accuracy" (cross-validated cosine k-NN) or "linear_probe_accuracy" (cross-validated ridge probe)
+    transfer_metric: str = TRANSFER_METRIC
+    #: how the per-block BN shifts are summarised: "mean" or "median" over the blocks
+    shift_stat: str = SHIFT_STAT
+    #: the inverse regularisation C advised with linear_probe and svm_early
+    probe_c: float = PROBE_C
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -77,9 +92,15 @@ def _chance(profile: Profile, task: str) -> float:
     return 1.0 / max(profile.size.task(task).n_classes, 1)
 
 
-def _mean_shift(profile: Profile) -> float | None:
+def _mean_shift(profile: Profile, stat: str = "mean") -> float | None:
+    """The blocks' BN shifts summarised by ``stat`` ("mean" or "median"); None without BatchNorm."""
     shifts = [b.shift for b in profile.blocks if b.shift is not None]
-    return float(np.mean(shifts)) if shifts else None
+    if not shifts:
+        return None
+    return float(np.median(shifts) if stat == "median" else np.mean(shifts))
+
+
+_METRIC_LABEL = {"knn_accuracy": "k-NN accuracy", "linear_probe_accuracy": "ridge-probe accuracy"}
 
 
 def _best_index(values: list[float]) -> int:
@@ -120,29 +141,30 @@ def advise(profile: Profile, thresholds: Thresholds | None = None) -> Advice:
     ts = profile.size.task(task)
     n = len(profile.blocks)
     per_class = ts.median_per_class
-    knn = [v if v is not None else float("nan") for v in profile.block_values("knn_accuracy", task)]
+    metric = _METRIC_LABEL[t.transfer_metric]
+    knn = [v if v is not None else float("nan") for v in profile.block_values(t.transfer_metric, task)]
     logme_vals = [v if v is not None else float("nan") for v in profile.block_values("logme", task)]
     best_i = _best_index(knn)
     best, last = profile.blocks[best_i], profile.blocks[-1]
     gap = knn[best_i] - knn[-1]
     logme_best = _best_index(logme_vals)
-    mean_shift = _mean_shift(profile)
+    mean_shift = _mean_shift(profile, t.shift_stat)
     chance = _chance(profile, task)
 
     evidence = [
         Evidence("median labelled samples per class", per_class,
                  f"small < {t.small_per_class} <= medium < {t.large_per_class} <= large",
                  "small" if per_class < t.small_per_class else "large" if per_class >= t.large_per_class else "medium"),
-        Evidence(f"k-NN accuracy, best block ({best.name})", round(knn[best_i], 4), f"chance {chance:.3f}",
+        Evidence(f"{metric}, best block ({best.name})", round(knn[best_i], 4), f"chance {chance:.3f}",
                  f"{knn[best_i] / chance:.1f}x chance"),
-        Evidence(f"k-NN accuracy, last block ({last.name})", round(knn[-1], 4),
+        Evidence(f"{metric}, last block ({last.name})", round(knn[-1], 4),
                  f"best - last > {t.early_margin} means early features win",
                  "early features better" if gap > t.early_margin else "top features as good as any"),
-        Evidence("best block by LogME", profile.blocks[logme_best].name, f"k-NN best is {best.name}",
+        Evidence("best block by LogME", profile.blocks[logme_best].name, f"{metric} best is {best.name}",
                  "agrees" if abs(logme_best - best_i) <= 1 else "disagrees"),
     ]
     if mean_shift is not None:
-        evidence.append(Evidence("BN shift, mean over blocks (sym. KL, nats)", round(mean_shift, 4),
+        evidence.append(Evidence(f"BN shift, {t.shift_stat} over blocks (sym. KL, nats)", round(mean_shift, 4),
                                  f"different from source >= {t.shift_different}",
                                  "different" if mean_shift >= t.shift_different else "similar"))
     if profile.source is not None:
@@ -156,7 +178,7 @@ def advise(profile: Profile, thresholds: Thresholds | None = None) -> Advice:
     if gap > t.early_margin:
         notes.append(
             f"Early features: block {best.name} (#{best_i + 1} of {n}) separates the classes better than the last "
-            f"block by {gap * 100:.1f} points of k-NN accuracy; the top blocks are too source-specific here."
+            f"block by {gap * 100:.1f} points of {metric}; the top blocks are too source-specific here."
         )
     shifts = [(b.shift, b) for b in profile.blocks if b.shift is not None]
     if shifts:
@@ -201,17 +223,17 @@ def advise(profile: Profile, thresholds: Thresholds | None = None) -> Advice:
 
     if per_class < t.small_per_class:
         if gap > t.early_margin:
-            strategy, params = "svm_early", {"block": best.name}
+            strategy, params = "svm_early", {"block": best.name, "C": t.probe_c}
             summary = (f"Small and different from the source: train a linear SVM on the pooled features of "
                        f"{best.name}, where the target classes separate best.")
             reasons = [f"{per_class:g} samples per class is too few to fine-tune without overfitting.",
-                       f"{best.name} beats the last block by {gap * 100:.1f} points of k-NN accuracy."]
+                       f"{best.name} beats the last block by {gap * 100:.1f} points of {metric}."]
             alts = [Alternative("last_k", {"k": max(1, n - 1 - best_i)},
                                 f"fine-tune the {max(1, n - 1 - best_i)} blocks above {best.name} (a moderate number)"),
                     Alternative("linear_probe", {}, "cheapest; top features are weaker here")]
             k_range = (0, max(1, n - 1 - best_i))
         else:
-            strategy, params = "linear_probe", {}
+            strategy, params = "linear_probe", {"C": t.probe_c}
             summary = "Small and similar enough: train a linear classifier on the last block's features."
             reasons = [f"{per_class:g} samples per class is too few to fine-tune without overfitting.",
                        "The last block's features are as good as any earlier block's."]
@@ -249,7 +271,7 @@ def advise(profile: Profile, thresholds: Thresholds | None = None) -> Advice:
                    + (", after a linear-probe warm-up of the head (LP-FT)." if warmup else "."))
         reasons = [f"{per_class:g} samples per class is enough to adapt every block."]
         if warmup:
-            reasons.append(f"The last block's features already reach {knn[-1]:.2f} k-NN accuracy (chance {chance:.2f}): "
+            reasons.append(f"The last block's features already reach {knn[-1]:.2f} {metric} (chance {chance:.2f}): "
                            "a warmed-up head keeps fine-tuning from distorting them (Kumar et al., 2022).")
         if not different:
             reasons.append("The target is close to the source: fine-tuning only the last blocks is a cheaper alternative.")

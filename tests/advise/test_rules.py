@@ -46,7 +46,7 @@ def test_small_similar_is_linear_probe():
 def test_small_with_early_features_is_svm_early_on_best_block():
     a = advise(make_profile(10, PEAKED))
     assert a.strategy == "svm_early"
-    assert a.params == {"block": "b3"}
+    assert a.params == {"block": "b3", "C": R.PROBE_C}
     assert any("Early features" in n and "b3" in n for n in a.notes)
     assert a.alternatives[0].strategy == "last_k" and a.alternatives[0].params["k"] == 8 - 1 - 3
 
