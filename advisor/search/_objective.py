@@ -6,22 +6,25 @@ accuracy goes to ``trial.report`` and the pruner; a pruned trial raises
 combination of parameters) is logged as failed with its reason and raises
 :class:`TrialFailed`, which the study catches so the next trial runs. Memory is released
 after every trial. The test split is not in the context the trials see (``without_test``).
+No model is kept: the main process refits the best configuration at the end (``study.py``), so a
+worker on another machine needs to hand back nothing but its trial's record.
 
-When a trial beats the best validation accuracy so far, its model is saved to
-``<workspace>/models/<study>/trial-<n>.pt`` so the best one can be evaluated on the test
-split once at the end, in whichever process trained it.
+First thing, a trial records its worker (``host:pid``, see :mod:`advisor.search.storage`) and asks
+the :class:`~advisor.search._budget.TrialBudget` whether it is within ``--trials``; a surplus trial
+withdraws before it samples anything.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 from advisor.errors import AdvisorError
+from advisor.track.pause import pause_point
 from advisor.track.study_runs import ADVISED_TAG
 from advisor.train import PROBE_STRATEGIES as PROBES
 
@@ -30,29 +33,16 @@ class TrialFailed(Exception):
     """A trial that could not finish; the study records it as failed and goes on."""
 
 
-def model_path(workspace: str | Path, study_name: str, number: int) -> Path:
-    return Path(workspace) / "models" / _safe(study_name) / f"trial-{number:04d}.pt"
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "study"
-
-
 class Objective:
     """Callable for ``study.optimize``; holds the training context, the space and the tracker."""
 
-    def __init__(self, ctx, space, tracker, *, workspace: str | Path, study_name: str, model_name: str,
-                 weights: str | None, fail_on: set[int] | None = None):
+    def __init__(self, ctx, space, tracker, *, budget=None, fail_on: set[int] | None = None):
         from advisor.train import without_test
 
-        self.full_ctx = ctx
-        self.ctx = without_test(ctx)
+        self.ctx = dataclasses.replace(without_test(ctx), progress=_with_cache_pause(ctx.progress))
         self.space = space
         self.tracker = tracker
-        self.workspace = Path(workspace)
-        self.study_name = study_name
-        self.model_name = model_name
-        self.weights = weights
+        self.budget = budget  # a TrialBudget, or None for no admission check
         self.block_names = list(ctx.backbone.block_names)
         self.fail_on = set(fail_on or ())  # trial numbers to fail on purpose (tests of failure handling)
 
@@ -65,6 +55,8 @@ class Objective:
         from advisor.train import TrainingPruned, run_strategy
 
         trial.set_user_attr("worker", worker_id())
+        if self.budget is not None and not self.budget.claim(trial):
+            raise TrialFailed("surplus trial: the study already holds its trials")
         t0 = time.perf_counter()
         epochs: list[dict[str, Any]] = []
         strategy, params = "?", {}
@@ -83,6 +75,8 @@ class Objective:
                 epochs.append({"epoch": epoch, "val_accuracy": float(val),
                                "seconds": time.perf_counter() - t0})
                 trial.report(float(val), epoch)
+                if len(epochs) == 1:
+                    pause_point("trial", trial.number)
                 # a probe is one closed-form fit, after the last epoch there is nothing left to save, and
                 # during a warm-up only the head trains: its value says nothing of the backbone rates
                 if strategy not in PROBES and warm_epochs < epoch < last_epoch and trial.should_prune():
@@ -95,7 +89,6 @@ class Objective:
             state = "complete"
             trial.set_user_attr("trainable_params", int(result.trainable_params))
             trial.set_user_attr("wall_time", time.perf_counter() - t0)
-            self._keep_if_best(trial, result)
             return value
         except TrainingPruned as e:
             state, reason = "pruned", str(e)
@@ -133,23 +126,17 @@ class Objective:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
-    def _keep_if_best(self, trial, result) -> None:
-        """Save the model when this trial is the best complete one so far (ties keep the earlier)."""
-        from optuna.trial import TrialState
 
-        from advisor.train.export import save_model
+def _with_cache_pause(progress):
+    """The context's progress callback, with the ``cache`` pause point while a cache entry fills."""
 
-        if result.model is None:
-            return
-        best = max((t.value for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                    if t.value is not None), default=-math.inf)
-        if result.val_accuracy <= best:
-            return
-        path = model_path(self.workspace, self.study_name, trial.number)
-        save_model(result, path, model_name=self.model_name, weights=self.weights,
-                   preprocess=self.ctx.preprocess, dataset_name=self.ctx.dataset.name,
-                   classes=self.ctx.dataset.classes)
-        trial.set_user_attr("model_path", str(path))
+    def report(stage: str, done: int, total: int) -> None:
+        if stage == "cache" and 0 < done < total:
+            pause_point("cache")
+        if progress is not None:
+            progress(stage, done, total)
+
+    return report
 
 
 def _warm_epochs(params: dict) -> int:

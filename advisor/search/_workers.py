@@ -1,11 +1,13 @@
 """``--workers N``: N processes on one study storage, one GPU each where several exist.
 
-The remaining trial budget is split between the workers up front (``divmod``), so together
-they finish exactly the requested number of trials; each worker loads the data and the
-backbone itself, samples with its own seed (``seed + worker``) from the shared storage, and
-logs its trials as nested runs of the same MLflow parent run. The activation cache is a
-folder with file locks, so workers that freeze at the same boundary share it. The parent
-process shows the progress by reading the storage.
+The workers take trials one at a time until the study holds ``--trials`` of them
+(:class:`~advisor.search._budget.TrialBudget`, Optuna's ``MaxTrialsCallback`` plus an admission
+check against the race at the last slot), so a worker that draws slow trials does not leave
+the others idle and together they finish exactly the requested number. Each worker loads the
+data and the backbone itself, samples with its own seed (``seed + 1000 * worker``) from the
+shared storage, and logs its trials as nested runs of the same MLflow parent run. The
+activation cache is a folder with file locks, so workers that freeze at the same boundary
+share it. The parent process shows the progress by reading the storage.
 """
 
 from __future__ import annotations
@@ -18,15 +20,11 @@ from pathlib import Path
 from typing import Callable
 
 
-def _shares(total: int, workers: int) -> list[int]:
-    q, r = divmod(total, workers)
-    return [q + (1 if i < r else 0) for i in range(workers) if q + (1 if i < r else 0) > 0]
-
-
-def _worker(cfg_dict: dict, index: int, n_trials: int, study_name: str, storage_desc: str, uri: str,
+def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri: str,
             parent_run_id: str, space_path: str, workspace: str) -> None:
     import optuna
 
+    from advisor.search._budget import TrialBudget
     from advisor.search._objective import Objective, TrialFailed
     from advisor.search.space import load_space
     from advisor.search.storage import open_storage
@@ -45,14 +43,15 @@ def _worker(cfg_dict: dict, index: int, n_trials: int, study_name: str, storage_
                        seed=cfg.seed, cache_dir=cfg.cache_dir, label_columns=cfg.label_columns,
                        intermediate=cfg.intermediate, workers=cfg.loader_workers, split=cfg.split)
     tracker = StudyTracker.attach(uri, parent_run_id)
-    objective = Objective(ctx, space, tracker, workspace=workspace, study_name=study_name, model_name=cfg.model,
-                          weights=cfg.weights, fail_on=set(cfg.fail_trials))
-    study.optimize(objective, n_trials=n_trials, timeout=cfg.timeout, catch=(TrialFailed,))
+    budget = TrialBudget(cfg.trials)
+    objective = Objective(ctx, space, tracker, budget=budget, fail_on=set(cfg.fail_trials))
+    study.optimize(objective, n_trials=None, timeout=cfg.timeout, catch=(TrialFailed,), callbacks=[budget])
 
 
 def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, parent_run_id: str, remaining: int,
                           workspace: Path, progress: Callable | None, space=None) -> None:
-    """Run ``remaining`` trials split over ``cfg.workers`` spawned processes; raises if a worker crashed."""
+    """Run trials in ``min(cfg.workers, remaining)`` spawned processes until the study holds ``cfg.trials``
+    of them; raises if a worker crashed."""
     import optuna
 
     from advisor.errors import AdvisorError
@@ -62,16 +61,15 @@ def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, par
     space_path = Path(workspace) / "spaces" / f"{study_name}.yaml"
     space_path.parent.mkdir(parents=True, exist_ok=True)
     space_path.write_text(space_to_yaml(space))
-    shares = _shares(remaining, cfg.workers)
     n_gpus = _gpu_count() if cfg.device in ("auto", "cuda") else 0
     spawn = mp.get_context("spawn")
     procs = []
     cfg_dict = dataclasses.asdict(cfg)
-    for i, n in enumerate(shares):
+    for i in range(min(cfg.workers, remaining)):
         env_before = os.environ.get("CUDA_VISIBLE_DEVICES")
         if n_gpus > 1:
             os.environ["CUDA_VISIBLE_DEVICES"] = str(i % n_gpus)
-        p = spawn.Process(target=_worker, args=(cfg_dict, i, n, study_name, storage_desc, uri, parent_run_id,
+        p = spawn.Process(target=_worker, args=(cfg_dict, i, study_name, storage_desc, uri, parent_run_id,
                                                 str(space_path), str(workspace)), daemon=False)
         p.start()
         procs.append(p)

@@ -8,13 +8,21 @@ The order of work, chosen so that bad input fails before anything expensive:
 4. the study is created or resumed: trials a dead worker left RUNNING are failed and their
    configurations enqueued again; on a new study the advised configuration is enqueued first;
 5. the trials run (seeded TPE, Hyperband over epochs) in this process or in ``workers``
-   processes sharing the storage, until the study holds ``trials`` finished trials;
-6. the best trial's saved model is evaluated on the test split, once, and logged.
+   processes sharing the storage, handed out one at a time until the study holds exactly
+   ``trials`` finished trials (:class:`~advisor.search._budget.TrialBudget`);
+6. every finished trial has exactly one ended MLflow run (runs a killed process left unfinished
+   are replaced);
+7. the best trial (highest validation accuracy, lowest number among ties) is trained again here
+   on the full context -- trainers are seeded by ``ctx.seed``, so this reproduces the trial (the
+   result says whether its validation accuracy came out the same) -- and that model is evaluated
+   on the test split, once, and logged.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,6 +30,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from advisor.errors import AdvisorError
+
+_log = logging.getLogger(__name__)
 
 #: The shipped spaces: ``search_spaces/`` beside the package in a source checkout (editable
 #: install), else where a wheel installs them (``<prefix>/share/advisor/search_spaces``).
@@ -88,6 +98,9 @@ class SearchResult:
     retried: list[int]
     wall_time: float
     trials: list[dict] = field(default_factory=list)
+    refit_val_accuracy: float | None = None  # the best configuration trained again at the end
+    refit_reproduced: bool | None = None  # whether that equals the best trial's validation accuracy
+    refit_error: str | None = None  # why the refit failed (then there is no test accuracy)
 
 
 def default_study_name(dataset: str, model: str, strategy: str) -> str:
@@ -140,6 +153,12 @@ def _get_advice(cfg: SearchConfig, ctx, progress):
     """The Analysis (profile + advice) when the search needs one, else None. A fresh analysis
     measures the data and backbone ``ctx`` already holds instead of loading them again."""
     from advisor.api import Analysis, analyze_context
+    from advisor.track.pause import pause_point
+
+    def analyze_progress(stage, done, total):
+        pause_point("analyze")
+        if progress is not None:
+            progress(stage, done, total)
 
     if cfg.advice:
         if not Path(cfg.advice).is_file():
@@ -147,13 +166,15 @@ def _get_advice(cfg: SearchConfig, ctx, progress):
         return Analysis.load(cfg.advice)
     if cfg.strategy != "auto" and cfg.space != "auto":
         return None
-    return analyze_context(ctx, cfg.dataset, cfg.model, sample=cfg.analyze_sample, progress=progress)
+    return analyze_context(ctx, cfg.dataset, cfg.model, sample=cfg.analyze_sample, progress=analyze_progress)
 
 
 def _counts(study) -> dict[str, int]:
     from optuna.trial import TrialState
 
-    trials = study.get_trials(deepcopy=False)
+    from advisor.search.storage import is_surplus
+
+    trials = [t for t in study.get_trials(deepcopy=False) if not is_surplus(t)]
     return {
         "complete": sum(t.state == TrialState.COMPLETE for t in trials),
         "pruned": sum(t.state == TrialState.PRUNED for t in trials),
@@ -171,7 +192,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     import optuna
 
     from advisor.search.space import advice_trial, check_space, space_to_yaml
-    from advisor.search.storage import describe_storage, finished_count, open_storage, recover_stale_trials
+    from advisor.search.storage import best_trial, describe_storage, finished_count, open_storage, recover_stale_trials
     from advisor.track import StudyTracker, check_tracking, default_tracking_uri, resolve_tracking_uri
     from advisor.train import make_context
 
@@ -264,7 +285,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
         remaining = max(0, cfg.trials - finished_count(study))
         if remaining:
             if cfg.workers == 1:
-                _optimize_here(study, ctx, space, tracker, cfg, workspace, study_name, remaining, progress)
+                _optimize_here(study, ctx, space, tracker, cfg, remaining, progress)
             else:
                 from advisor.search._workers import optimize_in_processes
 
@@ -276,80 +297,167 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
         tracker.finish("KILLED")
         raise
 
-    # 6. the best trial, on the test split once
+    # 6. MLflow holds one ended run per finished trial
+    _reconcile_runs(study, tracker)
+
+    # 7. the best trial, trained again on the full context and evaluated on the test split once
     result = _summarise(study, cfg, study_name, storage_desc, uri, experiment, tracker.parent_run_id, advice,
                         advice_params, before, retried, t_start)
-    best = _best_trial(study)
+    best = best_trial(study)
     if best is not None:
-        test = _evaluate_best(best, ctx)
-        result.test_accuracy, result.test_macro_f1 = test.get("accuracy"), test.get("macro_f1")
-        model = test.pop("model", None)
+        refit = _refit_best(best, ctx)
+        result.test_accuracy, result.test_macro_f1 = refit["test_accuracy"], refit["test_macro_f1"]
+        result.refit_val_accuracy, result.refit_reproduced = refit["val_accuracy"], refit["reproduced"]
+        result.refit_error = refit["error"]
+        extra = {"refit_val_accuracy": refit["val_accuracy"]}
+        tags = {"advisor.refit_reproduced": _flag(refit["reproduced"])}
+        if refit["error"]:
+            tags["advisor.refit_error"] = refit["error"]
         tracker.log_best(best.number, {"strategy": best.user_attrs.get("strategy"),
                                        **(best.user_attrs.get("params") or {})},
                          {"test_accuracy": result.test_accuracy, "test_macro_f1": result.test_macro_f1},
-                         model=model, value=best.value)
+                         model=refit["model"], value=best.value, extra_metrics=extra, extra_tags=tags)
     tracker.finish(status)
     result.wall_time = time.perf_counter() - t_start
     return result
 
 
-def _optimize_here(study, ctx, space, tracker, cfg, workspace, study_name, n_trials, progress) -> None:
+def _optimize_here(study, ctx, space, tracker, cfg, n_trials, progress) -> None:
+    from advisor.search._budget import TrialBudget
     from advisor.search._objective import Objective, TrialFailed
+    from advisor.search.storage import finished_count
 
-    objective = Objective(ctx, space, tracker, workspace=workspace, study_name=study_name, model_name=cfg.model,
-                          weights=cfg.weights, fail_on=set(cfg.fail_trials))
-    done = [0]
+    budget = TrialBudget(cfg.trials)
+    objective = Objective(ctx, space, tracker, budget=budget, fail_on=set(cfg.fail_trials))
+    start = finished_count(study)
 
     def on_trial(study, trial) -> None:
-        done[0] += 1
         if progress:
-            progress("trials", done[0], n_trials, _best_note(study))
+            progress("trials", finished_count(study) - start, n_trials, _best_note(study))
 
     if progress:
         progress("trials", 0, n_trials, "")
-    study.optimize(objective, n_trials=n_trials, timeout=cfg.timeout, catch=(TrialFailed,), callbacks=[on_trial])
+    study.optimize(objective, n_trials=None, timeout=cfg.timeout, catch=(TrialFailed,), callbacks=[budget, on_trial])
 
 
 def _best_note(study) -> str:
-    b = _best_trial(study)
+    from advisor.search.storage import best_trial
+
+    b = best_trial(study)
     return "" if b is None else f"best {b.value:.4f} (trial {b.number})"
 
 
-def _best_trial(study):
-    from optuna.trial import TrialState
-
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    return max(done, key=lambda t: (t.value, -t.number)) if done else None
+def _flag(value: bool | None) -> str:
+    return "unknown" if value is None else ("true" if value else "false")
 
 
-def _evaluate_best(best, ctx) -> dict:
-    """Test accuracy of the best trial's saved model, computed here once."""
-    from advisor.train.export import evaluate_model, load_model
+def _refit_best(best, ctx) -> dict:
+    """Train the best trial's configuration again on ``ctx`` (test split included) and test it, once.
 
-    path = best.user_attrs.get("model_path")
-    if not path or not Path(path).is_file():
-        return {"accuracy": None, "macro_f1": None}
-    model, _ = load_model(path, device=str(ctx.device))
-    out = evaluate_model(model, ctx, ctx.split.test)
-    out["model"] = model.cpu()
+    Trainers are seeded by ``ctx.seed``, so on the CPU the refit is the trial again; ``reproduced``
+    says whether its validation accuracy equals the trial's value (GPU kernels need not be
+    deterministic). A refit that fails leaves the test metrics None and says why in ``error``.
+    """
+    import gc
+
+    import torch
+
+    from advisor.train import run_strategy
+
+    out = {"test_accuracy": None, "test_macro_f1": None, "val_accuracy": None, "reproduced": None,
+           "model": None, "error": None}
+    strategy, params = best.user_attrs.get("strategy"), best.user_attrs.get("params")
+    if strategy is None or params is None:
+        out["error"] = f"trial {best.number} recorded no configuration"
+        return out
+    try:
+        result = run_strategy(ctx, strategy, dict(params))
+    except torch.cuda.OutOfMemoryError:
+        out["error"] = "out of GPU memory"
+    except Exception as e:  # noqa: BLE001 - the study's record must still be written
+        out["error"] = (f"{type(e).__name__}: {e}".splitlines() or ["?"])[0][:500]
+    else:
+        val = float(result.val_accuracy)
+        out.update(test_accuracy=_finite(result.test_accuracy), test_macro_f1=_finite(result.test_macro_f1),
+                   val_accuracy=val, reproduced=math.isclose(val, float(best.value), rel_tol=0.0, abs_tol=1e-12),
+                   model=result.model)
+        del result
+    if out["error"]:
+        _log.warning("refitting the best trial %d failed (%s): no test accuracy", best.number, out["error"])
+    elif not out["reproduced"]:
+        _log.warning("the refit of trial %d reached validation accuracy %.6f, the trial %.6f", best.number,
+                     out["val_accuracy"], best.value)
+    gc.collect()
     return out
+
+
+def _finite(value) -> float | None:
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+def _reconcile_runs(study, tracker) -> None:
+    """Give every finished trial exactly one ended MLflow run in its state: a trial whose process was killed
+    before or while it logged (or whose logging failed), and a stale trial failed here, are logged from
+    the study's record; an unfinished run left behind is replaced (:meth:`StudyTracker.log_trial`)."""
+    from collections import defaultdict
+
+    from advisor.search.storage import _stale_numbers, is_surplus
+    from advisor.track.study_runs import RUN_STATUS, STATE_TAG, TRIAL_TAG, normalize_state
+
+    trials = study.get_trials(deepcopy=False)
+    retried = _stale_numbers(trials)
+    retry_of = {int(t.user_attrs["retry_of"]): t.number for t in trials if t.user_attrs.get("retry_of") is not None}
+    runs = defaultdict(list)
+    for run in tracker.trial_runs():
+        if str(run.data.tags.get(TRIAL_TAG, "")).lstrip("-").isdigit():
+            runs[int(run.data.tags[TRIAL_TAG])].append(run)
+    for t in trials:
+        if not t.state.is_finished() or is_surplus(t):
+            continue
+        state = normalize_state(t.state)
+        mine = runs.get(t.number, [])
+        good = [r for r in mine if r.data.tags.get(STATE_TAG) == state and r.info.status == RUN_STATUS[state]]
+        if good:  # keep one; delete duplicates and unfinished leftovers
+            for other in mine:
+                if other is not good[0]:
+                    tracker.client.delete_run(other.info.run_id)
+            continue
+        reason = t.user_attrs.get("fail_reason")
+        if t.number in retried:
+            reason = "its worker process died" + (f"; retried as trial {retry_of[t.number]}"
+                                                   if t.number in retry_of else "")
+        params = {"strategy": t.user_attrs.get("strategy"), **(t.user_attrs.get("params") or dict(t.params))}
+        history = [{"epoch": int(e), "val_accuracy": float(v)} for e, v in sorted(t.intermediate_values.items())]
+        tags = {"advisor.advised": "true"} if t.user_attrs.get("advice") else None
+        try:
+            tracker.log_trial(t.number, params, state, t.value if state == "complete" else None, history,
+                              t.user_attrs.get("wall_time"), reason=reason, extra_tags=tags,
+                              metrics={"trainable_params": t.user_attrs.get("trainable_params")})
+        except Exception as e:  # noqa: BLE001 - one run that cannot be written must not stop the others
+            _log.warning("could not log trial %d to MLflow: %s", t.number, e)
 
 
 def _summarise(study, cfg, study_name, storage_desc, uri, experiment, parent_run_id, advice, advice_params,
                before, retried, t_start) -> SearchResult:
+    from advisor.search.storage import _stale_numbers, best_trial, is_surplus
+
     trials = []
     advice_number, advice_value = None, None
-    for t in study.get_trials(deepcopy=False):
+    all_trials = study.get_trials(deepcopy=False)
+    retried_numbers = _stale_numbers(all_trials)
+    for t in all_trials:
+        if is_surplus(t):
+            continue
         rec = {"number": t.number, "state": t.state.name.lower(),
                "value": t.value if t.state.name == "COMPLETE" else None,  # a pruned trial's is its last report
                "strategy": t.user_attrs.get("strategy"), "params": t.user_attrs.get("params") or dict(t.params),
                "fail_reason": t.user_attrs.get("fail_reason"), "wall_time": t.user_attrs.get("wall_time"),
                "epochs": len(t.intermediate_values), "advice": bool(t.user_attrs.get("advice"))}
         trials.append(rec)
-        if rec["advice"] and advice_number is None:
+        if rec["advice"] and advice_number is None and t.number not in retried_numbers:
             advice_number, advice_value = t.number, t.value
     counts = _counts(study)
-    best = _best_trial(study)
+    best = best_trial(study)
     return SearchResult(
         study_name=study_name, storage=storage_desc, tracking_uri=uri, experiment=experiment,
         parent_run_id=parent_run_id, n_trials=len(trials), n_complete=counts["complete"],

@@ -28,6 +28,7 @@ from typing import Any
 
 from advisor.errors import AdvisorError
 from advisor.serialize import to_dict
+from advisor.track.pause import pause_point
 from advisor.track.store import artifact_location
 
 _log = logging.getLogger(__name__)
@@ -262,6 +263,7 @@ class StudyTracker:
         tags.update({_key(k): _text(v, _MAX_TAG) for k, v in (extra_tags or {}).items() if v is not None})
         run = self.client.create_run(self.experiment_id, run_name=f"trial-{number:04d}", tags=tags)
         run_id = run.info.run_id
+        pause_point("log_trial", number)
         try:
             self._log_values(run_id, params, history or [], value, wall_time, metrics or {})
         except Exception:
@@ -297,14 +299,16 @@ class StudyTracker:
                 self.client.log_batch(run_id, metrics=chunk)
 
     def log_best(self, trial_number: int, params: dict[str, Any], test_metrics: dict[str, Any],
-                 model: Any = None, input_example: Any = None, value: float | None = None) -> str | None:
+                 model: Any = None, input_example: Any = None, value: float | None = None,
+                 extra_metrics: dict[str, Any] | None = None, extra_tags: dict[str, Any] | None = None) -> str | None:
         """Record the best trial on the parent run; return the logged model's URI, if any.
 
         Params ``best.<name>``; metrics ``best_val_accuracy`` (``value``, or the
         trial run's own ``best_val_accuracy`` when not given) and ``test_<name>`` for
         each test metric (``accuracy`` -> ``test_accuracy``, ``macro_f1`` ->
         ``test_macro_f1``; keys already starting with ``test_`` are kept); tag
-        ``advisor.best_trial``; artifact ``best_params.json``. ``model`` (a
+        ``advisor.best_trial``; artifact ``best_params.json``; ``extra_metrics`` and
+        ``extra_tags`` as they are (a search logs its refit there). ``model`` (a
         ``torch.nn.Module``) is logged with MLflow's PyTorch flavour as ``model``.
         MLflow params are write-once: a ``best.*`` param already set to another value
         (a resumed study found a better trial) is left as is -- the tag and
@@ -330,12 +334,15 @@ class StudyTracker:
         metrics = {"best_val_accuracy": value}
         for name, raw in (test_metrics or {}).items():
             metrics[name if str(name).startswith("test_") else f"test_{name}"] = raw
+        metrics.update(extra_metrics or {})
         finite = {_key(k): _finite(v) for k, v in metrics.items()}
         batch_metrics = [Metric(k, v, now, 0) for k, v in finite.items() if v is not None]
         for chunk in _chunks(new_params):
             if chunk:
                 self.client.log_batch(run_id, params=chunk)
-        self.client.log_batch(run_id, metrics=batch_metrics, tags=[RunTag(BEST_TAG, str(int(trial_number)))])
+        tags = [RunTag(BEST_TAG, str(int(trial_number)))]
+        tags += [RunTag(_key(k), _text(v, _MAX_TAG)) for k, v in (extra_tags or {}).items() if v is not None]
+        self.client.log_batch(run_id, metrics=batch_metrics, tags=tags)
         self.log_artifacts({"best_params.json": {"trial_number": int(trial_number), "params": params,
                                                  "test_metrics": test_metrics, "best_val_accuracy": value}})
         if model is None:

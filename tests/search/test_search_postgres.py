@@ -13,7 +13,8 @@ import pytest
 
 from advisor.cli import main
 from advisor.search import SearchConfig, run_search
-from tests.search.test_search_study import TINY_SPACE, _nested
+from advisor.search.storage import worker_id
+from tests.search.test_search_study import TINY_SPACE, _counted, _nested
 
 URL = os.environ.get("ADVISOR_TEST_POSTGRES", "")
 needs_server = pytest.mark.skipif(not URL, reason="no PostgreSQL server (ADVISOR_TEST_POSTGRES unset; "
@@ -37,17 +38,18 @@ def test_two_workers_share_a_postgresql_study_and_a_rerun_resumes_it(tmp_path):
                        study_name=name, storage=URL, workers=2)
     first = run_search(cfg)
     study = optuna.load_study(study_name=name, storage=URL)  # read back from the server, not from us
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
-    assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # two processes shared the work
+    counted = _counted(study)  # a surplus trial (two workers racing for the last slot) withdrew
+    assert [t.state.name for t in counted] == ["COMPLETE"] * 4
+    workers = {t.user_attrs["worker"] for t in study.trials}
+    assert 1 <= len(workers) <= 2 and worker_id() not in workers  # the worker processes ran them
     _, parent, runs = _nested(first.tracking_uri, first.parent_run_id)
-    assert sorted(int(r.data.tags["advisor.trial_number"]) for r in runs) == [0, 1, 2, 3]
+    assert sorted(int(r.data.tags["advisor.trial_number"]) for r in runs) == [t.number for t in counted]
     assert parent.data.tags["advisor.storage"] == URL
     assert not (tmp_path / "ws" / "optuna.journal").exists()
 
     again = run_search(SearchConfig(**{**cfg.__dict__, "trials": 5, "workers": 1}))  # one more trial, resumed
     study = optuna.load_study(study_name=name, storage=URL)
-    assert again.resumed_from == 4 and len(study.trials) == 5
-    assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
+    assert again.resumed_from == 4 and len(_counted(study)) == 5 and again.test_accuracy is not None
     assert again.parent_run_id == first.parent_run_id
     optuna.delete_study(study_name=name, storage=URL)
 

@@ -18,6 +18,7 @@ import pytest
 
 from advisor.cli import main
 from advisor.search import SearchConfig, run_search
+from advisor.search.storage import worker_id
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,13 +107,20 @@ def test_search_logs_a_parent_run_and_one_nested_run_per_trial(search):
     assert any(m.source_run_id == parent.info.run_id for m in models)
 
 
-def test_the_trials_never_see_the_test_split(search):
+def test_the_best_configuration_is_trained_again_and_tested_once(search):
+    """No trial keeps a model (a worker on another machine could not hand it over): the best configuration
+    is refit in the main process on the full context, and being seeded the refit is the trial again."""
     tmp, r = search
     study = _study(tmp / "ws", "s1")
-    best = max((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
-    # only the best trial's saved model was evaluated on the test split, after the study
-    assert best.user_attrs["model_path"].endswith(f"trial-{best.number:04d}.pt")
-    assert r.best_trial == best.number
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    top = max(t.value for t in complete)
+    assert r.best_trial == min(t.number for t in complete if t.value == top)
+    assert not (tmp / "ws" / "models").exists() and all("model_path" not in t.user_attrs for t in study.trials)
+    assert r.refit_reproduced is True and r.refit_val_accuracy == r.best_value and r.refit_error is None
+    client, parent, runs = _nested(r.tracking_uri, r.parent_run_id)
+    assert all(not any(m.startswith("test_") for m in run.data.metrics) for run in runs)  # trials never saw it
+    assert parent.data.tags["advisor.refit_reproduced"] == "true"
+    assert parent.data.metrics["refit_val_accuracy"] == pytest.approx(r.best_value)
 
 
 def test_an_injected_failure_is_recorded_and_the_study_goes_on(search):
@@ -231,17 +239,44 @@ def test_a_killed_search_resumes_without_losing_or_duplicating_trials(tmp_path):
     assert optuna.trial.TrialState.RUNNING not in {t.state for t in study.trials}
 
 
+def _counted(study):
+    """The trials that count against --trials (a surplus trial withdrew before it sampled anything)."""
+    return [t for t in study.trials if not t.user_attrs.get("surplus")]
+
+
+TIED_SPACE = """\
+strategy: linear_probe
+params:
+  C: 1.0
+  max_iter: 1000
+"""
+
+
 def test_two_workers_on_one_storage_finish_exactly_the_requested_trials(tmp_path):
-    cfg = SearchConfig(dataset="digits:30", strategy="last_k", space=_space(tmp_path), trials=4, image_size=32,
+    """Two worker processes take trials as they go and together finish exactly five. Every trial is the same
+    probe, so all values tie: the best is the lowest-numbered complete trial, and it is tested (on the old
+    code the trial that finished first kept the model, so when a later-numbered trial finished first the
+    chosen best had none and the test accuracy was None)."""
+    space = tmp_path / "tied.yaml"
+    space.write_text(TIED_SPACE)
+    cfg = SearchConfig(dataset="digits:30", strategy="linear_probe", space=str(space), trials=5, image_size=32,
                        workspace=str(tmp_path / "ws"), cache_dir=str(tmp_path / "cache"), pruner="none",
-                       study_name="two", workers=2)
+                       study_name="tied", workers=2)
     r = run_search(cfg)
-    study = _study(tmp_path / "ws", "two")
-    assert len(study.trials) == 4 and all(t.state.name == "COMPLETE" for t in study.trials)
-    assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # two processes shared the work
-    _, _, runs = _nested(r.tracking_uri, r.parent_run_id)
-    assert sorted(int(x.data.tags["advisor.trial_number"]) for x in runs) == [0, 1, 2, 3]
-    assert r.test_accuracy is not None
+    study = _study(tmp_path / "ws", "tied")
+    counted = _counted(study)
+    assert len(counted) == 5 and {t.state.name for t in counted} == {"COMPLETE"} and r.n_trials == 5
+    workers = {t.user_attrs["worker"] for t in study.trials}
+    assert 1 <= len(workers) <= 2 and worker_id() not in workers  # the worker processes ran them
+    assert len({t.value for t in counted}) == 1  # tied
+    assert r.best_trial == min(t.number for t in counted) and r.best_value == counted[0].value
+    assert r.test_accuracy is not None and r.test_accuracy > 0.3
+    assert r.refit_reproduced is True and r.refit_val_accuracy == r.best_value
+    client, parent, runs = _nested(r.tracking_uri, r.parent_run_id)
+    assert parent.data.tags["advisor.best_trial"] == str(r.best_trial)
+    assert parent.data.metrics["test_accuracy"] == pytest.approx(r.test_accuracy)
+    assert sorted(int(x.data.tags["advisor.trial_number"]) for x in runs) == [t.number for t in counted]
+    assert all(x.info.status == "FINISHED" for x in runs)
 
 
 def test_cli_errors_come_before_any_training(tmp_path, capsys, monkeypatch):
