@@ -58,6 +58,9 @@ DEFAULT_DECAY = (0.7, 1.0)
 LR_RATIO_SIMILAR = 0.1
 LR_RATIO_DIFFERENT = 0.5
 
+# When full_finetune is advised with a linear-probe warm-up (LP-FT, Kumar et al., 2022).
+WARMUP_RULE = "informative"
+
 
 
 
@@ -83,6 +86,12 @@ class Thresholds:
     shift_stat: str = SHIFT_STAT
     #: the inverse regularisation C advised with linear_probe and svm_early
     probe_c: float = PROBE_C
+    #: backbone/head learning-rate ratios advised for a similar and for a different target
+    lr_ratio_similar: float = LR_RATIO_SIMILAR
+    lr_ratio_different: float = LR_RATIO_DIFFERENT
+    #: when full_finetune gets the linear-probe warm-up (LP-FT): "informative" (the last block's
+    #: accuracy is at least twice chance), "always" or "never"
+    warmup_rule: str = WARMUP_RULE
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -250,7 +259,7 @@ def advise(profile: Profile, thresholds: Thresholds | None = None) -> Advice:
             k = max(k, n - 1 - best_i)
         if different:
             k = max(k, math.ceil(n / 3))
-        strategy, params = "last_k", {"k": int(k), "lr_ratio": LR_RATIO_DIFFERENT if different else LR_RATIO_SIMILAR}
+        strategy, params = "last_k", {"k": int(k), "lr_ratio": t.lr_ratio_different if different else t.lr_ratio_similar}
         summary = (f"Medium-sized {'and different' if different else 'and similar'}: fine-tune the top {k} of {n} "
                    f"blocks with a smaller backbone learning rate than the new head's.")
         reasons = [f"{per_class:g} samples per class supports tuning some blocks but not the whole network safely."]
@@ -258,15 +267,15 @@ def advise(profile: Profile, thresholds: Thresholds | None = None) -> Advice:
             reasons.append(f"Features stop improving after {best.name}, so the blocks above it should adapt.")
         if different:
             reasons.append("The target differs from the source, so more blocks train than for a similar target, "
-                           f"at a larger backbone rate (lr_ratio {LR_RATIO_DIFFERENT} against {LR_RATIO_SIMILAR}).")
+                           f"at backbone rate ratio {t.lr_ratio_different} (against {t.lr_ratio_similar} for a similar one).")
         alts = [Alternative("full_finetune", {"warmup": True}, "if the search shows deeper tuning keeps helping"),
                 Alternative("linear_probe" if not different else "svm_early",
                             {} if not different else {"block": best.name}, "cheapest baseline")]
         space = _space(strategy, n, (max(1, k // 2), min(n, 2 * k)), (0.03, 1.0), profile, [], [True, False], t)
     else:
-        warmup = knn[-1] >= 2 * chance
+        warmup = {"always": True, "never": False}.get(t.warmup_rule, knn[-1] >= 2 * chance)
         strategy, params = "full_finetune", {"warmup": bool(warmup),
-                                             "lr_ratio": LR_RATIO_DIFFERENT if different else LR_RATIO_SIMILAR}
+                                             "lr_ratio": t.lr_ratio_different if different else t.lr_ratio_similar}
         summary = ("Large: fine-tune the whole network from the pretrained weights"
                    + (", after a linear-probe warm-up of the head (LP-FT)." if warmup else "."))
         reasons = [f"{per_class:g} samples per class is enough to adapt every block."]

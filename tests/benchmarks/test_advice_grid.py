@@ -160,3 +160,24 @@ def test_one_tiny_scenario_end_to_end(grid, tmp_path, monkeypatch, one_torch_thr
     again = grid.score_scenario(sc, grid.Runner(sc, "test", log=lambda *_: None), advise, compute=False)
     assert again == row
     assert {p: p.stat().st_mtime_ns for p in runner.dir.glob("*.json")} == mtimes
+
+
+def test_calibrate_moves_only_the_threshold_the_rows_ask_for(grid):
+    """60 per class is 'medium' today (last_k), but on these rows a probe wins: the search raises the
+    small/medium boundary just past 60 and leaves every other threshold as it is."""
+    from advisor.advise import rules
+    from tests.advise.test_rules import RISING, make_profile
+
+    profiles = {"a": make_profile(60, RISING), "b": make_profile(600, RISING)}
+    best = {"linear_probe": 0.90, "svm_early": 0.88, "last_k": 0.80, "full_finetune": 0.70}
+    big = {"linear_probe": 0.70, "svm_early": 0.70, "last_k": 0.80, "full_finetune": 0.95}
+    rows = [{"id": "a", "kind": "single", "oracle_test": 0.90, "strategy_best": best},
+            {"id": "b", "kind": "single", "oracle_test": 0.95, "strategy_best": big}]
+    assert rules.advise(profiles["a"]).strategy == "last_k"
+    chosen = grid.calibrate(rows, profiles, log=lambda *_: None)
+    assert chosen["small_per_class"] == 75  # the smallest value of the search above 60
+    base = rules.DEFAULT_THRESHOLDS
+    assert {k: v for k, v in chosen.items() if k != "small_per_class"} == \
+        {k: v for k, v in vars(base).items() if k != "small_per_class"}
+    assert rules.advise(profiles["a"], rules.Thresholds(**chosen)).strategy == "linear_probe"
+    assert grid.strategy_regret_under(rows[0], rules.advise(profiles["a"], rules.Thresholds(**chosen))) == 0.0
