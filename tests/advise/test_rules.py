@@ -64,10 +64,14 @@ def test_medium_is_last_k_and_difference_raises_k():
 
 
 def test_large_is_full_finetune_with_warmup_when_features_are_good():
-    a = advise(make_profile(1000, RISING))
+    informative = R.Thresholds(warmup_rule="informative")
+    a = advise(make_profile(1000, RISING), informative)
     assert a.strategy == "full_finetune" and a.params["warmup"] is True
-    weak = advise(make_profile(1000, [0.1, 0.12, 0.13, 0.14, 0.15, 0.16, 0.17, 0.15]))
+    weak = advise(make_profile(1000, [0.1, 0.12, 0.13, 0.14, 0.15, 0.16, 0.17, 0.15]), informative)
     assert weak.params["warmup"] is False
+    # the grid-calibrated default: no warm-up, whatever the features
+    assert R.WARMUP_RULE == "never" and advise(make_profile(1000, RISING)).params["warmup"] is False
+    assert advise(make_profile(1000, RISING), R.Thresholds(warmup_rule="always")).params["warmup"] is True
     assert advise(make_profile(1000, RISING, shift=0.2)).params["lr_ratio"] == R.LR_RATIO_SIMILAR
     assert advise(make_profile(1000, RISING, shift=5.0)).params["lr_ratio"] == R.LR_RATIO_DIFFERENT
 

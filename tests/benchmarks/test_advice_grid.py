@@ -163,19 +163,19 @@ def test_one_tiny_scenario_end_to_end(grid, tmp_path, monkeypatch, one_torch_thr
 
 
 def test_calibrate_moves_only_the_threshold_the_rows_ask_for(grid):
-    """60 per class is 'medium' today (last_k), but on these rows a probe wins: the search raises the
-    small/medium boundary just past 60 and leaves every other threshold as it is."""
+    """100 per class is 'medium' today (last_k), but on these rows a probe wins: the search raises the
+    small/medium boundary just past 100 and leaves every other threshold as it is."""
     from advisor.advise import rules
     from tests.advise.test_rules import RISING, make_profile
 
-    profiles = {"a": make_profile(60, RISING), "b": make_profile(600, RISING)}
+    profiles = {"a": make_profile(100, RISING), "b": make_profile(600, RISING)}
     best = {"linear_probe": 0.90, "svm_early": 0.88, "last_k": 0.80, "full_finetune": 0.70}
     big = {"linear_probe": 0.70, "svm_early": 0.70, "last_k": 0.80, "full_finetune": 0.95}
     rows = [{"id": "a", "kind": "single", "oracle_test": 0.90, "strategy_best": best},
             {"id": "b", "kind": "single", "oracle_test": 0.95, "strategy_best": big}]
     assert rules.advise(profiles["a"]).strategy == "last_k"
     chosen = grid.calibrate(rows, profiles, log=lambda *_: None)
-    assert chosen["small_per_class"] == 75  # the smallest value of the search above 60
+    assert chosen["small_per_class"] == min(v for v in grid.SEARCH_SINGLE["small_per_class"] if v > 100)
     base = rules.DEFAULT_THRESHOLDS
     assert {k: v for k, v in chosen.items() if k != "small_per_class"} == \
         {k: v for k, v in vars(base).items() if k != "small_per_class"}

@@ -27,12 +27,12 @@ def test_per_class_counts_are_the_training_splits():
 
 
 def test_the_split_changes_the_size_band_of_the_advice(tmp_path):
-    """100 images per class: a 0.3 training share is 30 per class (small), 0.6 is 60 (medium)."""
+    """100 images per class: a 0.5 training share is 50 per class (small), 0.9 is 90 (medium)."""
     from tests.advise.test_rules import RISING, make_profile
 
     ds = _dataset()
     bands = []
-    for frac in ((0.3, 0.5, 0.2), (0.6, 0.2, 0.2)):
+    for frac in ((0.5, 0.3, 0.2), (0.9, 0.05, 0.05)):
         split = stratified_split(ds.labels[:, 0], seed=0, fractions=frac)
         per_class = size_profile(ds, split).task("label").median_per_class
         bands.append(advise(make_profile(int(per_class), RISING)).strategy)
