@@ -43,7 +43,7 @@ SHIFT_STAT = "mean"
 # [grid] The probes' advised inverse regularisation strength (scikit-learn's C).
 PROBE_C = 1.0
 
-# Blocks whose k-NN accuracy is within this of the maximum tie; the deepest of them is "best".
+# Blocks whose TRANSFER_METRIC is within this of the maximum tie; the deepest of them is "best".
 BEST_TIE = 0.005
 
 # Multi-task conditions.
@@ -68,6 +68,7 @@ LR_RATIO_DIFFERENT = 0.5
 # "informative" (the last block reaches twice chance), "always" or "never". In the grid's short
 # regime (4 to 20 epochs, 2 of them spent on the warm-up) the warm-up never paid on calibration.
 WARMUP_RULE = "never"
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -206,7 +207,7 @@ def advise(profile: Profile, thresholds: Thresholds | None = None) -> Advice:
         return _pipeline(profile, evidence, notes, n, t)
 
     # 2. Multi-task: two or more final label columns.
-    tasks = [t.task for t in profile.size.tasks if t.task != profile.intermediate]
+    tasks = [ts_.task for ts_ in profile.size.tasks if ts_.task != profile.intermediate]
     mt = _multi_task_check(profile, tasks, t) if len(tasks) >= 2 else None
     if mt is not None:
         ok, mt_evidence, failed = mt
@@ -303,9 +304,9 @@ def _curve(profile: Profile, task: str) -> np.ndarray:
 
 
 def _multi_task_check(profile: Profile, tasks: list[str], t: Thresholds):
-    counts = [profile.size.task(t).n_labelled for t in tasks]
+    counts = [profile.size.task(task).n_labelled for task in tasks]
     balance = min(counts) / max(max(counts), 1)
-    curves = [_curve(profile, t) for t in tasks]
+    curves = [_curve(profile, task) for task in tasks]
     if any(np.isnan(c).all() for c in curves):
         return None
     corrs = []
