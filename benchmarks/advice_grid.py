@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from advisor.serialize import to_dict
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # controlled_source beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,14 +245,14 @@ def _fashion_single(sc: Scenario):
     lab = np.concatenate([np.concatenate(labels[k]) for k in ("train", "val", "test")])
     sizes = [sum(map(len, parts[k])) for k in ("train", "val", "test")]
     images = _transform(x[rows], fam, rows)
-    return images, lab, names, _index_split(lab, sizes)
+    return images, lab, names, _index_split(sizes)
 
 
-def _index_split(labels: np.ndarray, sizes) -> "object":
+def _index_split(sizes) -> "object":
     from advisor.data.split import Split
 
     a, b, c = sizes
-    idx = np.arange(len(labels), dtype=np.int64)
+    idx = np.arange(a + b + c, dtype=np.int64)
     return Split(idx[:a], idx[a:a + b], idx[a + b:a + b + c])
 
 
@@ -268,7 +270,7 @@ def _digits_single(sc: Scenario):
         tr.append(_take(rows[DIGITS_VAL + DIGITS_TEST:], min(sc.per_class, len(rows) - DIGITS_VAL - DIGITS_TEST), rng))
     order = np.concatenate([np.concatenate(p) for p in (tr, va, te)])
     sizes = [sum(map(len, p)) for p in (tr, va, te)]
-    return x[order], y[order], [str(d) for d in range(10)], _index_split(y[order], sizes)
+    return x[order], y[order], [str(d) for d in range(10)], _index_split(sizes)
 
 
 def _pairs(sc: Scenario):
@@ -315,7 +317,7 @@ def _pairs(sc: Scenario):
     # the primary (final) task is the last column: the left item, labelled everywhere
     labels = np.stack([right_lab, left_cls], axis=1).astype(np.int64)
     classes = {"right": right_names, "left": list(FASHION_MNIST_CLASSES)}
-    return canvas, labels, classes, _index_split(labels[:, 1], (n_train, n_val, n_test))
+    return canvas, labels, classes, _index_split((n_train, n_val, n_test))
 
 
 def _chain(sc: Scenario):
@@ -342,7 +344,7 @@ def _chain(sc: Scenario):
     from advisor.data.builtin import FASHION_MNIST_CLASSES as names
 
     classes = {"z": [f"{a} + {b}" for a in names for b in names], "y": list(CHAIN_Y_CLASSES)}
-    return images[order], labels, classes, _index_split(labels[:, 1], sizes)
+    return images[order], labels, classes, _index_split(sizes)
 
 
 def build_dataset(sc: Scenario):
@@ -468,7 +470,7 @@ def _write(path: Path, obj) -> None:
 # ----------------------------------------------------------------------------------- running
 def _result_record(sc: Scenario, strategy: str, params: dict, r, ctx) -> dict:
     n_val, n_test = len(ctx.split.val), len(ctx.split.test)
-    rec = {"scenario": sc.id, "strategy": strategy, "params": params, "used_params": _plain(r.params),
+    rec = {"scenario": sc.id, "strategy": strategy, "params": params, "used_params": to_dict(r.params),
            "val_accuracy": r.val_accuracy, "test_accuracy": r.test_accuracy, "n_val": n_val, "n_test": n_test,
            "wall_s": round(r.wall_time, 2), "epochs_run": len(r.history), "best_epoch": r.best_epoch}
     if strategy == "multi_task":
@@ -487,18 +489,6 @@ def _result_record(sc: Scenario, strategy: str, params: dict, r, ctx) -> dict:
     return rec
 
 
-def _plain(obj):
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    return obj
-
-
 class Runner:
     """Runs (or reads back) one scenario's analyze and configurations; every result is one JSON file."""
 
@@ -506,6 +496,7 @@ class Runner:
         self.sc, self.version, self.log = sc, version, log
         self.dir = _scenario_dir(sc, version)
         self._ctx = None
+        self._filled = False
 
     @property
     def ctx(self):
@@ -540,7 +531,7 @@ class Runner:
         return out
 
     def result(self, strategy: str, params: dict, *, compute: bool = True) -> dict | None:
-        params = _plain(params)
+        params = to_dict(params)
         path = self.dir / f"{strategy}-{_config_key(strategy, params)}.json"
         if path.is_file():
             return json.loads(path.read_text())
@@ -559,7 +550,7 @@ class Runner:
 
     def _prefill(self):
         """One forward pass fills every pooled block and every last_k boundary the budget uses."""
-        if getattr(self, "_filled", False):
+        if self._filled:
             return
         ctx = self.ctx
         n = len(ctx.backbone.block_names)
@@ -601,7 +592,7 @@ BASELINES = {
 }
 
 
-def advised_config(advice, sc: Scenario, n_train: int, n_blocks: int) -> tuple[str, dict]:
+def advised_config(advice, n_train: int) -> tuple[str, dict]:
     """The advised strategy with its advised parameters, the grid's epochs and the trainers' defaults."""
     p = dict(advice.params)
     s = advice.strategy
@@ -616,7 +607,7 @@ def advised_config(advice, sc: Scenario, n_train: int, n_blocks: int) -> tuple[s
     return s, p
 
 
-def _fill_defaults(strategy: str, params: dict, sc: Scenario, n_train: int, n_blocks: int) -> dict:
+def _fill_defaults(strategy: str, params: dict, n_train: int, n_blocks: int) -> dict:
     """A baseline's configuration in the form the budget uses (so a budget run is reused)."""
     from advisor.train._probe import default_svm_block
 
@@ -642,6 +633,20 @@ def _norm_params(strategy: str, params: dict, block_names: list[str]) -> dict:
     return p
 
 
+#: The option a multi-task or pipeline scenario's baselines take: the one that needs no special structure.
+BASELINE_OPTION = {"multi_task": "separate", "pipeline": "end_to_end"}
+
+
+def _option_pick(kind: str, advice) -> str:
+    """The option an advice picks in a multi-task scenario (shared or separate networks) or a
+    pipeline scenario (pipeline or end-to-end)."""
+    if kind == "multi_task":
+        return "shared" if advice.strategy == "multi_task" else "separate"
+    if advice.strategy == "pipeline_vs_end_to_end":
+        return advice.params.get("prefer", "pipeline")
+    return "end_to_end"
+
+
 def score_scenario(sc: Scenario, runner: Runner, advise_fn, *, compute: bool) -> dict | None:
     """Everything the tables show for one scenario, or None when its results are missing."""
     shape = runner.shape() if compute or (runner.dir / "shape.json").is_file() else None
@@ -654,17 +659,12 @@ def score_scenario(sc: Scenario, runner: Runner, advise_fn, *, compute: bool) ->
     if any(r is None for r in records):
         return None
     row = {"id": sc.id, "part": sc.part, "kind": sc.kind, "shift": sc.shift, "similar": sc.similar,
-           "per_class": sc.per_class, "advised": advice.strategy, "advised_params": _plain(advice.params),
+           "per_class": sc.per_class, "advised": advice.strategy, "advised_params": to_dict(advice.params),
            "confidence": advice.confidence}
     if sc.kind in ("multi_task", "pipeline"):
         rec = records[0]
         opts = rec["options"]
-        if sc.kind == "multi_task":
-            pick = "shared" if advice.strategy == "multi_task" else "separate"
-            base_pick = "separate"
-        else:
-            pick = advice.params.get("prefer", "pipeline") if advice.strategy == "pipeline_vs_end_to_end" else "end_to_end"
-            base_pick = "end_to_end"
+        pick, base_pick = _option_pick(sc.kind, advice), BASELINE_OPTION[sc.kind]
         winner = max(opts, key=lambda o: opts[o]["val"])
         oracle = opts[winner]["test"]
         cr, sr = regrets(oracle, opts[pick]["test"], opts[pick]["test"])
@@ -684,7 +684,7 @@ def score_scenario(sc: Scenario, runner: Runner, advise_fn, *, compute: bool) ->
     def strategy_best(s):
         return best_by_val(by_strategy.get(s, []))
 
-    a_strat, a_params = advised_config(advice, sc, shape["n_train"], shape["n_blocks"])
+    a_strat, a_params = advised_config(advice, shape["n_train"])
     adv_rec = runner.result(a_strat, _norm_params(a_strat, a_params, shape["block_names"]), compute=compute)
     if adv_rec is None:
         return None
@@ -696,7 +696,7 @@ def score_scenario(sc: Scenario, runner: Runner, advise_fn, *, compute: bool) ->
     row["baselines"] = {}
     for name, fn in BASELINES.items():
         s, p = fn(sc)
-        p = _norm_params(s, _fill_defaults(s, p, sc, shape["n_train"], shape["n_blocks"]), shape["block_names"])
+        p = _norm_params(s, _fill_defaults(s, p, shape["n_train"], shape["n_blocks"]), shape["block_names"])
         rec = runner.result(s, p, compute=compute)
         if rec is None:
             return None
@@ -777,12 +777,8 @@ SEARCH_PIPELINE = {"pipeline_per_class": (10, 20, 30, 50, 100, 200, 300, 1000)}
 
 def strategy_regret_under(row: dict, advice) -> float:
     """A scored row's strategy regret if the advice had been ``advice`` (no training needed)."""
-    if row["kind"] == "multi_task":
-        pick = "shared" if advice.strategy == "multi_task" else "separate"
-        return 100.0 * (row["oracle_test"] - row["options_test"][pick])
-    if row["kind"] == "pipeline":
-        pick = advice.params.get("prefer", "pipeline") if advice.strategy == "pipeline_vs_end_to_end" else "end_to_end"
-        return 100.0 * (row["oracle_test"] - row["options_test"][pick])
+    if row["kind"] in BASELINE_OPTION:
+        return 100.0 * (row["oracle_test"] - row["options_test"][_option_pick(row["kind"], advice)])
     return 100.0 * (row["oracle_test"] - row["strategy_best"][advice.strategy])
 
 
@@ -850,7 +846,7 @@ def calibrate_config(rows: list[dict], profiles: dict, runners: dict, thresholds
             adv = rules.advise(profiles[r["id"]], t)
             runner = runners[r["id"]]
             shape = runner.shape()
-            s, p = advised_config(adv, runner.sc, shape["n_train"], shape["n_blocks"])
+            s, p = advised_config(adv, shape["n_train"])
             rec = runner.result(s, _norm_params(s, p, shape["block_names"]), compute=s in ("linear_probe", "svm_early"))
             out[r["id"]] = None if rec is None else 100.0 * (r["oracle_test"] - rec["test_accuracy"])
         scored[values] = out
