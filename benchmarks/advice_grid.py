@@ -878,7 +878,9 @@ def select(only: str | None, quick: bool) -> list[Scenario]:
         for w in want:
             match = [s for s in scs if s.id == w or s.id.startswith(w.rstrip("/") + "/") or s.family == w]
             if not match:
-                raise SystemExit(f"advice_grid: unknown scenario {w!r}; see --list")
+                print(f"advice_grid: unknown scenario {w!r}; run with --list to see the ids and families",
+                      file=sys.stderr)
+                raise SystemExit(2)
             picked += [s for s in match if s not in picked]
         return picked
     return scs

@@ -181,3 +181,12 @@ def test_calibrate_moves_only_the_threshold_the_rows_ask_for(grid):
         {k: v for k, v in vars(base).items() if k != "small_per_class"}
     assert rules.advise(profiles["a"], rules.Thresholds(**chosen)).strategy == "linear_probe"
     assert grid.strategy_regret_under(rows[0], rules.advise(profiles["a"], rules.Thresholds(**chosen))) == 0.0
+
+
+def test_unknown_scenario_is_one_line_and_status_2():
+    import subprocess
+
+    r = subprocess.run([sys.executable, str(BENCH / "advice_grid.py"), "--only", "no-such-family", "--list"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip().count("\n") == 0 and "no-such-family" in r.stderr and "--list" in r.stderr
