@@ -389,9 +389,7 @@ def make_scenario_context(sc: Scenario, cache_root: Path | None = None):
 
     ds, split = build_dataset(sc)
     pristine = backbone_for(sc.source)
-    pp = pristine.preprocessing
-    pre = Preprocess.for_image_size(Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"]),
-                                    SOURCES[sc.source][2])
+    pre = Preprocess.from_config(pristine.preprocessing, SOURCES[sc.source][2])
     root = cache_root or Path(os.environ.get("ADVISOR_GRID_CACHE") or ROOT / ".cache" / "advice_grid")
     return TrainContext(dataset=ds, split=split, backbone=pristine, make_backbone=lambda: copy.deepcopy(pristine),
                         preprocess=pre, device=resolve_device("cpu"), seed=0,

@@ -92,10 +92,7 @@ def make_context(
     t1 = time.perf_counter()
     pristine = create_backbone(model, weights, device=str(dev))
     timings = {"data": t1 - t0, "model": time.perf_counter() - t1}
-    pp = pristine.preprocessing
-    pre = Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"])
-    if image_size is not None:
-        pre = Preprocess.for_image_size(pre, image_size)
+    pre = Preprocess.from_config(pristine.preprocessing, image_size)
     cache = None
     if cache_dir is not False:
         from advisor.train.cache import ActivationCache, default_cache_dir
