@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from advisor.advise import Advice
+from advisor.advise.rules import BEST_TIE, METRIC_LABELS, TRANSFER_METRIC
 from advisor.measure.profile import Profile
 
 
@@ -38,8 +39,7 @@ def size_table(profile: Profile) -> Table:
 
 def blocks_table(profile: Profile) -> Table:
     task = profile.primary_task
-    knn = profile.block_values("knn_accuracy")
-    best = max(range(len(knn)), key=lambda i: (knn[i] if knn[i] is not None else -1, i))
+    best = profile.best_block(TRANSFER_METRIC, tie=BEST_TIE).index  # the block the advice calls best
     with_source = any(b.frechet is not None for b in profile.blocks)
     t = Table(title=f"Per block: shift from the source and transferability for '{task}'", title_justify="left")
     for col, just in [("#", "right"), ("block", "left"), ("ch", "right"), ("BN shift", "right"),
@@ -54,7 +54,9 @@ def blocks_table(profile: Profile) -> Table:
         if with_source:
             row += [_f(b.frechet, 1), _f(b.domain_accuracy)]
         t.add_row(*row)
-    cap = "* best block by k-NN accuracy. BN shift: symmetric KL (nats) of target moments vs BatchNorm running stats."
+    cap = (f"* best block: the deepest within {BEST_TIE} of the highest {METRIC_LABELS[TRANSFER_METRIC]}, "
+           "as the advice picks it.\n")
+    cap += "BN shift: symmetric KL (nats) of target moments vs BatchNorm running stats."
     if profile.source:
         s = profile.source
         cap += (f"\nSource classifier ({s.num_source_classes} classes): LEEP {s.leep:.3f}, NCE {s.nce:.3f}, "

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.advise.advice import Advice, Alternative, Evidence, SearchSpace
-from advisor.measure.profile import Profile
+from advisor.measure.profile import Profile, best_index
 
 # Constants marked [grid] were chosen by ``benchmarks/advice_grid.py --calibrate`` on the grid's
 # calibration scenarios only (README, "How good is the advice"); before it they were 50, 500,
@@ -115,13 +115,7 @@ def _mean_shift(profile: Profile, stat: str = "mean") -> float | None:
     return float(np.median(shifts) if stat == "median" else np.mean(shifts))
 
 
-_METRIC_LABEL = {"knn_accuracy": "k-NN accuracy", "linear_probe_accuracy": "ridge-probe accuracy"}
-
-
-def _best_index(values: list[float]) -> int:
-    """The deepest block within BEST_TIE of the highest value."""
-    top = np.nanmax(values)
-    return int(max(i for i, v in enumerate(values) if not np.isnan(v) and v >= top - BEST_TIE))
+METRIC_LABELS = {"knn_accuracy": "k-NN accuracy", "linear_probe_accuracy": "ridge-probe accuracy"}
 
 
 def _margin_confidence(*margins: float) -> float:
@@ -156,13 +150,13 @@ def advise(profile: Profile, thresholds: Thresholds | None = None) -> Advice:
     ts = profile.size.task(task)
     n = len(profile.blocks)
     per_class = ts.median_per_class
-    metric = _METRIC_LABEL[t.transfer_metric]
+    metric = METRIC_LABELS[t.transfer_metric]
     knn = [v if v is not None else float("nan") for v in profile.block_values(t.transfer_metric, task)]
     logme_vals = [v if v is not None else float("nan") for v in profile.block_values("logme", task)]
-    best_i = _best_index(knn)
+    best_i = best_index(knn, BEST_TIE)
     best, last = profile.blocks[best_i], profile.blocks[-1]
     gap = knn[best_i] - knn[-1]
-    logme_best = _best_index(logme_vals)
+    logme_best = best_index(logme_vals, BEST_TIE)
     mean_shift = _mean_shift(profile, t.shift_stat)
     chance = _chance(profile, task)
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from advisor.measure._bn_shift import MomentAccumulator
+from advisor.models import global_pool
 
 ProgressFn = Callable[[int, int], None]
 
@@ -144,7 +145,7 @@ def collect(
             with autocast:
                 for i, block in enumerate(blocks):
                     x = block(x)
-                    pooled[i].append(x.float().mean(dim=(2, 3)).cpu() if x.ndim == 4 else x.float().cpu())
+                    pooled[i].append(global_pool(x.float()).cpu())
                 if head is not None:
                     probs.append(torch.softmax(head(x).float(), dim=1).cpu())
             if cuda:

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advisor.errors import AdvisorError
+from advisor.models import global_pool
 from advisor.train._base import EpochCallback, EpochRecord, TrainContext, accuracy, macro_f1
 
 #: Boundary activations up to this many bytes are moved to the GPU once instead of per batch.
@@ -251,11 +252,7 @@ class _Net(nn.Module):
     def features(self, h: torch.Tensor) -> torch.Tensor:
         for block in self.top:
             h = block(h)
-        if h.dim() == 4:
-            return h.mean(dim=(2, 3))
-        if h.dim() == 3:
-            return h.mean(dim=2)
-        return h
+        return global_pool(h)
 
     def set_phase(self, phase: str) -> None:
         """``"eval"``: everything in eval mode; ``"heads"``: only heads train; ``"top"``: top blocks train too."""

@@ -110,3 +110,22 @@ def test_pipeline_when_intermediate_labels_exist():
     big = {"z": (600, RISING), "y": (600, RISING)}
     b = advise(make_profile(600, RISING, tasks=big, intermediate="z"))
     assert b.params["prefer"] == "end_to_end"
+
+
+def test_blocks_table_stars_the_block_the_advice_names():
+    """One definition of "best block": the table's * and the advice agree even where k-NN peaks elsewhere
+    and where two blocks tie within BEST_TIE (the deepest wins)."""
+    from rich.console import Console
+
+    from advisor.display import blocks_table
+
+    p = make_profile(10, PEAKED)
+    for b in p.blocks:  # k-NN peaks at b2, the ridge probe (the advice's measure) at b3 and b4 within the tie
+        b.knn_accuracy = {"label": 0.95 if b.index == 2 else 0.5}
+        b.linear_probe_accuracy = {"label": {3: 0.9, 4: 0.9 - R.BEST_TIE / 2}.get(b.index, 0.4)}
+    a = advise(p)
+    assert a.params["block"] == "b4"
+    console = Console(width=200, record=True)
+    console.print(blocks_table(p))
+    starred = [line for line in console.export_text().splitlines() if " * " in line or line.rstrip().endswith("*")]
+    assert len(starred) == 1 and "b4 *" in starred[0]
