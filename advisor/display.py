@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from advisor.advise import Advice
-from advisor.advise.rules import BEST_TIE, METRIC_LABELS, TRANSFER_METRIC
+from advisor.advise.rules import best_block, best_block_rule
 from advisor.measure.profile import Profile
 
 
@@ -39,7 +39,7 @@ def size_table(profile: Profile) -> Table:
 
 def blocks_table(profile: Profile) -> Table:
     task = profile.primary_task
-    best = profile.best_block(TRANSFER_METRIC, tie=BEST_TIE).index  # the block the advice calls best
+    best = best_block(profile).index
     with_source = any(b.frechet is not None for b in profile.blocks)
     t = Table(title=f"Per block: shift from the source and transferability for '{task}'", title_justify="left")
     for col, just in [("#", "right"), ("block", "left"), ("ch", "right"), ("BN shift", "right"),
@@ -54,8 +54,7 @@ def blocks_table(profile: Profile) -> Table:
         if with_source:
             row += [_f(b.frechet, 1), _f(b.domain_accuracy)]
         t.add_row(*row)
-    cap = (f"* best block: the deepest within {BEST_TIE} of the highest {METRIC_LABELS[TRANSFER_METRIC]}, "
-           "as the advice picks it.\n")
+    cap = f"* best block: {best_block_rule()}, as the advice picks it.\n"
     cap += "BN shift: symmetric KL (nats) of target moments vs BatchNorm running stats."
     if profile.source:
         s = profile.source

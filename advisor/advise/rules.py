@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.advise.advice import Advice, Alternative, Evidence, SearchSpace
-from advisor.measure.profile import Profile, best_index
+from advisor.measure.profile import BlockProfile, Profile, best_index
 
 # Constants marked [grid] were chosen by ``benchmarks/advice_grid.py --calibrate`` on the grid's
 # calibration scenarios only (README, "How good is the advice"); before it they were 50, 500,
@@ -116,6 +116,16 @@ def _mean_shift(profile: Profile, stat: str = "mean") -> float | None:
 
 
 METRIC_LABELS = {"knn_accuracy": "k-NN accuracy", "linear_probe_accuracy": "ridge-probe accuracy"}
+
+
+def best_block(profile: Profile, t: Thresholds = DEFAULT_THRESHOLDS) -> BlockProfile:
+    """The block the advice calls best: the deepest within BEST_TIE of the highest ``t.transfer_metric``."""
+    return profile.best_block(t.transfer_metric, tie=BEST_TIE)
+
+
+def best_block_rule(t: Thresholds = DEFAULT_THRESHOLDS) -> str:
+    """:func:`best_block` in words, for the captions of the tables that mark it."""
+    return f"the deepest block within {BEST_TIE} of the highest {METRIC_LABELS[t.transfer_metric]}"
 
 
 def _margin_confidence(*margins: float) -> float:
