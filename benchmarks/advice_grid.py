@@ -68,6 +68,11 @@ SOURCES = {
 # family -> kind, source, shift type, similar to the source (the truth), sizes, part, description.
 # The part is fixed here, by family, before any result was seen; it never changes afterwards.
 CALIBRATION, HELDOUT = "calibration", "held-out"
+# A second held-out part, written on 2026-11-29 after the first held-out part's results had been seen
+# (and the rules calibrated with those results in view) but before any result of its own: the judge of
+# the next advice method. Its families are new kinds of target, not new sizes of the old ones.
+HELDOUT2 = "held-out-2"
+PARTS = (CALIBRATION, HELDOUT, HELDOUT2)
 FAMILIES: dict[str, dict] = {
     # controlled source: MobileNetV2 pretrained on Fashion-MNIST classes 0-4 at 32 px
     "fm-new": dict(source="fmnist04", shift="feature", similar=True, sizes=(10, 50, 200, 500), part=CALIBRATION,
@@ -88,6 +93,14 @@ FAMILIES: dict[str, dict] = {
                           desc="classes 0-4 regrouped: tops (T-shirt, Pullover, Coat) vs others (Trouser, Dress)"),
     "in-fashion": dict(source="imagenet", shift="domain", similar=False, sizes=(10, 50, 200), part=HELDOUT,
                        desc="Fashion-MNIST, 10 classes, ImageNet source"),
+    "fm-new-rot90": dict(source="fmnist04", shift="input", similar=False, sizes=(10, 50, 200, 500), part=HELDOUT2,
+                         desc="classes 5-9 rotated by 90 degrees"),
+    "fm-src-pixelate": dict(source="fmnist04", shift="input", similar=False, sizes=(10, 50, 200, 500),
+                            part=HELDOUT2, desc="classes 0-4, box-averaged to 7x7 and blown up again, unseen images"),
+    "fm-new-coarse": dict(source="fmnist04", shift="label", similar=True, sizes=(10, 50, 200, 500), part=HELDOUT2,
+                          desc="classes 5-9 regrouped: shoes (Sandal, Sneaker, Ankle boot) vs others (Shirt, Bag)"),
+    "in-fashion-invert": dict(source="imagenet", shift="domain", similar=False, sizes=(10, 50), part=HELDOUT2,
+                              desc="Fashion-MNIST inverted (255 - x), 10 classes, ImageNet source"),
     # multi-task: two side-by-side 28x28 items on a 56x56 canvas; tasks = the left and the right item's class
     "mt-shared": dict(kind="multi_task", source="fmnist04", shift="feature", similar=True, sizes=(50,),
                       part=CALIBRATION, truth=dict(shared=True, balanced=True, big=True),
@@ -191,6 +204,11 @@ def _transform(images: np.ndarray, family: str, rows: np.ndarray) -> np.ndarray:
 
         x = np.stack([np.asarray(Image.fromarray(im.astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.5)),
                                  dtype=np.float32) for im in x])
+    elif family.endswith("-rot90"):
+        x = np.rot90(x, 1, axes=(1, 2))
+    elif family.endswith("-pixelate"):
+        n, h, w = x.shape
+        x = np.repeat(np.repeat(x.reshape(n, h // 4, 4, w // 4, 4).mean(axis=(2, 4)), 4, axis=1), 4, axis=2)
     elif family.endswith("-noise"):
         x = x + np.stack([np.random.default_rng(int(r)).normal(0.0, 50.0, im.shape) for r, im in zip(rows, x)])
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
@@ -204,7 +222,10 @@ def _fashion_single(sc: Scenario):
 
     x, y = fashion_mnist_arrays()
     fam = sc.family
-    if fam.startswith("fm-new"):
+    if fam == "fm-new-coarse":
+        groups = [[5, 7, 9], [6, 8]]
+        names = ["shoes (Sandal, Sneaker, Ankle boot)", "other (Shirt, Bag)"]
+    elif fam.startswith("fm-new"):
         groups = [[c] for c in (5, 6, 7, 8, 9)]
         names = [FASHION_MNIST_CLASSES[c] for c in (5, 6, 7, 8, 9)]
     elif fam == "fm-src-coarse":
@@ -932,6 +953,7 @@ def main(argv=None) -> int:
             missing.append(sc.id)
     cal = [r for r in rows if r["part"] == CALIBRATION]
     held = [r for r in rows if r["part"] == HELDOUT]
+    held2 = [r for r in rows if r["part"] == HELDOUT2]
     if a.calibrate:
         profiles = {sc.id: Runner(sc, version).analysis().profile for sc in scs if sc.part == CALIBRATION
                     and any(r["id"] == sc.id for r in cal)}
@@ -941,11 +963,12 @@ def main(argv=None) -> int:
         print(json.dumps(chosen, indent=1))
         return 0
     out = {"version": version, "scenarios_scored": len(rows), "scenarios_selected": len(scs),
-           "calibration": summarise(cal), "held_out": summarise(held), "rows": rows}
+           "calibration": summarise(cal), "held_out": summarise(held), "held_out_2": summarise(held2), "rows": rows}
     out.update(failed=failed, missing=missing)
     text = (f"Advice grid, code version {version}: {len(rows)} of {len(scs)} selected scenarios scored"
             + (f"; not yet run: {', '.join(missing)}" if missing else "")
             + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".\n\n"
+            + (markdown(held2, out["held_out_2"], "Second held-out part") + "\n" if held2 else "")
             + markdown(held, out["held_out"], "Held-out part") + "\n"
             + markdown(cal, out["calibration"], "Calibration part"))
     print(text)
