@@ -50,6 +50,10 @@ def _build() -> argparse.ArgumentParser:
     a.add_argument("--source-data", metavar="DATASET", default=None,
                    help="a sample of the source domain (any DATASET form; labels ignored) for Frechet distance "
                         "and domain-classifier accuracy per block")
+    a.add_argument("--check", default="auto", choices=["auto", "on", "off"],
+                   help="the measured check: run the cheap candidates (probes on every few blocks, one LP-FT "
+                        "fine-tune) and let the validation split decide; auto (default): where the training "
+                        "split has at most 50 images per class")
     a.add_argument("--json", metavar="PATH", default=None, help="write Profile and Advice as JSON")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=_analyze)
@@ -339,7 +343,8 @@ def _analyze(args) -> int:
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=err, disable=args.quiet, transient=False) as bar:
         tasks = {}
-        names = {"measure": "forward pass (images)", "source": "source sample (images)", "metrics": "metrics (blocks)"}
+        names = {"measure": "forward pass (images)", "source": "source sample (images)", "metrics": "metrics (blocks)",
+                 "check": "measured check (runs)"}
 
         def progress(stage, done, total):
             if stage not in tasks:
@@ -349,7 +354,7 @@ def _analyze(args) -> int:
         result = analyze(args.dataset, args.model, weights=args.weights, sample=args.sample,
                          image_size=args.image_size, device=args.device, seed=args.seed,
                          batch_size=args.batch_size, source_data=args.source_data, label_columns=labels,
-                         intermediate=args.intermediate, progress=progress, split=args.split)
+                         intermediate=args.intermediate, progress=progress, split=args.split, check=args.check)
     print_analysis(result, console)
     if args.json:
         result.save(args.json)

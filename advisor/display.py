@@ -90,6 +90,26 @@ def advice_table(advice: Advice) -> Table:
     return t
 
 
+def check_table(advice: Advice, profile: Profile) -> Table | None:
+    """Every run of the measured check with its validation accuracy, best first; None without a check."""
+    chk = advice.check
+    if chk is None or not chk.runs:
+        return None
+    win = chk.winner()
+    t = Table(title=f"Measured check: {len(chk.runs)} runs, trained on the training split, scored on "
+                    f"{chk.n_val} validation images", title_justify="left")
+    for col, just in (("strategy", "left"), ("parameters", "left"), ("val acc", "right"), ("seconds", "right")):
+        t.add_column(col, justify=just)
+    for r in sorted(chk.runs, key=lambda r: -r.val_accuracy):
+        p = dict(r.params)
+        if r.strategy == "svm_early" and isinstance(p.get("block"), int):
+            p["block"] = profile.blocks[p["block"]].name
+        shown = ", ".join(f"{k}={v}" for k, v in p.items() if k in ("block", "C", "warmup", "lr_ratio", "epochs"))
+        t.add_row(r.strategy + (" *" if r is win else ""), shown, _f(r.val_accuracy, 4), _f(r.seconds, 1))
+    t.caption = f"* the advice (highest validation accuracy; a tie goes to the cheaper run). SE {chk.standard_error():.3f}"
+    return t
+
+
 def make_console(stderr: bool = False) -> Console:
     """A console that stays 120 columns wide when output goes to a file or pipe."""
     c = Console(stderr=stderr)
@@ -103,6 +123,9 @@ def print_analysis(analysis, console: Console | None = None) -> None:
     console.print(size_table(analysis.profile))
     console.print(blocks_table(analysis.profile))
     console.print(advice_table(analysis.advice))
+    checked = check_table(analysis.advice, analysis.profile)
+    if checked is not None:
+        console.print(checked)
 
 
 def print_train_extra(result, console: Console) -> None:
