@@ -375,3 +375,39 @@ def test_threads_sharing_one_cache_and_one_backbone_match_one_thread(base, tmp_p
     # each entry's rows computed once, whichever thread came first
     assert shared.stats["computed"] + shared.stats["served"] == len(jobs) * len(idx) + 4 * len(idx)
     assert shared.stats["passes"] <= 4
+
+
+def test_two_processes_filling_one_entry_compute_each_row_once(base, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import sys, json, torch
+torch.set_num_threads(1)
+from advisor.data import Preprocess, load_dataset
+from advisor.models import create_backbone
+from advisor.train._base import TrainContext
+from advisor.train.cache import ActivationCache
+ds = load_dataset("digits:40"); bb = create_backbone("mobilenet_v2"); pp = bb.preprocessing
+pre = Preprocess.for_image_size(Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"]), 32)
+ctx = TrainContext(dataset=ds, split=None, backbone=bb, make_backbone=None, preprocess=pre, device=torch.device("cpu"))
+cache = ActivationCache(sys.argv[1])
+cache.ensure(ctx, range(len(ds)), pooled=(8,), boundaries=(9,), batch_size=16)
+print(json.dumps(cache.stats))
+"""
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "c")], cwd=repo, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    stats = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    ctx = make_ctx(base)
+    n = len(ctx.dataset)
+    assert sum(s["computed"] for s in stats) == n and sum(s["served"] for s in stats) == n
+    here = ActivationCache(tmp_path / "c")
+    idx = np.arange(n)
+    np.testing.assert_allclose(here.pooled(ctx, 8, idx), extract(ctx, idx, pooled=(8,))[0][8], rtol=1e-4, atol=1e-5)
+    assert here.stats["computed"] == 0 and len(here.entries()) == 2
