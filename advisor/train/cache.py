@@ -823,16 +823,3 @@ class ActivationCache:
             return torch.zeros((0, *self._item_shape(ctx, "boundary", b)), dtype=torch.float32)
         got = self._get(ctx, "boundary", b, idx)
         return torch.from_numpy(got) if isinstance(got, np.ndarray) else got
-
-    def disk_bytes(self) -> int:
-        """Bytes the cache folder actually occupies on disk (entries are sparse files)."""
-        total = 0
-        if self.root.exists():
-            for p in self.root.rglob("*"):
-                try:
-                    if p.is_file():
-                        st = p.stat()
-                        total += getattr(st, "st_blocks", math.ceil(st.st_size / 512)) * 512
-                except OSError:
-                    pass
-        return total
