@@ -133,15 +133,20 @@ def print_train_extra(result, console: Console) -> None:
     comparison of multi_task, and pipeline against end-to-end with the learning curve."""
     ex = result.extra or {}
     if result.strategy == "multi_task":
+        # the verdict on sharing is a choice, so it is shown on validation; test is the final number, once
         sep = ex.get("separate", {})
-        t = Table(title="multi-task against one model per task (test accuracy)", title_justify="left")
-        for col in ("task", "shared model", "separate model", "difference", "labelled train items"):
-            t.add_column(col, justify="left" if col == "task" else "right")
+        t = Table(title="multi-task against one model per task (validation accuracy)", title_justify="left")
+        for col in ("task", "shared model", "separate model", "difference", "better", "labelled train items"):
+            t.add_column(col, justify="left" if col in ("task", "better") else "right")
         for task, m in result.per_task.items():
-            alone = sep.get(task, {}).get("test_accuracy")
+            alone = sep.get(task, {}).get("val_accuracy")
             diff = ex.get("multi_minus_separate", {}).get(task)
-            t.add_row(task, _f(m.get("test_accuracy"), 4), _f(alone, 4),
-                      "-" if diff is None else f"{diff * 100:+.1f} pt", _f(m.get("n_train_labelled")))
+            better = "-" if diff is None else "shared" if diff > 0 else "separate" if diff < 0 else "tie"
+            t.add_row(task, _f(m.get("val_accuracy"), 4), _f(alone, 4),
+                      "-" if diff is None else f"{diff * 100:+.1f} pt", better, _f(m.get("n_train_labelled")))
+        t.caption = ("test accuracy of the shared model (evaluated once, not compared): "
+                     + ", ".join(f"{task} {_f(m.get('test_accuracy'), 4)}" for task, m in result.per_task.items()))
+        t.caption_justify = "left"
         console.print(t)
     elif result.strategy == "pipeline_vs_end_to_end":
         t = Table(title=f"pipeline (x -> {ex.get('intermediate')} -> {ex.get('final')}) against end-to-end "
@@ -150,8 +155,12 @@ def print_train_extra(result, console: Console) -> None:
             t.add_column(col, justify="left" if col == "approach" else "right")
         for name in ("pipeline", "end_to_end"):
             r = ex.get(name, {})
-            t.add_row(name, _f(r.get("val_accuracy"), 4), _f(r.get("test_accuracy"), 4),
-                      _f(r.get("test_macro_f1"), 4), f"{r.get('trainable_params', 0):,}", _f(r.get("seconds"), 1))
+            won = name == ex.get("winner")  # chosen on validation; only the winner's test number is reported
+            t.add_row(name, _f(r.get("val_accuracy"), 4), _f(r.get("test_accuracy"), 4) if won else "-",
+                      _f(r.get("test_macro_f1"), 4) if won else "-", f"{r.get('trainable_params', 0):,}",
+                      _f(r.get("seconds"), 1))
+        t.caption = "the winner has the higher validation accuracy; the test split reports its final number only"
+        t.caption_justify = "left"
         console.print(t)
         curve = ex.get("learning_curve")
         if curve:

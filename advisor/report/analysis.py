@@ -122,8 +122,9 @@ def agreement(study: StudyData) -> Agreement:
         noise = 100.0 * math.sqrt(p * (1.0 - p) / n_val)
         if gain < 2.0 * noise:
             text += (f" On {n_val} validation images one standard error of an accuracy near {p:.2f} is "
-                     f"{noise:.1f} points, so a gain of {gain:.1f} points is within noise: check the test metric, "
-                     f"or search with more validation data, before preferring the best trial to the advice.")
+                     f"{noise:.1f} points, so a gain of {gain:.1f} points is within noise: search with more "
+                     f"validation data (a larger --split validation fraction) before preferring the best trial "
+                     f"to the advice; the test split is for the final number, not for this choice.")
         else:
             text += (f" On {n_val} validation images one standard error of an accuracy near {p:.2f} is "
                      f"{noise:.1f} points, so the gain is more than two standard errors.")

@@ -11,6 +11,7 @@ search can run many trials on one context.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import time
@@ -123,7 +124,8 @@ def run_strategy(ctx: TrainContext, strategy: str, params: dict | None = None,
     finally:
         del run_ctx
         if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+            with contextlib.suppress(RuntimeError):  # a broken CUDA context raises here too: keep the first error
+                torch.cuda.empty_cache()
     if not result.wall_time:
         result.wall_time = time.perf_counter() - t
     return result
