@@ -80,7 +80,7 @@ def analyze(
         (a single task with at most ``check_per_class`` training images per class), "on" on any single
         task, "off" never. It trains on the training split and scores on the validation split only.
     """
-    from advisor.train import make_context
+    from advisor.context import make_context
 
     _check_sample(sample)
     _check_check(check)
@@ -123,13 +123,14 @@ def run_check(ctx, progress=None):
     import tempfile
 
     from advisor.advise.check import CheckRun, MeasuredCheck, candidates
-    from advisor.train import run_strategy, without_test
+    from advisor.context import without_test
+    from advisor.train import run_strategy
 
     cands = candidates(len(ctx.backbone.block_names), len(ctx.split.train))
     with tempfile.TemporaryDirectory(prefix="advisor-check-") as tmp:
         c = without_test(ctx)
         if c.cache is None:
-            from advisor.train.cache import ActivationCache
+            from advisor.context.cache import ActivationCache
 
             c = dataclasses.replace(c, cache=ActivationCache(tmp))
         import numpy as np
@@ -147,7 +148,7 @@ def run_check(ctx, progress=None):
 
 
 def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progress, check="auto") -> Analysis:
-    """Measure what ``ctx`` (advisor.train.make_context) loaded; its loading times count in the total."""
+    """Measure what ``ctx`` (advisor.context.make_context) loaded; its loading times count in the total."""
     from advisor.data import load_dataset, stratified_sample
     from advisor.measure.blocks import block_profiles
     from advisor.measure.collect import collect

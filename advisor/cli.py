@@ -191,7 +191,7 @@ def _build() -> argparse.ArgumentParser:
 
 
 def _open_cache(args):
-    from advisor.train.cache import ActivationCache, default_cache_dir
+    from advisor.context.cache import ActivationCache, default_cache_dir
 
     root = args.cache_dir or default_cache_dir()
     cache = ActivationCache(root)  # reads $ADVISOR_CACHE_MAX: a bad value is one line here too
@@ -207,8 +207,8 @@ def _cache_info(args) -> int:
 
     from rich.table import Table
 
+    from advisor.context.cache import format_size
     from advisor.display import make_console
-    from advisor.train.cache import format_size
 
     cache = _open_cache(args)
     if args.json and args.json != "-":
@@ -263,8 +263,8 @@ def _parse_age(text: str) -> float:
 
 
 def _cache_clear(args) -> int:
+    from advisor.context.cache import format_size
     from advisor.display import make_console
-    from advisor.train.cache import format_size
 
     older = None if args.older_than is None else _parse_age(args.older_than)
     cache = _open_cache(args)
@@ -384,9 +384,10 @@ def _train(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from advisor.context import make_context
     from advisor.display import make_console
     from advisor.serialize import write_json
-    from advisor.train import make_context, run_strategy
+    from advisor.train import run_strategy
 
     console, err = make_console(), make_console(stderr=True)
     params = _train_params(args)

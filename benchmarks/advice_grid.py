@@ -407,9 +407,9 @@ def backbone_for(source: str):
 
 
 def make_scenario_context(sc: Scenario, cache_root: Path | None = None):
+    from advisor.context import TrainContext
+    from advisor.context.cache import ActivationCache
     from advisor.data import Preprocess
-    from advisor.train import TrainContext
-    from advisor.train.cache import ActivationCache
     from advisor.models import resolve_device
 
     ds, split = build_dataset(sc)
@@ -453,9 +453,10 @@ def oracle_budget(sc: Scenario, n_blocks: int, n_train: int) -> list[tuple[str, 
 
 # ----------------------------------------------------------------------------------- code version
 def code_version() -> str:
-    """Hash of what decides a result: data, models, measurements, trainers, and this grid's regime."""
+    """Hash of what decides a result: data, models, the loaded context and its cache, measurements, trainers,
+    and this grid's regime."""
     h = hashlib.sha256(f"grid{GRID_VERSION}".encode())
-    for folder in ("data", "models", "measure", "train"):
+    for folder in ("data", "models", "context", "measure", "train"):
         for p in sorted((ROOT / "advisor" / folder).glob("*.py")):
             h.update(p.name.encode())
             h.update(p.read_bytes())

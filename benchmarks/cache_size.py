@@ -17,8 +17,8 @@ import tempfile
 
 import numpy as np
 
-from advisor.train import make_context
-from advisor.train.cache import ActivationCache, format_size, parse_size
+from advisor.context import make_context
+from advisor.context.cache import ActivationCache, format_size, parse_size
 
 
 def main() -> None:

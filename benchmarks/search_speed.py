@@ -68,8 +68,9 @@ def _ours(a, seed: int, tmp: Path) -> dict:
 def _plain(a, seed: int, space) -> dict:
     import optuna
 
+    from advisor.context import make_context, without_test
     from advisor.search.space import suggest
-    from advisor.train import make_context, run_strategy, without_test
+    from advisor.train import run_strategy
 
     t0 = time.perf_counter()
     ctx = without_test(make_context(a.dataset, a.model, image_size=a.image_size, device=a.device,

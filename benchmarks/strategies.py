@@ -13,7 +13,8 @@ import argparse
 import json
 import tempfile
 
-from advisor.train import make_context, run_strategy
+from advisor.context import make_context
+from advisor.train import run_strategy
 
 RUNS = [
     ("linear_probe", {}),

@@ -84,7 +84,7 @@ def test_analyze_context_equals_analyze_and_leaves_the_backbone_untouched(digits
     import torch
 
     from advisor.api import analyze_context
-    from advisor.train import make_context
+    from advisor.context import make_context
 
     ctx = make_context(str(digits_csv), "mobilenet_v2", image_size=32, device="cpu", seed=3, cache_dir=False,
                        label_columns=["digit"])

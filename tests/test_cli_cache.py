@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from advisor.train.cache import _Lock
+from advisor.context.cache import _Lock
 from tests.test_cli import _one_line_error, run_cli
 
 

@@ -77,7 +77,7 @@ class Objective:
     """Callable for ``study.optimize``; holds the training context, the space and the tracker."""
 
     def __init__(self, ctx, space, tracker, *, budget=None, fail_on: set[int] | None = None):
-        from advisor.train import without_test
+        from advisor.context import without_test
 
         self.ctx = dataclasses.replace(without_test(ctx), progress=_with_cache_pause(ctx.progress))
         self.space = space

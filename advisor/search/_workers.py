@@ -24,13 +24,13 @@ def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri:
             parent_run_id: str, space_path: str, workspace: str) -> None:
     import optuna
 
+    from advisor.context import make_context
     from advisor.search._budget import TrialBudget
     from advisor.search._objective import Objective, TrialFailed
     from advisor.search.space import load_space
     from advisor.search.storage import open_storage
     from advisor.search.study import SearchConfig, _make_pruner, _QuietFatalTrials
     from advisor.track import StudyTracker
-    from advisor.train import make_context
 
     cfg = SearchConfig(**cfg_dict)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -3,7 +3,7 @@
 The order of work, chosen so that bad input fails before anything expensive:
 
 1. tracking store reachable, study storage opens, search space valid (all in seconds);
-2. data and backbone load once (:func:`advisor.train.make_context`);
+2. data and backbone load once (:func:`advisor.context.make_context`);
 3. with ``strategy="auto"`` or ``space="auto"``: the Advice (run analyze, or read a saved one);
 4. the study is created or resumed: trials a dead worker left RUNNING are failed and their
    configurations enqueued again; on a new study the advised configuration is enqueued first;
@@ -192,10 +192,10 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     """
     import optuna
 
+    from advisor.context import make_context
     from advisor.search.space import advice_trial, check_space, space_to_yaml
     from advisor.search.storage import best_trial, describe_storage, finished_count, open_storage, recover_stale_trials
     from advisor.track import StudyTracker, check_tracking, default_tracking_uri, resolve_tracking_uri
-    from advisor.train import make_context
 
     t_start = time.perf_counter()
     if cfg.trials < 1:

@@ -15,10 +15,10 @@ import contextlib
 import dataclasses
 import importlib
 import time
-from pathlib import Path
 
+from advisor.context import TrainContext, make_context, without_test
 from advisor.errors import AdvisorError
-from advisor.train._base import EpochCallback, EpochRecord, TrainContext, TrainingPruned, TrainResult
+from advisor.train._base import EpochCallback, EpochRecord, TrainingPruned, TrainResult
 
 # strategy -> (module, function)
 RUNNERS = {
@@ -43,65 +43,6 @@ def __getattr__(name: str):  # the export helpers import torch; load them on fir
 
         return getattr(export, name)
     raise AttributeError(name)
-
-
-def without_test(ctx: TrainContext) -> TrainContext:
-    """The same context with an empty test split: trainers then report NaN test metrics.
-
-    A search trains every trial on this, so the test items are never seen until the best
-    trial is evaluated once (with ``evaluate_model`` on the original context).
-    """
-    import numpy as np
-
-    from advisor.data.split import Split
-
-    empty = np.zeros(0, dtype=np.int64)
-    return dataclasses.replace(ctx, split=Split(ctx.split.train, ctx.split.val, empty))
-
-
-def make_context(
-    dataset: str,
-    model: str = "mobilenet_v2",
-    *,
-    weights: str | None = None,
-    image_size: int | None = None,
-    device: str = "auto",
-    seed: int = 0,
-    cache_dir: str | Path | None | bool = None,
-    label_columns: list[str] | None = None,
-    intermediate: str | None = None,
-    workers: int = 0,
-    progress=None,
-    split=None,
-) -> TrainContext:
-    """Load data, split it, load the backbone once, and set up the activation cache.
-
-    ``cache_dir``: None for the default cache folder, False for no cache, or a path.
-    ``split``: train/val/test fractions (``"0.3,0.5,0.2"`` or three numbers); None: 0.6/0.2/0.2.
-    """
-    import copy
-    import time
-
-    from advisor.data import Preprocess, load_dataset, parse_split, stratified_split
-    from advisor.models import create_backbone, resolve_device
-
-    fractions = parse_split(split)
-    dev = resolve_device(device)
-    t0 = time.perf_counter()
-    data = load_dataset(dataset, label_columns=label_columns, intermediate=intermediate, seed=seed)
-    split = stratified_split(data.labels[:, data.tasks.index(data.primary_task)], seed=seed, fractions=fractions)
-    t1 = time.perf_counter()
-    pristine = create_backbone(model, weights, device=str(dev))
-    timings = {"data": t1 - t0, "model": time.perf_counter() - t1}
-    pre = Preprocess.from_config(pristine.preprocessing, image_size)
-    cache = None
-    if cache_dir is not False:
-        from advisor.train.cache import ActivationCache, default_cache_dir
-
-        cache = ActivationCache(cache_dir if cache_dir not in (None, True) else default_cache_dir())
-    return TrainContext(dataset=data, split=split, backbone=pristine, make_backbone=lambda: copy.deepcopy(pristine),
-                        preprocess=pre, device=dev, seed=seed, cache=cache, progress=progress, workers=workers,
-                        timings=timings)
 
 
 def run_strategy(ctx: TrainContext, strategy: str, params: dict | None = None,

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 
+
 class TrainingPruned(Exception):
     """Raised by an epoch callback to stop a run early (a search pruner's decision)."""
 
@@ -49,37 +50,6 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)  # strategy-specific (comparisons, learning curve)
     # the trained model as an advisor.train.export.TransferModel on the CPU (not serialised; see export.py)
     model: Any = field(default=None, repr=False, compare=False, metadata={"json": False})
-
-
-@dataclass
-class TrainContext:
-    """Everything a trainer needs, built once by ``advisor.train.train`` (or by a search, once per study).
-
-    ``dataset`` is an advisor.data.TargetDataset, ``split`` an advisor.data.Split,
-    ``backbone`` a *fresh* advisor.models.Backbone (trainers may modify it),
-    ``make_backbone`` builds another fresh copy, ``preprocess`` an advisor.data.Preprocess,
-    ``cache`` an advisor.train.cache.ActivationCache (or None for no caching).
-    """
-
-    dataset: Any
-    split: Any
-    backbone: Any
-    make_backbone: Callable[[], Any]
-    preprocess: Any
-    device: Any  # torch.device
-    seed: int = 0
-    cache: Any = None
-    progress: Callable[[str, int, int], None] | None = None  # (stage, done, total)
-    workers: int = 0
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: "data" and "model" loading
-
-    @property
-    def task_index(self) -> int:
-        return self.dataset.tasks.index(self.dataset.primary_task)
-
-    def labels(self, indices: np.ndarray, task: str | None = None) -> np.ndarray:
-        j = self.task_index if task is None else self.dataset.tasks.index(task)
-        return self.dataset.labels[np.asarray(indices, dtype=np.int64), j]
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:

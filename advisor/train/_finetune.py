@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import time
 
-from advisor.train._base import EpochCallback, TrainContext, TrainResult
+from advisor.context import TrainContext
+from advisor.train._base import EpochCallback, TrainResult
 from advisor.train._network import FittedNetwork, fit_network, parse_network_params
 from advisor.train.export import from_fitted
 

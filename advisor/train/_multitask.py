@@ -22,8 +22,9 @@ import time
 
 import numpy as np
 
+from advisor.context import TrainContext
 from advisor.errors import AdvisorError
-from advisor.train._base import EpochCallback, TrainContext, TrainResult
+from advisor.train._base import EpochCallback, TrainResult
 from advisor.train._finetune import fit_kwargs
 from advisor.train._network import FittedNetwork, fit_network, parse_network_params
 from advisor.train.export import from_fitted

@@ -32,9 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advisor.context import TrainContext
 from advisor.errors import AdvisorError
 from advisor.models import global_pool
-from advisor.train._base import EpochCallback, EpochRecord, TrainContext, accuracy, macro_f1
+from advisor.train._base import EpochCallback, EpochRecord, accuracy, macro_f1
 
 #: Boundary activations up to this many bytes are moved to the GPU once instead of per batch.
 GPU_RESIDENT_BYTES = 2 << 30

@@ -37,8 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from advisor.context import TrainContext
 from advisor.errors import AdvisorError
-from advisor.train._base import EpochCallback, TrainContext, TrainResult, accuracy, macro_f1
+from advisor.train._base import EpochCallback, TrainResult, accuracy, macro_f1
 
 STRATEGY = "pipeline_vs_end_to_end"
 PIPELINE, END_TO_END = "pipeline", "end_to_end"

@@ -7,7 +7,7 @@
   index ``ceil(2 n / 3) - 1``), ``C`` (> 0, default 0.1), ``max_iter`` (default 5000).
 
 Features come from ``ctx.cache`` when it is set, else from one direct forward pass
-(:func:`advisor.train.cache.extract`, the same code the cache fills itself with). Train, validation and
+(:func:`advisor.context.cache.extract`, the same code the cache fills itself with). Train, validation and
 test features are extracted together in that one pass. Items whose primary label is missing (-1) are
 left out of fitting and evaluation. The fit is one "epoch": ``history`` has one record and the epoch
 callback is called once with the validation accuracy.
@@ -22,9 +22,10 @@ import warnings
 
 import numpy as np
 
+from advisor.context import TrainContext
+from advisor.context.cache import _block_index, extract
 from advisor.errors import AdvisorError
-from advisor.train._base import EpochCallback, EpochRecord, TrainContext, TrainResult, accuracy, macro_f1
-from advisor.train.cache import _block_index, extract
+from advisor.train._base import EpochCallback, EpochRecord, TrainResult, accuracy, macro_f1
 from advisor.train.export import from_probe
 
 _LP_DEFAULTS = {"C": 1.0, "max_iter": 1000}

@@ -14,10 +14,11 @@ import pytest
 import torch
 
 import advisor.train
+from advisor.context import TrainContext
 from advisor.data.split import Split
 from advisor.search._objective import Objective, TrialFailed
 from advisor.search.space import load_space
-from advisor.train._base import TrainContext, TrainResult
+from advisor.train._base import TrainResult
 
 WARM_SPACE = """\
 strategy: last_k

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from advisor.context import TrainContext
+from advisor.context.cache import DEFAULT_CACHE_MAX, ActivationCache, _Lock, default_cache_dir, extract
 from advisor.data import ArrayDataset, Preprocess, load_dataset, stratified_split
 from advisor.errors import AdvisorError
 from advisor.models import create_backbone
-from advisor.train._base import TrainContext
-from advisor.train.cache import DEFAULT_CACHE_MAX, ActivationCache, _Lock, default_cache_dir, extract
 
 LAST = 18  # mobilenet_v2: stem, ir1..ir17, conv_last
 
@@ -331,7 +331,7 @@ def test_two_labelings_of_the_same_images_share_entries(base, tmp_path):
 
 
 def test_keys_follow_device_precision_and_versions(base, monkeypatch):
-    from advisor.train import cache as cache_mod
+    from advisor.context import cache as cache_mod
 
     ctx = make_ctx(base)
     cache = ActivationCache("/nonexistent/never/written")
@@ -386,10 +386,10 @@ def test_two_processes_filling_one_entry_compute_each_row_once(base, tmp_path):
     code = """
 import sys, json, torch
 torch.set_num_threads(1)
+from advisor.context import TrainContext
+from advisor.context.cache import ActivationCache
 from advisor.data import Preprocess, load_dataset
 from advisor.models import create_backbone
-from advisor.train._base import TrainContext
-from advisor.train.cache import ActivationCache
 ds = load_dataset("digits:40"); bb = create_backbone("mobilenet_v2"); pp = bb.preprocessing
 pre = Preprocess.for_image_size(Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"]), 32)
 ctx = TrainContext(dataset=ds, split=None, backbone=bb, make_backbone=None, preprocess=pre, device=torch.device("cpu"))

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from advisor.context import TrainContext
 from advisor.data import TorchView
 from advisor.errors import AdvisorError
 from advisor.train import run_strategy
-from advisor.train._base import TrainContext
 from advisor.train.export import TransferModel, load_model, save_model
 
 

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import torch
 
+from advisor.context import TrainContext
+from advisor.context.cache import ActivationCache
 from advisor.errors import AdvisorError
-from advisor.train._base import TrainContext, TrainingPruned
+from advisor.train._base import TrainingPruned
 from advisor.train._finetune import run_full_finetune, run_last_k
 from advisor.train._network import _Net, augment_batch, fit_network, make_heads, masked_loss
-from advisor.train.cache import ActivationCache
 
 N_BLOCKS = 19  # mobilenet_v2
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from advisor.context import TrainContext
 from advisor.data import ArrayDataset, Preprocess, load_dataset, stratified_sample, stratified_split
 from advisor.errors import AdvisorError
-from advisor.train._base import TrainContext
 from advisor.train._multitask import run_multi_task
 
 

@@ -135,9 +135,9 @@ def test_learning_curves_leave_out_failed_points():
 
 
 def _context(ds, image_size=32, seed=0):
+    from advisor.context import TrainContext
     from advisor.data import Preprocess, stratified_split
     from advisor.models import create_backbone
-    from advisor.train import TrainContext
 
     pristine = create_backbone("mobilenet_v2")
     pp = pristine.preprocessing
@@ -153,9 +153,9 @@ def _sha1(idx):
 
 
 def test_needs_an_intermediate_label():
+    from advisor.context import TrainContext
     from advisor.data import ArrayDataset
     from advisor.train._pipeline import run_pipeline_vs_end_to_end
-    from advisor.train._base import TrainContext
 
     ds = ArrayDataset("plain", np.zeros((6, 8, 8), np.uint8), np.array([0, 1] * 3))
     ctx = TrainContext(dataset=ds, split=None, backbone=None, make_backbone=lambda: None, preprocess=None,

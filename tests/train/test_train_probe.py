@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from advisor.context import TrainContext
+from advisor.context.cache import ActivationCache
 from advisor.data import Preprocess, load_dataset, stratified_split
 from advisor.errors import AdvisorError
 from advisor.models import create_backbone
 from advisor.train import TrainingPruned, run_strategy
-from advisor.train._base import TrainContext
 from advisor.train._probe import default_svm_block, run_linear_probe, run_svm_early
-from advisor.train.cache import ActivationCache
 
 
 @pytest.fixture(scope="module")
