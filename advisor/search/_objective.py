@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import logging
 import math
 import time
 import traceback
@@ -227,3 +228,29 @@ def _plain(params: dict) -> dict:
 def _plain_record(h) -> dict:
     return {"epoch": h.epoch, "train_loss": h.train_loss, "val_accuracy": h.val_accuracy,
             "val_loss": h.val_loss, "seconds": h.seconds}
+
+
+class QuietFatalTrials:
+    """While ``study.optimize`` runs: Optuna's warnings (with a traceback) about the trial that hit a
+    fatal device error are dropped, so the search ends with the one line of its AdvisorError."""
+
+    def __init__(self, objective):
+        self.objective = objective
+        self.handlers: list[logging.Handler] = []
+
+    def filter(self, record) -> bool:
+        if self.objective.fatal is None:
+            return True
+        msg = record.getMessage()
+        return not (msg.startswith("Trial ") and " failed " in msg)
+
+    def __enter__(self):
+        # Optuna logs from child loggers to the handler of its library logger: filter on the handlers
+        self.handlers = list(logging.getLogger("optuna").handlers)
+        for h in self.handlers:
+            h.addFilter(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self.handlers:
+            h.removeFilter(self)

@@ -26,10 +26,11 @@ def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri:
 
     from advisor.context import make_context
     from advisor.search._budget import TrialBudget
-    from advisor.search._objective import Objective, TrialFailed
+    from advisor.search._config import SearchConfig
+    from advisor.search._objective import Objective, QuietFatalTrials, TrialFailed
+    from advisor.search._pruners import make_pruner
     from advisor.search.space import load_space
     from advisor.search.storage import open_storage
-    from advisor.search.study import SearchConfig, _make_pruner, _QuietFatalTrials
     from advisor.track import StudyTracker
 
     cfg = SearchConfig(**cfg_dict)
@@ -38,14 +39,14 @@ def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri:
     storage = open_storage(storage_desc, workspace)
     study = optuna.load_study(study_name=study_name, storage=storage,
                               sampler=optuna.samplers.TPESampler(seed=cfg.seed + 1000 * index, n_startup_trials=5),
-                              pruner=_make_pruner(cfg.pruner, space))
+                              pruner=make_pruner(cfg.pruner, space))
     ctx = make_context(cfg.dataset, cfg.model, weights=cfg.weights, image_size=cfg.image_size, device=cfg.device,
                        seed=cfg.seed, cache_dir=cfg.cache_dir, label_columns=cfg.label_columns,
                        intermediate=cfg.intermediate, workers=cfg.loader_workers, split=cfg.split)
     tracker = StudyTracker.attach(uri, parent_run_id)
     budget = TrialBudget(cfg.trials)
     objective = Objective(ctx, space, tracker, budget=budget, fail_on=set(cfg.fail_trials))
-    with _QuietFatalTrials(objective):
+    with QuietFatalTrials(objective):
         study.optimize(objective, n_trials=None, timeout=cfg.timeout, catch=(TrialFailed,), callbacks=[budget])
     if objective.fatal:  # the trial is recorded and logged; this process's GPU context is unusable
         import sys
@@ -90,9 +91,9 @@ def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, par
     try:
         while any(p.is_alive() for p in procs):
             if progress:
-                from advisor.search.study import _best_note
+                from advisor.search.storage import best_note
 
-                progress("trials", finished_count(study) - start, remaining, _best_note(study))
+                progress("trials", finished_count(study) - start, remaining, best_note(study))
             time.sleep(1.0)
     except KeyboardInterrupt:
         for p in procs:
@@ -103,9 +104,9 @@ def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, par
     for p in procs:
         p.join()
     if progress:
-        from advisor.search.study import _best_note
+        from advisor.search.storage import best_note
 
-        progress("trials", finished_count(study) - start, remaining, _best_note(study))
+        progress("trials", finished_count(study) - start, remaining, best_note(study))
     bad = [p.exitcode for p in procs if p.exitcode != 0]
     if bad:
         raise AdvisorError(f"{len(bad)} of {len(procs)} search workers exited with an error (exit codes {bad})",

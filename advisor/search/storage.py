@@ -288,3 +288,9 @@ def best_trial(study):
 
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     return max(done, key=lambda t: (t.value, -t.number)) if done else None
+
+
+def best_note(study) -> str:
+    """"best VALUE (trial N)" for progress lines, or "" before any trial finished."""
+    b = best_trial(study)
+    return "" if b is None else f"best {b.value:.4f} (trial {b.number})"

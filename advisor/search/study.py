@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from advisor.errors import AdvisorError
+from advisor.search._config import SearchConfig
+from advisor.search._objective import QuietFatalTrials
+from advisor.search._pruners import make_pruner
 
 _log = logging.getLogger(__name__)
 
@@ -42,35 +45,6 @@ SPACES_DIRS = (Path(__file__).resolve().parents[2] / "search_spaces",
 def shipped_space(strategy: str) -> Path | None:
     """The shipped YAML space for ``strategy``, or None."""
     return next((d / f"{strategy}.yaml" for d in SPACES_DIRS if (d / f"{strategy}.yaml").is_file()), None)
-
-
-@dataclass
-class SearchConfig:
-    dataset: str
-    model: str = "mobilenet_v2"
-    weights: str | None = None
-    strategy: str = "auto"  # "auto" or a strategy name
-    space: str | None = None  # None: the strategy's shipped file (auto: the advice's space); "auto"; or a path
-    trials: int = 20
-    timeout: float | None = None  # seconds for this invocation
-    storage: str | None = None  # None: <workspace>/optuna.journal
-    study_name: str | None = None
-    workers: int = 1
-    experiment: str | None = None
-    tracking_uri: str | None = None  # None: sqlite in the workspace
-    device: str = "auto"
-    image_size: int | None = None
-    seed: int = 0
-    workspace: str = "advisor-workspace"
-    cache_dir: str | None = None
-    advice: str | None = None  # a saved analyze JSON to read instead of running analyze
-    analyze_sample: int = 500
-    split: str | None = None  # train/val/test fractions, e.g. "0.3,0.5,0.2"; None: 0.6,0.2,0.2
-    pruner: str = "hyperband"  # hyperband | halving | none
-    label_columns: list[str] | None = None
-    intermediate: str | None = None
-    loader_workers: int = 0
-    fail_trials: list[int] = field(default_factory=list)  # inject failures (tests)
 
 
 @dataclass
@@ -105,24 +79,6 @@ class SearchResult:
 
 def default_study_name(dataset: str, model: str, strategy: str) -> str:
     return f"{Path(dataset).name}-{model}-{strategy}".replace(":", "_").replace("/", "_")
-
-
-def _make_pruner(name: str, space):
-    """The pruner over fine-tuning epochs (:func:`~advisor.search.space.max_steps`): a trial's step ``s``
-    is its ``s``-th epoch of backbone training, after any head-only warm-up, so trials with and without
-    LP-FT warm-up are compared after the same training budget."""
-    import optuna
-
-    from advisor.search.space import max_steps
-
-    top = max(1, max_steps(space))
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=top, reduction_factor=3)
-    if name == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise AdvisorError(f"unknown pruner {name!r}", "use hyperband, halving or none")
 
 
 def _load_space(cfg: SearchConfig, advice) -> Any:
@@ -244,7 +200,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     # 4. the study
     sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=5)
     study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", sampler=sampler,
-                                pruner=_make_pruner(cfg.pruner, space), load_if_exists=True)
+                                pruner=make_pruner(cfg.pruner, space), load_if_exists=True)
     before = finished_count(study)
     retried = recover_stale_trials(study)
     advice_params = None
@@ -336,7 +292,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
 def _optimize_here(study, ctx, space, tracker, cfg, n_trials, progress) -> None:
     from advisor.search._budget import TrialBudget
     from advisor.search._objective import Objective, TrialFailed
-    from advisor.search.storage import finished_count
+    from advisor.search.storage import best_note, finished_count
 
     budget = TrialBudget(cfg.trials)
     objective = Objective(ctx, space, tracker, budget=budget, fail_on=set(cfg.fail_trials))
@@ -344,48 +300,15 @@ def _optimize_here(study, ctx, space, tracker, cfg, n_trials, progress) -> None:
 
     def on_trial(study, trial) -> None:
         if progress:
-            progress("trials", finished_count(study) - start, n_trials, _best_note(study))
+            progress("trials", finished_count(study) - start, n_trials, best_note(study))
 
     if progress:
         progress("trials", 0, n_trials, "")
-    with _QuietFatalTrials(objective):
+    with QuietFatalTrials(objective):
         study.optimize(objective, n_trials=None, timeout=cfg.timeout, catch=(TrialFailed,),
                        callbacks=[budget, on_trial])
     if objective.fatal:
         raise AdvisorError(objective.fatal)
-
-
-class _QuietFatalTrials:
-    """While ``study.optimize`` runs: Optuna's warnings (with a traceback) about the trial that hit a
-    fatal device error are dropped, so the search ends with the one line of its AdvisorError."""
-
-    def __init__(self, objective):
-        self.objective = objective
-        self.handlers: list[logging.Handler] = []
-
-    def filter(self, record) -> bool:
-        if self.objective.fatal is None:
-            return True
-        msg = record.getMessage()
-        return not (msg.startswith("Trial ") and " failed " in msg)
-
-    def __enter__(self):
-        # Optuna logs from child loggers to the handler of its library logger: filter on the handlers
-        self.handlers = list(logging.getLogger("optuna").handlers)
-        for h in self.handlers:
-            h.addFilter(self)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for h in self.handlers:
-            h.removeFilter(self)
-
-
-def _best_note(study) -> str:
-    from advisor.search.storage import best_trial
-
-    b = best_trial(study)
-    return "" if b is None else f"best {b.value:.4f} (trial {b.number})"
 
 
 def _flag(value: bool | None) -> str:

@@ -68,7 +68,7 @@ def test_a_warm_up_trial_and_a_plain_one_are_compared_after_the_same_fine_tuning
     """Step s of both trials comes after s epochs of backbone training: the warm-up trial's head-only
     epochs are not reported, so Hyperband never compares its 1st fine-tuning epoch with another
     trial's 3rd. The pruner's budget is counted the same way (min 1, max the largest epochs)."""
-    from advisor.search.study import _make_pruner
+    from advisor.search._pruners import make_pruner
 
     path = tmp_path / "warm.yaml"
     path.write_text(WARM_SPACE)
@@ -87,9 +87,9 @@ def test_a_warm_up_trial_and_a_plain_one_are_compared_after_the_same_fine_tuning
     assert warm.user_attrs["warmup_epochs"] == 2 and "warmup_epochs" not in plain.user_attrs
 
     for name in ("hyperband", "halving"):
-        pruner = _make_pruner(name, space)
+        pruner = make_pruner(name, space)
         assert pruner._min_resource == 1
-    assert _make_pruner("hyperband", space)._max_resource == 3  # not 3 + 2 warm-up epochs
+    assert make_pruner("hyperband", space)._max_resource == 3  # not 3 + 2 warm-up epochs
 
 
 def test_a_warm_up_trial_is_judged_by_the_pruner_only_on_fine_tuning_epochs(tmp_path, monkeypatch):
