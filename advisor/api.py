@@ -84,6 +84,7 @@ def analyze(
 
     _check_sample(sample)
     _check_check(check)
+    _check_batch(batch_size)
     ctx = make_context(dataset, model, weights=weights, image_size=image_size, device=device, seed=seed,
                        cache_dir=False, label_columns=label_columns, intermediate=intermediate, split=split)
     return _analyze_ctx(ctx, dataset, model, sample=sample, batch_size=batch_size, source_data=source_data,
@@ -98,6 +99,7 @@ def analyze_context(ctx, dataset: str, model: str, *, sample: int = 1000, batch_
     include the context's data and model loading, as a direct analyze's do."""
     _check_sample(sample)
     _check_check(check)
+    _check_batch(batch_size)
     return _analyze_ctx(ctx, dataset, model, sample=sample, batch_size=batch_size, source_data=None,
                         progress=progress, check=check)
 
@@ -108,6 +110,12 @@ CHECK_MODES = ("auto", "on", "off")
 def _check_sample(sample) -> None:
     if not isinstance(sample, int) or sample < 2:
         raise AdvisorError(f"bad sample size {sample!r}", "use --sample with an integer of at least 2, e.g. 1000")
+
+
+def _check_batch(batch_size) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise AdvisorError(f"bad forward batch size {batch_size!r}",
+                           "use --forward-batch with a positive integer, e.g. 64")
 
 
 def _check_check(check) -> None:

@@ -17,36 +17,59 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _shared_options() -> tuple[argparse.ArgumentParser, ...]:
+    """The options analyze, train and search share, defined once: the data and backbone, the
+    activation cache, and the data-loading processes."""
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("dataset", metavar="DATASET",
+                      help="image folder (one sub-folder per class), CSV manifest, NPZ (x, y), or built-in name: "
+                           "fashion-mnist, digits, fashion-pairs, fashion-chain (NAME:K keeps K samples per class)")
+    data.add_argument("--model", default="mobilenet_v2",
+                      help="torchvision model (mobilenet_v2, resnet18, resnet50, efficientnet_b0, convnext_tiny, "
+                           "...) or timm:NAME (default: mobilenet_v2)")
+    data.add_argument("--weights", metavar="PATH", default=None,
+                      help="local state dict instead of the pretrained weights in the torch hub cache; "
+                           "'random' for none")
+    data.add_argument("--image-size", type=int, default=None, metavar="S",
+                      help="input resolution (default: the weights' own, e.g. 224)")
+    data.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                      help="where the network runs (default auto: cuda when present)")
+    data.add_argument("--seed", type=int, default=0, help="seed of the split, the sample and training (default 0)")
+    data.add_argument("--split", default=None, metavar="TRAIN,VAL,TEST",
+                      help="train,validation,test fractions of every class (default 0.6,0.2,0.2)")
+    data.add_argument("--labels", metavar="COL[,COL...]", default=None,
+                      help="CSV manifest or NPZ: label columns (default: all but the path column)")
+    data.add_argument("--intermediate", metavar="COL", default=None,
+                      help="the label column that is an intermediate label (x -> COL -> final)")
+    cache = argparse.ArgumentParser(add_help=False)
+    cache.add_argument("--cache-dir", metavar="DIR", default=None,
+                       help="activation cache (default $ADVISOR_CACHE or ~/.cache/advisor/activations)")
+    cache.add_argument("--no-cache", action="store_true", help="no activation cache: recompute the frozen part")
+    loader = argparse.ArgumentParser(add_help=False)
+    loader.add_argument("--loader-workers", type=int, default=0, metavar="N",
+                        help="data-loading processes per training run (default 0: in the training process)")
+    return data, cache, loader
+
+
+def _labels(args) -> list[str] | None:
+    return [c.strip() for c in args.labels.split(",") if c.strip()] if args.labels else None
+
+
 def _build() -> argparse.ArgumentParser:
     p = _Parser(prog="advisor", description="Transfer-learning strategy advisor.")
     p.add_argument("--version", action="version", version=f"advisor {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    a = sub.add_parser("analyze", help="measure a dataset against a pretrained backbone and recommend a strategy",
+    data, cache, loader = _shared_options()
+    a = sub.add_parser("analyze", parents=[data], help="measure a dataset against a pretrained backbone and "
+                                                      "recommend a strategy",
                        description="Measure the target dataset's size and its similarity to the source domain block "
                                    "by block through the pretrained network, then recommend a strategy.")
-    a.add_argument("dataset", metavar="DATASET",
-                   help="image folder (one sub-folder per class), CSV manifest, NPZ (x, y), or built-in "
-                        "name: fashion-mnist, digits (NAME:K keeps K samples per class)")
-    a.add_argument("--model", default="mobilenet_v2",
-                   help="torchvision model (mobilenet_v2, resnet18, resnet50, efficientnet_b0, convnext_tiny, ...) "
-                        "or timm:NAME (default: mobilenet_v2)")
-    a.add_argument("--weights", metavar="PATH", default=None,
-                   help="local state dict instead of the pretrained weights in the torch hub cache; 'random' for none")
     a.add_argument("--sample", type=int, default=1000, metavar="N",
                    help="measure at most N training images, stratified (default 1000)")
-    a.add_argument("--image-size", type=int, default=None, metavar="S",
-                   help="input resolution (default: the weights' own, e.g. 224)")
-    a.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto")
-    a.add_argument("--batch-size", type=int, default=64, metavar="B")
-    a.add_argument("--seed", type=int, default=0, help="seed of the split and the sample (default 0)")
-    a.add_argument("--split", default=None, metavar="TRAIN,VAL,TEST",
-                   help="train,validation,test fractions of every class (default 0.6,0.2,0.2)")
-    a.add_argument("--labels", metavar="COL[,COL...]", default=None,
-                   help="CSV manifest: label columns (default: all but the path column)")
-    a.add_argument("--intermediate", metavar="COL", default=None,
-                   help="CSV manifest: the label column that is an intermediate label (x -> COL -> final)")
+    a.add_argument("--forward-batch", type=int, default=64, metavar="B",
+                   help="images per forward pass while measuring (default 64; memory only, not the numbers)")
     a.add_argument("--source-data", metavar="DATASET", default=None,
                    help="a sample of the source domain (any DATASET form; labels ignored) for Frechet distance "
                         "and domain-classifier accuracy per block")
@@ -58,40 +81,28 @@ def _build() -> argparse.ArgumentParser:
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=_analyze)
 
-    t = sub.add_parser("train", help="train one strategy and report validation and test metrics",
+    t = sub.add_parser("train", parents=[data, cache, loader],
+                       help="train one strategy and report validation and test metrics",
                        description="Run one transfer-learning strategy on a dataset: linear_probe, svm_early, "
                                    "last_k, full_finetune, multi_task or pipeline_vs_end_to_end.")
-    t.add_argument("dataset", metavar="DATASET", help="as for analyze, plus fashion-pairs and fashion-chain")
-    t.add_argument("--model", default="mobilenet_v2")
-    t.add_argument("--weights", metavar="PATH", default=None)
     t.add_argument("--strategy", required=True, metavar="NAME",
                    help="linear_probe, svm_early, last_k, full_finetune, multi_task, pipeline_vs_end_to_end")
-    t.add_argument("--image-size", type=int, default=None, metavar="S")
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--split", default=None, metavar="TRAIN,VAL,TEST",
-                   help="train,validation,test fractions of every class (default 0.6,0.2,0.2)")
-    t.add_argument("--labels", metavar="COL[,COL...]", default=None)
-    t.add_argument("--intermediate", metavar="COL", default=None)
-    t.add_argument("--cache-dir", metavar="DIR", default=None,
-                   help="activation cache (default $ADVISOR_CACHE or ~/.cache/advisor/activations)")
-    t.add_argument("--no-cache", action="store_true", help="recompute the frozen part every time")
-    t.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
     g = t.add_argument_group("strategy parameters (only those given are passed; the rest keep their defaults)")
     g.add_argument("--k", type=int, help="last_k: number of top blocks that train")
     g.add_argument("--block", help="svm_early: block name or index")
     g.add_argument("--C", dest="C", type=float, help="probes: inverse regularisation")
-    g.add_argument("--head-lr", type=float)
+    g.add_argument("--head-lr", type=float, help="learning rate of the new head")
     g.add_argument("--lr-ratio", type=float, help="backbone learning rate / head learning rate")
     g.add_argument("--layer-decay", type=float, help="rate multiplier from one block to the one below")
-    g.add_argument("--weight-decay", type=float)
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--batch-size", type=int)
+    g.add_argument("--weight-decay", type=float, help="decoupled weight decay (never on biases and norm parameters)")
+    g.add_argument("--epochs", type=int, help="training epochs (fine-tuning; the warm-up comes on top)")
+    g.add_argument("--batch-size", type=int, help="training batch size")
     g.add_argument("--patience", type=int, help="early stopping patience in epochs")
     g.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=None,
                    help="full_finetune: linear-probe warm-up of the head first (LP-FT)")
-    g.add_argument("--warmup-epochs", type=int)
-    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--warmup-epochs", type=int, help="head-only epochs of the LP-FT warm-up")
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random crops and flips of the training images")
     g.add_argument("--tasks", help="multi_task: comma-separated label columns")
     g.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="any other strategy parameter (value read as YAML: 3, 0.1, true, [a, b])")
@@ -100,13 +111,12 @@ def _build() -> argparse.ArgumentParser:
                    help="save the trained model (one PyTorch file; load with advisor.train.load_model)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
-    s = sub.add_parser("search", help="search a strategy's freeze depth and learning rates with Optuna, "
-                                      "every trial logged to MLflow",
+
+    s = sub.add_parser("search", parents=[data, cache, loader],
+                       help="search a strategy's freeze depth and learning rates with Optuna, "
+                            "every trial logged to MLflow",
                        description="Run (or resume) an Optuna study over freeze depth, learning-rate ratios and "
                                    "the rest of a strategy's search space; every trial is a nested MLflow run.")
-    s.add_argument("dataset", metavar="DATASET", help="as for train")
-    s.add_argument("--model", default="mobilenet_v2")
-    s.add_argument("--weights", metavar="PATH", default=None)
     s.add_argument("--strategy", default="auto", metavar="auto|NAME",
                    help="auto (default): analyze first and search the advised strategy, its advised configuration "
                         "as the first trial; or a strategy name")
@@ -115,6 +125,8 @@ def _build() -> argparse.ArgumentParser:
                         "advice's space); auto: the advice's space")
     s.add_argument("--advice", metavar="PATH", default=None, help="a saved 'advisor analyze --json' to use "
                                                                  "instead of running analyze")
+    s.add_argument("--sample", "--analyze-sample", dest="sample", type=int, default=500, metavar="N",
+                   help="analyze measures at most N training images, as analyze --sample (default 500)")
     s.add_argument("--trials", type=int, default=20, help="finished trials the study should hold (default 20)")
     s.add_argument("--timeout", type=float, default=None, metavar="S", help="stop starting trials after S seconds")
     s.add_argument("--storage", default=None, metavar="URL",
@@ -122,23 +134,16 @@ def _build() -> argparse.ArgumentParser:
                         "default WORKSPACE/optuna.journal")
     s.add_argument("--study-name", default=None, metavar="NAME",
                    help="the same name resumes the study (default DATASET-MODEL-STRATEGY)")
-    s.add_argument("--workers", type=int, default=1, metavar="N", help="processes on one storage (one per GPU)")
+    s.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="search processes sharing the storage, one per GPU (default 1)")
     s.add_argument("--experiment", default=None, metavar="NAME", help="MLflow experiment (default: the study name)")
     s.add_argument("--tracking-uri", default=None, metavar="URI",
                    help="MLflow tracking URI (default sqlite:///WORKSPACE/mlflow.db)")
     s.add_argument("--workspace", default=None, metavar="DIR",
                    help="folder for the default storage, tracking store and best models "
                         "(default $ADVISOR_WORKSPACE or ./advisor-workspace)")
-    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    s.add_argument("--image-size", type=int, default=None, metavar="S")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--split", default=None, metavar="TRAIN,VAL,TEST",
-                   help="train,validation,test fractions of every class (default 0.6,0.2,0.2)")
-    s.add_argument("--pruner", default="hyperband", choices=["hyperband", "halving", "none"])
-    s.add_argument("--analyze-sample", type=int, default=500, metavar="N")
-    s.add_argument("--labels", metavar="COL[,COL...]", default=None)
-    s.add_argument("--intermediate", metavar="COL", default=None)
-    s.add_argument("--cache-dir", metavar="DIR", default=None)
+    s.add_argument("--pruner", default="hyperband", choices=["hyperband", "halving", "none"],
+                   help="early stopping of unpromising trials over fine-tuning epochs (default hyperband)")
     s.add_argument("--json", metavar="PATH", default=None, help="write the search result (all trials) as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_search)
@@ -296,14 +301,15 @@ def _search(args) -> int:
     console, err = make_console(), make_console(stderr=True)
     if args.json:
         _check_writable("--json", args.json)
-    labels = [c.strip() for c in args.labels.split(",") if c.strip()] if args.labels else None
+    labels = _labels(args)
     cfg = SearchConfig(
         dataset=args.dataset, model=args.model, weights=args.weights, strategy=args.strategy, space=args.space,
         trials=args.trials, timeout=args.timeout, storage=args.storage, study_name=args.study_name,
         workers=args.workers, experiment=args.experiment, tracking_uri=args.tracking_uri, device=args.device,
         image_size=args.image_size, seed=args.seed,
         workspace=args.workspace or os.environ.get("ADVISOR_WORKSPACE") or "advisor-workspace",
-        cache_dir=args.cache_dir, advice=args.advice, analyze_sample=args.analyze_sample, pruner=args.pruner,
+        cache_dir=False if args.no_cache else args.cache_dir, advice=args.advice, analyze_sample=args.sample,
+        pruner=args.pruner, loader_workers=args.loader_workers,
         label_columns=labels, intermediate=args.intermediate, split=args.split)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[note]}"), console=err, disable=args.quiet) as bar:
@@ -394,7 +400,7 @@ def _train(args) -> int:
     for flag, path in (("--save", args.save), ("--json", args.json)):
         if path:  # refuse an unwritable output before any training, not after it
             _check_writable(flag, path)
-    labels = [c.strip() for c in args.labels.split(",") if c.strip()] if args.labels else None
+    labels = _labels(args)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, disable=args.quiet) as bar:
         tasks = {}
@@ -410,7 +416,7 @@ def _train(args) -> int:
 
         ctx = make_context(args.dataset, args.model, weights=args.weights, image_size=args.image_size,
                            device=args.device, seed=args.seed, cache_dir=False if args.no_cache else args.cache_dir,
-                           label_columns=labels, intermediate=args.intermediate, workers=args.workers,
+                           label_columns=labels, intermediate=args.intermediate, workers=args.loader_workers,
                            progress=progress, split=args.split)
         result = run_strategy(ctx, args.strategy, params, on_epoch)
     tab = Table(title=f"{result.strategy} on {args.dataset} with {args.model}", title_justify="left")
@@ -459,9 +465,9 @@ def _analyze(args) -> int:
 
     console = make_console()
     err = make_console(stderr=True)
-    if args.batch_size < 1:
-        raise _usage(f"bad --batch-size {args.batch_size}: use a positive integer, e.g. 64")
-    labels = [c.strip() for c in args.labels.split(",") if c.strip()] if args.labels else None
+    if args.json:  # refuse an unwritable output before any measuring, not after it
+        _check_writable("--json", args.json)
+    labels = _labels(args)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=err, disable=args.quiet, transient=False) as bar:
         tasks = {}
@@ -475,7 +481,7 @@ def _analyze(args) -> int:
 
         result = analyze(args.dataset, args.model, weights=args.weights, sample=args.sample,
                          image_size=args.image_size, device=args.device, seed=args.seed,
-                         batch_size=args.batch_size, source_data=args.source_data, label_columns=labels,
+                         batch_size=args.forward_batch, source_data=args.source_data, label_columns=labels,
                          intermediate=args.intermediate, progress=progress, split=args.split, check=args.check)
     print_analysis(result, console)
     if args.json:

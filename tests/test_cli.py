@@ -48,12 +48,13 @@ def test_analyze_fashion_mnist_subset_console_script(tmp_path):
     exe = Path(sys.executable).parent / "advisor"
     out_json = tmp_path / "f.json"
     r = subprocess.run([str(exe), "analyze", "fashion-mnist:20", "--sample", "120", "--image-size", "48",
-                        "--json", str(out_json)], capture_output=True, text=True, timeout=600)
+                        "--check", "off", "--json", str(out_json)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     a = Analysis.load(out_json)
     assert a.profile.size.n_samples == 200
     assert a.profile.size.tasks[0].median_per_class == 12  # the training split's 60% of 20 per class
-    assert a.advice.strategy in ("linear_probe", "svm_early")  # 20 per class is small
+    assert a.advice.strategy in ("linear_probe", "svm_early")  # 20 per class is small (the rules alone)
+    assert a.advice.check is None
     assert "Advice:" in r.stdout
 
 
@@ -145,3 +146,53 @@ def test_nothing_written_on_error(capsys, tmp_path):
     out_json = tmp_path / "a.json"
     code, _, _ = run_cli(["analyze", "digits", "--model", "notanet", "--json", str(out_json)], capsys)
     assert code == 2 and not out_json.exists()
+
+
+def test_one_vocabulary_every_option_has_help_and_shared_flags_mean_one_thing():
+    """Each option of every command says what it does, and the options analyze, train and search share
+    are one definition (same help, default and choices everywhere)."""
+    import argparse
+
+    from advisor.cli import _build
+
+    parser = _build()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    nested = {f"cache {k}": v for k, v in next(a for a in subs["cache"]._actions
+                                               if isinstance(a, argparse._SubParsersAction)).choices.items()}
+    commands = {**{k: v for k, v in subs.items() if k != "cache"}, **nested}
+    missing = [f"{name} {'/'.join(a.option_strings) or a.dest}" for name, p in commands.items()
+               for a in p._actions if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))
+               and not a.help]
+    assert missing == []
+    seen: dict = {}
+    for name in ("analyze", "train", "search"):
+        for a in commands[name]._actions:
+            for flag in a.option_strings:
+                seen.setdefault(flag, set()).add((a.dest, a.help, repr(a.default), repr(a.choices)))
+    shared = ["--model", "--weights", "--image-size", "--device", "--seed", "--split", "--labels", "--intermediate",
+              "--cache-dir", "--no-cache", "--loader-workers", "--sample", "--json", "--quiet"]
+    assert all(flag in seen for flag in shared)
+    assert all(len(seen[f]) == 1 for f in ("--model", "--weights", "--image-size", "--device", "--seed", "--split",
+                                           "--labels", "--intermediate", "--cache-dir", "--no-cache",
+                                           "--loader-workers"))
+    # a flag never means two things: the training batch, the measuring batch and the processes are apart
+    assert "--batch-size" not in {f for a in commands["analyze"]._actions for f in a.option_strings}
+    assert {f for a in commands["train"]._actions for f in a.option_strings} >= {"--batch-size", "--loader-workers"}
+    assert "--workers" not in {f for a in commands["train"]._actions for f in a.option_strings}
+
+
+def test_analyze_refuses_an_unwritable_json_before_loading_anything(tmp_path, capsys):
+    from advisor.cli import main
+
+    assert main(["analyze", "no-such-dataset-anywhere", "--json", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    # the output path is checked first: the unknown dataset is never reached
+    assert len(err) == 1 and "--json" in err[0] and "is a folder" in err[0]
+
+
+def test_api_validates_the_forward_batch_like_the_cli():
+    import advisor
+    from advisor.errors import AdvisorError
+
+    with pytest.raises(AdvisorError, match="bad forward batch size 0"):
+        advisor.analyze("digits", "mobilenet_v2", batch_size=0)
