@@ -389,8 +389,8 @@ def _predict(args) -> int:
                               skip_unreadable=args.unreadable == "skip", seed=args.seed, label_columns=labels,
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     print_prediction(result, console, args.top_k, show_rows=args.out is None)
-    for f in result.failures:
-        err.print(f"advisor: skipped unreadable image {f['item']}: {f['reason']}", markup=False, highlight=False)
+    for f in result.failures:  # one plain line each (no wrapping), for people and for grep
+        sys.stderr.write(f"advisor: skipped: {' '.join(str(f['reason']).split())}\n")
     if args.out:
         write_predictions(result, args.out, args.top_k)
         console.print(f"wrote {args.out} ({len(result.items)} rows)")
