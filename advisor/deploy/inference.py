@@ -126,8 +126,8 @@ def infer(bundle: Bundle, items: Sequence[Any], load: Callable[[Any], Any] = dec
     """Softmax probabilities of the primary task for ``items`` (each turned into a PIL image by ``load``).
 
     Images are read and preprocessed ``batch_size`` at a time by a few threads (decoding and
-    resizing release the GIL) while the network runs; an unreadable image raises its AdvisorError,
-    or with ``skip_unreadable`` is left out and reported in ``failures``.
+    resizing release the GIL), the next batch while the network runs on this one; an unreadable image
+    raises its AdvisorError, or with ``skip_unreadable`` is left out and reported in ``failures``.
     """
     import torch
 
@@ -151,9 +151,16 @@ def infer(bundle: Bundle, items: Sequence[Any], load: Callable[[Any], Any] = dec
 
     probs, kept, failures = [], [], []
     done = 0
+    starts = list(range(0, n, batch_size))
+
+    def submit(pool, start):  # the next batch is read while the network runs on this one
+        return [pool.submit(prepare, pos) for pos in range(start, min(n, start + batch_size))]
+
     with ThreadPoolExecutor(max_workers=threads) as pool, torch.inference_mode():
-        for start in range(0, n, batch_size):
-            batch = list(pool.map(prepare, range(start, min(n, start + batch_size))))
+        pending = submit(pool, starts[0]) if starts else []
+        for b, start in enumerate(starts):
+            batch = [f.result() for f in pending]
+            pending = submit(pool, starts[b + 1]) if b + 1 < len(starts) else []
             good = [(p, x) for p, x, _ in batch if x is not None]
             failures += [(p, why) for p, _, why in batch if why is not None]
             if good:
