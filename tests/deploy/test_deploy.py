@@ -340,3 +340,39 @@ def test_a_saved_probe_predicts_through_the_same_command(world, tmp_path):
                  "--cache-dir", str(world["tmp"] / "cache"), "--quiet"]) == 0
     rows = _predict(world, [str(save)], world["labelled"], tmp_path / "p.csv", "--batch-size", "7")
     assert len(rows) == 30 and np.mean([r["predicted"] == r["label"] for r in rows]) > 0.3
+
+
+def test_a_pipeline_model_with_its_two_stage_head_predicts_through_the_same_command(world, tmp_path):
+    """The pipeline exports x -> z (network head) -> softmax -> y (stage 2's linear map) as one head; predict
+    reads the final task's classes and returns the composed probabilities."""
+    from types import SimpleNamespace
+
+    import torch
+    from PIL import Image
+
+    from advisor.data import Preprocess
+    from advisor.deploy.resolve import load_bundle
+    from advisor.models import create_backbone
+    from advisor.train.export import TransferModel, save_model
+
+    bb = create_backbone("mobilenet_v2")
+    pp = bb.preprocessing
+    pre = Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"]).with_image_size(32)
+    torch.manual_seed(0)
+    blocks = list(bb.blocks)[:5]
+    with torch.no_grad():
+        width = TransferModel(blocks, {}, "y").features(torch.zeros(1, 3, 32, 32)).shape[1]
+    head = torch.nn.Sequential(torch.nn.Linear(width, 6), torch.nn.Softmax(dim=1), torch.nn.Linear(6, 3))
+    model = TransferModel(blocks, {"y": head}, "y").eval()
+    result = SimpleNamespace(model=model, strategy="pipeline_vs_end_to_end", params={}, val_accuracy=0.5,
+                             test_accuracy=0.5)
+    save = save_model(result, tmp_path / "pipe.pt", model_name="mobilenet_v2", weights=None, preprocess=pre,
+                      classes={"z": [f"z{i}" for i in range(6)], "y": ["same", "group", "other"]})
+    rows = _predict(world, [str(save)], world["loose"], tmp_path / "p.csv")
+    bundle = load_bundle(str(save))
+    assert bundle.classes == ["same", "group", "other"]
+    x = torch.stack([pre(Image.open(r["item"])) for r in rows])
+    with torch.no_grad():
+        expected = torch.softmax(model(x), 1).numpy()
+    assert [r["predicted"] for r in rows] == [bundle.classes[i] for i in expected.argmax(1)]
+    assert np.allclose([float(r["top1_prob"]) for r in rows], expected.max(1), atol=1e-6)
