@@ -376,3 +376,41 @@ def test_a_pipeline_model_with_its_two_stage_head_predicts_through_the_same_comm
         expected = torch.softmax(model(x), 1).numpy()
     assert [r["predicted"] for r in rows] == [bundle.classes[i] for i in expected.argmax(1)]
     assert np.allclose([float(r["top1_prob"]) for r in rows], expected.max(1), atol=1e-6)
+
+
+def test_npz_and_csv_data_predict_like_the_image_folder(world, tmp_path):
+    """The same 30 images as an NPZ (rows are indices) and as a CSV manifest (rows are paths) get the same classes
+    as from the folder."""
+    from PIL import Image
+
+    rows = _predict(world, ["--experiment", "dig-exp"], world["labelled"], tmp_path / "f.csv")
+    files = [Path(r["item"]) for r in rows]
+    x = np.stack([np.asarray(Image.open(f)) for f in files])
+    y = np.array([int(f.parent.name) for f in files])
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    by_npz = _predict(world, ["--experiment", "dig-exp"], tmp_path / "d.npz", tmp_path / "n.csv")
+    assert [r["item"] for r in by_npz] == [str(i) for i in range(30)]
+    assert [r["predicted"] for r in by_npz] == [r["predicted"] for r in rows]
+    assert [r["label"] for r in by_npz] == [r["label"] for r in rows]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,digit\n" + "".join(f"{f},{f.parent.name}\n" for f in files))
+    by_csv = _predict(world, ["--experiment", "dig-exp"], manifest, tmp_path / "c.csv")
+    assert [r["predicted"] for r in by_csv] == [r["predicted"] for r in rows]
+
+
+def test_a_model_logged_without_its_preprocessing_is_refused_in_one_line(world, tmp_path, capsys):
+    """A plain PyTorch-flavour model (what searches logged before the pyfunc) cannot be used: nothing says how to
+    preprocess images or what the classes are."""
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    from advisor.track import log_pytorch_model
+
+    client = MlflowClient(world["uri"])
+    exp = client.get_experiment_by_name("dig-exp").experiment_id
+    run = client.create_run(exp, tags={"advisor.kind": "other"})
+    log_pytorch_model(world["uri"], run.info.run_id, torch.nn.Linear(2, 2), experiment_id=exp)
+    client.set_terminated(run.info.run_id)
+    err = _one_line_error(capsys, ["predict", f"runs:/{run.info.run_id}/model", str(world["loose"]),
+                                   "--workspace", world["ws"], "--out", str(tmp_path / "o.csv"), "--quiet"])
+    assert "not an advisor model" in err and not (tmp_path / "o.csv").exists()
