@@ -5,6 +5,7 @@ The API never prints or exits; bad input raises ``advisor.errors.AdvisorError``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from advisor.advise import Advice, advise
+from advisor.advise.rules import DEFAULT_THRESHOLDS, wants_check
 from advisor.errors import AdvisorError
 from advisor.measure.profile import Profile
 from advisor.serialize import from_dict, write_json
@@ -57,6 +59,7 @@ def analyze(
     intermediate: str | None = None,
     progress: ProgressFn | None = None,
     split=None,
+    check: str = "auto",
 ) -> Analysis:
     """Measure ``dataset`` through ``model`` block by block and recommend a strategy.
 
@@ -73,25 +76,33 @@ def analyze(
         for Frechet distance and domain-classifier accuracy per block.
     split : train/val/test fractions (``"0.3,0.5,0.2"`` or three numbers); None: 0.6/0.2/0.2.
         Per-class counts are of the training split; the split's sizes are in ``profile.size.split``.
+    check : the measured check (advisor.advise.check): "auto" runs it where the advice's rules say
+        (a single task with at most ``check_per_class`` training images per class), "on" on any single
+        task, "off" never. It trains on the training split and scores on the validation split only.
     """
     from advisor.train import make_context
 
     _check_sample(sample)
+    _check_check(check)
     ctx = make_context(dataset, model, weights=weights, image_size=image_size, device=device, seed=seed,
                        cache_dir=False, label_columns=label_columns, intermediate=intermediate, split=split)
     return _analyze_ctx(ctx, dataset, model, sample=sample, batch_size=batch_size, source_data=source_data,
-                        progress=progress)
+                        progress=progress, check=check)
 
 
 def analyze_context(ctx, dataset: str, model: str, *, sample: int = 1000, batch_size: int = 64,
-                    progress: ProgressFn | None = None) -> Analysis:
+                    progress: ProgressFn | None = None, check: str = "auto") -> Analysis:
     """:func:`analyze` on what a training context already loaded (data, split, backbone,
     preprocessing), so a search that needs the advice does not load them twice. The result
     equals ``analyze(dataset, model, ...)`` with the context's seed and image size. Its timings
     include the context's data and model loading, as a direct analyze's do."""
     _check_sample(sample)
+    _check_check(check)
     return _analyze_ctx(ctx, dataset, model, sample=sample, batch_size=batch_size, source_data=None,
-                        progress=progress)
+                        progress=progress, check=check)
+
+
+CHECK_MODES = ("auto", "on", "off")
 
 
 def _check_sample(sample) -> None:
@@ -99,7 +110,43 @@ def _check_sample(sample) -> None:
         raise AdvisorError(f"bad sample size {sample!r}", "use --sample with an integer of at least 2, e.g. 1000")
 
 
-def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progress) -> Analysis:
+def _check_check(check) -> None:
+    if check not in CHECK_MODES:
+        raise AdvisorError(f"bad check mode {check!r}", f"use one of {', '.join(CHECK_MODES)}")
+
+
+def run_check(ctx, progress=None):
+    """Run the measured check's candidates (advisor.advise.check) on ``ctx``: trained on the training
+    split, scored on the validation split; the test split is never touched. The probes share one
+    forward pass through an activation cache (a temporary one when ``ctx`` has none)."""
+    import dataclasses
+    import tempfile
+
+    from advisor.advise.check import CheckRun, MeasuredCheck, candidates
+    from advisor.train import run_strategy, without_test
+
+    cands = candidates(len(ctx.backbone.block_names), len(ctx.split.train))
+    with tempfile.TemporaryDirectory(prefix="advisor-check-") as tmp:
+        c = without_test(ctx)
+        if c.cache is None:
+            from advisor.train.cache import ActivationCache
+
+            c = dataclasses.replace(c, cache=ActivationCache(tmp))
+        import numpy as np
+
+        # one forward pass fills every block the probes read
+        c.cache.ensure(c, np.concatenate([c.split.train, c.split.val]),
+                       pooled=tuple(range(len(c.backbone.block_names))))
+        runs = []
+        for i, (strategy, params) in enumerate(cands):
+            r = run_strategy(c, strategy, params)
+            runs.append(CheckRun(strategy, params, float(r.val_accuracy), round(float(r.wall_time), 3)))
+            if progress:
+                progress(i + 1, len(cands))
+    return MeasuredCheck(runs=runs, n_val=int(len(ctx.split.val)))
+
+
+def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progress, check="auto") -> Analysis:
     """Measure what ``ctx`` (advisor.train.make_context) loaded; its loading times count in the total."""
     from advisor.data import load_dataset, stratified_sample
     from advisor.measure.blocks import block_profiles
@@ -156,7 +203,13 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
         source_data=source_data,
     )
     t = time.perf_counter()
-    adv = advise(profile)
+    thresholds = DEFAULT_THRESHOLDS if check != "on" else dataclasses.replace(DEFAULT_THRESHOLDS,
+                                                                              check_per_class=float("inf"))
+    adv = advise(profile, thresholds)
+    if check != "off" and wants_check(profile, thresholds):
+        t1 = time.perf_counter()
+        adv = advise(profile, thresholds, run_check(ctx, stage("check")))
+        timings["check"] = time.perf_counter() - t1
     timings["advise"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     profile.timings = {k: round(v, 4) for k, v in timings.items()}

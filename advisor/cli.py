@@ -50,6 +50,10 @@ def _build() -> argparse.ArgumentParser:
     a.add_argument("--source-data", metavar="DATASET", default=None,
                    help="a sample of the source domain (any DATASET form; labels ignored) for Frechet distance "
                         "and domain-classifier accuracy per block")
+    a.add_argument("--check", default="auto", choices=["auto", "on", "off"],
+                   help="the measured check: run the cheap candidates (probes on every few blocks, one LP-FT "
+                        "fine-tune) and let the validation split decide; auto (default): where the training "
+                        "split has at most 50 images per class")
     a.add_argument("--json", metavar="PATH", default=None, help="write Profile and Advice as JSON")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=_analyze)
@@ -198,7 +202,128 @@ def _build() -> argparse.ArgumentParser:
     r.add_argument("--top", type=int, default=5, metavar="N", help="learning curves of the N best trials (default 5)")
     r.add_argument("--no-attach", action="store_true", help="do not log the page on the parent runs")
     r.set_defaults(func=_report)
+
+    c = sub.add_parser("cache", help="show or empty the activation cache",
+                       description="The on-disk activation cache that train and search fill: its folder "
+                                   "($ADVISOR_CACHE, default ~/.cache/advisor/activations) is capped at "
+                                   "$ADVISOR_CACHE_MAX (default 20G); the least recently used entries make "
+                                   "room for new ones.")
+    csub = c.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=_Parser)
+    csub.required = True
+    ci = csub.add_parser("info", help="the folder, its size and cap, and every entry",
+                         description="Print the cache folder, its entries, their total size and the cap, and "
+                                     "per entry its kind, block, rows done, size and when it was last used.")
+    ci.add_argument("--cache-dir", metavar="DIR", default=None,
+                    help="activation cache (default $ADVISOR_CACHE or ~/.cache/advisor/activations)")
+    ci.add_argument("--json", metavar="PATH", nargs="?", const="-", default=None,
+                    help="print JSON instead of the table (or write it to PATH)")
+    ci.set_defaults(func=_cache_info)
+    cc = csub.add_parser("clear", help="remove entries (all by default)",
+                         description="Remove cache entries: all, or those last used before --older-than, or "
+                                     "those whose key starts with --key. Entries in use by a running train or "
+                                     "search are kept and listed.")
+    cc.add_argument("--cache-dir", metavar="DIR", default=None,
+                    help="activation cache (default $ADVISOR_CACHE or ~/.cache/advisor/activations)")
+    cc.add_argument("--older-than", metavar="AGE", default=None,
+                    help="only entries last used more than AGE ago: 90s, 30m, 12h, 7d or plain seconds")
+    cc.add_argument("--key", metavar="PREFIX", action="append", default=[],
+                    help="only the entry whose key starts with PREFIX, as 'cache info' shows it (repeatable)")
+    cc.set_defaults(func=_cache_clear)
     return p
+
+
+def _open_cache(args):
+    from advisor.train.cache import ActivationCache, default_cache_dir
+
+    root = args.cache_dir or default_cache_dir()
+    cache = ActivationCache(root)  # reads $ADVISOR_CACHE_MAX: a bad value is one line here too
+    if cache.root.exists() and not cache.root.is_dir():
+        raise _usage(f"--cache-dir {cache.root} is a file", "pass the cache folder")
+    return cache
+
+
+def _cache_info(args) -> int:
+    import json
+    import os
+    import time
+
+    from rich.table import Table
+
+    from advisor.display import make_console
+    from advisor.train.cache import format_size
+
+    cache = _open_cache(args)
+    if args.json and args.json != "-":
+        _check_writable("--json", args.json)
+    entries = cache.entries()
+    total = sum(e["bytes"] for e in entries)
+    cap_from = "ADVISOR_CACHE_MAX" if os.environ.get("ADVISOR_CACHE_MAX", "").strip() else "default"
+    if args.json:
+        doc = {"root": str(cache.root), "entries": len(entries), "total_bytes": total,
+               "disk_bytes": sum(e["disk_bytes"] for e in entries), "cap_bytes": cache.max_total,
+               "cap_from": cap_from, "items": entries}
+        text = json.dumps(doc, indent=2) + "\n"
+        if args.json == "-":
+            sys.stdout.write(text)
+        else:
+            from pathlib import Path
+
+            Path(args.json).expanduser().write_text(text)
+            sys.stdout.write(f"wrote {args.json}\n")
+        return 0
+    console = make_console()
+    console.print(f"activation cache {cache.root}")
+    console.print(f"{_n_entries(len(entries))}, {format_size(total)} "
+                  f"({format_size(sum(e['disk_bytes'] for e in entries))} on disk) "
+                  f"of a {format_size(cache.max_total)} cap ({cap_from})")
+    if entries:
+        tab = Table(box=None, pad_edge=False, header_style="bold")
+        for col in ("key", "kind", "block", "backbone", "dataset", "device", "rows done", "size", "last used"):
+            tab.add_column(col, overflow="fold", no_wrap=col not in ("backbone", "dataset"),
+                           justify="right" if col in ("rows done", "size") else "left")
+        for e in reversed(entries):  # most recently used first
+            rows = "?" if e.get("rows_done") is None else f"{e['rows_done']}/{e['items']}"
+            kind = f"boundary {e['boundary']}" if e["kind"] == "boundary" else e["kind"] or "?"
+            tab.add_row(e["key"][:12], kind, e["block"] or "?", e["backbone"] or "?", e["dataset"] or "?",
+                        e["device"] or "?", rows, format_size(e["bytes"]),
+                        time.strftime("%m-%d %H:%M", time.localtime(e["last_used"])))
+        console.print(tab)
+    return 0
+
+
+def _n_entries(n: int) -> str:
+    return f"{n} entry" if n == 1 else f"{n} entries"
+
+
+def _parse_age(text: str) -> float:
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([smhdw]?)\s*", text, re.IGNORECASE)
+    if not m:
+        raise _usage(f"bad --older-than {text!r}", "use an age such as 90s, 30m, 12h, 7d or plain seconds")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2).lower()]
+
+
+def _cache_clear(args) -> int:
+    from advisor.display import make_console
+    from advisor.train.cache import format_size
+
+    older = None if args.older_than is None else _parse_age(args.older_than)
+    cache = _open_cache(args)
+    keys = [k.strip().lower() for k in args.key]
+    if keys:
+        known = [e["key"] for e in cache.entries(rows=False)]
+        unknown = [k for k in keys if not k or not any(key.startswith(k) for key in known)]
+        if unknown:
+            raise _usage(f"no cache entry whose key starts with {unknown[0]!r} in {cache.root}",
+                         "see 'advisor cache info' for the keys")
+    removed, in_use = cache.clear(older_than=older, keys=keys)
+    console = make_console()
+    console.print(f"removed {_n_entries(len(removed))} ({format_size(sum(e['bytes'] for e in removed))}) "
+                  f"from {cache.root}")
+    for e in in_use:
+        console.print(f"kept {e['key'][:12]} ({e['kind']} {e['block']}): in use by another process")
+    return 0
 
 
 def _search(args) -> int:
@@ -448,7 +573,8 @@ def _analyze(args) -> int:
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=err, disable=args.quiet, transient=False) as bar:
         tasks = {}
-        names = {"measure": "forward pass (images)", "source": "source sample (images)", "metrics": "metrics (blocks)"}
+        names = {"measure": "forward pass (images)", "source": "source sample (images)", "metrics": "metrics (blocks)",
+                 "check": "measured check (runs)"}
 
         def progress(stage, done, total):
             if stage not in tasks:
@@ -458,7 +584,7 @@ def _analyze(args) -> int:
         result = analyze(args.dataset, args.model, weights=args.weights, sample=args.sample,
                          image_size=args.image_size, device=args.device, seed=args.seed,
                          batch_size=args.batch_size, source_data=args.source_data, label_columns=labels,
-                         intermediate=args.intermediate, progress=progress, split=args.split)
+                         intermediate=args.intermediate, progress=progress, split=args.split, check=args.check)
     print_analysis(result, console)
     if args.json:
         result.save(args.json)

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from advisor.advise import Advice
+from advisor.advise.rules import best_block, best_block_rule
 from advisor.measure.profile import Profile
 
 
@@ -38,8 +39,7 @@ def size_table(profile: Profile) -> Table:
 
 def blocks_table(profile: Profile) -> Table:
     task = profile.primary_task
-    knn = profile.block_values("knn_accuracy")
-    best = max(range(len(knn)), key=lambda i: (knn[i] if knn[i] is not None else -1, i))
+    best = best_block(profile).index
     with_source = any(b.frechet is not None for b in profile.blocks)
     t = Table(title=f"Per block: shift from the source and transferability for '{task}'", title_justify="left")
     for col, just in [("#", "right"), ("block", "left"), ("ch", "right"), ("BN shift", "right"),
@@ -54,7 +54,8 @@ def blocks_table(profile: Profile) -> Table:
         if with_source:
             row += [_f(b.frechet, 1), _f(b.domain_accuracy)]
         t.add_row(*row)
-    cap = "* best block by k-NN accuracy. BN shift: symmetric KL (nats) of target moments vs BatchNorm running stats."
+    cap = f"* best block: {best_block_rule()}, as the advice picks it.\n"
+    cap += "BN shift: symmetric KL (nats) of target moments vs BatchNorm running stats."
     if profile.source:
         s = profile.source
         cap += (f"\nSource classifier ({s.num_source_classes} classes): LEEP {s.leep:.3f}, NCE {s.nce:.3f}, "
@@ -89,6 +90,26 @@ def advice_table(advice: Advice) -> Table:
     return t
 
 
+def check_table(advice: Advice, profile: Profile) -> Table | None:
+    """Every run of the measured check with its validation accuracy, best first; None without a check."""
+    chk = advice.check
+    if chk is None or not chk.runs:
+        return None
+    win = chk.winner()
+    t = Table(title=f"Measured check: {len(chk.runs)} runs, trained on the training split, scored on "
+                    f"{chk.n_val} validation images", title_justify="left")
+    for col, just in (("strategy", "left"), ("parameters", "left"), ("val acc", "right"), ("seconds", "right")):
+        t.add_column(col, justify=just)
+    for r in sorted(chk.runs, key=lambda r: -r.val_accuracy):
+        p = dict(r.params)
+        if r.strategy == "svm_early" and isinstance(p.get("block"), int):
+            p["block"] = profile.blocks[p["block"]].name
+        shown = ", ".join(f"{k}={v}" for k, v in p.items() if k in ("block", "C", "warmup", "lr_ratio", "epochs"))
+        t.add_row(r.strategy + (" *" if r is win else ""), shown, _f(r.val_accuracy, 4), _f(r.seconds, 1))
+    t.caption = f"* the advice (highest validation accuracy; a tie goes to the cheaper run). SE {chk.standard_error():.3f}"
+    return t
+
+
 def make_console(stderr: bool = False) -> Console:
     """A console that stays 120 columns wide when output goes to a file or pipe."""
     c = Console(stderr=stderr)
@@ -102,6 +123,9 @@ def print_analysis(analysis, console: Console | None = None) -> None:
     console.print(size_table(analysis.profile))
     console.print(blocks_table(analysis.profile))
     console.print(advice_table(analysis.advice))
+    checked = check_table(analysis.advice, analysis.profile)
+    if checked is not None:
+        console.print(checked)
 
 
 def print_train_extra(result, console: Console) -> None:
@@ -109,15 +133,20 @@ def print_train_extra(result, console: Console) -> None:
     comparison of multi_task, and pipeline against end-to-end with the learning curve."""
     ex = result.extra or {}
     if result.strategy == "multi_task":
+        # the verdict on sharing is a choice, so it is shown on validation; test is the final number, once
         sep = ex.get("separate", {})
-        t = Table(title="multi-task against one model per task (test accuracy)", title_justify="left")
-        for col in ("task", "shared model", "separate model", "difference", "labelled train items"):
-            t.add_column(col, justify="left" if col == "task" else "right")
+        t = Table(title="multi-task against one model per task (validation accuracy)", title_justify="left")
+        for col in ("task", "shared model", "separate model", "difference", "better", "labelled train items"):
+            t.add_column(col, justify="left" if col in ("task", "better") else "right")
         for task, m in result.per_task.items():
-            alone = sep.get(task, {}).get("test_accuracy")
+            alone = sep.get(task, {}).get("val_accuracy")
             diff = ex.get("multi_minus_separate", {}).get(task)
-            t.add_row(task, _f(m.get("test_accuracy"), 4), _f(alone, 4),
-                      "-" if diff is None else f"{diff * 100:+.1f} pt", _f(m.get("n_train_labelled")))
+            better = "-" if diff is None else "shared" if diff > 0 else "separate" if diff < 0 else "tie"
+            t.add_row(task, _f(m.get("val_accuracy"), 4), _f(alone, 4),
+                      "-" if diff is None else f"{diff * 100:+.1f} pt", better, _f(m.get("n_train_labelled")))
+        t.caption = ("test accuracy of the shared model (evaluated once, not compared): "
+                     + ", ".join(f"{task} {_f(m.get('test_accuracy'), 4)}" for task, m in result.per_task.items()))
+        t.caption_justify = "left"
         console.print(t)
     elif result.strategy == "pipeline_vs_end_to_end":
         t = Table(title=f"pipeline (x -> {ex.get('intermediate')} -> {ex.get('final')}) against end-to-end "
@@ -126,8 +155,12 @@ def print_train_extra(result, console: Console) -> None:
             t.add_column(col, justify="left" if col == "approach" else "right")
         for name in ("pipeline", "end_to_end"):
             r = ex.get(name, {})
-            t.add_row(name, _f(r.get("val_accuracy"), 4), _f(r.get("test_accuracy"), 4),
-                      _f(r.get("test_macro_f1"), 4), f"{r.get('trainable_params', 0):,}", _f(r.get("seconds"), 1))
+            won = name == ex.get("winner")  # chosen on validation; only the winner's test number is reported
+            t.add_row(name, _f(r.get("val_accuracy"), 4), _f(r.get("test_accuracy"), 4) if won else "-",
+                      _f(r.get("test_macro_f1"), 4) if won else "-", f"{r.get('trainable_params', 0):,}",
+                      _f(r.get("seconds"), 1))
+        t.caption = "the winner has the higher validation accuracy; the test split reports its final number only"
+        t.caption_justify = "left"
         console.print(t)
         curve = ex.get("learning_curve")
         if curve:

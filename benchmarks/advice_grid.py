@@ -46,9 +46,13 @@ from pathlib import Path
 
 import numpy as np
 
+from advisor.advise.check import PROBE_C as CHECK_PROBE_C
+from advisor.advise.check import candidates as check_candidates
+from advisor.advise.check import network_budget, probe_blocks
 from advisor.serialize import to_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # controlled_source beside this file
+
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "advice_grid"
@@ -68,6 +72,11 @@ SOURCES = {
 # family -> kind, source, shift type, similar to the source (the truth), sizes, part, description.
 # The part is fixed here, by family, before any result was seen; it never changes afterwards.
 CALIBRATION, HELDOUT = "calibration", "held-out"
+# A second held-out part, written on 2026-11-29 after the first held-out part's results had been seen
+# (and the rules calibrated with those results in view) but before any result of its own: the judge of
+# the next advice method. Its families are new kinds of target, not new sizes of the old ones.
+HELDOUT2 = "held-out-2"
+PARTS = (CALIBRATION, HELDOUT, HELDOUT2)
 FAMILIES: dict[str, dict] = {
     # controlled source: MobileNetV2 pretrained on Fashion-MNIST classes 0-4 at 32 px
     "fm-new": dict(source="fmnist04", shift="feature", similar=True, sizes=(10, 50, 200, 500), part=CALIBRATION,
@@ -88,6 +97,14 @@ FAMILIES: dict[str, dict] = {
                           desc="classes 0-4 regrouped: tops (T-shirt, Pullover, Coat) vs others (Trouser, Dress)"),
     "in-fashion": dict(source="imagenet", shift="domain", similar=False, sizes=(10, 50, 200), part=HELDOUT,
                        desc="Fashion-MNIST, 10 classes, ImageNet source"),
+    "fm-new-rot90": dict(source="fmnist04", shift="input", similar=False, sizes=(10, 50, 200, 500), part=HELDOUT2,
+                         desc="classes 5-9 rotated by 90 degrees"),
+    "fm-src-pixelate": dict(source="fmnist04", shift="input", similar=False, sizes=(10, 50, 200, 500),
+                            part=HELDOUT2, desc="classes 0-4, box-averaged to 7x7 and blown up again, unseen images"),
+    "fm-new-coarse": dict(source="fmnist04", shift="label", similar=True, sizes=(10, 50, 200, 500), part=HELDOUT2,
+                          desc="classes 5-9 regrouped: shoes (Sandal, Sneaker, Ankle boot) vs others (Shirt, Bag)"),
+    "in-fashion-invert": dict(source="imagenet", shift="domain", similar=False, sizes=(10, 50), part=HELDOUT2,
+                              desc="Fashion-MNIST inverted (255 - x), 10 classes, ImageNet source"),
     # multi-task: two side-by-side 28x28 items on a 56x56 canvas; tasks = the left and the right item's class
     "mt-shared": dict(kind="multi_task", source="fmnist04", shift="feature", similar=True, sizes=(50,),
                       part=CALIBRATION, truth=dict(shared=True, balanced=True, big=True),
@@ -191,6 +208,11 @@ def _transform(images: np.ndarray, family: str, rows: np.ndarray) -> np.ndarray:
 
         x = np.stack([np.asarray(Image.fromarray(im.astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.5)),
                                  dtype=np.float32) for im in x])
+    elif family.endswith("-rot90"):
+        x = np.rot90(x, 1, axes=(1, 2))
+    elif family.endswith("-pixelate"):
+        n, h, w = x.shape
+        x = np.repeat(np.repeat(x.reshape(n, h // 4, 4, w // 4, 4).mean(axis=(2, 4)), 4, axis=1), 4, axis=2)
     elif family.endswith("-noise"):
         x = x + np.stack([np.random.default_rng(int(r)).normal(0.0, 50.0, im.shape) for r, im in zip(rows, x)])
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
@@ -204,7 +226,10 @@ def _fashion_single(sc: Scenario):
 
     x, y = fashion_mnist_arrays()
     fam = sc.family
-    if fam.startswith("fm-new"):
+    if fam == "fm-new-coarse":
+        groups = [[5, 7, 9], [6, 8]]
+        names = ["shoes (Sandal, Sneaker, Ankle boot)", "other (Shirt, Bag)"]
+    elif fam.startswith("fm-new"):
         groups = [[c] for c in (5, 6, 7, 8, 9)]
         names = [FASHION_MNIST_CLASSES[c] for c in (5, 6, 7, 8, 9)]
     elif fam == "fm-src-coarse":
@@ -389,9 +414,7 @@ def make_scenario_context(sc: Scenario, cache_root: Path | None = None):
 
     ds, split = build_dataset(sc)
     pristine = backbone_for(sc.source)
-    pp = pristine.preprocessing
-    pre = Preprocess.for_image_size(Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"]),
-                                    SOURCES[sc.source][2])
+    pre = Preprocess.from_config(pristine.preprocessing, SOURCES[sc.source][2])
     root = cache_root or Path(os.environ.get("ADVISOR_GRID_CACHE") or ROOT / ".cache" / "advice_grid")
     return TrainContext(dataset=ds, split=split, backbone=pristine, make_backbone=lambda: copy.deepcopy(pristine),
                         preprocess=pre, device=resolve_device("cpu"), seed=0,
@@ -401,27 +424,16 @@ def make_scenario_context(sc: Scenario, cache_root: Path | None = None):
 # ----------------------------------------------------------------------------------- budget
 LAST_K_FRACTIONS = (0.1, 0.25, 0.5)  # last_k at these fractions of the blocks (19 blocks: k = 2, 5, 10)
 LR_RATIOS = (0.1, 0.5)
-PROBE_C = (0.1, 1.0)
+# The probes' C values, the early-SVM blocks and the networks' epochs are the measured check's
+# (advisor.advise.check), so every configuration the check runs is one of the oracle's: the grid scores
+# the check from the oracle's records and trains nothing twice.
+PROBE_C = CHECK_PROBE_C
+svm_blocks = probe_blocks
+network_common = network_budget
 
 
 def last_ks(n_blocks: int) -> list[int]:
     return sorted({max(1, round(n_blocks * f)) for f in LAST_K_FRACTIONS} - {n_blocks})
-
-
-def svm_blocks(n_blocks: int) -> list[int]:
-    """Every block below the last when there are few (6 for timm's MobileNetV2 cut), else a stride
-    giving about five (19 blocks: 3, 6, 9, 12, 15); the last block is the linear probe's."""
-    stride = max(1, round(n_blocks / 6))
-    return list(range(stride, n_blocks - 1, stride))
-
-
-def network_common(n_train: int) -> dict:
-    """Epochs scale so that a run takes about 120 optimiser steps of batch 64, within 4 to 20 epochs
-    (10 per class of 5 classes: 20 epochs of 1 step; 500 per class: 4 epochs of 40 steps). Chosen for
-    the 3-hour budget on 2 CPU cores; patience is a quarter of the epochs (at least 2)."""
-    steps = max(1, math.ceil(n_train / 64))
-    epochs = int(min(20, max(4, math.ceil(120 / steps))))
-    return {"epochs": epochs, "patience": max(2, epochs // 4), "batch_size": 64}
 
 
 def oracle_budget(sc: Scenario, n_blocks: int, n_train: int) -> list[tuple[str, dict]]:
@@ -512,7 +524,7 @@ class Runner:
             return Analysis.load(path)
         t = time.perf_counter()
         model = SOURCES[self.sc.source][0]
-        a = analyze_context(self.ctx, self.sc.id, model, sample=500)
+        a = analyze_context(self.ctx, self.sc.id, model, sample=500, check="off")  # the check comes from the budget
         path.parent.mkdir(parents=True, exist_ok=True)
         a.save(path)
         self.log(f"  analyze {self.sc.id}: {time.perf_counter() - t:.1f} s")
@@ -647,17 +659,34 @@ def _option_pick(kind: str, advice) -> str:
     return "end_to_end"
 
 
+def grid_check(sc: Scenario, runner: Runner):
+    """The measured check analyze would run on this scenario, read from the oracle's records (every
+    candidate is in the budget); None for multi-task and pipeline scenarios or missing records."""
+    from advisor.advise.check import CheckRun, MeasuredCheck
+
+    if sc.kind != "single" or not (runner.dir / "shape.json").is_file():
+        return None
+    shape = runner.shape()
+    runs = []
+    for s, p in check_candidates(shape["n_blocks"], shape["n_train"]):
+        rec = runner.result(s, _norm_params(s, p, shape["block_names"]), compute=False)
+        if rec is None:
+            return None
+        runs.append(CheckRun(s, p, float(rec["val_accuracy"]), float(rec.get("wall_s", 0.0))))
+    return MeasuredCheck(runs=runs, n_val=int(shape["n_val"]))
+
+
 def score_scenario(sc: Scenario, runner: Runner, advise_fn, *, compute: bool) -> dict | None:
     """Everything the tables show for one scenario, or None when its results are missing."""
     shape = runner.shape() if compute or (runner.dir / "shape.json").is_file() else None
     if shape is None or not (compute or (runner.dir / "analysis.json").is_file()):
         return None
     analysis = runner.analysis()
-    advice = advise_fn(analysis.profile)
     budget = oracle_budget(sc, shape["n_blocks"], shape["n_train"])
     records = [runner.result(s, _norm_params(s, p, shape["block_names"]), compute=compute) for s, p in budget]
     if any(r is None for r in records):
         return None
+    advice = advise_fn(analysis.profile, check=grid_check(sc, runner))
     row = {"id": sc.id, "part": sc.part, "kind": sc.kind, "shift": sc.shift, "similar": sc.similar,
            "per_class": sc.per_class, "advised": advice.strategy, "advised_params": to_dict(advice.params),
            "confidence": advice.confidence}
@@ -769,6 +798,7 @@ SEARCH_SINGLE = {
     "early_margin": (0.0, 0.01, 0.02, 0.05, 0.1),
     "transfer_metric": ("knn_accuracy", "linear_probe_accuracy"),
     "shift_stat": ("mean", "median"),
+    "check_per_class": (0, 10, 50, 100),
 }
 SEARCH_MT = {"mt_min_balance": (0.1, 0.25, 0.5, 0.75), "mt_min_curve_corr": (0.0, 0.25, 0.5, 0.75, 0.9),
              "mt_min_params": (250_000, 500_000, 1_000_000, 2_000_000, 4_000_000)}
@@ -782,7 +812,7 @@ def strategy_regret_under(row: dict, advice) -> float:
     return 100.0 * (row["oracle_test"] - row["strategy_best"][advice.strategy])
 
 
-def calibrate(rows: list[dict], profiles: dict, log=print) -> dict:
+def calibrate(rows: list[dict], profiles: dict, log=print, checks: dict | None = None) -> dict:
     """Thresholds that minimise the mean strategy regret over ``rows`` (the calibration part only).
 
     Ties go to the candidate that changes the fewest thresholds from today's defaults, then to the one
@@ -792,6 +822,7 @@ def calibrate(rows: list[dict], profiles: dict, log=print) -> dict:
 
     from advisor.advise import rules
 
+    checks = checks or {}
     base = rules.DEFAULT_THRESHOLDS
     chosen = dataclasses.asdict(base)
     for kind, space in (("single", SEARCH_SINGLE), ("multi_task", SEARCH_MT), ("pipeline", SEARCH_PIPELINE)):
@@ -805,14 +836,16 @@ def calibrate(rows: list[dict], profiles: dict, log=print) -> dict:
             if cand["small_per_class"] >= cand["large_per_class"]:
                 continue
             t = rules.Thresholds(**cand)
-            regret = float(np.mean([strategy_regret_under(r, rules.advise(profiles[r["id"]], t)) for r in sel]))
+            regret = float(np.mean([strategy_regret_under(r, rules.advise(profiles[r["id"]], t, checks.get(r["id"])))
+                                    for r in sel]))
             changed = sum(cand[n] != getattr(base, n) for n in names)
             dist = sum(abs(math.log((cand[n] + 1e-3) / (getattr(base, n) + 1e-3))) if isinstance(cand[n], (int, float))
                        else float(cand[n] != getattr(base, n)) for n in names)
             key = (round(regret, 6), changed, dist)
             if best is None or key < best[0]:
                 best = (key, {n: cand[n] for n in names})
-        before = float(np.mean([strategy_regret_under(r, rules.advise(profiles[r["id"]], base)) for r in sel]))
+        before = float(np.mean([strategy_regret_under(r, rules.advise(profiles[r["id"]], base, checks.get(r["id"])))
+                                for r in sel]))
         log(f"calibrate {kind}: {len(sel)} rows, mean strategy regret {before:.2f} with today's thresholds, "
             f"{best[0][0]:.2f} with {best[1]}")
         chosen.update(best[1])
@@ -824,7 +857,8 @@ SEARCH_CONFIG = {"probe_c": PROBE_C, "lr_ratio_similar": LR_RATIOS, "lr_ratio_di
                  "warmup_rule": ("informative", "always", "never")}
 
 
-def calibrate_config(rows: list[dict], profiles: dict, runners: dict, thresholds: dict, log=print) -> dict:
+def calibrate_config(rows: list[dict], profiles: dict, runners: dict, thresholds: dict, log=print,
+                     checks: dict | None = None) -> dict:
     """The advised parameters with the lowest mean configuration regret over the calibration rows,
     given the strategy thresholds already chosen. A probe on any block is a fraction of a second from
     the activation cache, so probe configurations outside the budget are run here; a network
@@ -843,7 +877,7 @@ def calibrate_config(rows: list[dict], profiles: dict, runners: dict, thresholds
         for r in rows:
             if r["kind"] != "single":
                 continue
-            adv = rules.advise(profiles[r["id"]], t)
+            adv = rules.advise(profiles[r["id"]], t, (checks or {}).get(r["id"]))
             runner = runners[r["id"]]
             shape = runner.shape()
             s, p = advised_config(adv, shape["n_train"])
@@ -934,20 +968,23 @@ def main(argv=None) -> int:
             missing.append(sc.id)
     cal = [r for r in rows if r["part"] == CALIBRATION]
     held = [r for r in rows if r["part"] == HELDOUT]
+    held2 = [r for r in rows if r["part"] == HELDOUT2]
     if a.calibrate:
         profiles = {sc.id: Runner(sc, version).analysis().profile for sc in scs if sc.part == CALIBRATION
                     and any(r["id"] == sc.id for r in cal)}
-        chosen = calibrate(cal, profiles)
         runners = {sc.id: Runner(sc, version) for sc in scs if sc.id in profiles}
-        chosen.update(calibrate_config(cal, profiles, runners, chosen))
+        checks = {i: grid_check(next(sc for sc in scs if sc.id == i), r) for i, r in runners.items()}
+        chosen = calibrate(cal, profiles, checks=checks)
+        chosen.update(calibrate_config(cal, profiles, runners, chosen, checks=checks))
         print(json.dumps(chosen, indent=1))
         return 0
     out = {"version": version, "scenarios_scored": len(rows), "scenarios_selected": len(scs),
-           "calibration": summarise(cal), "held_out": summarise(held), "rows": rows}
+           "calibration": summarise(cal), "held_out": summarise(held), "held_out_2": summarise(held2), "rows": rows}
     out.update(failed=failed, missing=missing)
     text = (f"Advice grid, code version {version}: {len(rows)} of {len(scs)} selected scenarios scored"
             + (f"; not yet run: {', '.join(missing)}" if missing else "")
             + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".\n\n"
+            + (markdown(held2, out["held_out_2"], "Second held-out part") + "\n" if held2 else "")
             + markdown(held, out["held_out"], "Held-out part") + "\n"
             + markdown(cal, out["calibration"], "Calibration part"))
     print(text)

@@ -49,10 +49,7 @@ def main() -> None:
     split = stratified_split(data.labels[:, ti], seed=0)
     idx = split.train[stratified_sample(data.labels[split.train, ti], a.sample, 0)]
     bb = create_backbone(a.model, None, device=str(device))
-    pp = bb.preprocessing
-    pre = Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"])
-    if a.image_size:
-        pre = Preprocess.for_image_size(pre, a.image_size)
+    pre = Preprocess.from_config(bb.preprocessing, a.image_size or None)
 
     plain_forward(bb, data, idx[: a.batch_size], pre, device, a.batch_size)  # warm-up (lazy init, allocator)
     plain = plain_forward(bb, data, idx, pre, device, a.batch_size)

@@ -37,7 +37,8 @@ import numpy as np
 SOURCE_CLASSES = (0, 1, 2, 3, 4)
 SOURCE_PER_CLASS = 4000
 IMAGE_SIZE = 32
-RECIPE_VERSION = 1
+# 2: images resized with the weights' own interpolation (bicubic for timm's MobileNetV2), not always bilinear
+RECIPE_VERSION = 2
 DEFAULT_ARCH = "mobilenetv2_050"
 FASHION_TRAIN_ROWS = 60000  # advisor's fashion_mnist_arrays(): official train rows first, then t10k
 
@@ -93,8 +94,7 @@ def ensure_source(path: str | Path | None = None, *, arch: str = DEFAULT_ARCH, e
     ref = create_backbone(f"timm:{arch}", "random")
     from advisor.data import Preprocess
 
-    pp = ref.preprocessing
-    pre = Preprocess.for_image_size(Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"]), IMAGE_SIZE)
+    pre = Preprocess.from_config(ref.preprocessing, IMAGE_SIZE)
     threads = torch.get_num_threads()
     torch.manual_seed(0)
     model = timm.create_model(arch, pretrained=False, num_classes=len(SOURCE_CLASSES))

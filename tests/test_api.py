@@ -104,3 +104,43 @@ def test_analyze_context_equals_analyze_and_leaves_the_backbone_untouched(digits
     assert t["data"] == pytest.approx(ctx.timings["data"], abs=1e-3) and t["model"] > 0
     assert t["model"] == pytest.approx(ctx.timings["model"], abs=1e-3)
     assert t["total"] >= t["data"] + t["model"] + t["pass"]
+
+
+def test_measured_check_trains_on_train_and_scores_on_validation_only(digits_csv, monkeypatch):
+    """18 training images per class: the measured check decides, every run it makes sees no test item,
+    and its advice is the best validation run; with check="off" the rules alone decide."""
+    import advisor.train as train_mod
+    from advisor.advise.check import candidates
+
+    seen = []
+    real = train_mod.run_strategy
+
+    def spy(ctx, strategy, params=None, callback=None):  # the real trainer, watched
+        seen.append((strategy, len(ctx.split.test), len(ctx.split.val)))
+        return real(ctx, strategy, params, callback)
+
+    monkeypatch.setattr(train_mod, "run_strategy", spy)
+    res = advisor.analyze(str(digits_csv), "mobilenet_v2", sample=120, image_size=32, device="cpu",
+                          label_columns=["digit"])
+    chk = res.advice.check
+    assert chk is not None and res.profile.size.task("digit").median_per_class == 18
+    n_blocks = len(res.profile.blocks)
+    assert [r.strategy for r in chk.runs] == [s for s, _ in candidates(n_blocks, 180)]
+    assert chk.n_val == res.profile.size.split["val"] > 0
+    assert seen and all(n_test == 0 and n_val == chk.n_val for _, n_test, n_val in seen)
+    win = max(chk.runs, key=lambda r: r.val_accuracy)
+    assert res.advice.strategy == win.strategy
+    assert any(e.name.startswith("measured:") for e in res.advice.evidence)
+    assert "check" in res.profile.timings
+
+    seen.clear()
+    off = advisor.analyze(str(digits_csv), "mobilenet_v2", sample=120, image_size=32, device="cpu",
+                          label_columns=["digit"], check="off")
+    assert off.advice.check is None and not seen
+
+
+def test_bad_check_mode_is_one_clear_error(digits_csv):
+    from advisor.errors import AdvisorError
+
+    with pytest.raises(AdvisorError, match="bad check mode 'maybe'"):
+        advisor.analyze(str(digits_csv), "mobilenet_v2", image_size=32, check="maybe")

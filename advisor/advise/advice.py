@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from advisor.advise.check import MeasuredCheck
+
 STRATEGIES = (
     "linear_probe",
     "svm_early",
@@ -63,3 +65,4 @@ class Advice:
     alternatives: list[Alternative]
     search_space: SearchSpace
     notes: list[str] = field(default_factory=list)
+    check: MeasuredCheck | None = None  # the measured check, when it decided (advisor.advise.check)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.advise.advice import Advice, Alternative, Evidence, SearchSpace
-from advisor.measure.profile import Profile
+from advisor.advise.check import MeasuredCheck
+from advisor.measure.profile import BlockProfile, Profile, best_index
 
 # Constants marked [grid] were chosen by ``benchmarks/advice_grid.py --calibrate`` on the grid's
 # calibration scenarios only (README, "How good is the advice"); before it they were 50, 500,
@@ -69,6 +70,11 @@ LR_RATIO_DIFFERENT = 0.5
 # regime (4 to 20 epochs, 2 of them spent on the warm-up) the warm-up never paid on calibration.
 WARMUP_RULE = "never"
 
+# [grid] The measured check (advisor.advise.check) runs when the training split's median images per
+# class is at most this (0: never). On the grid's calibration part the rules and fine-tuning trade
+# places below about 50 per class; 50 was the best of 0, 10, 50 and 100 there.
+CHECK_PER_CLASS = 50
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -98,6 +104,8 @@ class Thresholds:
     #: when full_finetune gets the linear-probe warm-up (LP-FT): "informative" (the last block's
     #: accuracy is at least twice chance), "always" or "never"
     warmup_rule: str = WARMUP_RULE
+    #: the measured check decides at or below this many training images per class (median); 0: never
+    check_per_class: float = CHECK_PER_CLASS
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -115,13 +123,17 @@ def _mean_shift(profile: Profile, stat: str = "mean") -> float | None:
     return float(np.median(shifts) if stat == "median" else np.mean(shifts))
 
 
-_METRIC_LABEL = {"knn_accuracy": "k-NN accuracy", "linear_probe_accuracy": "ridge-probe accuracy"}
+METRIC_LABELS = {"knn_accuracy": "k-NN accuracy", "linear_probe_accuracy": "ridge-probe accuracy"}
 
 
-def _best_index(values: list[float]) -> int:
-    """The deepest block within BEST_TIE of the highest value."""
-    top = np.nanmax(values)
-    return int(max(i for i, v in enumerate(values) if not np.isnan(v) and v >= top - BEST_TIE))
+def best_block(profile: Profile, t: Thresholds = DEFAULT_THRESHOLDS) -> BlockProfile:
+    """The block the advice calls best: the deepest within BEST_TIE of the highest ``t.transfer_metric``."""
+    return profile.best_block(t.transfer_metric, tie=BEST_TIE)
+
+
+def best_block_rule(t: Thresholds = DEFAULT_THRESHOLDS) -> str:
+    """:func:`best_block` in words, for the captions of the tables that mark it."""
+    return f"the deepest block within {BEST_TIE} of the highest {METRIC_LABELS[t.transfer_metric]}"
 
 
 def _margin_confidence(*margins: float) -> float:
@@ -146,23 +158,98 @@ def _space(strategy: str, n: int, k_range: tuple[int, int], ratio: tuple[float, 
     )
 
 
-def advise(profile: Profile, thresholds: Thresholds | None = None) -> Advice:
+def wants_check(profile: Profile, thresholds: Thresholds | None = None) -> bool:
+    """Whether the measured check decides for ``profile``: one final task (no intermediate label, no
+    multi-task candidate) and at most ``check_per_class`` training images per class (median)."""
+    t = thresholds or DEFAULT_THRESHOLDS
+    tasks = [ts.task for ts in profile.size.tasks if ts.task != profile.intermediate]
+    if profile.intermediate or len(tasks) != 1:
+        return False
+    return profile.size.task(profile.primary_task).median_per_class <= t.check_per_class
+
+
+def advise(profile: Profile, thresholds: Thresholds | None = None, check: MeasuredCheck | None = None) -> Advice:
     """Recommend one strategy for ``profile``; see the README section "How the advice is decided".
 
-    ``thresholds``: the rules' thresholds (default :data:`DEFAULT_THRESHOLDS`).
+    ``thresholds``: the rules' thresholds (default :data:`DEFAULT_THRESHOLDS`). ``check``: the measured
+    check's validation accuracies (advisor.advise.check); where :func:`wants_check` holds, its best
+    run is the advice and the rules' choice becomes an alternative.
     """
     t = thresholds or DEFAULT_THRESHOLDS
+    rules = _advise_rules(profile, t)
+    if check is not None and check.runs and wants_check(profile, t):
+        return _apply_check(rules, check, profile, t)
+    return rules
+
+
+def _run_params(run, profile: Profile) -> dict:
+    """A check run's parameters as advice parameters: the block by name, no training budget."""
+    params = dict(run.params)
+    if run.strategy == "svm_early" and isinstance(params.get("block"), int):
+        params["block"] = profile.blocks[params["block"]].name
+    if run.strategy in ("last_k", "full_finetune"):
+        params = {k: params[k] for k in ("k", "warmup", "lr_ratio") if k in params}
+    return params
+
+
+def _apply_check(rules: Advice, check: MeasuredCheck, profile: Profile, t: Thresholds) -> Advice:
+    """The check's best validation run as the advice, with the evidence that decided it."""
+    n = len(profile.blocks)
+    win = check.winner()
+    params = _run_params(win, profile)
+    probes = ("linear_probe", "svm_early")
+    other = check.best_of([s for s in {r.strategy for r in check.runs} if (s in probes) != (win.strategy in probes)])
+    se = check.standard_error()
+    margin = (win.val_accuracy - other.val_accuracy) if other is not None else float("nan")
+    evidence = list(rules.evidence)
+    for r in sorted({r.strategy: check.best_of([r.strategy]) for r in check.runs}.values(),
+                    key=lambda r: -r.val_accuracy):
+        evidence.append(Evidence(f"measured: {r.strategy} (best of its runs), validation accuracy",
+                                 round(r.val_accuracy, 4), f"on {check.n_val} validation images, SE {se:.3f}",
+                                 "best" if r is win else f"{(win.val_accuracy - r.val_accuracy) * 100:.1f} points lower"))
+    what = ("fine-tuning" if win.strategy not in probes else "a probe") + " won on validation"
+    reasons = [f"{profile.size.task(profile.primary_task).median_per_class:g} images per class is at most "
+               f"{t.check_per_class:g}: the advice ran {len(check.runs)} cheap candidates and validation decided.",
+               f"{win.strategy} reached {win.val_accuracy:.3f} validation accuracy"
+               + (f", {margin * 100:.1f} points above the best "
+                  f"{'probe' if win.strategy not in probes else 'fine-tune'} ({other.strategy})." if other else ".")]
+    if rules.strategy != win.strategy:
+        reasons.append(f"The size and similarity rules alone would have said {rules.strategy}.")
+    # a clear win (several standard errors) is confident; a coin toss is not
+    confidence = 0.5 if not math.isfinite(margin) or not math.isfinite(se) else \
+        float(np.clip(0.5 + 0.45 * math.tanh(margin / (2 * se)), 0.35, 0.95))
+    alts = [Alternative(rules.strategy, rules.params, "the size and similarity rules' choice")] \
+        if rules.strategy != win.strategy else []
+    if other is not None and other.strategy not in (win.strategy, rules.strategy):
+        alts.append(Alternative(other.strategy, _run_params(other, profile),
+                                f"{margin * 100:.1f} points lower on validation"))
+    alts += [a for a in rules.alternatives if a.strategy not in {win.strategy, *(x.strategy for x in alts)}]
+    best = best_block(profile, t)
+    early = [b.name for b in profile.blocks[max(0, best.index - 2): min(best.index + 3, n - 1)]]
+    if win.strategy in probes:
+        space = _space(win.strategy, n, (0, 2), (0.01, 0.3), profile, early + [profile.blocks[-1].name], [True], t)
+    else:
+        kk = max(1, math.ceil(n / 3))
+        space = _space(win.strategy, n, (kk, n), (0.1, 1.0), profile, [], [True, False], t)
+    return Advice(strategy=win.strategy, params=params, confidence=round(confidence, 3),
+                  summary=f"Measured on this dataset: {what}; {win.strategy} with {params}.",
+                  evidence=evidence, reasons=reasons, alternatives=alts, search_space=space,
+                  notes=list(rules.notes), check=check)
+
+
+def _advise_rules(profile: Profile, t: Thresholds) -> Advice:
+    """The size and similarity rules alone."""
     task = profile.primary_task
     ts = profile.size.task(task)
     n = len(profile.blocks)
     per_class = ts.median_per_class
-    metric = _METRIC_LABEL[t.transfer_metric]
+    metric = METRIC_LABELS[t.transfer_metric]
     knn = [v if v is not None else float("nan") for v in profile.block_values(t.transfer_metric, task)]
     logme_vals = [v if v is not None else float("nan") for v in profile.block_values("logme", task)]
-    best_i = _best_index(knn)
+    best_i = best_index(knn, BEST_TIE)
     best, last = profile.blocks[best_i], profile.blocks[-1]
     gap = knn[best_i] - knn[-1]
-    logme_best = _best_index(logme_vals)
+    logme_best = best_index(logme_vals, BEST_TIE)
     mean_shift = _mean_shift(profile, t.shift_stat)
     chance = _chance(profile, task)
 

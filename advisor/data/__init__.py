@@ -97,7 +97,6 @@ def load_dataset(
     if not path.exists():
         if _looks_like_path(text):
             raise AdvisorError(f"no such dataset path: {text}", f"pass {_KINDS}")
-        close = difflib.get_close_matches(text.split(":")[0].lower(), list(BUILTIN_DATASETS), n=1)
         close = difflib.get_close_matches(  # best match among builtin and example names
             text.split(":")[0].lower(), list(BUILTIN_DATASETS) + list(EXAMPLE_DATASETS), n=1
         )

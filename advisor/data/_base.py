@@ -21,6 +21,7 @@ from PIL import Image
 from advisor.errors import AdvisorError
 
 _FINGERPRINT_VERSION = b"advisor-data-fingerprint-v1\n"
+_IMAGES_FINGERPRINT_VERSION = b"advisor-images-fingerprint-v1\n"
 _HASH_CHUNK = 1 << 20
 
 
@@ -75,6 +76,7 @@ class TargetDataset:
         self.labels = labels
         self.intermediate = intermediate
         self._fingerprint: str | None = None
+        self._images_fingerprint: str | None = None
 
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:
@@ -139,6 +141,7 @@ class TargetDataset:
         new = copy.copy(self)
         new.labels = self.labels[idx]
         new._fingerprint = None
+        new._images_fingerprint = None
         new._take(idx)
         return new
 
@@ -192,7 +195,24 @@ class TargetDataset:
     def fingerprint(self) -> str:
         """sha256 hex digest of all image contents, labels and task names (memoised)."""
         if self._fingerprint is None:
-            h = hashlib.sha256(_FINGERPRINT_VERSION)
+            self._hash_fingerprints()
+        return self._fingerprint
+
+    def images_fingerprint(self) -> str:
+        """sha256 hex digest of the image contents and their order alone (memoised).
+
+        Labels, tasks and classes do not enter it, so label variants of the same images (another
+        ``--labels``, ``with_tasks``) share it; activation caches key on it.
+        """
+        if getattr(self, "_images_fingerprint", None) is None:
+            self._hash_fingerprints()
+        return self._images_fingerprint
+
+    def _hash_fingerprints(self) -> None:
+        """Compute the missing fingerprints with one read of the images."""
+        hashers = []
+        if self._fingerprint is None:
+            full = hashlib.sha256(_FINGERPRINT_VERSION)
             meta = {
                 "kind": type(self).__name__,
                 "n": len(self),
@@ -200,17 +220,33 @@ class TargetDataset:
                 "classes": [self.classes[t] for t in self.tasks],
                 "intermediate": self.intermediate,
             }
-            h.update(json.dumps(meta, sort_keys=True).encode("utf-8"))
+            full.update(json.dumps(meta, sort_keys=True).encode("utf-8"))
             labels = np.ascontiguousarray(self.labels, dtype="<i8")
-            h.update(b"labels")
-            h.update(labels.tobytes())
-            h.update(b"images")
-            self._hash_images(h)
-            self._fingerprint = h.hexdigest()
-        return self._fingerprint
+            full.update(b"labels")
+            full.update(labels.tobytes())
+            full.update(b"images")
+            hashers.append(("_fingerprint", full))
+        if getattr(self, "_images_fingerprint", None) is None:
+            images = hashlib.sha256(_IMAGES_FINGERPRINT_VERSION)
+            images.update(json.dumps({"kind": type(self).__name__, "n": len(self)}).encode("utf-8"))
+            hashers.append(("_images_fingerprint", images))
+        self._hash_images(_Tee([h for _, h in hashers]))
+        for attr, h in hashers:
+            setattr(self, attr, h.hexdigest())
 
     def _hash_images(self, h) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+class _Tee:
+    """Feeds every ``update`` to several hash objects."""
+
+    def __init__(self, hashers):
+        self._hashers = hashers
+
+    def update(self, data) -> None:
+        for h in self._hashers:
+            h.update(data)
 
 
 class ArrayDataset(TargetDataset):

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from advisor.data._base import ArrayDataset, check_usable
-from advisor.data.examples import load_example, parse_example_spec  # fashion-pairs, fashion-chain
 from advisor.errors import AdvisorError
 
 BUILTIN_DATASETS: dict[str, str] = {
@@ -61,7 +60,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     return arr.astype(dtype.newbyteorder("="), copy=False)
 
 
-def _readonly(a: np.ndarray) -> np.ndarray:
+def readonly(a: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(a)
     a.setflags(write=False)
     return a
@@ -74,7 +73,7 @@ def _fashion_from_idx(folder: str) -> tuple[np.ndarray, np.ndarray]:
     for split in ("train", "t10k"):
         xs.append(read_idx(d / _FASHION_FILES[(split, "images")]))
         ys.append(read_idx(d / _FASHION_FILES[(split, "labels")]))
-    return _readonly(np.concatenate(xs).astype(np.uint8)), _readonly(
+    return readonly(np.concatenate(xs).astype(np.uint8)), readonly(
         np.concatenate(ys).astype(np.int64)
     )
 
@@ -88,7 +87,7 @@ def _fashion_from_torchvision(root: str) -> tuple[np.ndarray, np.ndarray]:
         ds = FashionMNIST(root=root, train=train, download=True)
         xs.append(ds.data.numpy())
         ys.append(ds.targets.numpy())
-    return _readonly(np.concatenate(xs).astype(np.uint8)), _readonly(
+    return readonly(np.concatenate(xs).astype(np.uint8)), readonly(
         np.concatenate(ys).astype(np.int64)
     )
 
@@ -120,7 +119,25 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
     d = load_digits()
     x = np.clip(np.rint(d.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
-    return _readonly(x), _readonly(d.target.astype(np.int64))
+    return readonly(x), readonly(d.target.astype(np.int64))
+
+
+def parse_named_spec(spec: str, names, unit: str = "samples per class") -> tuple[str, int | None] | None:
+    """``"NAME:K"`` -> ``(name, K)`` and ``"NAME"`` -> ``(name, None)`` for a name in ``names``; ``None`` for
+    any other name. Raises AdvisorError for a known name with a bad ``:K`` suffix (``unit`` says what K counts)."""
+    base, sep, k = str(spec).strip().partition(":")
+    key = base.strip().lower()
+    if key not in names:
+        return None
+    if not sep:
+        return key, None
+    k = k.strip()
+    if not k.isdigit() or int(k) <= 0:
+        raise AdvisorError(
+            f"bad sample count {k!r} in dataset {spec!r}",
+            f"use a positive integer of {unit}, e.g. {key}:100",
+        )
+    return key, int(k)
 
 
 def parse_builtin_spec(spec: str) -> tuple[str, int | None] | None:
@@ -128,23 +145,7 @@ def parse_builtin_spec(spec: str) -> tuple[str, int | None] | None:
 
     Raises AdvisorError for a builtin name with a bad ``:K`` suffix.
     """
-    base, sep, k = str(spec).strip().partition(":")
-    key = base.strip().lower()
-    if key not in BUILTIN_DATASETS:
-        return None
-    if not sep:
-        return key, None
-    k = k.strip()
-    try:
-        per_class = int(k)
-    except ValueError:
-        per_class = 0
-    if per_class <= 0 or not k.isdigit():
-        raise AdvisorError(
-            f"bad sample count {k!r} in dataset {spec!r}",
-            f"use a positive integer of samples per class, e.g. {key}:100",
-        )
-    return key, per_class
+    return parse_named_spec(spec, BUILTIN_DATASETS)
 
 
 def per_class_sample(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
@@ -162,8 +163,6 @@ def per_class_sample(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
 
 def load_builtin(spec: str, *, seed: int = 0) -> ArrayDataset:
     """Load a builtin dataset; ``NAME:K`` keeps a seeded stratified ``K`` per class."""
-    if parse_example_spec(spec) is not None:  # the example datasets of advisor.data.examples
-        return load_example(spec, seed=seed)
     parsed = parse_builtin_spec(spec)
     if parsed is None:
         raise AdvisorError(

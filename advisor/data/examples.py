@@ -66,6 +66,7 @@ import functools
 import numpy as np
 
 from advisor.data._base import ArrayDataset, check_usable
+from advisor.data.builtin import FASHION_MNIST_CLASSES, fashion_mnist_arrays, parse_named_spec, readonly
 from advisor.errors import AdvisorError
 
 EXAMPLE_DATASETS: dict[str, str] = {
@@ -96,19 +97,7 @@ def parse_example_spec(spec: str) -> tuple[str, int | None] | None:
 
     Raises AdvisorError for an example name with a bad ``:K`` suffix.
     """
-    base, sep, k = str(spec).strip().partition(":")
-    key = base.strip().lower()
-    if key not in EXAMPLE_DATASETS:
-        return None
-    if not sep:
-        return key, None
-    k = k.strip()
-    if not k.isdigit() or int(k) <= 0:
-        raise AdvisorError(
-            f"bad sample count {k!r} in dataset {spec!r}",
-            f"use a positive integer of samples per class of the final label, e.g. {key}:100",
-        )
-    return key, int(k)
+    return parse_named_spec(spec, EXAMPLE_DATASETS, "samples per class of the final label")
 
 
 def final_relation(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -176,12 +165,6 @@ def _compose(images: np.ndarray, li: np.ndarray, ri: np.ndarray) -> np.ndarray:
     return out
 
 
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a)
-    a.setflags(write=False)
-    return a
-
-
 @functools.lru_cache(maxsize=4)
 def example_arrays(key: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(images [n, 56, 56] uint8, labels [n, tasks] int64, left class [n], right class [n])``.
@@ -189,8 +172,6 @@ def example_arrays(key: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray,
     Labels follow the column order of the dataset (missing = -1); the left/right classes are
     the true ones, whatever is hidden. Read-only arrays, memoised.
     """
-    from advisor.data.builtin import fashion_mnist_arrays
-
     x, y = fashion_mnist_arrays()
     rng = np.random.default_rng([seed, 0 if key == "fashion-pairs" else 1])
     if key == "fashion-pairs":
@@ -219,13 +200,11 @@ def example_arrays(key: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray,
             labels[hide, j] = -1
     else:
         labels = np.stack([10 * left + right, final_relation(left, right)], axis=1).astype(np.int64)
-    return _readonly(images), _readonly(labels), _readonly(left), _readonly(right)
+    return readonly(images), readonly(labels), readonly(left), readonly(right)
 
 
 def load_example(spec: str, *, seed: int = 0) -> ArrayDataset:
     """Build ``fashion-pairs`` or ``fashion-chain`` (``NAME:K``: K items per final class)."""
-    from advisor.data.builtin import FASHION_MNIST_CLASSES
-
     parsed = parse_example_spec(spec)
     if parsed is None:
         raise AdvisorError(

@@ -44,13 +44,39 @@ def _check_stats(values, what: str) -> tuple[float, float, float]:
     return vals  # type: ignore[return-value]
 
 
+#: The resampling filters a weights' evaluation transform may name (torchvision's
+#: ``InterpolationMode`` values), as PIL filters: torchvision and timm resize PIL images
+#: with ``Image.resize`` and these filters, so ours gives the same pixels.
+INTERPOLATIONS = {
+    "nearest": Image.NEAREST,
+    "bilinear": Image.BILINEAR,
+    "bicubic": Image.BICUBIC,
+    "box": Image.BOX,
+    "hamming": Image.HAMMING,
+    "lanczos": Image.LANCZOS,
+}
+
+
+def _check_interpolation(value) -> str:
+    name = str(getattr(value, "value", value)).strip().lower()
+    if name not in INTERPOLATIONS:
+        raise AdvisorError(
+            f"unknown interpolation {value!r}", f"use one of {', '.join(INTERPOLATIONS)}"
+        )
+    return name
+
+
 class Preprocess:
-    """PIL image -> float32 tensor ``[3, crop, crop]``.
+    """PIL image -> float32 tensor ``[3, crop, crop]``: a weights' evaluation transform.
 
     Any mode is converted to 3 channels (greyscale is repeated), the shorter
-    side is resized to ``resize_size`` (bilinear, antialiased), the centre
-    ``crop_size`` square is cut out, values are scaled to [0, 1] and
-    normalised with ``mean`` / ``std`` per channel.
+    side is resized to ``resize_size`` (with ``interpolation``, antialiased as
+    PIL does), the centre ``crop_size`` square is cut out, values are scaled
+    to [0, 1] and normalised with ``mean`` / ``std`` per channel. Built from a
+    backbone's ``preprocessing`` (:meth:`from_config`), which is read from the
+    weights' own transform (torchvision's ``weights.transforms()``, timm's
+    ``resolve_data_config`` + ``create_transform``), it gives the same tensor as
+    that transform on an RGB image.
     """
 
     def __init__(
@@ -59,11 +85,14 @@ class Preprocess:
         crop_size: int,
         mean: Sequence[float] = (0.485, 0.456, 0.406),
         std: Sequence[float] = (0.229, 0.224, 0.225),
+        interpolation: str = "bilinear",
     ):
         self.resize_size = _check_size(resize_size, "resize size")
         self.crop_size = _check_size(crop_size, "crop size")
         self.mean = _check_stats(mean, "mean")
         self.std = _check_stats(std, "std")
+        self.interpolation = _check_interpolation(interpolation)
+        self._filter = INTERPOLATIONS[self.interpolation]
         m = np.asarray(self.mean, dtype=np.float64).reshape(3, 1, 1)
         s = np.asarray(self.std, dtype=np.float64).reshape(3, 1, 1)
         # (x / 255 - mean) / std  ==  x * scale + bias
@@ -72,11 +101,18 @@ class Preprocess:
 
     # ------------------------------------------------------------- variants
     @classmethod
+    def from_config(cls, config: dict, image_size: int | None = None) -> "Preprocess":
+        """From a backbone's ``preprocessing`` dict, at crop ``image_size`` when given."""
+        pre = cls(config["resize_size"], config["crop_size"], config["mean"], config["std"],
+                  config.get("interpolation", "bilinear"))
+        return pre if image_size is None else cls.for_image_size(pre, image_size)
+
+    @classmethod
     def for_image_size(cls, base: "Preprocess", image_size: int) -> "Preprocess":
         """Same recipe as ``base`` at crop ``image_size`` (resize scaled by the same ratio)."""
         image_size = _check_size(image_size, "image size")
         resize = max(8, int(round(image_size * base.resize_size / base.crop_size)))
-        return cls(resize, image_size, base.mean, base.std)
+        return cls(resize, image_size, base.mean, base.std, base.interpolation)
 
     def with_image_size(self, image_size: int) -> "Preprocess":
         """Method form of :meth:`for_image_size`."""
@@ -86,7 +122,7 @@ class Preprocess:
     def __repr__(self) -> str:
         return (
             f"Preprocess(resize_size={self.resize_size}, crop_size={self.crop_size}, "
-            f"mean={self.mean}, std={self.std})"
+            f"mean={self.mean}, std={self.std}, interpolation={self.interpolation!r})"
         )
 
     def __eq__(self, other) -> bool:
@@ -96,11 +132,11 @@ class Preprocess:
         return hash(self._key())
 
     def _key(self):
-        return (self.resize_size, self.crop_size, self.mean, self.std)
+        return (self.resize_size, self.crop_size, self.mean, self.std, self.interpolation)
 
     def __getstate__(self):
         return {"resize_size": self.resize_size, "crop_size": self.crop_size,
-                "mean": self.mean, "std": self.std}
+                "mean": self.mean, "std": self.std, "interpolation": self.interpolation}
 
     def __setstate__(self, state):
         self.__init__(**state)
@@ -117,7 +153,7 @@ class Preprocess:
         else:
             new = (max(1, int(r * w / h)), r)
         if new != (w, h):
-            img = img.resize(new, Image.BILINEAR)
+            img = img.resize(new, self._filter)
         w, h = new
         c = self.crop_size
         left = int(round((w - c) / 2.0))

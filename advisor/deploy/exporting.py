@@ -4,7 +4,7 @@ The exported graph takes preprocessed images ``image`` float32 ``[N, 3, S, S]`` 
 ``logits`` ``[N, classes]`` of the primary task (softmax gives the probabilities ``advisor predict``
 prints). ``PATH.preprocess.json`` says how to get from an image file to ``image``: the
 :class:`~advisor.data.Preprocess` state (shorter side resized to ``resize_size``, centre crop
-``crop_size``, interpolation where recorded, greyscale repeated to 3 channels, ``(x / 255 - mean) /
+``crop_size``, with ``interpolation``, greyscale repeated to 3 channels, ``(x / 255 - mean) /
 std``), the class names in output order and the expected input.
 
 Every export is checked before it is written: the exported file's outputs must equal PyTorch's
@@ -159,7 +159,7 @@ def describe(bundle, fmt: str, out: Path) -> dict:
         "preprocess": preprocess_state(pre),
         "steps": ["decode; greyscale and palette images become 3 channels (grey repeated), alpha dropped",
                   f"resize the shorter side to {pre.resize_size} (interpolation: "
-                  f"{getattr(pre, 'interpolation', 'bilinear')}, antialiased)",
+                  f"{pre.interpolation}, antialiased)",
                   f"centre crop {pre.crop_size} x {pre.crop_size}",
                   "x / 255, then (x - mean) / std per channel"],
         "model_name": bundle.meta.get("model_name"),

@@ -1,7 +1,7 @@
 """The best model as an MLflow pyfunc that carries everything needed to use it.
 
 Artifacts: ``advisor_model`` -- the ``advisor.model/1`` file (network weights, architecture name,
-preprocessing state: resolution, interpolation where the Preprocess has one, mean/std; greyscale
+preprocessing state: resolution, interpolation, mean/std; greyscale
 becomes 3 channels in :class:`~advisor.data.Preprocess`; the class names). ``code/advisor`` -- this
 package (``code_paths``), so loading needs no advisor install, only the pinned requirements.
 

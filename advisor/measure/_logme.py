@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from advisor.errors import AdvisorError
+from advisor.measure._labels import encode_labels
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _MAX_ITER = 100
@@ -53,22 +54,6 @@ def _check_features(features, name: str = "features") -> np.ndarray:
         raise AdvisorError(f"{name} contains NaN or infinite values",
                            "check the feature extraction for overflow")
     return x
-
-
-def _encode_labels(labels, n: int) -> tuple[np.ndarray, int]:
-    y = np.asarray(labels)
-    if y.ndim != 1:
-        raise AdvisorError(f"labels must be a 1-D array [N], got shape {y.shape}",
-                           "pass one integer label per sample")
-    if y.shape[0] != n:
-        raise AdvisorError(f"features have {n} samples but labels have {y.shape[0]}",
-                           "pass one label per feature row")
-    _, idx = np.unique(y, return_inverse=True)
-    n_classes = int(idx.max()) + 1 if idx.size else 0
-    if n_classes < 2:
-        raise AdvisorError(f"labels contain {n_classes} distinct class(es); need at least 2",
-                           "use a target dataset with two or more classes")
-    return idx.reshape(-1), n_classes
 
 
 def _profile(t, sig, z2, yy, n):
@@ -108,7 +93,7 @@ def logme_per_class(features, labels) -> tuple[np.ndarray, np.ndarray, np.ndarra
     """
     f = _check_features(features)
     n, d = f.shape
-    idx, n_classes = _encode_labels(labels, n)
+    idx, n_classes = encode_labels(labels, n)
     y = np.zeros((n, n_classes), dtype=np.float64)
     y[np.arange(n), idx] = 1.0
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from advisor.measure._bn_shift import MomentAccumulator
+from advisor.models import global_pool
 
 ProgressFn = Callable[[int, int], None]
 
@@ -81,6 +82,25 @@ def _batches(dataset, indices: Sequence[int], preprocess, batch_size: int, pin: 
         yield fut.result()
 
 
+@contextmanager
+def float32(device: torch.device) -> Iterator[None]:
+    """Full float32 for the measuring forward pass, on every device.
+
+    Analyze's numbers feed thresholds, so they must not depend on the device: no autocast (not
+    even one a caller opened) and, on CUDA, no TF32 in convolutions and matmuls (PyTorch lets
+    cuDNN use TF32 by default). The TF32 switches are restored afterwards. Training keeps its
+    mixed precision (``advisor.train._network``).
+    """
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = cudnn.allow_tf32, matmul.allow_tf32
+    cudnn.allow_tf32 = matmul.allow_tf32 = False
+    try:
+        with torch.autocast(device_type=device.type, enabled=False):
+            yield
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = before
+
+
 @torch.no_grad()
 def collect(
     backbone,
@@ -133,7 +153,6 @@ def collect(
     probs: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
     head = backbone.head if with_source else None
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
     t_forward = 0.0
     t0 = time.perf_counter()
     done = 0
@@ -141,10 +160,10 @@ def collect(
         for x, y in _batches(dataset, list(indices), preprocess, batch_size, pin=cuda):
             t1 = time.perf_counter()
             x = x.to(device, non_blocking=True)
-            with autocast:
+            with float32(device):
                 for i, block in enumerate(blocks):
                     x = block(x)
-                    pooled[i].append(x.float().mean(dim=(2, 3)).cpu() if x.ndim == 4 else x.float().cpu())
+                    pooled[i].append(global_pool(x.float()).cpu())
                 if head is not None:
                     probs.append(torch.softmax(head(x).float(), dim=1).cpu())
             if cuda:

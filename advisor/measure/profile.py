@@ -8,7 +8,19 @@ LEEP and NCE are mean log-likelihoods (nats, <= 0); entropies in nats.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+
+def best_index(values: Sequence[float | None], tie: float = 0.0) -> int:
+    """The deepest index whose value is within ``tie`` of the highest; missing (None, NaN) values are
+    never best. With no value at all, the last index (the network's own output)."""
+    ok = [(i, float(v)) for i, v in enumerate(values) if v is not None and not math.isnan(float(v))]
+    if not ok:
+        return len(values) - 1
+    top = max(v for _, v in ok)
+    return max(i for i, v in ok if v >= top - tie)
 
 
 @dataclass
@@ -92,7 +104,6 @@ class Profile:
             out.append(v.get(task) if isinstance(v, dict) else v)
         return out
 
-    def best_block(self, metric: str = "knn_accuracy", task: str | None = None) -> BlockProfile:
-        vals = self.block_values(metric, task)
-        best = max(range(len(vals)), key=lambda i: (vals[i] if vals[i] is not None else float("-inf"), i))
-        return self.blocks[best]
+    def best_block(self, metric: str, task: str | None = None, tie: float = 0.0) -> BlockProfile:
+        """The block :func:`best_index` picks for ``metric`` (the one definition of "best block")."""
+        return self.blocks[best_index(self.block_values(metric, task), tie)]

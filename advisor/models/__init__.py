@@ -7,8 +7,8 @@ Blocks are the unit of per-block measurement and of freeze depth::
     feats = bb.forward_blocks(x)                  # one tensor per block in bb.block_names
 """
 
-from advisor.models._backbone import Backbone, backbone_spec_id
+from advisor.models._backbone import Backbone, backbone_spec_id, global_pool
 from advisor.models._device import resolve_device
 from advisor.models.registry import create_backbone, list_models
 
-__all__ = ["Backbone", "backbone_spec_id", "create_backbone", "list_models", "resolve_device"]
+__all__ = ["Backbone", "backbone_spec_id", "create_backbone", "global_pool", "list_models", "resolve_device"]

@@ -18,6 +18,23 @@ from advisor.errors import AdvisorError
 PROBE_SIZE = 64
 
 
+def global_pool(t: torch.Tensor) -> torch.Tensor:
+    """Global average pool: ``(N, C, H, W) -> (N, C)``, ``(N, C, L) -> (N, C)``; ``(N, C)`` passes through.
+
+    The one pooling every consumer of block outputs uses (measurements, the cache, trainers, exported models).
+    """
+    if t.dim() == 4:
+        return t.mean(dim=(2, 3))
+    if t.dim() == 2:
+        return t
+    if t.dim() == 3:  # (N, C, L)
+        return t.mean(dim=2)
+    raise AdvisorError(
+        f"cannot pool a tensor of shape {tuple(t.shape)}",
+        "pass a block output of shape (N, C, H, W)",
+    )
+
+
 class Backbone(nn.Module):
     """A network cut into named sequential blocks plus an optional source head.
 
@@ -101,19 +118,7 @@ class Backbone(nn.Module):
             return self.pooled(x)
         return self.head(x)
 
-    @staticmethod
-    def pooled(t: torch.Tensor) -> torch.Tensor:
-        """Global average pool ``(N, C, H, W) -> (N, C)``; ``(N, C)`` passes through."""
-        if t.dim() == 4:
-            return t.mean(dim=(2, 3))
-        if t.dim() == 2:
-            return t
-        if t.dim() == 3:  # (N, C, L)
-            return t.mean(dim=2)
-        raise AdvisorError(
-            f"cannot pool a tensor of shape {tuple(t.shape)}",
-            "pass a block output of shape (N, C, H, W)",
-        )
+    pooled = staticmethod(global_pool)
 
     # ------------------------------------------------------------------ lookup
     def block_index(self, name: str) -> int:

@@ -119,17 +119,36 @@ def torchvision_preprocessing(weights) -> dict:
 
 
 def timm_preprocessing(cfg: Mapping | None) -> dict:
-    """resize/crop/mean/std from a timm pretrained_cfg (resize = floor(crop / crop_pct), as timm does)."""
+    """resize/crop/mean/std/interpolation of timm's own evaluation transform for a pretrained_cfg.
+
+    The transform is built the way timm builds it (``resolve_data_config`` then
+    ``create_transform``) and read back, so a timm change of defaults reaches us
+    too. Only the "center" crop mode (Resize of the shorter side, CenterCrop) maps
+    onto :class:`advisor.data.Preprocess`; any other is refused rather than
+    approximated.
+    """
     if not cfg:
         return dict(IMAGENET_PREPROCESSING)
-    crop = int(cfg.get("input_size", (3, 224, 224))[-1])
-    crop_pct = cfg.get("crop_pct") or 0.875
+    from timm.data import create_transform, resolve_data_config
+    from torchvision import transforms as T
+
+    data_cfg = resolve_data_config({}, pretrained_cfg=dict(cfg))
+    steps = list(create_transform(**data_cfg, is_training=False).transforms)
+    resize = next((t for t in steps if isinstance(t, T.Resize)), None)
+    crop = next((t for t in steps if isinstance(t, T.CenterCrop)), None)
+    norm = next((t for t in steps if isinstance(t, T.Normalize)), None)
+    if resize is None or crop is None or norm is None or not isinstance(resize.size, int):
+        raise AdvisorError(
+            f"timm's evaluation transform for {cfg.get('architecture', 'this model')} is not resize + centre crop "
+            f"(crop_mode {data_cfg.get('crop_mode')!r})",
+            "use a model whose pretrained_cfg has crop_mode 'center'",
+        )
     return {
-        "resize_size": int(math.floor(crop / crop_pct)),
-        "crop_size": crop,
-        "mean": tuple(float(m) for m in cfg.get("mean", IMAGENET_PREPROCESSING["mean"])),
-        "std": tuple(float(s) for s in cfg.get("std", IMAGENET_PREPROCESSING["std"])),
-        "interpolation": str(cfg.get("interpolation") or "bicubic"),
+        "resize_size": int(resize.size),
+        "crop_size": int(_first(crop.size)),
+        "mean": tuple(float(m) for m in data_cfg["mean"]),  # what Normalize was given, before float32
+        "std": tuple(float(s) for s in data_cfg["std"]),
+        "interpolation": str(getattr(resize.interpolation, "value", resize.interpolation)),
     }
 
 

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from advisor.report.collect import PROBES, StudyData, TrialRecord
+from advisor.report.collect import PROBES, StudyData, TrialRecord, advised_trial, canonical
 
 #: fewer complete trials than this and no importances are computed
 MIN_TRIALS_FOR_IMPORTANCE = 4
@@ -22,16 +22,6 @@ IMPORTANCE_METHOD = (
     "(0 for probes, all blocks for full_finetune); a parameter a trial does not have is set to -1; parameters "
     "that never vary (fixed in the space) are left out"
 )
-
-
-# ------------------------------------------------------------------ strategies
-def canonical(strategy: str | None, params: dict[str, Any] | None, n_blocks: int | None) -> str | None:
-    """``full_finetune`` for ``last_k`` with every block trainable, else the strategy itself."""
-    k = (params or {}).get("k")
-    if strategy == "last_k" and n_blocks and isinstance(k, (int, float)) and not isinstance(k, bool) \
-            and int(k) >= n_blocks:
-        return "full_finetune"
-    return strategy
 
 
 @dataclass
@@ -72,30 +62,6 @@ def strategy_rows(study: StudyData) -> list[StrategyRow]:
 
 
 # ------------------------------------------------------------------ the advice
-def advised_trial(study: StudyData) -> TrialRecord | None:
-    """The trial that ran the advised configuration, or None.
-
-    The trial run tagged ``advisor.advised = "true"``. Runs logged before that tag existed:
-    ``advisor search --strategy auto`` enqueues the advice's configuration as trial 0 of a
-    new study when the search space holds the advised strategy (``full_finetune`` becomes
-    ``last_k`` with k = all blocks when only ``last_k`` is in the space), so trial 0 of a
-    study whose parent carries the advice, when its strategy is the advised one.
-    """
-    tagged = [t for t in study.trials if t.advised]
-    if tagged:
-        return tagged[0]
-    advised = study.advice_strategy
-    first = study.trial(0)
-    if not advised or first is None or any(t.advised for t in study.trials):
-        return None
-    if first.strategy == advised:
-        return first
-    n = study.n_blocks
-    if canonical(first.strategy, first.params, n) == advised == "full_finetune":
-        return first
-    return None
-
-
 @dataclass
 class Agreement:
     """Whether the search's best trial used the advised strategy, and by how much it beat the advice."""
@@ -156,8 +122,9 @@ def agreement(study: StudyData) -> Agreement:
         noise = 100.0 * math.sqrt(p * (1.0 - p) / n_val)
         if gain < 2.0 * noise:
             text += (f" On {n_val} validation images one standard error of an accuracy near {p:.2f} is "
-                     f"{noise:.1f} points, so a gain of {gain:.1f} points is within noise: check the test metric, "
-                     f"or search with more validation data, before preferring the best trial to the advice.")
+                     f"{noise:.1f} points, so a gain of {gain:.1f} points is within noise: search with more "
+                     f"validation data (a larger --split validation fraction) before preferring the best trial "
+                     f"to the advice; the test split is for the final number, not for this choice.")
         else:
             text += (f" On {n_val} validation images one standard error of an accuracy near {p:.2f} is "
                      f"{noise:.1f} points, so the gain is more than two standard errors.")
@@ -262,7 +229,3 @@ def best_so_far(study: StudyData) -> list[tuple[int, float]]:
             best = max(best, t.value)
             out.append((t.number, best))
     return out
-
-
-def is_probe(strategy: str | None) -> bool:
-    return strategy in PROBES

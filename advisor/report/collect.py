@@ -29,6 +29,7 @@ from advisor.track.study_runs import (  # the tags advisor search writes: one co
     STATE_TAG,
     STUDY_TAG,
     TRIAL_TAG,
+    search_all,
 )
 from advisor.train import PROBE_STRATEGIES as PROBES
 
@@ -161,16 +162,6 @@ def open_client(tracking_uri: str) -> Any:
     return MlflowClient(tracking_uri)
 
 
-def _search_all(client: Any, experiment_id: str, query: str) -> list[Any]:
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], filter_string=query, max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 def find_experiment(client: Any, name: str, tracking_uri: str) -> Any:
     """The active experiment called ``name``, or an :class:`AdvisorError` listing the known ones."""
     found = client.get_experiment_by_name(name)
@@ -250,7 +241,7 @@ def _trial_record(run: Any) -> TrialRecord:
 def trial_runs(client: Any, experiment_id: str, parent_run_id: str) -> list[TrialRecord]:
     """The parent's nested trial runs, one per trial number (the newest wins), by number."""
     query = f"tags.`{PARENT_TAG}` = '{parent_run_id}' AND tags.`{KIND_TAG}` = 'trial'"
-    runs = sorted(_search_all(client, experiment_id, query), key=lambda r: r.info.start_time or 0)
+    runs = sorted(search_all(client, experiment_id, query), key=lambda r: r.info.start_time or 0)
     by_number = {int(r.data.tags.get(TRIAL_TAG, -1)): r for r in runs}
     return [_trial_record(by_number[n]) for n in sorted(by_number)]
 
@@ -287,6 +278,40 @@ def _study(client: Any, experiment: Any, parent: Any, tracking_uri: str) -> Stud
         search_space=texts.get("search_space.yaml"))
 
 
+# ------------------------------------------------------------------ the advised trial
+def canonical(strategy: str | None, params: dict[str, Any] | None, n_blocks: int | None) -> str | None:
+    """``full_finetune`` for ``last_k`` with every block trainable, else the strategy itself."""
+    k = (params or {}).get("k")
+    if strategy == "last_k" and n_blocks and isinstance(k, (int, float)) and not isinstance(k, bool) \
+            and int(k) >= n_blocks:
+        return "full_finetune"
+    return strategy
+
+
+def advised_trial(study: StudyData) -> TrialRecord | None:
+    """The trial that ran the advised configuration, or None.
+
+    The trial run tagged ``advisor.advised = "true"``. Runs logged before that tag existed:
+    ``advisor search --strategy auto`` enqueues the advice's configuration as trial 0 of a
+    new study when the search space holds the advised strategy (``full_finetune`` becomes
+    ``last_k`` with k = all blocks when only ``last_k`` is in the space), so trial 0 of a
+    study whose parent carries the advice, when its strategy is the advised one.
+    """
+    tagged = [t for t in study.trials if t.advised]
+    if tagged:
+        return tagged[0]
+    advised = study.advice_strategy
+    first = study.trial(0)
+    if not advised or first is None or any(t.advised for t in study.trials):
+        return None
+    if first.strategy == advised:
+        return first
+    n = study.n_blocks
+    if canonical(first.strategy, first.params, n) == advised == "full_finetune":
+        return first
+    return None
+
+
 def collect_experiment(client: Any, name: str, tracking_uri: str, top: int = 5) -> list[StudyData]:
     """Every study (parent run) of experiment ``name``, oldest first, with its trials.
 
@@ -295,7 +320,7 @@ def collect_experiment(client: Any, name: str, tracking_uri: str, top: int = 5) 
     best complete trials and the advised one.
     """
     experiment = find_experiment(client, name, tracking_uri)
-    parents = [r for r in _search_all(client, experiment.experiment_id, f"tags.`{KIND_TAG}` = 'study'")
+    parents = [r for r in search_all(client, experiment.experiment_id, f"tags.`{KIND_TAG}` = 'study'")
                if PARENT_TAG not in r.data.tags]
     if not parents:
         n_runs = len(client.search_runs([experiment.experiment_id], max_results=1))
@@ -311,8 +336,6 @@ def collect_experiment(client: Any, name: str, tracking_uri: str, top: int = 5) 
                 f"study {study.study_name!r} in experiment {name!r} has no completed trial "
                 f"({len(study.trials)} trial runs: {c['pruned']} pruned, {c['failed']} failed)",
                 f"run more trials: advisor search {study.dataset} --study-name {study.study_name} --experiment {name}")
-        from advisor.report.analysis import advised_trial
-
         chosen = sorted(study.complete(), key=lambda t: (-t.value, t.number))[:max(0, top)]
         advised = advised_trial(study)
         if advised is not None and advised not in chosen:

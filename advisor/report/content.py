@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from advisor.advise.rules import best_block, best_block_rule
 from advisor.report import analysis, plots
 from advisor.report.collect import StudyData, TrialRecord
 
@@ -199,14 +200,13 @@ def _profile_block(study: StudyData) -> Block:
     counts = s.task(task).per_class if any(t.task == task for t in s.tasks) else {}
     per_class = Table(headers=["class", *counts.keys()], rows=[["images", *map(str, counts.values())]],
                       title=f"Images per class ({task})", css_id="per-class-table") if counts else None
-    knn = p.block_values("knn_accuracy")
-    best = max(range(len(knn)), key=lambda i: (knn[i] if knn[i] is not None else -1, i)) if knn else -1
+    best = best_block(p).index if p.blocks else -1
     block_rows = [[str(b.index + 1), b.name + (" *" if b.index == best else ""), str(b.channels), fmt_num(b.shift),
                    fmt_num(b.logme.get(task)), fmt_num(b.knn_accuracy.get(task)),
                    fmt_num(b.linear_probe_accuracy.get(task))] for b in p.blocks]
     blocks = Table(headers=["#", "block", "channels", "BN shift", "LogME", "k-NN accuracy", "ridge probe"],
                    rows=block_rows, title="Per block", align="rlrrrrr", css_id="blocks-table",
-                   caption="* best block by k-NN accuracy. BN shift: symmetric KL (nats) of the target's activation "
+                   caption=f"* best block: {best_block_rule()}, as the advice picks it. BN shift: symmetric KL (nats) of the target's activation "
                            "moments against the BatchNorm running statistics; LogME: log evidence per sample.")
     fig = Figure("blocks", "Per-block shift and transferability", plots.block_chart(p))
     return Block(study.label, tables=[t for t in (size, per_class, blocks) if t is not None], figures=[fig])

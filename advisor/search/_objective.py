@@ -1,13 +1,23 @@
 """One trial: sample a configuration, train it on the shared context, report every epoch, log it to MLflow.
 
-The objective returns the best-epoch validation accuracy. Every epoch's validation
-accuracy goes to ``trial.report`` and the pruner; a pruned trial raises
-``optuna.TrialPruned``. A trial that fails (a diverging loss, out of memory, a bad
+The objective returns the best-epoch validation accuracy. Every fine-tuning epoch's
+validation accuracy goes to ``trial.report`` and the pruner, at step = fine-tuning epochs done
+(:func:`pruner_step`): an LP-FT trial's head-only warm-up epochs are not steps, so Hyperband
+compares every trial after the same number of epochs of backbone training. A pruned trial
+raises ``optuna.TrialPruned``. A trial that fails (a diverging loss, out of memory, a bad
 combination of parameters) is logged as failed with its reason and raises
 :class:`TrialFailed`, which the study catches so the next trial runs. Memory is released
 after every trial. The test split is not in the context the trials see (``without_test``).
+
 No model is kept: the main process refits the best configuration at the end (``study.py``), so a
 worker on another machine needs to hand back nothing but its trial's record.
+
+A fatal device error (a CUDA device-side assert, an illegal memory access, a cuDNN or cuBLAS
+failure: :func:`is_fatal_device_error`) leaves the CUDA context unusable, so no later trial in
+this process could run. That trial is recorded as failed like any other, the study is stopped
+(``study.stop()``), and :attr:`Objective.fatal` holds the one-line reason the caller raises
+once the study has returned. Running out of GPU memory is *not* fatal: PyTorch frees the
+trial's tensors and the next, smaller trial can run, so it stays a failed trial.
 
 First thing, a trial records its worker (``host:pid``, see :mod:`advisor.search.storage`) and asks
 the :class:`~advisor.search._budget.TrialBudget` whether it is within ``--trials``; a surplus trial
@@ -33,6 +43,36 @@ class TrialFailed(Exception):
     """A trial that could not finish; the study records it as failed and goes on."""
 
 
+#: Fragments of the messages of errors after which a CUDA context cannot be used again.
+FATAL_DEVICE_MESSAGES = (
+    "device-side assert", "illegal memory access", "illegal instruction", "misaligned address",
+    "unspecified launch failure", "cuda error", "cudnn_status", "cublas_status", "cusolver_status",
+    "nccl error", "cuda driver error", "acceleratorerror",
+)
+
+
+def is_fatal_device_error(e: BaseException) -> bool:
+    """Whether ``e`` is a GPU error that leaves the device context broken (see the module docstring).
+
+    ``torch.cuda.OutOfMemoryError`` (its message also says "CUDA") is not: the memory comes back.
+    """
+    import torch
+
+    if isinstance(e, torch.cuda.OutOfMemoryError) or not isinstance(e, RuntimeError):
+        return False
+    text = f"{type(e).__name__}: {e}".lower()
+    if "out of memory" in text and "illegal" not in text:
+        return False
+    return any(m in text for m in FATAL_DEVICE_MESSAGES)
+
+
+def fatal_message(number: int, reason: str) -> str:
+    """The one line a search stops with after a fatal device error in trial ``number``."""
+    return (f"trial {number} hit a fatal GPU error ({reason}); the search stopped, the finished "
+            f"trials are kept in the study; rerun the same command to resume (with CUDA_LAUNCH_BLOCKING=1 "
+            f"to locate the failing kernel)")
+
+
 class Objective:
     """Callable for ``study.optimize``; holds the training context, the space and the tracker."""
 
@@ -45,6 +85,7 @@ class Objective:
         self.budget = budget  # a TrialBudget, or None for no admission check
         self.block_names = list(ctx.backbone.block_names)
         self.fail_on = set(fail_on or ())  # trial numbers to fail on purpose (tests of failure handling)
+        self.fatal: str | None = None  # the one-line reason after a fatal device error; the study is stopped
 
     def __call__(self, trial) -> float:
         import optuna
@@ -70,16 +111,22 @@ class Objective:
 
             last_epoch = _total_epochs(params)
             warm_epochs = _warm_epochs(params)
+            if warm_epochs:
+                trial.set_user_attr("warmup_epochs", warm_epochs)  # the epoch of step s is s + warmup_epochs
 
             def on_epoch(epoch: int, val: float) -> None:
                 epochs.append({"epoch": epoch, "val_accuracy": float(val),
                                "seconds": time.perf_counter() - t0})
-                trial.report(float(val), epoch)
                 if len(epochs) == 1:
                     pause_point("trial", trial.number)
-                # a probe is one closed-form fit, after the last epoch there is nothing left to save, and
-                # during a warm-up only the head trains: its value says nothing of the backbone rates
-                if strategy not in PROBES and warm_epochs < epoch < last_epoch and trial.should_prune():
+                # during a warm-up only the head trains: its value says nothing of the backbone rates, and
+                # it is not a step of the pruner's budget (pruner_step)
+                step = pruner_step(epoch, warm_epochs)
+                if step is None:
+                    return
+                trial.report(float(val), step)
+                # a probe is one closed-form fit, and after the last epoch there is nothing left to save
+                if strategy not in PROBES and epoch < last_epoch and trial.should_prune():
                     raise TrainingPruned(f"pruned after epoch {epoch} at validation accuracy {val:.4f}")
 
             result = run_strategy(self.ctx, strategy, params, on_epoch)
@@ -100,6 +147,10 @@ class Objective:
             raise TrialFailed(reason) from None
         except (AdvisorError, ValueError, RuntimeError, FloatingPointError) as e:
             reason = str(e).splitlines()[0][:500] if str(e) else type(e).__name__
+            if is_fatal_device_error(e):
+                self.fatal = fatal_message(trial.number, reason)
+                reason = f"fatal GPU error: {reason}"
+                trial.study.stop()  # no further trial starts in this process; this one is recorded as failed
             trial.set_user_attr("fail_reason", reason)
             raise TrialFailed(reason) from None
         except KeyboardInterrupt:
@@ -123,7 +174,7 @@ class Objective:
                     trial.set_user_attr("tracking_error", str(e)[:300])
             del result
             gc.collect()
-            if torch.cuda.is_available():
+            if torch.cuda.is_available() and self.fatal is None:  # a broken CUDA context cannot free memory
                 torch.cuda.empty_cache()
 
 
@@ -137,6 +188,14 @@ def _with_cache_pause(progress):
             progress(stage, done, total)
 
     return report
+
+
+def pruner_step(epoch: int, warm_epochs: int) -> int | None:
+    """The pruner's step for trainer epoch ``epoch`` (1-based, warm-up epochs included): fine-tuning
+    epochs done, so step ``s`` of every trial comes after ``s`` epochs of backbone training whether
+    or not it warmed up first; None during the warm-up, which is not reported to the pruner."""
+    step = int(epoch) - int(warm_epochs)
+    return step if step >= 1 else None
 
 
 def _warm_epochs(params: dict) -> int:

@@ -28,7 +28,7 @@ def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri:
     from advisor.search._objective import Objective, TrialFailed
     from advisor.search.space import load_space
     from advisor.search.storage import open_storage
-    from advisor.search.study import SearchConfig, _make_pruner
+    from advisor.search.study import SearchConfig, _make_pruner, _QuietFatalTrials
     from advisor.track import StudyTracker
     from advisor.train import make_context
 
@@ -45,7 +45,14 @@ def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri:
     tracker = StudyTracker.attach(uri, parent_run_id)
     budget = TrialBudget(cfg.trials)
     objective = Objective(ctx, space, tracker, budget=budget, fail_on=set(cfg.fail_trials))
-    study.optimize(objective, n_trials=None, timeout=cfg.timeout, catch=(TrialFailed,), callbacks=[budget])
+    with _QuietFatalTrials(objective):
+        study.optimize(objective, n_trials=None, timeout=cfg.timeout, catch=(TrialFailed,), callbacks=[budget])
+    if objective.fatal:  # the trial is recorded and logged; this process's GPU context is unusable
+        import sys
+
+        sys.stderr.write(f"advisor: error: worker {index}: {objective.fatal}\n")
+        sys.stderr.flush()
+        raise SystemExit(2)
 
 
 def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, parent_run_id: str, remaining: int,

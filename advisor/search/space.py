@@ -747,10 +747,11 @@ def _largest(spec: ParamSpec | None, default: int) -> int:
 
 
 def max_epochs(space: Space) -> int:
-    """The most epochs one trial can report (the pruner's max resource): 1 for probe-only spaces.
+    """The most trainer epochs one trial runs: 1 for probe-only spaces.
 
     A network strategy counts its largest ``epochs`` (the trainer's default when unset) plus
-    the warm-up epochs when ``warmup`` can be true.
+    the warm-up epochs when ``warmup`` can be true. The pruner counts fine-tuning epochs
+    only (:func:`max_steps`).
     """
     best = 1
     for strategy, ss in space.strategies.items():
@@ -761,18 +762,23 @@ def max_epochs(space: Space) -> int:
     return best
 
 
+def max_steps(space: Space) -> int:
+    """The most steps one trial reports to the pruner (its max resource): 1 for probe-only spaces.
+
+    A step is a fine-tuning epoch (:func:`advisor.search._objective.pruner_step`): an LP-FT trial's
+    head-only warm-up epochs are not reported, so step ``s`` of a trial with warm-up and of one
+    without both come after ``s`` epochs of backbone training, and the pruner's budgets compare like
+    with like. The most steps is therefore the largest ``epochs``, warm-up or not; the min resource
+    is 1 step (the first fine-tuning epoch).
+    """
+    best = 1
+    for strategy, ss in space.strategies.items():
+        if strategy in NETWORK_STRATEGIES:
+            best = max(best, _largest(ss.params.get("epochs"), TRAIN_DEFAULT_EPOCHS))
+    return best
+
+
 def _can_warm(ss: StrategySpace) -> bool:
     w = ss.params.get("warmup")
     return w is not None and ((w.kind == "fixed" and w.value is True)
                               or (w.kind == "categorical" and any(c is True for c in w.choices or [])))
-
-
-def min_epochs(space: Space) -> int:
-    """The first epoch at which the pruner may judge a trial (its min resource).
-
-    When any network strategy can warm up, that is the first epoch after the warm-up: during
-    the warm-up only the head trains, so a trial's value there says nothing about its backbone
-    rates (a good configuration was seen cut at epoch 1 or 3). Else 1.
-    """
-    warm = any(_can_warm(ss) for s, ss in space.strategies.items() if s in NETWORK_STRATEGIES)
-    return WARMUP_EPOCHS + 1 if warm else 1

@@ -7,7 +7,7 @@ The order of work, chosen so that bad input fails before anything expensive:
 3. with ``strategy="auto"`` or ``space="auto"``: the Advice (run analyze, or read a saved one);
 4. the study is created or resumed: trials a dead worker left RUNNING are failed and their
    configurations enqueued again; on a new study the advised configuration is enqueued first;
-5. the trials run (seeded TPE, Hyperband over epochs) in this process or in ``workers``
+5. the trials run (seeded TPE, Hyperband over fine-tuning epochs) in this process or in ``workers``
    processes sharing the storage, handed out one at a time until the study holds exactly
    ``trials`` finished trials (:class:`~advisor.search._budget.TrialBudget`);
 6. every finished trial has exactly one ended MLflow run (runs a killed process left unfinished
@@ -111,17 +111,18 @@ def default_study_name(dataset: str, model: str, strategy: str) -> str:
 
 
 def _make_pruner(name: str, space):
-    """The pruner over epochs: it first judges a trial at :func:`min_epochs` (after any warm-up)."""
+    """The pruner over fine-tuning epochs (:func:`~advisor.search.space.max_steps`): a trial's step ``s``
+    is its ``s``-th epoch of backbone training, after any head-only warm-up, so trials with and without
+    LP-FT warm-up are compared after the same training budget."""
     import optuna
 
-    from advisor.search.space import max_epochs, min_epochs
+    from advisor.search.space import max_steps
 
-    top = max(1, max_epochs(space))
-    first = min(min_epochs(space), top)
+    top = max(1, max_steps(space))
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=first, max_resource=top, reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=top, reduction_factor=3)
     if name == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=3)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise AdvisorError(f"unknown pruner {name!r}", "use hyperband, halving or none")
@@ -299,6 +300,16 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
         status = "KILLED"
         tracker.finish("KILLED")
         raise
+    except AdvisorError:
+        # a fatal device error (or a crashed worker) stops the search: the finished trials stay in the
+        # study, every one of them gets its ended MLflow run, and the parent run ends FAILED, not RUNNING
+        try:
+            _reconcile_runs(optuna.load_study(study_name=study_name, storage=open_storage(cfg.storage, workspace)),
+                            tracker)
+        except Exception as e:  # noqa: BLE001 - the error that stopped the search is the one to report
+            _log.warning("could not bring the MLflow runs up to date: %s", e)
+        tracker.finish("FAILED")
+        raise
 
     # 6. MLflow holds one ended run per finished trial
     _reconcile_runs(study, tracker)
@@ -350,7 +361,37 @@ def _optimize_here(study, ctx, space, tracker, cfg, n_trials, progress) -> None:
 
     if progress:
         progress("trials", 0, n_trials, "")
-    study.optimize(objective, n_trials=None, timeout=cfg.timeout, catch=(TrialFailed,), callbacks=[budget, on_trial])
+    with _QuietFatalTrials(objective):
+        study.optimize(objective, n_trials=None, timeout=cfg.timeout, catch=(TrialFailed,),
+                       callbacks=[budget, on_trial])
+    if objective.fatal:
+        raise AdvisorError(objective.fatal)
+
+
+class _QuietFatalTrials:
+    """While ``study.optimize`` runs: Optuna's warnings (with a traceback) about the trial that hit a
+    fatal device error are dropped, so the search ends with the one line of its AdvisorError."""
+
+    def __init__(self, objective):
+        self.objective = objective
+        self.handlers: list[logging.Handler] = []
+
+    def filter(self, record) -> bool:
+        if self.objective.fatal is None:
+            return True
+        msg = record.getMessage()
+        return not (msg.startswith("Trial ") and " failed " in msg)
+
+    def __enter__(self):
+        # Optuna logs from child loggers to the handler of its library logger: filter on the handlers
+        self.handlers = list(logging.getLogger("optuna").handlers)
+        for h in self.handlers:
+            h.addFilter(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self.handlers:
+            h.removeFilter(self)
 
 
 def _best_note(study) -> str:
@@ -454,7 +495,8 @@ def _reconcile_runs(study, tracker) -> None:
             reason = "its worker process died" + (f"; retried as trial {retry_of[t.number]}"
                                                    if t.number in retry_of else "")
         params = {"strategy": t.user_attrs.get("strategy"), **(t.user_attrs.get("params") or dict(t.params))}
-        history = [{"epoch": int(e), "val_accuracy": float(v)} for e, v in sorted(t.intermediate_values.items())]
+        warm = int(t.user_attrs.get("warmup_epochs") or 0)  # steps count fine-tuning epochs only
+        history = [{"epoch": int(s) + warm, "val_accuracy": float(v)} for s, v in sorted(t.intermediate_values.items())]
         tags = {"advisor.advised": "true"} if t.user_attrs.get("advice") else None
         try:
             tracker.log_trial(t.number, params, state, t.value if state == "complete" else None, history,
@@ -462,6 +504,12 @@ def _reconcile_runs(study, tracker) -> None:
                               metrics={"trainable_params": t.user_attrs.get("trainable_params")})
         except Exception as e:  # noqa: BLE001 - one run that cannot be written must not stop the others
             _log.warning("could not log trial %d to MLflow: %s", t.number, e)
+
+
+def _epochs_run(t) -> int:
+    """Trainer epochs a trial reported: its pruner steps plus the warm-up epochs before the first."""
+    steps = len(t.intermediate_values)
+    return steps + int(t.user_attrs.get("warmup_epochs") or 0) if steps else 0
 
 
 def _summarise(study, cfg, study_name, storage_desc, uri, experiment, parent_run_id, advice, advice_params,
@@ -479,7 +527,7 @@ def _summarise(study, cfg, study_name, storage_desc, uri, experiment, parent_run
                "value": t.value if t.state.name == "COMPLETE" else None,  # a pruned trial's is its last report
                "strategy": t.user_attrs.get("strategy"), "params": t.user_attrs.get("params") or dict(t.params),
                "fail_reason": t.user_attrs.get("fail_reason"), "wall_time": t.user_attrs.get("wall_time"),
-               "epochs": len(t.intermediate_values), "advice": bool(t.user_attrs.get("advice"))}
+               "epochs": _epochs_run(t), "advice": bool(t.user_attrs.get("advice"))}
         trials.append(rec)
         if rec["advice"] and advice_number is None and t.number not in retried_numbers:
             advice_number, advice_value = t.number, t.value

@@ -203,7 +203,7 @@ class StudyTracker:
     def _find_parent(client: Any, experiment_id: str, study_name: str) -> Any:
         name = _quoted(study_name)
         query = f"tags.`{KIND_TAG}` = 'study'" + (f" AND tags.`{STUDY_TAG}` = {name}" if name else "")
-        runs = _search_all(client, experiment_id, query, order_by=["attributes.start_time DESC"])
+        runs = search_all(client, experiment_id, query, order_by=["attributes.start_time DESC"])
         matches = [r for r in runs if r.data.tags.get(STUDY_TAG) == study_name
                    and PARENT_TAG not in r.data.tags]
         return matches[0] if matches else None
@@ -364,7 +364,7 @@ class StudyTracker:
     def trial_runs(self) -> list[Any]:
         """The (not deleted) nested trial runs of the parent, ordered by trial number."""
         query = f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' AND tags.`{KIND_TAG}` = 'trial'"
-        runs = _search_all(self.client, self.experiment_id, query)
+        runs = search_all(self.client, self.experiment_id, query)
         return sorted(runs, key=lambda r: (int(r.data.tags.get(TRIAL_TAG, -1)), r.info.start_time or 0))
 
     def existing_trial_numbers(self) -> set[int]:
@@ -374,7 +374,7 @@ class StudyTracker:
     def _runs_of_trial(self, number: int) -> list[Any]:
         query = (f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' AND tags.`{KIND_TAG}` = 'trial'"
                  f" AND tags.`{TRIAL_TAG}` = '{number}'")
-        return _search_all(self.client, self.experiment_id, query)
+        return search_all(self.client, self.experiment_id, query)
 
     def _trial_metric(self, number: int, name: str) -> float | None:
         for run in self._runs_of_trial(number):
@@ -392,7 +392,7 @@ def _set_tags(client: Any, run_id: str, tags: dict[str, str]) -> None:
             client.log_batch(run_id, tags=chunk)
 
 
-def _search_all(client: Any, experiment_id: str, query: str, order_by: list[str] | None = None) -> list[Any]:
+def search_all(client: Any, experiment_id: str, query: str, order_by: list[str] | None = None) -> list[Any]:
     runs, token = [], None
     while True:
         page = client.search_runs([experiment_id], filter_string=query, max_results=1000,

@@ -11,6 +11,7 @@ search can run many trials on one context.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import time
@@ -92,10 +93,7 @@ def make_context(
     t1 = time.perf_counter()
     pristine = create_backbone(model, weights, device=str(dev))
     timings = {"data": t1 - t0, "model": time.perf_counter() - t1}
-    pp = pristine.preprocessing
-    pre = Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"])
-    if image_size is not None:
-        pre = Preprocess.for_image_size(pre, image_size)
+    pre = Preprocess.from_config(pristine.preprocessing, image_size)
     cache = None
     if cache_dir is not False:
         from advisor.train.cache import ActivationCache, default_cache_dir
@@ -126,7 +124,8 @@ def run_strategy(ctx: TrainContext, strategy: str, params: dict | None = None,
     finally:
         del run_ctx
         if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+            with contextlib.suppress(RuntimeError):  # a broken CUDA context raises here too: keep the first error
+                torch.cuda.empty_cache()
     if not result.wall_time:
         result.wall_time = time.perf_counter() - t
     return result

@@ -1,7 +1,8 @@
 """The network trainer shared by ``last_k``, ``full_finetune`` and ``multi_task``.
 
 ``fit_network`` trains the top ``k`` blocks of ``ctx.backbone`` plus one new head per
-task (global average pool + linear layer) with AdamW:
+task (global average pool + linear layer) with AdamW; weight decay applies to weights
+(conv kernels, linear matrices), never to biases and norm parameters (``decay_groups``):
 
 * blocks below the top ``k`` are frozen: no gradient, and kept in eval mode so their
   BatchNorm running statistics never move;
@@ -22,7 +23,7 @@ import difflib
 import math
 import numbers
 import time
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advisor.errors import AdvisorError
+from advisor.models import global_pool
 from advisor.train._base import EpochCallback, EpochRecord, TrainContext, accuracy, macro_f1
 
 #: Boundary activations up to this many bytes are moved to the GPU once instead of per batch.
@@ -180,6 +182,20 @@ def make_heads(feature_dim: int, n_classes: Sequence[int], seed: int) -> nn.Modu
     return nn.ModuleList(heads)
 
 
+def decay_groups(params, *, lr: float, weight_decay: float, name: str) -> list[dict[str, Any]]:
+    """Optimizer groups for ``params`` at ``lr``: weight decay on the weights, none on biases and norm parameters.
+
+    timm's convention: a parameter with at most one dimension (a bias, a BatchNorm/LayerNorm
+    scale or shift) gets ``weight_decay=0``; pulling a norm's scale toward zero changes what the
+    layer computes instead of regularising it. Both groups carry ``name``; an empty one is left out.
+    """
+    params = list(params)
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    return [{"params": ps, "lr": lr, "weight_decay": wd, "name": name}
+            for ps, wd in ((decay, weight_decay), (no_decay, 0.0)) if ps]
+
+
 def masked_loss(heads: Sequence[nn.Module], feats: torch.Tensor,
                 labels: torch.Tensor) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
     """Sum over tasks of the mean cross-entropy over the samples whose label is present.
@@ -251,11 +267,7 @@ class _Net(nn.Module):
     def features(self, h: torch.Tensor) -> torch.Tensor:
         for block in self.top:
             h = block(h)
-        if h.dim() == 4:
-            return h.mean(dim=(2, 3))
-        if h.dim() == 3:
-            return h.mean(dim=2)
-        return h
+        return global_pool(h)
 
     def set_phase(self, phase: str) -> None:
         """``"eval"``: everything in eval mode; ``"heads"``: only heads train; ``"top"``: top blocks train too."""
@@ -498,16 +510,15 @@ def fit_network(
         p.requires_grad_(False)
     net.set_phase("eval")
 
-    # parameter groups: heads at head_lr, block t from the top at head_lr * lr_ratio * layer_decay**t
+    # parameter groups: heads at head_lr, block t from the top at head_lr * lr_ratio * layer_decay**t;
+    # each split into weights that decay and biases / norm parameters that do not (decay_groups)
     groups = []
     for t, head in zip(tasks, heads):
-        groups.append({"params": list(head.parameters()), "lr": head_lr, "name": f"head:{t}"})
+        groups += decay_groups(head.parameters(), lr=head_lr, weight_decay=weight_decay, name=f"head:{t}")
     top_names = backbone.block_names[n_frozen:]
     for depth, (name, block) in enumerate(zip(reversed(top_names), reversed(list(net.top)))):
-        params = list(block.parameters())
-        if params:
-            groups.append({"params": params, "lr": head_lr * lr_ratio * layer_decay ** depth,
-                           "name": f"block:{name}"})
+        groups += decay_groups(block.parameters(), lr=head_lr * lr_ratio * layer_decay ** depth,
+                               weight_decay=weight_decay, name=f"block:{name}")
     opt = torch.optim.AdamW(groups, lr=head_lr, weight_decay=weight_decay)
     amp_dtype = _amp_dtype(dev)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
@@ -644,7 +655,8 @@ def fit_network(
         state.clear()
         opt.state.clear()
         if cuda:
-            torch.cuda.empty_cache()
+            with suppress(RuntimeError):  # after a device-side assert this raises too; report the first error
+                torch.cuda.empty_cache()
         raise
     state.clear()
 

@@ -11,24 +11,33 @@ Two kinds of entries, each covering *all* items of a dataset and filled lazily:
 
 An entry is keyed by the sha256 of: ``backbone_spec_id(backbone)``, a digest of the weights (parameters
 and buffers) of the blocks the entry depends on, the entry kind and block name, the preprocessing key,
-``dataset.fingerprint()`` and :data:`FORMAT_VERSION`. The weights digest makes random-weight backbones
-and backbones whose *later* blocks were fine-tuned safe: an entry is only ever served for exactly the
-weights that produced it.
+``dataset.images_fingerprint()`` (the images only: label variants of the same images share entries),
+the device it is computed on (type, and the GPU's name on CUDA), the precision (parameter dtype, and
+TF32 on CUDA), the torch/torchvision/timm versions and :data:`FORMAT_VERSION`. The weights digest makes
+random-weight backbones and backbones whose *later* blocks were fine-tuned safe: an entry is only ever
+served for exactly the weights that produced it; the device, precision and versions make sure an entry
+filled on a GPU or by another torch never feeds a CPU run that promises reproducibility.
 
 On disk, under ``root/<key[:2]>/<key>/``::
 
     data.npy   NumPy memmap [len(dataset), ...]   (created sparse; rows written as computed)
     done.npy   bool [len(dataset)]                (True = row computed)
-    meta.json  the key parts, for humans
-    lock       a filelock, so several processes (search workers) can fill and read one entry
+    meta.json  the key parts, for humans and ``advisor cache info``
+    used       empty; its mtime is when the entry was last filled or read (for LRU eviction)
+    lock       flock: exclusive to create, fill or remove the entry, shared to read it
 
 Rows are written (and flushed) before their ``done`` flag, and a row is never rewritten once done, so
-readers see either "not done" or the final value.
+readers see either "not done" or the final value. Locks are taken on a fresh file descriptor each time,
+so they hold between threads of one process as well as between processes.
 
-A boundary whose whole-dataset entry would take more than ``max_bytes`` (see :meth:`boundary_bytes`)
-does not *fit*: :meth:`ensure` skips it and :meth:`boundary` recomputes it on every call without storing
-it (counted in ``stats["bypassed"]``). Trainers that call :meth:`boundary` once per batch should check
-:meth:`fits` first and run the frozen blocks themselves when it is False (one forward instead of two).
+Size limits. ``max_bytes`` limits one entry: an entry that would take more (see :meth:`boundary_bytes`)
+does not *fit*. ``max_total`` (default :func:`default_cache_cap`, ``$ADVISOR_CACHE_MAX``) caps the
+whole folder: when a new entry is created, the least recently used entries are removed until the
+folder's entries and the new one fit under it (0 stores nothing). Entries another thread or process holds (filling or
+reading) are skipped, so the folder can exceed the cap while more than it is in use at once. An entry
+bigger than either limit is never stored: :meth:`ensure` skips it and :meth:`pooled` / :meth:`boundary`
+compute it on every call (counted in ``stats["bypassed"]``). Trainers that call :meth:`boundary` once
+per batch should check :meth:`fits` first and run the frozen blocks themselves when it is False.
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ import json
 import math
 import numbers
 import os
+import re
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -49,8 +60,11 @@ import torch
 
 from advisor.errors import AdvisorError
 
-#: Bumped whenever the on-disk layout or the meaning of a stored value changes.
-FORMAT_VERSION = 1
+#: Bumped whenever the on-disk layout, the key or the meaning of a stored value changes.
+FORMAT_VERSION = 2
+
+#: The folder cap when ``$ADVISOR_CACHE_MAX`` is not set.
+DEFAULT_CACHE_MAX = 20 * 2**30
 
 _FP16_MAX = float(np.finfo(np.float16).max)
 
@@ -61,6 +75,160 @@ def default_cache_dir() -> Path:
     if env:
         return Path(os.path.expanduser(env))
     return Path.home() / ".cache" / "advisor" / "activations"
+
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_size(text: str, name: str = "size") -> int:
+    """``"20G"``, ``"500M"``, ``"1.5GiB"``, ``"123456"`` -> bytes (K, M, G, T are powers of 1024)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]?)(?:I?B)?\s*", str(text), re.IGNORECASE)
+    if not m:
+        raise AdvisorError(f"bad {name} {text!r}", "use a size such as 20G, 500M or a plain number of bytes")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def default_cache_cap() -> int:
+    """``$ADVISOR_CACHE_MAX`` in bytes if set, else :data:`DEFAULT_CACHE_MAX` (20 GiB)."""
+    env = os.environ.get("ADVISOR_CACHE_MAX", "").strip()
+    return parse_size(env, "ADVISOR_CACHE_MAX") if env else DEFAULT_CACHE_MAX
+
+
+def format_size(n: float) -> str:
+    """Bytes for people: ``"512 B"``, ``"1.5 MiB"``, ``"20.0 GiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""  # pragma: no cover
+
+
+# ------------------------------------------------------------------------------- locks
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: exclusive locks only, through filelock
+    fcntl = None
+
+
+class _Lock:
+    """A lock on the file ``path``, between processes and between threads of one process.
+
+    ``shared``: readers share it, writers (``shared=False``) hold it alone. Every acquisition opens
+    the file anew (flock locks belong to the open file, so two threads conflict like two processes).
+    The file may be removed by whoever holds it exclusively (eviction); a waiter that then gets the
+    lock of the removed file notices (another inode at the path, or none) and locks the path again.
+    """
+
+    def __init__(self, path: Path, shared: bool = False, blocking: bool = True):
+        self.path, self.shared, self.blocking = Path(path), shared, blocking
+        self._fd: int | None = None
+        self._fallback = None
+
+    def acquire(self) -> bool:
+        if fcntl is None:  # pragma: no cover
+            from filelock import FileLock, Timeout
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fallback = FileLock(str(self.path), timeout=-1 if self.blocking else 0)
+            try:
+                self._fallback.acquire()
+            except Timeout:
+                self._fallback = None
+                return False
+            return True
+        flags = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | (0 if self.blocking else fcntl.LOCK_NB)
+        while True:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except FileNotFoundError:  # the folder was removed between the two calls
+                continue
+            try:
+                fcntl.flock(fd, flags)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._fd = fd
+                return True
+            os.close(fd)  # removed while we waited: lock the file now at the path
+
+    def release(self) -> None:
+        if self._fallback is not None:  # pragma: no cover
+            self._fallback.release()
+            self._fallback = None
+        if self._fd is not None:
+            os.close(self._fd)  # closing the last descriptor of the open file releases the flock
+            self._fd = None
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+_BACKBONE_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_BACKBONE_LOCKS_GUARD = threading.Lock()
+
+
+def _backbone_lock(backbone) -> threading.RLock:
+    """One lock per backbone object: a forward pass switches it to eval mode and back, so two threads
+    must not run it at once (one would restore training mode under the other's pass)."""
+    with _BACKBONE_LOCKS_GUARD:
+        lock = _BACKBONE_LOCKS.get(backbone)
+        if lock is None:
+            lock = _BACKBONE_LOCKS[backbone] = threading.RLock()
+        return lock
+
+
+# ------------------------------------------------------------- device, precision, versions
+def _package_versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    out = {"torch": torch.__version__}
+    for name in ("torchvision", "timm"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+_VERSIONS: dict[str, str | None] = {}
+
+
+def _versions() -> dict[str, str | None]:
+    if not _VERSIONS:
+        _VERSIONS.update(_package_versions())
+    return dict(_VERSIONS)
+
+
+def _device_id(device: torch.device) -> str:
+    """``cpu``, ``mps``, or ``cuda:<GPU name>`` (kernels differ between GPU models)."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return device.type
+
+
+def _precision(backbone, device: torch.device) -> str:
+    """The parameters' floating dtype; on CUDA also whether convolutions and matmuls may use TF32."""
+    dtype = next((p.dtype for p in backbone.parameters() if p.is_floating_point()), torch.float32)
+    text = str(dtype).replace("torch.", "")
+    if device.type == "cuda":
+        tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        text += f",tf32(conv={int(tf32[0])},matmul={int(tf32[1])})"
+    return text
+
+
+def _images_fingerprint(dataset) -> str:
+    fn = getattr(dataset, "images_fingerprint", None)
+    return fn() if fn is not None else dataset.fingerprint()
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -122,15 +290,18 @@ def _device(ctx) -> torch.device:
 
 @contextlib.contextmanager
 def _frozen_eval(backbone):
-    """Eval mode and no_grad for the duration; every module's own training flag is restored after."""
-    modes = [(m, m.training) for m in backbone.modules()]
-    try:
-        backbone.eval()
-        with torch.no_grad():
-            yield
-    finally:
-        for m, was in modes:
-            m.training = was
+    """Eval mode and no_grad for the duration; every module's own training flag is restored after.
+
+    Holds the backbone's lock (see :func:`_backbone_lock`) throughout."""
+    with _backbone_lock(backbone):
+        modes = [(m, m.training) for m in backbone.modules()]
+        try:
+            backbone.eval()
+            with torch.no_grad():
+                yield
+        finally:
+            for m, was in modes:
+                m.training = was
 
 
 _Sink = Callable[[np.ndarray, dict, dict], None]
@@ -239,8 +410,13 @@ class _WeightsDigest:
 
     def __init__(self):
         self._memo: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+        self._guard = threading.Lock()
 
     def block(self, module: torch.nn.Module) -> str:
+        with self._guard:
+            return self._block(module)
+
+    def _block(self, module: torch.nn.Module) -> str:
         tensors = list(module.state_dict(keep_vars=True).items())
         sig = tuple(
             (name, t.data_ptr(), t._version, tuple(t.shape), str(t.dtype), str(t.device)) for name, t in tensors
@@ -268,6 +444,9 @@ class _WeightsDigest:
 
 
 # ------------------------------------------------------------------------------ cache
+_FILES = ("data.npy", "done.npy", "meta.json", "used")
+
+
 class _Entry:
     __slots__ = ("key", "dir", "kind", "index", "parts")
 
@@ -278,27 +457,77 @@ class _Entry:
     done = property(lambda self: self.dir / "done.npy")
     lock = property(lambda self: self.dir / "lock")
     meta = property(lambda self: self.dir / "meta.json")
+    used = property(lambda self: self.dir / "used")
+
+
+def _stat(path: Path):
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+def _describe(d: Path, rows: bool) -> dict | None:
+    """What ``advisor cache info`` shows of the entry folder ``d`` (None if it holds no entry)."""
+    stats = {name: _stat(d / name) for name in _FILES}
+    if stats["data.npy"] is None:
+        return None
+    try:
+        meta = json.loads((d / "meta.json").read_text())
+    except (OSError, ValueError):
+        meta = {}
+    used = stats["used"] or stats["meta.json"] or stats["data.npy"]
+    info = {
+        "key": d.name, "path": str(d), "format": meta.get("format"), "kind": meta.get("kind"),
+        "block": meta.get("block"), "boundary": meta.get("boundary"), "backbone": meta.get("backbone"),
+        "dataset": meta.get("dataset_name"), "device": meta.get("device"), "dtype": meta.get("dtype"),
+        "items": meta.get("items"),
+        "bytes": sum(st.st_size for st in stats.values() if st is not None),
+        "disk_bytes": sum(getattr(st, "st_blocks", math.ceil(st.st_size / 512)) * 512
+                          for st in stats.values() if st is not None),
+        "last_used": used.st_mtime,
+    }
+    if rows:
+        try:
+            done = np.load(d / "done.npy", mmap_mode="r")
+            info["rows_done"], info["items"] = int(np.count_nonzero(done)), int(done.shape[0])
+        except (OSError, ValueError):
+            info["rows_done"] = None
+    return info
 
 
 class ActivationCache:
     """Lazily filled on-disk activations of a frozen backbone; see the module docstring.
 
-    ``stats`` counts items: ``computed`` (run through the network by this object), ``served`` (requested
-    and already on disk), ``bypassed`` (computed for a boundary that does not fit, never stored; also in
-    ``computed``) and ``passes`` (forward passes run).
+    ``max_bytes`` limits one entry, ``max_total`` the whole folder (None: :func:`default_cache_cap`,
+    which reads ``$ADVISOR_CACHE_MAX``). ``stats`` counts items: ``computed`` (run through the network by
+    this object), ``served`` (requested and already on disk), ``bypassed`` (computed for an entry that
+    does not fit, never stored; also in ``computed``) and ``passes`` (forward passes run). ``evicted``
+    counts entries this object removed to stay under ``max_total``. One object may be used from several
+    threads.
     """
 
-    def __init__(self, root: str | Path, max_bytes: int = 8 * 2**30):
+    def __init__(self, root: str | Path, max_bytes: int = 8 * 2**30, max_total: int | None = None):
         self.root = Path(os.path.expanduser(os.fspath(root)))
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, numbers.Integral) or max_bytes < 0:
-            raise AdvisorError(f"bad cache size limit {max_bytes!r}", "use a non-negative number of bytes")
+        if max_total is None:
+            max_total = default_cache_cap()
+        for name, value in (("cache entry size limit", max_bytes), ("cache folder cap", max_total)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+                raise AdvisorError(f"bad {name} {value!r}", "use a non-negative number of bytes")
         self.max_bytes = int(max_bytes)
-        self.stats: dict[str, int] = {"computed": 0, "served": 0, "bypassed": 0, "passes": 0}
+        self.max_total = int(max_total)
+        self.stats: dict[str, int] = {"computed": 0, "served": 0, "bypassed": 0, "passes": 0, "evicted": 0}
+        self._stats_guard = threading.Lock()
         self._digests = _WeightsDigest()
         self._shapes: dict[tuple, tuple[int, ...]] = {}
 
     def __repr__(self) -> str:
-        return f"ActivationCache(root={str(self.root)!r}, max_bytes={self.max_bytes})"
+        return f"ActivationCache(root={str(self.root)!r}, max_bytes={self.max_bytes}, max_total={self.max_total})"
+
+    def _count(self, **counts: int) -> None:
+        with self._stats_guard:
+            for name, n in counts.items():
+                self.stats[name] += int(n)
 
     # ------------------------------------------------------------------ keys
     def _entry(self, ctx, kind: str, index: int) -> _Entry:
@@ -308,6 +537,7 @@ class ActivationCache:
         depth = index if kind == "pooled" else index - 1
         block = backbone.block_names[depth]
         pre = ctx.preprocess
+        device = _device(ctx)
         parts = {
             "format": FORMAT_VERSION,
             "backbone": backbone_spec_id(backbone),
@@ -315,7 +545,10 @@ class ActivationCache:
             "kind": kind,
             "block": block,
             "preprocess": json.loads(json.dumps(pre._key())),
-            "dataset": ctx.dataset.fingerprint(),
+            "images": _images_fingerprint(ctx.dataset),
+            "device": _device_id(device),
+            "precision": _precision(backbone, device),
+            "versions": _versions(),
         }
         key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
         return _Entry(key, self.root / key[:2] / key, kind, index, parts)
@@ -339,14 +572,88 @@ class ActivationCache:
             self._shapes[k] = _probe_shape(ctx, index)
         return self._shapes[k]
 
+    def _data_bytes(self, ctx, kind: str, index: int) -> int:
+        itemsize = 4 if kind == "pooled" else 2
+        return len(ctx.dataset) * int(np.prod(self._item_shape(ctx, kind, index))) * itemsize
+
     def boundary_bytes(self, ctx, boundary: int) -> int:
         """Bytes a whole-dataset float16 entry of ``boundary`` takes (shape probed at the crop size)."""
-        b = _boundary_index(ctx.backbone, boundary)
-        return len(ctx.dataset) * int(np.prod(self._item_shape(ctx, "boundary", b))) * 2
+        return self._data_bytes(ctx, "boundary", _boundary_index(ctx.backbone, boundary))
+
+    def _fits(self, ctx, kind: str, index: int) -> bool:
+        return self._data_bytes(ctx, kind, index) <= min(self.max_bytes, self.max_total)
 
     def fits(self, ctx, boundary: int) -> bool:
-        """Whether ``boundary`` for the whole dataset fits in ``max_bytes`` (else it is never stored)."""
-        return self.boundary_bytes(ctx, boundary) <= self.max_bytes
+        """Whether ``boundary`` for the whole dataset fits in ``max_bytes`` and ``max_total`` (else it is
+        never stored)."""
+        return self._fits(ctx, "boundary", _boundary_index(ctx.backbone, boundary))
+
+    # ------------------------------------------------------------------ the folder
+    def _entry_dirs(self):
+        if not self.root.is_dir():
+            return
+        for sub in sorted(self.root.iterdir()):
+            if len(sub.name) == 2 and sub.is_dir():
+                for d in sorted(sub.iterdir()):
+                    if d.is_dir() and d.name.startswith(sub.name):
+                        yield d
+
+    def entries(self, rows: bool = True) -> list[dict]:
+        """Every entry in the folder, least recently used first: key, kind, block, backbone, dataset,
+        device, dtype, items, ``rows_done`` (with ``rows``), ``bytes`` (apparent size), ``disk_bytes``
+        (blocks in use; entries are sparse until filled), ``last_used`` (epoch seconds)."""
+        found = [info for d in self._entry_dirs() if (info := _describe(d, rows)) is not None]
+        return sorted(found, key=lambda e: (e["last_used"], e["key"]))
+
+    def total_bytes(self) -> int:
+        """Apparent size of all entries: what the cap is checked against."""
+        return sum(e["bytes"] for e in self.entries(rows=False))
+
+    def _remove(self, d: Path, blocking: bool) -> bool:
+        """Remove the entry folder ``d`` holding its lock alone; False when another holds the lock
+        (and ``blocking`` is False)."""
+        lock = _Lock(d / "lock", blocking=blocking)
+        if not lock.acquire():
+            return False
+        try:
+            for name in _FILES:
+                (d / name).unlink(missing_ok=True)
+            for leftover in d.glob("*.tmp*"):
+                leftover.unlink(missing_ok=True)
+            (d / "lock").unlink(missing_ok=True)  # waiters notice and lock the path anew
+            with contextlib.suppress(OSError):
+                d.rmdir()
+            with contextlib.suppress(OSError):
+                d.parent.rmdir()  # only if empty
+        finally:
+            lock.release()
+        return True
+
+    def _make_room(self, keep: str, needed: int) -> None:
+        """Remove least recently used entries (not ``keep``, not locked) until they and ``needed`` bytes
+        (``keep``'s) fit under ``max_total``. Hold the root lock."""
+        entries = [e for e in self.entries(rows=False) if e["key"] != keep]
+        total = sum(e["bytes"] for e in entries)
+        for e in entries:
+            if total + needed <= self.max_total:
+                break
+            if self._remove(Path(e["path"]), blocking=False):
+                total -= e["bytes"]
+                self._count(evicted=1)
+
+    def clear(self, older_than: float | None = None, keys: Sequence[str] = ()) -> tuple[list[dict], list[dict]]:
+        """Remove entries: all, or those last used more than ``older_than`` seconds ago, or whose key
+        starts with one of ``keys`` (both: both conditions). Returns ``(removed, in_use)``: entries in use
+        by another thread or process are kept."""
+        removed, in_use = [], []
+        now = time.time()
+        for e in self.entries(rows=False):
+            if older_than is not None and now - e["last_used"] <= older_than:
+                continue
+            if keys and not any(e["key"].startswith(k) for k in keys):
+                continue
+            (removed if self._remove(Path(e["path"]), blocking=False) else in_use).append(e)
+        return removed, in_use
 
     # ------------------------------------------------------------------ storage
     def _write_meta(self, ctx, e: _Entry, shape, dtype) -> None:
@@ -360,12 +667,13 @@ class ActivationCache:
             dtype=str(np.dtype(dtype)),
             created=time.strftime("%Y-%m-%dT%H:%M:%S"),
         )
-        tmp = e.meta.with_suffix(f".tmp{os.getpid()}")
+        tmp = e.meta.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, e.meta)
 
     def _open(self, ctx, e: _Entry):
-        """(data, done) memmaps of ``e``, opened read-write; created when missing or unusable. Hold e's lock."""
+        """(data, done) memmaps of ``e``, opened read-write; created when missing or unusable, after making
+        room for them under ``max_total``. Hold e's lock exclusively."""
         n = len(ctx.dataset)
         dtype = np.dtype(np.float32 if e.kind == "pooled" else np.float16)
         shape = (n, *self._item_shape(ctx, e.kind, e.index))
@@ -378,18 +686,23 @@ class ActivationCache:
                 del data, done
             except (OSError, ValueError):
                 pass
-        # new (or unreadable): write the files under temporary names, then move them in place
-        e.done.unlink(missing_ok=True)
-        tag = f".tmp{os.getpid()}.npy"
-        tmp = e.data.with_suffix(tag)
-        data = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-        data.flush()
-        del data
-        os.replace(tmp, e.data)
-        tmp = e.done.with_suffix(tag)
-        np.save(tmp, np.zeros(n, dtype=bool))
-        os.replace(tmp, e.done)
-        self._write_meta(ctx, e, shape, dtype)
+        with _Lock(self.root / ".lock"):  # one creator at a time, so the cap holds between them
+            # new (or unreadable): write the files under temporary names, then move them in place
+            e.done.unlink(missing_ok=True)
+            tag = f".tmp{os.getpid()}.{threading.get_ident()}.npy"
+            tmp = e.data.with_suffix(tag)
+            data = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+            data.flush()
+            del data
+            os.replace(tmp, e.data)
+            tmp = e.done.with_suffix(tag)
+            np.save(tmp, np.zeros(n, dtype=bool))
+            os.replace(tmp, e.done)
+            self._write_meta(ctx, e, shape, dtype)
+            e.used.touch()
+            # the files are sparse: they take no disk space before rows are written, so make room now,
+            # knowing the entry's exact size
+            self._make_room(e.key, sum(st.st_size for name in _FILES if (st := _stat(e.dir / name))))
         return np.load(e.data, mmap_mode="r+"), np.load(e.done, mmap_mode="r+")
 
     @staticmethod
@@ -400,6 +713,27 @@ class ActivationCache:
             return False
         return bool(done.shape[0] > (idx.max() if idx.size else -1) and done[idx].all())
 
+    @staticmethod
+    def _touch(e: _Entry) -> None:
+        """Mark ``e`` used now (for LRU eviction). Hold e's lock."""
+        with contextlib.suppress(OSError):
+            e.used.touch()
+
+    def _read(self, e: _Entry, idx: np.ndarray) -> np.ndarray | None:
+        """Rows ``idx`` of ``e`` as float32, or None unless every one is on disk. Takes e's lock shared."""
+        if not e.data.exists():
+            return None
+        with _Lock(e.lock, shared=True):
+            if not self._all_done(e, idx):
+                return None
+            try:
+                data = np.load(e.data, mmap_mode="r")
+                out = np.asarray(data[idx], dtype=np.float32)
+            except (OSError, ValueError):
+                return None
+            self._touch(e)
+        return out
+
     # ------------------------------------------------------------------ API
     def ensure(self, ctx, indices, *, pooled: Sequence = (), boundaries: Sequence[int] = (),
                batch_size: int = 64) -> None:
@@ -408,31 +742,29 @@ class ActivationCache:
         ``pooled``: block indices (or names); ``boundaries``: ints ``1..n_blocks-1``. Items missing from
         *any* requested entry are run once through the frozen backbone (eval mode, no_grad, only as deep
         as the deepest request; every module's training flag is restored after) and all requested
-        entries are filled from that one pass. Boundaries that do not :meth:`fit` are skipped.
+        entries are filled from that one pass. Entries that do not fit (:meth:`fits`) are skipped.
         """
         backbone = ctx.backbone
         idx = np.unique(_check_indices(ctx, indices))
-        p_set = sorted({_block_index(backbone, i) for i in pooled})
-        b_set = sorted({_boundary_index(backbone, b) for b in boundaries})
-        b_set = [b for b in b_set if self.fits(ctx, b)]
+        p_set = sorted(i for i in {_block_index(backbone, i) for i in pooled} if self._fits(ctx, "pooled", i))
+        b_set = sorted(b for b in {_boundary_index(backbone, b) for b in boundaries} if self.fits(ctx, b))
         entries = [self._entry(ctx, "pooled", i) for i in p_set] + [self._entry(ctx, "boundary", b) for b in b_set]
         if not entries or idx.size == 0:
             return
         if all(self._all_done(e, idx) for e in entries):
-            self.stats["served"] += int(idx.size)
+            self._count(served=idx.size)
             return
-        from filelock import FileLock
-
         with contextlib.ExitStack() as stack:
-            for e in sorted(entries, key=lambda e: e.key):  # one global order: no deadlock between processes
-                e.dir.mkdir(parents=True, exist_ok=True)
-                stack.enter_context(FileLock(str(e.lock)))
+            for e in sorted(entries, key=lambda e: e.key):  # one global order: no deadlock between fillers
+                stack.enter_context(_Lock(e.lock))
             maps = {e.key: self._open(ctx, e) for e in entries}
             missing = np.zeros(idx.size, dtype=bool)
             for data, done in maps.values():
                 missing |= ~np.asarray(done[idx])
             todo = idx[missing]
-            self.stats["served"] += int(idx.size - todo.size)
+            self._count(served=idx.size - todo.size)
+            for e in entries:
+                self._touch(e)
             if not todo.size:
                 return
 
@@ -452,19 +784,32 @@ class ActivationCache:
                     done.flush()
 
             _forward(ctx, todo, p_set, b_set, batch_size, sink, stage="cache")
-            self.stats["computed"] += int(todo.size)
-            self.stats["passes"] += 1
+            self._count(computed=todo.size, passes=1)
+
+    def _get(self, ctx, kind: str, index: int, idx: np.ndarray) -> np.ndarray | torch.Tensor:
+        """Rows ``idx`` of an entry: served from disk, filled first if needed, or computed (not stored)
+        when the entry does not fit or was evicted between filling and reading."""
+        if self._fits(ctx, kind, index):
+            e = self._entry(ctx, kind, index)
+            got = self._read(e, idx)
+            if got is not None:
+                self._count(served=idx.size)
+                return got
+            self.ensure(ctx, idx, **{"pooled" if kind == "pooled" else "boundaries": (index,)})
+            got = self._read(e, idx)
+            if got is not None:
+                return got
+        p, b = extract(ctx, idx, **{"pooled" if kind == "pooled" else "boundaries": (index,)})
+        self._count(computed=idx.size, bypassed=idx.size, passes=1)
+        return p[index] if kind == "pooled" else b[index]
 
     def pooled(self, ctx, block, indices) -> np.ndarray:
         """Pooled output of ``block`` (index or name): float32 ``[len(indices), C]`` in the order given."""
         i = _block_index(ctx.backbone, block)
         idx = _check_indices(ctx, indices)
-        self.ensure(ctx, idx, pooled=(i,))
         if not idx.size:
             return np.zeros((0, int(ctx.backbone.block_channels[i])), np.float32)
-        e = self._entry(ctx, "pooled", i)
-        data = np.load(e.data, mmap_mode="r")
-        return np.asarray(data[idx], dtype=np.float32)
+        return self._get(ctx, "pooled", i, idx)
 
     def boundary(self, ctx, boundary: int, indices) -> torch.Tensor:
         """Input of block ``boundary``: float32 tensor ``[len(indices), C, H, W]`` in the order given.
@@ -474,28 +819,7 @@ class ActivationCache:
         """
         b = _boundary_index(ctx.backbone, boundary)
         idx = _check_indices(ctx, indices)
-        if not self.fits(ctx, b):
-            _, out = extract(ctx, idx, boundaries=(b,))
-            self.stats["computed"] += int(idx.size)
-            self.stats["bypassed"] += int(idx.size)
-            self.stats["passes"] += 1
-            return out[b]
-        self.ensure(ctx, idx, boundaries=(b,))
         if not idx.size:
             return torch.zeros((0, *self._item_shape(ctx, "boundary", b)), dtype=torch.float32)
-        e = self._entry(ctx, "boundary", b)
-        data = np.load(e.data, mmap_mode="r")
-        return torch.from_numpy(np.asarray(data[idx], dtype=np.float32))
-
-    def disk_bytes(self) -> int:
-        """Bytes the cache folder actually occupies on disk (entries are sparse files)."""
-        total = 0
-        if self.root.exists():
-            for p in self.root.rglob("*"):
-                try:
-                    if p.is_file():
-                        st = p.stat()
-                        total += getattr(st, "st_blocks", math.ceil(st.st_size / 512)) * 512
-                except OSError:
-                    pass
-        return total
+        got = self._get(ctx, "boundary", b, idx)
+        return torch.from_numpy(got) if isinstance(got, np.ndarray) else got

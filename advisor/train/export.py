@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from advisor.errors import AdvisorError
+from advisor.models import global_pool
 
 FORMAT = "advisor.model/1"
 
@@ -58,10 +59,7 @@ class TransferModel(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
             x = block(x)
-        if x.dim() == 4:
-            x = x.mean(dim=(2, 3))
-        elif x.dim() == 3:
-            x = x.mean(dim=2)
+        x = global_pool(x)
         return self.standardise(x) if self.standardise is not None else x
 
     def forward_all(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -110,3 +110,66 @@ def test_pipeline_when_intermediate_labels_exist():
     big = {"z": (600, RISING), "y": (600, RISING)}
     b = advise(make_profile(600, RISING, tasks=big, intermediate="z"))
     assert b.params["prefer"] == "end_to_end"
+
+
+def test_blocks_table_stars_the_block_the_advice_names():
+    """One definition of "best block": the table's * and the advice agree even where k-NN peaks elsewhere
+    and where two blocks tie within BEST_TIE (the deepest wins)."""
+    from rich.console import Console
+
+    from advisor.display import blocks_table
+
+    p = make_profile(10, PEAKED)
+    for b in p.blocks:  # k-NN peaks at b2, the ridge probe (the advice's measure) at b3 and b4 within the tie
+        b.knn_accuracy = {"label": 0.95 if b.index == 2 else 0.5}
+        b.linear_probe_accuracy = {"label": {3: 0.9, 4: 0.9 - R.BEST_TIE / 2}.get(b.index, 0.4)}
+    a = advise(p)
+    assert a.params["block"] == "b4"
+    console = Console(width=200, record=True)
+    console.print(blocks_table(p))
+    starred = [line for line in console.export_text().splitlines() if " * " in line or line.rstrip().endswith("*")]
+    assert len(starred) == 1 and "b4 *" in starred[0]
+
+
+# --------------------------------------------------------------------------- the measured check
+def _check(*runs, n_val=100):
+    from advisor.advise.check import CheckRun, MeasuredCheck
+
+    return MeasuredCheck(runs=[CheckRun(s, p, v) for s, p, v in runs], n_val=n_val)
+
+
+def test_check_decides_on_small_data_and_keeps_the_rules_choice_as_alternative():
+    p = make_profile(10, RISING, shift=0.2)
+    assert advise(p).strategy == "linear_probe"
+    chk = _check(("linear_probe", {"C": 1.0}, 0.70), ("svm_early", {"block": 3, "C": 0.1}, 0.72),
+                 ("full_finetune", {"warmup": True, "lr_ratio": 0.1, "epochs": 20}, 0.80))
+    a = advise(p, check=chk)
+    assert a.strategy == "full_finetune" and a.params == {"warmup": True, "lr_ratio": 0.1}
+    assert a.check is chk
+    assert a.alternatives[0].strategy == "linear_probe"  # what the rules alone said
+    measured = [e for e in a.evidence if e.name.startswith("measured:")]
+    assert [e.value for e in measured] == [0.80, 0.72, 0.70]  # best first
+    # 8 points over a standard error of 4: a clear win is confident
+    assert a.confidence > 0.7
+
+
+def test_check_names_the_svm_block_and_ties_go_to_the_cheapest():
+    p = make_profile(10, RISING, shift=0.2)
+    chk = _check(("linear_probe", {"C": 1.0}, 0.70), ("svm_early", {"block": 3, "C": 1.0}, 0.75),
+                 ("full_finetune", {"warmup": True, "lr_ratio": 0.1}, 0.75))
+    a = advise(p, check=chk)
+    assert a.strategy == "svm_early" and a.params == {"block": "b3", "C": 1.0}
+    assert a.confidence == 0.5  # no margin over the best fine-tune: a coin toss
+
+
+def test_check_is_ignored_above_its_size_and_on_multi_task():
+    chk = _check(("linear_probe", {"C": 1.0}, 0.99), ("full_finetune", {"warmup": True}, 0.10))
+    large = make_profile(R.CHECK_PER_CLASS * 10, RISING, shift=0.2)
+    assert advise(large, check=chk).strategy == advise(large).strategy == "full_finetune"
+    assert advise(large, check=chk).check is None
+    assert R.wants_check(make_profile(R.CHECK_PER_CLASS, RISING))
+    assert not R.wants_check(make_profile(R.CHECK_PER_CLASS + 1, RISING))
+    two = make_profile(10, RISING, tasks={"a": (10, RISING), "b": (10, RISING)})
+    assert not R.wants_check(two)
+    never = R.Thresholds(check_per_class=0)
+    assert advise(make_profile(10, RISING, shift=0.2), never, chk).strategy == "linear_probe"

@@ -84,10 +84,17 @@ HELD_OUT = {
 }
 
 
+# written before any of its results existed: the judge of the next advice method
+HELD_OUT_2 = {f"fmnist04/{f}/{n}" for f in ("fm-new-rot90", "fm-src-pixelate", "fm-new-coarse")
+              for n in (10, 50, 200, 500)} | {"imagenet/in-fashion-invert/10", "imagenet/in-fashion-invert/50"}
+
+
 def test_parts_are_fixed_by_the_scenario_definition(grid):
     scs = grid.all_scenarios()
-    # the held-out part is exactly the one written before any result was seen
+    # the held-out parts are exactly the ones written before any of their results was seen
     assert {s.id for s in scs if s.part == grid.HELDOUT} == HELD_OUT
+    assert {s.id for s in scs if s.part == grid.HELDOUT2} == HELD_OUT_2
+    assert {s.part for s in scs} == set(grid.PARTS)
     # the part is a function of the definition alone: a rebuilt scenario lands in the same part
     for s in scs:
         assert grid.Scenario(s.family, s.per_class).part == s.part

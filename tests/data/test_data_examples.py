@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from advisor.data import EXAMPLE_DATASETS, load_dataset
-from advisor.data.builtin import FASHION_MNIST_CLASSES, fashion_mnist_arrays, load_builtin
+from advisor.data.builtin import FASHION_MNIST_CLASSES, fashion_mnist_arrays
 from advisor.data.examples import COARSE_GROUPS, DEFAULT_SIZE, GROUP_OF, final_relation
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -39,7 +39,7 @@ def _is_real_item(x: np.ndarray, y: np.ndarray, patch: np.ndarray, cls: int) -> 
 
 def test_names_registered():
     assert set(EXAMPLE_DATASETS) == {"fashion-pairs", "fashion-chain"}
-    assert load_builtin("fashion-chain:5").tasks == ["z", "y"]
+    assert load_dataset("fashion-chain:5").tasks == ["z", "y"]
 
 
 def test_groups_partition_the_classes():

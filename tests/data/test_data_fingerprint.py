@@ -108,3 +108,33 @@ def test_fingerprint_same_in_another_process(tmp_path, make_folder):
         env={"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin"},
     )
     assert out.stdout.strip() == here
+
+
+def test_images_fingerprint_ignores_labels_only(tmp_path, write_image, write_csv, pixels):
+    for k in range(4):
+        write_image(tmp_path / f"{k}.png", pixels(k))
+    rows = [["0.png", "a", "x"], ["1.png", "b", "x"], ["2.png", "a", "y"], ["3.png", "b", "y"]]
+    m = write_csv(tmp_path / "m.csv", ["path", "label", "other"], rows)
+    relabeled = write_csv(tmp_path / "r.csv", ["path", "kind"], [[r[0], "ab"[i % 2 == 0]] for i, r in enumerate(rows)])
+    ds = load_dataset(str(m))
+    f_images = ds.images_fingerprint()
+    assert _is_sha256(f_images) and f_images != ds.fingerprint()
+    # other labels, other label columns, other tasks: same images, same images fingerprint
+    for variant in (load_dataset(str(relabeled)), load_dataset(str(m), label_columns=["other"]),
+                    ds.with_tasks(["other"])):
+        assert variant.fingerprint() != ds.fingerprint()
+        assert variant.images_fingerprint() == f_images
+    # other images, or the same images in another order or number: another fingerprint
+    assert ds.subset([1, 0, 2, 3]).images_fingerprint() != f_images
+    assert ds.subset([0, 1, 2]).images_fingerprint() != f_images
+    write_image(tmp_path / "3.png", pixels(99))
+    assert load_dataset(str(m)).images_fingerprint() != f_images
+
+
+def test_fingerprint_value_unchanged_by_the_images_fingerprint():
+    # computed before images_fingerprint existed: computing both in one pass leaves fingerprint() as it was
+    ds = load_dataset("digits:10")
+    assert ds.fingerprint() == "392160296fdb9b848a9dab4e5a9167ec739b734d6fcb2436244119547fff5176"
+    ds2 = load_dataset("digits:10")
+    ds2.images_fingerprint()
+    assert ds2.fingerprint() == ds.fingerprint()

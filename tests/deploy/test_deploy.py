@@ -219,7 +219,7 @@ def test_exported_models_equal_pytorch_on_real_images_within_roundoff(world, tmp
     ds = load_folder(world["labelled"])
     x = torch.stack([pre(ds.load(i)) for i in range(len(ds))])
     bundle = load_bundle(None, experiment="dig-exp", workspace=world["ws"])
-    assert pre == bundle.preprocess
+    assert pre == bundle.preprocess and spec["preprocess"]["interpolation"] == bundle.preprocess.interpolation
     with torch.no_grad():
         expected = bundle.model(x).numpy()
     got = run_exported(fmt, tmp_path / f"m.{fmt}", x)

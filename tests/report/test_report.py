@@ -444,6 +444,8 @@ def test_the_agreement_says_whether_the_gain_exceeds_the_validation_noise():
     study.trials[1].value = 0.62  # 2 points: within one standard error (3.4)
     a = agreement(study)
     assert "2.0 points is within noise" in a.sentence and "On 200 validation images" in a.sentence
+    # the choice between the best trial and the advice is not sent to the test split
+    assert "check the test metric" not in a.sentence and "more validation data" in a.sentence
 
 
 # ------------------------------------------------------------------ errors: one line, exit 2

@@ -144,16 +144,18 @@ def test_max_epochs():
     assert max_epochs(Space({"full_finetune": S.StrategySpace("full_finetune", {})})) == S.TRAIN_DEFAULT_EPOCHS
 
 
-def test_the_pruner_first_judges_a_trial_after_the_warm_up():
+def test_the_pruner_counts_fine_tuning_epochs_whether_or_not_a_trial_warms_up():
+    """Steps are fine-tuning epochs (warm-up epochs are not reported), so the budget is 1 .. largest epochs."""
     from advisor.search.study import _make_pruner
 
-    assert S.min_epochs(load_space(ROOT / "last_k.yaml")) == S.WARMUP_EPOCHS + 1  # warmup: [true, false]
-    assert S.min_epochs(load_space(ROOT / "linear_probe.yaml")) == 1
+    assert S.max_steps(load_space(ROOT / "last_k.yaml")) == 8  # warmup: [true, false]; max_epochs is 8 + 2
+    assert S.max_steps(load_space(ROOT / "linear_probe.yaml")) == 1
     no_warm = Space({"last_k": S.StrategySpace("last_k", {"warmup": ParamSpec("warmup", "fixed", value=False)})})
-    assert S.min_epochs(no_warm) == 1
+    assert S.max_steps(no_warm) == S.TRAIN_DEFAULT_EPOCHS
     pruner = _make_pruner("hyperband", load_space(ROOT / "last_k.yaml"))
-    assert (pruner._min_resource, pruner._max_resource) == (S.WARMUP_EPOCHS + 1, 8 + S.WARMUP_EPOCHS)
+    assert (pruner._min_resource, pruner._max_resource) == (1, 8)
     assert _make_pruner("halving", no_warm)._min_resource == 1
+    assert _make_pruner("halving", load_space(ROOT / "last_k.yaml"))._min_resource == 1
 
 
 def test_constants_follow_the_trainer():

@@ -146,7 +146,8 @@ def test_pruning_prunes_before_the_last_epoch(search):
 
 
 def test_a_warm_up_trial_is_never_pruned_before_its_backbone_trains(tmp_path):
-    """With warm-up in the space, epochs 1-2 train the head only: the pruner waits for epoch 3."""
+    """With warm-up in the space, epochs 1-2 train the head only: they are not pruner steps, so the
+    pruner first sees (and may prune at) epoch 3, the first fine-tuning epoch, as step 1."""
     space = tmp_path / "warm.yaml"
     space.write_text(TINY_SPACE.replace("epochs: 3", "epochs: 2\n  warmup: true"))
     cfg = SearchConfig(dataset="digits:30", strategy="last_k", space=str(space), trials=6, image_size=32,
@@ -154,12 +155,20 @@ def test_a_warm_up_trial_is_never_pruned_before_its_backbone_trains(tmp_path):
                        study_name="w", seed=1)
     r = run_search(cfg)
     study = _study(tmp_path / "ws", "w")
-    assert all(len(t.intermediate_values) == 4 for t in study.trials if t.state.name == "COMPLETE")
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert complete and all(sorted(t.intermediate_values) == [1, 2] for t in complete)
+    assert all(t.user_attrs["warmup_epochs"] == 2 for t in study.trials)
     pruned = [t for t in study.trials if t.state.name == "PRUNED"]
-    # halving's first rung is epoch 3 (the first after warm-up), so what it prunes, it prunes there
-    assert pruned and all(len(t.intermediate_values) == 3 for t in pruned), \
+    # halving's first rung is step 1 = epoch 3 (the first after warm-up), so what it prunes, it prunes there
+    assert pruned and all(sorted(t.intermediate_values) == [1] for t in pruned), \
         [(t.number, t.state.name, t.intermediate_values) for t in study.trials]
     assert r.n_pruned == len(pruned)
+    assert all(tr["epochs"] == 3 for tr in r.trials if tr["state"] == "pruned")  # trainer epochs, warm-up included
+    _, _, runs = _nested(r.tracking_uri, r.parent_run_id)
+    client = _client(r.tracking_uri)
+    for run, t in zip(runs, study.trials):  # MLflow keeps the trainer's epochs: steps shifted by the warm-up
+        history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "val_accuracy")}
+        assert {e - 2: v for e, v in history.items() if e > 2} == pytest.approx(dict(t.intermediate_values))
 
 
 def test_strategy_auto_runs_analyze_and_tries_the_advice_first(tmp_path):
@@ -237,6 +246,57 @@ def test_a_killed_search_resumes_without_losing_or_duplicating_trials(tmp_path):
     assert len(numbers) == len(set(numbers))  # no trial logged twice
     assert set(numbers) >= {t.number for t in finished}
     assert optuna.trial.TrialState.RUNNING not in {t.state for t in study.trials}
+
+
+def test_a_device_side_assert_stops_the_search_with_one_line_and_keeps_what_was_done(tmp_path, capfd, monkeypatch):
+    """A CUDA device-side assert leaves the process's GPU context unusable: the search must not go on
+    as if it were one failed trial. The trial is recorded as failed, the study stops, the CLI prints one
+    line and exits 2, the finished trials stay in the study and no MLflow run is left RUNNING; the same
+    command then resumes the study."""
+    import advisor.train._finetune as finetune
+    from advisor.track import default_tracking_uri
+
+    real = finetune.run_last_k
+    calls = []
+
+    def third_call_breaks_the_gpu(ctx, params, callback=None):
+        calls.append(params)
+        if len(calls) == 3:
+            raise RuntimeError("CUDA error: device-side assert triggered\nCUDA kernel errors might be "
+                               "asynchronously reported at some other API call")
+        return real(ctx, params, callback)
+
+    monkeypatch.setattr(finetune, "run_last_k", third_call_breaks_the_gpu)
+    space = _space(tmp_path)
+    capfd.readouterr()
+    code = main(_cli_args(tmp_path, space, 5, "fatal"))
+    err = capfd.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("advisor: error: trial 2 hit a fatal GPU error"), err
+    assert "device-side assert" in err and "Traceback" not in err
+    assert len(calls) == 3  # no trial started after the broken one (and no refit)
+
+    study = _study(tmp_path / "ws", "fatal")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL"]
+    assert "device-side assert" in study.trials[2].user_attrs["fail_reason"]
+    done_before = {t.number: t.value for t in study.trials[:2]}
+
+    client = _client(default_tracking_uri(tmp_path / "ws"))
+    exp = client.get_experiment_by_name("fatal")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    assert runs and all(r.info.status != "RUNNING" for r in runs), [(r.info.run_name, r.info.status) for r in runs]
+    parent = next(r for r in runs if r.data.tags.get("advisor.kind") == "study")
+    assert parent.info.status == "FAILED"
+    _, _, nested = _nested(client.tracking_uri, parent.info.run_id)
+    assert [(int(r.data.tags["advisor.trial_number"]), r.info.status) for r in nested] == \
+        [(0, "FINISHED"), (1, "FINISHED"), (2, "FAILED")]
+    assert "device-side assert" in nested[2].data.tags["advisor.fail_reason"]
+
+    # nothing done is lost: the same command (on a working GPU) adds the missing trials
+    monkeypatch.setattr(finetune, "run_last_k", real)
+    assert main(_cli_args(tmp_path, space, 5, "fatal")) == 0
+    study = _study(tmp_path / "ws", "fatal")
+    assert len(study.trials) == 5 and {t.number: t.value for t in study.trials[:2]} == done_before
 
 
 def _counted(study):

@@ -6,16 +6,17 @@ import copy
 import dataclasses
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
 import torch
 
-from advisor.data import Preprocess, load_dataset, stratified_split
+from advisor.data import ArrayDataset, Preprocess, load_dataset, stratified_split
 from advisor.errors import AdvisorError
 from advisor.models import create_backbone
 from advisor.train._base import TrainContext
-from advisor.train.cache import ActivationCache, default_cache_dir, extract
+from advisor.train.cache import DEFAULT_CACHE_MAX, ActivationCache, _Lock, default_cache_dir, extract
 
 LAST = 18  # mobilenet_v2: stem, ir1..ir17, conv_last
 
@@ -42,6 +43,24 @@ def direct_blocks(ctx, indices) -> list[torch.Tensor]:
     x = torch.stack([ctx.preprocess(ctx.dataset.load(int(i))) for i in indices])
     with torch.no_grad():
         return ctx.backbone.forward_blocks(x)
+
+
+def in_threads(fn, args) -> list[Exception]:
+    """Run ``fn(a)`` for every ``a`` in ``args`` at once, one thread each; the exceptions raised."""
+    errors = []
+
+    def work(a):
+        try:
+            fn(a)
+        except Exception as exc:  # pragma: no cover - returned
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(a,)) for a in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
 
 
 def test_pooled_equals_direct_and_is_computed_once(base, tmp_path):
@@ -117,27 +136,16 @@ def test_two_caches_on_one_root_share_entries(base, tmp_path):
     key = first.key(ctx, pooled=LAST)
     meta = json.loads((tmp_path / key[:2] / key / "meta.json").read_text())
     assert meta["block"] == "conv_last" and meta["backbone"].startswith("mobilenet_v2@")
-    assert meta["dataset"] == ctx.dataset.fingerprint() and meta["kind"] == "pooled"
+    assert meta["images"] == ctx.dataset.images_fingerprint() and meta["kind"] == "pooled"
+    assert meta["device"] == "cpu" and meta["precision"] == "float32" and meta["format"] == 2
+    assert set(meta["versions"]) == {"torch", "torchvision", "timm"}
 
 
 def test_concurrent_fillers_compute_each_item_once(base, tmp_path):
     ctx = make_ctx(base)
     caches = [ActivationCache(tmp_path), ActivationCache(tmp_path)]
     idx = ctx.split.val
-    errors = []
-
-    def work(cache):
-        try:
-            cache.ensure(ctx, idx, pooled=(6,), boundaries=(7,))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(c,)) for c in caches]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not in_threads(lambda cache: cache.ensure(ctx, idx, pooled=(6,), boundaries=(7,)), caches)
     assert sum(c.stats["computed"] for c in caches) == len(idx)
     assert sum(c.stats["served"] for c in caches) == len(idx)
 
@@ -217,3 +225,189 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "acts"
     monkeypatch.delenv("ADVISOR_CACHE")
     assert default_cache_dir().parts[-3:] == (".cache", "advisor", "activations")
+
+
+# ------------------------------------------------------------------ the folder cap and LRU eviction
+def _used_later(cache, ctx, block, idx):
+    """Read an entry a little later than the last use of any other (mtime ticks are coarse)."""
+    time.sleep(0.02)
+    return cache.pooled(ctx, block, idx)
+
+
+def test_filling_past_the_cap_evicts_the_least_recently_used_unlocked_entry(base, tmp_path):
+    ctx = make_ctx(base)
+    idx = ctx.split.val[:20]
+    sizer = ActivationCache(tmp_path, max_total=2**40)
+    for b in (7, 8):  # ir7, ir8: 64 channels each, so every entry takes the same bytes
+        _used_later(sizer, ctx, b, idx)
+    one = sizer.total_bytes() // 2
+    assert one >= len(ctx.dataset) * 64 * 4
+    keys = {b: sizer.key(ctx, pooled=b) for b in (7, 8, 9, 10)}
+
+    cache = ActivationCache(tmp_path, max_total=2 * one)  # room for two entries
+    _used_later(cache, ctx, 7, idx)  # 7 is now more recent than 8
+    _used_later(cache, ctx, 9, idx)  # a third: 8, the least recently used, goes
+    assert [e["key"] for e in cache.entries()] == [keys[7], keys[9]]
+    assert cache.stats["evicted"] == 1 and cache.total_bytes() <= cache.max_total
+    assert cache.entries()[0]["rows_done"] == len(idx)
+
+    # 7 is now the least recently used, but someone reads it (a shared lock): 9 goes instead
+    with _Lock(tmp_path / keys[7][:2] / keys[7] / "lock", shared=True):
+        _used_later(cache, ctx, 10, idx)
+    assert {e["key"] for e in cache.entries()} == {keys[7], keys[10]}
+    # and with both locked nothing can go: the new entry is still served (the cap is exceeded meanwhile)
+    with _Lock(tmp_path / keys[7][:2] / keys[7] / "lock", shared=True), \
+            _Lock(tmp_path / keys[10][:2] / keys[10] / "lock", shared=True):
+        got = _used_later(cache, ctx, 8, idx)
+    assert {e["key"] for e in cache.entries()} == {keys[7], keys[10], keys[8]}
+    np.testing.assert_allclose(got, direct_blocks(ctx, idx)[8].mean(dim=(2, 3)).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_an_evicted_entry_is_computed_again_and_a_waiting_filler_recreates_it(base, tmp_path):
+    ctx = make_ctx(base)
+    idx = ctx.split.val[:10]
+    cache = ActivationCache(tmp_path)
+    first = cache.pooled(ctx, 4, idx)
+    key = cache.key(ctx, pooled=4)
+    removed, in_use = cache.clear(keys=[key[:8]])
+    assert [e["key"] for e in removed] == [key] and not in_use and not cache.entries()
+    np.testing.assert_array_equal(cache.pooled(ctx, 4, idx), first)
+    assert cache.stats["computed"] == 2 * len(idx)
+    # a filler that waited for the lock of an entry being removed locks the new file, not the removed one
+    lock = tmp_path / key[:2] / key / "lock"
+    holder = _Lock(lock)
+    assert holder.acquire()
+    waiter = _Lock(lock)
+    t = threading.Thread(target=waiter.acquire)
+    t.start()
+    time.sleep(0.1)
+    for name in ("data.npy", "done.npy", "meta.json", "used", "lock"):
+        (lock.parent / name).unlink(missing_ok=True)
+    holder.release()
+    t.join(5)
+    assert not t.is_alive() and lock.exists()
+    assert not _Lock(lock, blocking=False).acquire()  # the waiter holds the file now at that path
+    waiter.release()
+
+
+def test_the_cap_comes_from_advisor_cache_max(base, monkeypatch, tmp_path):
+    monkeypatch.delenv("ADVISOR_CACHE_MAX", raising=False)
+    assert ActivationCache(tmp_path).max_total == DEFAULT_CACHE_MAX == 20 * 2**30
+    for text, want in (("20G", 20 * 2**30), ("500M", 500 * 2**20), ("123456", 123456), ("1.5GiB", 3 * 2**29),
+                       (" 64k ", 65536), ("2TB", 2 * 2**40)):
+        monkeypatch.setenv("ADVISOR_CACHE_MAX", text)
+        assert ActivationCache(tmp_path).max_total == want, text
+    for bad in ("lots", "-5G", "20X", "1e9"):
+        monkeypatch.setenv("ADVISOR_CACHE_MAX", bad)
+        with pytest.raises(AdvisorError) as err:
+            ActivationCache(tmp_path)
+        msg = str(err.value)
+        assert "ADVISOR_CACHE_MAX" in msg and repr(bad) in msg and "20G" in msg and "\n" not in msg
+    # a boundary bigger than the cap does not fit: computed, never stored
+    ctx = make_ctx(base)
+    monkeypatch.setenv("ADVISOR_CACHE_MAX", "100K")
+    cache = ActivationCache(tmp_path)
+    assert cache.boundary_bytes(ctx, 2) > 100 * 2**10 and not cache.fits(ctx, 2)
+    cache.boundary(ctx, 2, ctx.split.val[:5])
+    assert cache.stats["bypassed"] == 5 and not cache.entries()
+
+
+# ------------------------------------------------------------------ keys: images only; device, precision, versions
+def test_two_labelings_of_the_same_images_share_entries(base, tmp_path):
+    ds = base[0]
+    relabeled = ArrayDataset("digits-shifted", ds.images, (ds.primary_labels + 3) % 10)
+    assert relabeled.fingerprint() != ds.fingerprint()
+    ctx, other = make_ctx(base), make_ctx(base, dataset=relabeled)
+    first, second = ActivationCache(tmp_path), ActivationCache(tmp_path)
+    assert first.key(ctx, pooled=LAST) == second.key(other, pooled=LAST)
+    assert first.key(ctx, boundary=9) == second.key(other, boundary=9)
+    idx = ctx.split.val
+    a = first.pooled(ctx, LAST, idx)
+    np.testing.assert_array_equal(second.pooled(other, LAST, idx), a)
+    assert second.stats["computed"] == 0 and second.stats["served"] == len(idx)
+    # other images (a subset) do not share
+    assert first.key(make_ctx(base, dataset=ds.subset(np.arange(len(ds) - 1))), pooled=LAST) != first.key(
+        ctx, pooled=LAST)
+
+
+def test_keys_follow_device_precision_and_versions(base, monkeypatch):
+    from advisor.train import cache as cache_mod
+
+    ctx = make_ctx(base)
+    cache = ActivationCache("/nonexistent/never/written")
+    k = cache.key(ctx, pooled=LAST)
+    assert cache.key(make_ctx(base, backbone=copy.deepcopy(base[1]).double()), pooled=LAST) != k
+    assert cache.key(make_ctx(base, backbone=copy.deepcopy(base[1]).half()), pooled=LAST) != k
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    on_gpu = cache.key(make_ctx(base, device=torch.device("cuda")), pooled=LAST)
+    assert on_gpu != k
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Other GPU")
+    assert cache.key(make_ctx(base, device=torch.device("cuda")), pooled=LAST) not in (k, on_gpu)
+    for package in ("torch", "torchvision", "timm"):
+        with monkeypatch.context() as m:
+            m.setitem(cache_mod._VERSIONS, package, "0.0.0-other")
+            assert cache.key(ctx, pooled=LAST) != k, package
+    assert cache.key(ctx, pooled=LAST) == k
+
+
+# ------------------------------------------------------------------ threads
+def test_threads_sharing_one_cache_and_one_backbone_match_one_thread(base, tmp_path):
+    bb = copy.deepcopy(base[1])
+    bb.train()  # a trainer's backbone: every fill must run it in eval mode and give the mode back
+    before = {k: v.clone() for k, v in bb.state_dict().items()}
+    ctx = make_ctx(base, backbone=bb)
+    idx = ctx.split.val
+    jobs = [dict(pooled=(6,)), dict(boundaries=(7,)), dict(pooled=(10,)), dict(pooled=(6,), boundaries=(12,)),
+            dict(boundaries=(7,))]
+    shared = ActivationCache(tmp_path / "threads")
+    assert not in_threads(lambda job: shared.ensure(ctx, idx, batch_size=4, **job), jobs)
+    assert all(m.training for m in bb.modules())
+    for k, v in bb.state_dict().items():
+        assert torch.equal(v, before[k]), k  # no BatchNorm statistics updated by a pass in training mode
+    one = ActivationCache(tmp_path / "one")
+    alone = make_ctx(base)  # the pristine backbone, in eval mode, the same jobs one after the other
+    for job in jobs:
+        one.ensure(alone, idx, batch_size=4, **job)
+    for i in (6, 10):
+        np.testing.assert_array_equal(shared.pooled(ctx, i, idx), one.pooled(alone, i, idx))
+    for b in (7, 12):
+        torch.testing.assert_close(shared.boundary(ctx, b, idx), one.boundary(alone, b, idx), rtol=0, atol=0)
+    # each entry's rows computed once, whichever thread came first
+    assert shared.stats["computed"] + shared.stats["served"] == len(jobs) * len(idx) + 4 * len(idx)
+    assert shared.stats["passes"] <= 4
+
+
+def test_two_processes_filling_one_entry_compute_each_row_once(base, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import sys, json, torch
+torch.set_num_threads(1)
+from advisor.data import Preprocess, load_dataset
+from advisor.models import create_backbone
+from advisor.train._base import TrainContext
+from advisor.train.cache import ActivationCache
+ds = load_dataset("digits:40"); bb = create_backbone("mobilenet_v2"); pp = bb.preprocessing
+pre = Preprocess.for_image_size(Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"]), 32)
+ctx = TrainContext(dataset=ds, split=None, backbone=bb, make_backbone=None, preprocess=pre, device=torch.device("cpu"))
+cache = ActivationCache(sys.argv[1])
+cache.ensure(ctx, range(len(ds)), pooled=(8,), boundaries=(9,), batch_size=16)
+print(json.dumps(cache.stats))
+"""
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "c")], cwd=repo, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    stats = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    ctx = make_ctx(base)
+    n = len(ctx.dataset)
+    assert sum(s["computed"] for s in stats) == n and sum(s["served"] for s in stats) == n
+    here = ActivationCache(tmp_path / "c")
+    idx = np.arange(n)
+    np.testing.assert_allclose(here.pooled(ctx, 8, idx), extract(ctx, idx, pooled=(8,))[0][8], rtol=1e-4, atol=1e-5)
+    assert here.stats["computed"] == 0 and len(here.entries()) == 2

@@ -168,6 +168,54 @@ def test_augmentation_runs_without_the_cache_and_is_seeded(setup):
 
 
 # ----------------------------------------------------------------------------- full fine-tuning
+def test_weight_decay_shrinks_weights_but_never_biases_or_norm_parameters(setup, monkeypatch):
+    """timm's convention: parameters with ndim <= 1 (biases, BatchNorm scales and shifts) are in groups
+    with weight_decay 0. Checked on the groups fit_network builds, and by one AdamW step with zero
+    gradients (so only the decay can move anything): conv and linear weights shrink, the rest stays."""
+    built = []
+
+    class SpyAdamW(torch.optim.AdamW):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(torch.optim, "AdamW", SpyAdamW)
+    split = setup[1]
+    fitted = fit_network(make_ctx(setup), ["label"], split.train, split.val, k=2, epochs=1, batch_size=64,
+                         weight_decay=0.5)
+    (opt,) = built
+    names = fitted.ctx.backbone.block_names
+    assert set(fitted.param_group_lrs) == {"head:label", f"block:{names[-1]}", f"block:{names[-2]}"}
+    trained = {id(p) for p in fitted.net.top.parameters()} | {id(p) for p in fitted.net.heads.parameters()}
+    assert {id(p) for g in opt.param_groups for p in g["params"]} == trained
+    kinds = {"weight": 0, "no_decay": 0}
+    for g in opt.param_groups:
+        assert g["weight_decay"] == (0.5 if all(p.ndim > 1 for p in g["params"]) else 0.0), g["name"]
+        assert all(p.ndim > 1 for p in g["params"]) or all(p.ndim <= 1 for p in g["params"]), g["name"]
+        kinds["weight" if g["weight_decay"] else "no_decay"] += 1
+    assert kinds["weight"] >= 3 and kinds["no_decay"] >= 3  # every named group split in two
+
+    # behaviour: fresh optimizer state and zero gradients, so one step applies the decay alone
+    opt.state.clear()
+    params = [p for g in opt.param_groups for p in g["params"]]
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    before = [p.detach().clone() for p in params]
+    opt.step()
+    bn = [m for m in fitted.net.top.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bn
+    norm_ids = {id(t) for m in bn for t in (m.weight, m.bias)}
+    convs = [m.weight for m in fitted.net.top.modules() if isinstance(m, torch.nn.Conv2d)]
+    conv_ids = {id(t) for t in convs}
+    assert convs and conv_ids
+    for p, b in zip(params, before):
+        if p.ndim <= 1:
+            assert torch.equal(p, b)  # biases and norm parameters: no decay
+        else:
+            assert p.abs().sum() < b.abs().sum()  # weights shrink toward zero
+    assert norm_ids <= {id(p) for p in params if p.ndim <= 1} and conv_ids <= {id(p) for p in params if p.ndim > 1}
+
+
 def test_full_finetune_warmup_keeps_the_backbone_frozen_then_trains_it(setup):
     ctx = make_ctx(setup)
     initial = [p.detach().clone() for p in ctx.backbone.blocks.parameters()]

@@ -74,8 +74,10 @@ def test_multi_task_learns_both_tasks_and_compares_with_separate_models(setup):
         alone = r.extra["separate"][t]
         assert alone["test_accuracy"] > (0.3 if t == "digit" else 0.6)
         assert alone["n_train_labelled"] == r.per_task[t]["n_train_labelled"]
+        # the verdict on sharing is a choice: made on validation, never on test
         assert r.extra["multi_minus_separate"][t] == pytest.approx(
-            r.per_task[t]["test_accuracy"] - alone["test_accuracy"])
+            r.per_task[t]["val_accuracy"] - alone["val_accuracy"])
+    assert r.extra["compared_on"] == "validation accuracy"
 
 
 def test_multi_task_defaults_skip_the_intermediate_label_and_train_a_quarter_of_the_blocks(setup):
@@ -104,3 +106,38 @@ def test_multi_task_parameter_errors(setup):
     one_line(lambda: run_multi_task(ctx, {"compare": "yes"}), "compare")
     one_line(lambda: run_multi_task(ctx, {"k": 25}), "k=25 is larger than the backbone's 19 blocks; use 1..19")
     one_line(lambda: run_multi_task(ctx, {"k": 2, "lr": 0.1}), "unknown parameter 'lr'")
+
+
+def _printed(result) -> str:
+    import io
+
+    from rich.console import Console
+
+    from advisor.display import print_train_extra
+
+    buf = io.StringIO()
+    print_train_extra(result, Console(file=buf, width=200))
+    return buf.getvalue()
+
+
+def test_the_sharing_verdict_is_shown_on_validation_and_test_only_once():
+    """Validation decides shared against separate, so the table compares validation accuracies; the
+    shared model's test accuracy is printed once as the final number, the separate ones' never."""
+    from advisor.train._base import TrainResult
+
+    per_task = {"digit": {"val_accuracy": 0.81, "test_accuracy": 0.7301, "n_train_labelled": 180},
+                "parity": {"val_accuracy": 0.62, "test_accuracy": 0.9402, "n_train_labelled": 126}}
+    separate = {"digit": {"val_accuracy": 0.75, "test_accuracy": 0.8803},
+                "parity": {"val_accuracy": 0.66, "test_accuracy": 0.5104}}
+    r = TrainResult(strategy="multi_task", params={}, val_accuracy=0.62, test_accuracy=0.9402, val_macro_f1=0.6,
+                    test_macro_f1=0.9, history=[], wall_time=1.0, trainable_params=1, per_task=per_task,
+                    extra={"separate": separate, "multi_minus_separate": {"digit": 0.06, "parity": -0.04},
+                           "compared_on": "validation accuracy"})
+    out = _printed(r)
+    assert "(validation accuracy)" in out and "(test accuracy)" not in out
+    digit = next(line for line in out.splitlines() if line.strip("│┃ ").startswith("digit"))
+    parity = next(line for line in out.splitlines() if line.strip("│┃ ").startswith("parity"))
+    assert "0.8100" in digit and "0.7500" in digit and "+6.0 pt" in digit and "shared" in digit
+    assert "0.6200" in parity and "0.6600" in parity and "-4.0 pt" in parity and "separate" in parity
+    assert out.count("0.7301") == 1 and out.count("0.9402") == 1  # the final numbers, once
+    assert "0.8803" not in out and "0.5104" not in out  # the separate models' test accuracy decides nothing

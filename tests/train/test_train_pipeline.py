@@ -306,3 +306,30 @@ def test_the_winner_exports_as_one_module_with_its_test_accuracy(chain_run):
     assert abs(acc - result.test_accuracy) <= 1.0 / len(test) + 1e-9
     composed = isinstance(result.model.heads[ctx.dataset.primary_task], torch.nn.Sequential)
     assert composed == (result.extra["winner"] == "pipeline")
+
+
+def test_the_pipeline_table_reports_test_only_for_the_winner_chosen_on_validation():
+    """The winner is the higher validation accuracy; only its test accuracy is printed (the final number),
+    so the table does not invite a second choice on test."""
+    import io
+
+    from rich.console import Console
+
+    from advisor.display import print_train_extra
+    from advisor.train._base import TrainResult
+
+    extra = {"pipeline": {"val_accuracy": 0.71, "test_accuracy": 0.9301, "test_macro_f1": 0.9202,
+                          "trainable_params": 10, "seconds": 1.0},
+             "end_to_end": {"val_accuracy": 0.74, "test_accuracy": 0.6603, "test_macro_f1": 0.6504,
+                            "trainable_params": 12, "seconds": 1.0},
+             "winner": "end_to_end", "intermediate": "z", "final": "y", "learning_curve": None}
+    r = TrainResult(strategy="pipeline_vs_end_to_end", params={}, val_accuracy=0.74, test_accuracy=0.6603,
+                    val_macro_f1=0.7, test_macro_f1=0.6504, history=[], wall_time=1.0, trainable_params=12,
+                    extra=extra)
+    buf = io.StringIO()
+    print_train_extra(r, Console(file=buf, width=200))
+    out = buf.getvalue()
+    assert "winner: end_to_end" in out
+    assert "0.7100" in out and "0.7400" in out  # both validation accuracies: the comparison
+    assert "0.6603" in out and "0.6504" in out  # the winner's test numbers
+    assert "0.9301" not in out and "0.9202" not in out  # the loser's are not shown
