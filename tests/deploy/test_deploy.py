@@ -50,14 +50,16 @@ def _digit_images(n: int, offset: int = 0):
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """The search, a labelled image folder (class sub-folders), an unlabelled folder (loose files)."""
-    from advisor.search import SearchConfig, run_search
+    """The search (through the CLI, as a user runs it), a labelled image folder (class sub-folders), an
+    unlabelled folder (loose files)."""
+    from types import SimpleNamespace
 
     tmp = tmp_path_factory.mktemp("deploy")
-    cfg = SearchConfig(dataset="digits:30", strategy="linear_probe", trials=2, image_size=32,
-                       workspace=str(tmp / "ws"), cache_dir=str(tmp / "cache"), study_name="dig",
-                       experiment="dig-exp", register=REGISTERED)
-    result = run_search(cfg)
+    assert main(["search", "digits:30", "--strategy", "linear_probe", "--trials", "2", "--image-size", "32",
+                 "--workspace", str(tmp / "ws"), "--cache-dir", str(tmp / "cache"), "--study-name", "dig",
+                 "--experiment", "dig-exp", "--register", REGISTERED, "--json", str(tmp / "search.json"),
+                 "--quiet"]) == 0
+    result = SimpleNamespace(**json.loads((tmp / "search.json").read_text()))
     images, labels = _digit_images(30)
     labelled = tmp / "labelled"
     for k, (img, y) in enumerate(zip(images, labels)):
