@@ -130,6 +130,13 @@ def requirements(model_name: str) -> list[str]:
     return out
 
 
+def quiet_downloads() -> None:
+    """No MLflow download progress bars on stderr (advisor prints one line per problem, and its own progress)."""
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def log_pyfunc(tracking_uri: str, run_id: str, model_file: str | Path, *, classes: list[str], preprocess,
                model_name: str, experiment_id: str | None = None, name: str = "model"):
     """Log the ``advisor.model/1`` file as the advisor pyfunc on ``run_id``; returns MLflow's ModelInfo."""
@@ -137,6 +144,7 @@ def log_pyfunc(tracking_uri: str, run_id: str, model_file: str | Path, *, classe
 
     from advisor.track.model_log import _quiet, scoped_tracking_uri
 
+    quiet_downloads()  # MLflow checks the input example by loading the model back
     with scoped_tracking_uri(tracking_uri, experiment_id), _quiet("mlflow"):
         return Model.log(artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id,
                          python_model=AdvisorImageModel(), artifacts={ARTIFACT: str(model_file)},

@@ -91,11 +91,11 @@ def _load_mlflow(model_uri: str, tracking_uri: str | None) -> Bundle:
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
-    from advisor.deploy.pyfunc import AdvisorImageModel
+    from advisor.deploy.pyfunc import AdvisorImageModel, quiet_downloads
     from advisor.track.model_log import scoped_tracking_uri
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # advisor draws its own progress
+    quiet_downloads()
     try:
         with scoped_tracking_uri(tracking_uri) if tracking_uri else _nothing():
             loaded = mlflow.pyfunc.load_model(model_uri)

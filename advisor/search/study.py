@@ -332,13 +332,21 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
                          {"test_accuracy": result.test_accuracy, "test_macro_f1": result.test_macro_f1},
                          value=best.value, extra_metrics=extra, extra_tags=tags)
         if refit["result"] is not None:
-            result.model_uri, result.registered_version = _log_best_model(
-                refit["result"], ctx, cfg, tracker, uri, {
-                    "advisor.study_name": study_name, "advisor.dataset": cfg.dataset,
-                    "advisor.dataset_fingerprint": ctx.dataset.fingerprint(), "advisor.model": cfg.model,
-                    "advisor.strategy": best.user_attrs.get("strategy"), "advisor.best_trial": best.number,
-                    "advisor.test_accuracy": result.test_accuracy, "advisor.experiment": experiment,
-                    "advisor.run_id": tracker.parent_run_id})
+            try:
+                result.model_uri, result.registered_version = _log_best_model(
+                    refit["result"], ctx, cfg, tracker, uri, {
+                        "advisor.study_name": study_name, "advisor.dataset": cfg.dataset,
+                        "advisor.dataset_fingerprint": ctx.dataset.fingerprint(), "advisor.model": cfg.model,
+                        "advisor.strategy": best.user_attrs.get("strategy"), "advisor.best_trial": best.number,
+                        "advisor.test_accuracy": result.test_accuracy, "advisor.experiment": experiment,
+                        "advisor.run_id": tracker.parent_run_id})
+            except Exception as e:  # the trials and the best trial's record are kept: end the run, then say why
+                tracker.finish(status)
+                if isinstance(e, AdvisorError):
+                    raise
+                raise AdvisorError(f"the search finished (all trials recorded) but its best model could not be "
+                                   f"logged: {type(e).__name__}: {' '.join(str(e).split())[:300]}",
+                                   "check the tracking store's artifact location") from None
     if cfg.register and result.registered_version is None:
         _log.warning("nothing registered as %s: the search has no refit best model", cfg.register)
     tracker.finish(status)

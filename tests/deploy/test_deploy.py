@@ -416,3 +416,26 @@ def test_a_model_logged_without_its_preprocessing_is_refused_in_one_line(world, 
     err = _one_line_error(capsys, ["predict", f"runs:/{run.info.run_id}/model", str(world["loose"]),
                                    "--workspace", world["ws"], "--out", str(tmp_path / "o.csv"), "--quiet"])
     assert "not an advisor model" in err and not (tmp_path / "o.csv").exists()
+
+
+def test_a_registry_that_fails_at_the_end_is_one_line_and_loses_no_trial(tmp_path, capsys, monkeypatch):
+    """The registry refuses after the trials ran: status 2 with one line, the study run ended, its model logged."""
+    import advisor.deploy.pyfunc as pyfunc
+    from advisor.errors import AdvisorError
+
+    def refuse(*args, **kwargs):
+        raise AdvisorError("cannot register the model (registry refused)", "check the Model Registry")
+
+    monkeypatch.setattr(pyfunc, "register", refuse)
+    err = _one_line_error(capsys, ["search", "digits:30", "--strategy", "linear_probe", "--trials", "2",
+                                   "--image-size", "32", "--workspace", str(tmp_path / "ws"), "--cache-dir",
+                                   str(tmp_path / "cache"), "--experiment", "e", "--register", "m", "--quiet"])
+    assert "registry refused" in err
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'ws' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("e").experiment_id
+    parent = client.search_runs([exp], filter_string="tags.`advisor.kind` = 'study'")[0]
+    assert parent.info.status == "FINISHED" and "advisor.best_trial" in parent.data.tags
+    assert len(client.search_runs([exp], filter_string="tags.`advisor.kind` = 'trial'")) == 2
+    assert [m.name for m in client.search_logged_models(experiment_ids=[exp])] == ["model"]
