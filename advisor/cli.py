@@ -145,8 +145,57 @@ def _build() -> argparse.ArgumentParser:
     s.add_argument("--pruner", default="hyperband", choices=["hyperband", "halving", "none"],
                    help="early stopping of unpromising trials over fine-tuning epochs (default hyperband)")
     s.add_argument("--json", metavar="PATH", default=None, help="write the search result (all trials) as JSON")
+    s.add_argument("--register", default=None, metavar="NAME",
+                   help="register the best model in the MLflow Model Registry as a new version of NAME")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_search)
+
+    pr = sub.add_parser("predict", help="predict every image of a dataset with a trained model",
+                        description="Predict with a model saved by advisor train --save, an MLflow model URI "
+                                    "(runs:/RUN_ID/model, models:/NAME/VERSION) or a study's best model "
+                                    "(--experiment NAME). One row per image: its path or index, the predicted "
+                                    "class and the top-k probabilities. With labels: accuracy, macro-F1, a "
+                                    "per-class table and the confusion matrix.")
+    pr.add_argument("model", metavar="MODEL", nargs="?", default=None,
+                    help="a --save file, runs:/RUN_ID/model or models:/NAME/VERSION (omit with --experiment)")
+    pr.add_argument("data", metavar="DATA",
+                    help="any DATASET form of analyze, or a folder of unlabelled images")
+    pr.add_argument("--experiment", default=None, metavar="NAME", help="use the best model of this search")
+    pr.add_argument("--tracking-uri", default=None, metavar="URI",
+                    help="MLflow tracking URI (default sqlite:///WORKSPACE/mlflow.db, as advisor search)")
+    pr.add_argument("--workspace", default=None, metavar="DIR",
+                    help="the search's workspace (default $ADVISOR_WORKSPACE or ./advisor-workspace)")
+    pr.add_argument("--out", default=None, metavar="PATH", help="write the predictions: .csv or .parquet")
+    pr.add_argument("--top-k", type=int, default=3, metavar="K", help="probabilities of the K best classes (3)")
+    pr.add_argument("--forward-batch", "--batch-size", dest="forward_batch", type=int, default=64, metavar="B",
+                    help="images per forward pass (default 64), as analyze --forward-batch")
+    pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="where the network runs (default auto: cuda when present)")
+    pr.add_argument("--unreadable", default="fail", choices=["fail", "skip"],
+                    help="an image that cannot be read: stop with its name (fail, default) or leave it out and "
+                         "list it (skip)")
+    pr.add_argument("--seed", type=int, default=0, help="seed of NAME:K subsets (default 0)")
+    pr.add_argument("--labels", metavar="COL[,COL...]", default=None,
+                    help="CSV manifest or NPZ: label columns (default: all but the path column)")
+    pr.add_argument("--json", metavar="PATH", default=None, help="write the metrics (and failures) as JSON")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    pr.set_defaults(func=_predict)
+
+    ex = sub.add_parser("export", help="export a model to ONNX or TorchScript, its preprocessing beside it",
+                        description="Write MODEL (as for predict) as an ONNX or TorchScript file taking "
+                                    "preprocessed images [N, 3, S, S] and returning the logits of the classes; "
+                                    "PATH.preprocess.json holds the preprocessing and the class names.")
+    ex.add_argument("model", metavar="MODEL", nargs="?", default=None,
+                    help="a --save file, runs:/RUN_ID/model or models:/NAME/VERSION (omit with --experiment)")
+    ex.add_argument("--experiment", default=None, metavar="NAME", help="export the best model of this search")
+    ex.add_argument("--tracking-uri", default=None, metavar="URI",
+                    help="MLflow tracking URI (default sqlite:///WORKSPACE/mlflow.db, as advisor search)")
+    ex.add_argument("--workspace", default=None, metavar="DIR",
+                    help="the search's workspace (default $ADVISOR_WORKSPACE or ./advisor-workspace)")
+    ex.add_argument("--format", required=True, choices=["onnx", "torchscript"],
+                    help="onnx (needs the advisor[export] extra) or torchscript")
+    ex.add_argument("--out", required=True, metavar="PATH", help="the exported model file")
+    ex.set_defaults(func=_export)
 
     r = sub.add_parser("report", help="write an HTML page and a Markdown summary of searches, read from MLflow",
                        description="Read the studies of one or more MLflow experiments (parent run and trial runs "
@@ -309,7 +358,7 @@ def _search(args) -> int:
         image_size=args.image_size, seed=args.seed,
         workspace=args.workspace or os.environ.get("ADVISOR_WORKSPACE") or "advisor-workspace",
         cache_dir=False if args.no_cache else args.cache_dir, advice=args.advice, analyze_sample=args.sample,
-        pruner=args.pruner, loader_workers=args.loader_workers,
+        pruner=args.pruner, loader_workers=args.loader_workers, register=args.register,
         label_columns=labels, intermediate=args.intermediate, split=args.split)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[note]}"), console=err, disable=args.quiet) as bar:
@@ -323,6 +372,11 @@ def _search(args) -> int:
 
         result = run_search(cfg, progress=progress)
     print_search(result, console)
+    if result.model_uri:
+        console.print(f"best model: runs:/{result.parent_run_id}/model ({result.model_uri}); "
+                      f"advisor predict --experiment {result.experiment} DATA", markup=False)
+    if result.registered_version:
+        console.print(f"registered as models:/{args.register}/{result.registered_version}", markup=False)
     if args.json:
         write_json(result, args.json)
         console.print(f"wrote {args.json}")
@@ -440,6 +494,68 @@ def _train(args) -> int:
         save_model(result, args.save, model_name=args.model, weights=args.weights, preprocess=ctx.preprocess,
                    dataset_name=ctx.dataset.name, classes=ctx.dataset.classes)
         console.print(f"saved the model to {args.save}")
+    return 0
+
+
+def _model_args(args) -> dict:
+    return {"experiment": args.experiment, "tracking_uri": args.tracking_uri, "workspace": args.workspace}
+
+
+def _predict(args) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from advisor.deploy.predict import predict_data, write_predictions
+    from advisor.deploy.resolve import load_bundle
+    from advisor.display import make_console, print_prediction
+    from advisor.serialize import write_json
+
+    console, err = make_console(), make_console(stderr=True)
+    if args.forward_batch < 1:
+        raise _usage(f"bad --forward-batch {args.forward_batch}: use a positive integer, e.g. 64")
+    if args.top_k < 1:
+        raise _usage(f"bad --top-k {args.top_k}: use a positive integer, e.g. 3")
+    for flag, path in (("--out", args.out), ("--json", args.json)):
+        if path:
+            _check_writable(flag, path)
+    if args.out and not args.out.lower().endswith((".csv", ".parquet", ".pq")):
+        raise _usage(f"unknown output format for --out {args.out}", "end it with .csv or .parquet")
+    bundle = load_bundle(args.model, **_model_args(args))
+    labels = _labels(args)
+    with Progress(TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, disable=args.quiet) as bar:
+        task = bar.add_task("predict", total=None)
+        result = predict_data(bundle, args.data, batch_size=args.forward_batch, device=args.device,
+                              skip_unreadable=args.unreadable == "skip", seed=args.seed, label_columns=labels,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+    print_prediction(result, console, args.top_k, show_rows=args.out is None)
+    for f in result.failures:  # one plain line each (no wrapping), for people and for grep
+        sys.stderr.write(f"advisor: skipped: {' '.join(str(f['reason']).split())}\n")
+    if args.out:
+        write_predictions(result, args.out, args.top_k)
+        console.print(f"wrote {args.out} ({len(result.items)} rows)")
+    if args.json:
+        write_json({"model": result.model, "dataset": result.dataset, "n": len(result.items),
+                    "images_per_second": result.images_per_second, "metrics": result.metrics,
+                    "failures": result.failures}, args.json)
+        console.print(f"wrote {args.json}")
+    return 0
+
+
+def _export(args) -> int:
+    from advisor.deploy.exporting import export_model
+    from advisor.deploy.resolve import load_bundle
+    from advisor.display import make_console
+
+    console = make_console()
+    _check_writable("--out", args.out)
+    from advisor.deploy.exporting import check_format
+
+    check_format(args.format)  # a missing package is one line before any model loads
+    bundle = load_bundle(args.model, **_model_args(args))
+    out = export_model(bundle, args.format, args.out)
+    console.print(f"wrote {out.model_path} ({args.format}) and {out.preprocess_path}")
+    console.print(f"largest difference from PyTorch on {out.n_checked} images: {out.max_abs_diff:.2e} "
+                  f"(tolerance {out.tolerance:.2e})")
     return 0
 
 

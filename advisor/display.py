@@ -230,3 +230,43 @@ def _params(p: dict) -> str:
             v = p[k]
             parts.append(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}")
     return " ".join(parts)
+
+
+def print_prediction(pred, console: Console | None = None, k: int = 3, show_rows: bool = True,
+                     max_rows: int = 20) -> None:
+    """``advisor predict``'s tables: the first rows (when no --out), metrics, per-class table, confusion matrix."""
+    from advisor.deploy.predict import prediction_table
+
+    console = console or make_console()
+    console.print(f"{len(pred.items)} images predicted with {pred.model} in {pred.wall_time:.1f} s "
+                  f"({pred.images_per_second:.0f} images/s)" + (f"; {len(pred.failures)} unreadable, skipped"
+                                                                 if pred.failures else ""), markup=False)
+    if show_rows and pred.items:
+        cols = prediction_table(pred, k)
+        tab = Table(title=f"predictions (first {min(max_rows, len(pred.items))} of {len(pred.items)}; "
+                          f"--out PATH writes all)", title_justify="left")
+        for name in cols:
+            tab.add_column(name, overflow="fold")
+        for row in list(zip(*cols.values()))[:max_rows]:
+            tab.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
+        console.print(tab)
+    m = pred.metrics
+    if m is None:
+        return
+    console.print(f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on {m['n']} labelled images"
+                  + (f"; labels the model does not know (counted wrong): {', '.join(m['unknown_labels'])}"
+                     if m["unknown_labels"] else ""), markup=False)
+    tab = Table(title="per class", title_justify="left")
+    for col in ("class", "precision", "recall", "F1", "support"):
+        tab.add_column(col, justify="left" if col == "class" else "right")
+    for r in m["per_class"]:
+        tab.add_row(r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", str(r["support"]))
+    console.print(tab)
+    conf = m["confusion"]
+    tab = Table(title="confusion matrix (rows: true class, columns: predicted)", title_justify="left")
+    tab.add_column("true \\ predicted")
+    for c in conf["classes"]:
+        tab.add_column(c, justify="right")
+    for c, row in zip(conf["classes"], conf["matrix"]):
+        tab.add_row(c, *[str(v) for v in row])
+    console.print(tab)

@@ -31,4 +31,5 @@ class SearchConfig:
     label_columns: list[str] | None = None
     intermediate: str | None = None
     loader_workers: int = 0
+    register: str | None = None  # register the best model in the MLflow Model Registry under this name
     fail_trials: list[int] = field(default_factory=list)  # inject failures (tests)

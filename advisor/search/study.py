@@ -75,6 +75,8 @@ class SearchResult:
     refit_val_accuracy: float | None = None  # the best configuration trained again at the end
     refit_reproduced: bool | None = None  # whether that equals the best trial's validation accuracy
     refit_error: str | None = None  # why the refit failed (then there is no test accuracy)
+    model_uri: str | None = None  # the best model, logged as the advisor pyfunc (models:/MODEL_ID)
+    registered_version: str | None = None  # its version in the Model Registry (--register NAME)
 
 
 def default_study_name(dataset: str, model: str, strategy: str) -> str:
@@ -283,7 +285,25 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
         tracker.log_best(best.number, {"strategy": best.user_attrs.get("strategy"),
                                        **(best.user_attrs.get("params") or {})},
                          {"test_accuracy": result.test_accuracy, "test_macro_f1": result.test_macro_f1},
-                         model=refit["model"], value=best.value, extra_metrics=extra, extra_tags=tags)
+                         value=best.value, extra_metrics=extra, extra_tags=tags)
+        if refit["result"] is not None:
+            try:
+                result.model_uri, result.registered_version = _log_best_model(
+                    refit["result"], ctx, cfg, tracker, uri, {
+                        "advisor.study_name": study_name, "advisor.dataset": cfg.dataset,
+                        "advisor.dataset_fingerprint": ctx.dataset.fingerprint(), "advisor.model": cfg.model,
+                        "advisor.strategy": best.user_attrs.get("strategy"), "advisor.best_trial": best.number,
+                        "advisor.test_accuracy": result.test_accuracy, "advisor.experiment": experiment,
+                        "advisor.run_id": tracker.parent_run_id})
+            except Exception as e:  # the trials and the best trial's record are kept: end the run, then say why
+                tracker.finish(status)
+                if isinstance(e, AdvisorError):
+                    raise
+                raise AdvisorError(f"the search finished (all trials recorded) but its best model could not be "
+                                   f"logged: {type(e).__name__}: {' '.join(str(e).split())[:300]}",
+                                   "check the tracking store's artifact location") from None
+    if cfg.register and result.registered_version is None:
+        _log.warning("nothing registered as %s: the search has no refit best model", cfg.register)
     tracker.finish(status)
     result.wall_time = time.perf_counter() - t_start
     return result
@@ -329,7 +349,7 @@ def _refit_best(best, ctx) -> dict:
     from advisor.train import run_strategy
 
     out = {"test_accuracy": None, "test_macro_f1": None, "val_accuracy": None, "reproduced": None,
-           "model": None, "error": None}
+           "model": None, "result": None, "error": None}
     strategy, params = best.user_attrs.get("strategy"), best.user_attrs.get("params")
     if strategy is None or params is None:
         out["error"] = f"trial {best.number} recorded no configuration"
@@ -344,8 +364,7 @@ def _refit_best(best, ctx) -> dict:
         val = float(result.val_accuracy)
         out.update(test_accuracy=_finite(result.test_accuracy), test_macro_f1=_finite(result.test_macro_f1),
                    val_accuracy=val, reproduced=math.isclose(val, float(best.value), rel_tol=0.0, abs_tol=1e-12),
-                   model=result.model)
-        del result
+                   model=result.model, result=result if result.model is not None else None)
     if out["error"]:
         _log.warning("refitting the best trial %d failed (%s): no test accuracy", best.number, out["error"])
     elif not out["reproduced"]:
@@ -353,6 +372,21 @@ def _refit_best(best, ctx) -> dict:
                      out["val_accuracy"], best.value)
     gc.collect()
     return out
+
+
+def _log_best_model(refit, ctx, cfg, tracker, uri, tags) -> tuple[str | None, str | None]:
+    """Log the refit model as the advisor pyfunc ``model`` on the parent run (network, preprocessing, class
+    names); with ``cfg.register``, register it as a new version tagged with ``tags``. Returns the model's URI and
+    the registered version."""
+    from advisor.deploy.pyfunc import log_result, register
+
+    info = log_result(uri, tracker.parent_run_id, refit, model_name=cfg.model, weights=cfg.weights,
+                      preprocess=ctx.preprocess, dataset=ctx.dataset, experiment_id=tracker.experiment_id)
+    version = None
+    if cfg.register:
+        version = register(uri, info.model_uri, cfg.register,
+                           {k: "" if v is None else str(v) for k, v in tags.items()}).version
+    return info.model_uri, None if version is None else str(version)
 
 
 def _finite(value) -> float | None:

@@ -16,6 +16,7 @@ loading never needs the pretrained weights file.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,12 @@ def _head_from_spec(spec: dict) -> nn.Module:
     return nn.Sequential(nn.Linear(spec["in"], spec["mid"]), nn.Softmax(dim=1), nn.Linear(spec["mid"], spec["out"]))
 
 
+def preprocess_state(preprocess) -> dict:
+    """``preprocess.__getstate__()`` as plain values (tuples become lists); ``Preprocess(**state)`` rebuilds it,
+    with every attribute the class serialises (resolution, mean/std, and interpolation where it has one)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in preprocess.__getstate__().items()}
+
+
 def save_model(result, path: str | Path, *, model_name: str, weights: str | None, preprocess,
                dataset_name: str = "", classes: dict[str, list[str]] | None = None) -> Path:
     """Write ``result.model`` (a TransferModel) with what is needed to use it again; returns the path."""
@@ -157,16 +164,17 @@ def save_model(result, path: str | Path, *, model_name: str, weights: str | None
         "heads": {t: _head_spec(h) for t, h in module.heads.items()},
         "standardise": module.standardise is not None,
         "classes": classes or {},
-        "preprocess": {"resize_size": int(preprocess.resize_size), "crop_size": int(preprocess.crop_size),
-                       "mean": [float(v) for v in preprocess.mean], "std": [float(v) for v in preprocess.std],
-                       "interpolation": str(preprocess.interpolation)},
+        "preprocess": preprocess_state(preprocess),
         "val_accuracy": float(result.val_accuracy),
         "test_accuracy": float(result.test_accuracy),
         "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
     }
-    try:
-        torch.save(payload, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:  # a temporary file renamed into place: a failed write leaves nothing half-written at ``path``
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
     except OSError as e:
+        tmp.unlink(missing_ok=True)
         raise AdvisorError(f"cannot write the model to {path} ({e.strerror})",
                            "pass a --save path in a writable folder") from None
     return path

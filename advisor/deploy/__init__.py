@@ -1,0 +1,11 @@
+"""Using what a search found: predict with a trained model, log it as an MLflow pyfunc, serve and export it.
+
+- :mod:`advisor.deploy.inference` -- a :class:`Bundle` (network, preprocessing, class names) and
+  batched inference on images of any form (paths, encoded bytes, arrays);
+- :mod:`advisor.deploy.resolve` -- a ``--save`` file, an MLflow model URI or a study's best model as a Bundle;
+- :mod:`advisor.deploy.predict` -- ``advisor predict``: one row per image, metrics when labelled;
+- :mod:`advisor.deploy.pyfunc` -- the MLflow pyfunc that carries the network and its preprocessing;
+- :mod:`advisor.deploy.exporting` -- ONNX and TorchScript files with their preprocessing as JSON.
+
+Importing this package is cheap; torch and MLflow are imported by the modules that need them.
+"""

@@ -1,0 +1,168 @@
+"""``advisor export``: the network as ONNX or TorchScript, its preprocessing as JSON beside it.
+
+The exported graph takes preprocessed images ``image`` float32 ``[N, 3, S, S]`` (any N) and returns
+``logits`` ``[N, classes]`` of the primary task (softmax gives the probabilities ``advisor predict``
+prints). ``PATH.preprocess.json`` says how to get from an image file to ``image``: the
+:class:`~advisor.data.Preprocess` state (shorter side resized to ``resize_size``, centre crop
+``crop_size``, with ``interpolation``, greyscale repeated to 3 channels, ``(x / 255 - mean) /
+std``), the class names in output order and the expected input.
+
+Every export is checked before it is written: the exported file's outputs must equal PyTorch's
+within :func:`roundoff_tolerance` on a seeded batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from advisor.errors import AdvisorError
+
+FORMATS = ("onnx", "torchscript")
+JSON_FORMAT = "advisor.export/1"
+
+
+@dataclass
+class Exported:
+    model_path: Path
+    preprocess_path: Path
+    max_abs_diff: float
+    tolerance: float
+    n_checked: int
+
+
+def check_format(fmt: str) -> None:
+    """One line naming the extra to install when the format's packages are missing."""
+    if fmt not in FORMATS:
+        raise AdvisorError(f"unknown export format {fmt!r}", "use onnx or torchscript")
+    if fmt == "onnx":
+        import importlib.util
+
+        missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise AdvisorError(f"ONNX export needs {' and '.join(missing)}, not installed",
+                               "pip install 'advisor[export]' (onnx and onnxruntime)")
+
+
+def roundoff_tolerance(model, x) -> float:
+    """How far two correct float32 evaluations of ``model`` on ``x`` may differ.
+
+    The float64 evaluation is the reference; PyTorch's float32 result differs from it by its own
+    roundoff ``d`` (measured, largest element). Another float32 runtime (ONNX Runtime, TorchScript)
+    makes errors of the same kind but sums in another order and may pick other convolution
+    algorithms, so its distance to the reference is a few ``d``; by the triangle inequality the two
+    float32 results differ by at most about their sum. We allow 10 ``d``, and never less than
+    float32's unit roundoff (2^-24) times 64 times the largest logit, for networks so shallow that
+    ``d`` is 0.
+    """
+    import torch
+
+    with torch.inference_mode():
+        ref = copy.deepcopy(model).double()(x.double())
+        d = float((model(x).double() - ref).abs().max())
+        scale = float(ref.abs().max())
+    return max(10.0 * d, 64 * 2.0 ** -24 * scale)
+
+
+def _check_batch(bundle, n: int = 8, seed: int = 0):
+    """A seeded batch of preprocessed inputs: uniform random pixels through the model's own normalisation."""
+    import torch
+
+    pre = bundle.preprocess
+    g = np.random.default_rng(seed)
+    pix = g.integers(0, 256, size=(n, 3, pre.crop_size, pre.crop_size)).astype(np.float32)
+    mean = np.asarray(pre.mean, dtype=np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(pre.std, dtype=np.float32).reshape(1, 3, 1, 1)
+    return torch.from_numpy((pix / 255.0 - mean) / std)
+
+
+def run_exported(fmt: str, path: str | Path, x) -> np.ndarray:
+    """Logits of an exported file on preprocessed images ``x`` (a tensor or array ``[N, 3, S, S]``)."""
+    arr = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return sess.run(["logits"], {"image": arr})[0]
+    import torch
+
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+        return torch.jit.load(str(path), map_location="cpu")(torch.from_numpy(arr)).numpy()
+
+
+def export_model(bundle, fmt: str, out: str | Path) -> Exported:
+    """Write ``bundle``'s network as ``fmt`` to ``out`` and ``out.preprocess.json``; checked first, then renamed
+    into place, so a failure leaves neither file half-written."""
+    import torch
+
+    check_format(fmt)
+    out = Path(out)
+    model = bundle.model.cpu().eval()
+    x = _check_batch(bundle)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp_json = out.with_name(f".{out.name}.preprocess.json.{os.getpid()}.tmp")
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore")
+            if fmt == "onnx":
+                torch.onnx.export(model, (x[:2],), str(tmp), dynamo=False, input_names=["image"],
+                                  output_names=["logits"], opset_version=17,
+                                  dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+            else:
+                torch.jit.save(torch.jit.trace(model, x[:2]), str(tmp))
+        with torch.no_grad():
+            expected = model(x).numpy()
+        got = run_exported(fmt, tmp, x)
+        diff = float(np.abs(got.astype(np.float64) - expected).max())
+        tol = roundoff_tolerance(model, x)
+        if not diff <= tol:
+            raise AdvisorError(f"the exported {fmt} model differs from PyTorch by {diff:.3g} (tolerance {tol:.3g})",
+                               "report this model; try the other --format")
+        tmp_json.write_text(json.dumps(describe(bundle, fmt, out), indent=2))
+        os.replace(tmp, out)
+        json_path = out.with_name(out.name + ".preprocess.json")
+        os.replace(tmp_json, json_path)
+    except OSError as e:
+        raise AdvisorError(f"cannot write {out} ({e.strerror or e})", "pass an --out path in a writable folder") from None
+    finally:
+        for t in (tmp, tmp_json):
+            if t.exists():
+                t.unlink()
+    return Exported(out, json_path, diff, tol, int(x.shape[0]))
+
+
+def describe(bundle, fmt: str, out: Path) -> dict:
+    """The JSON written beside an exported model."""
+    from advisor.train.export import preprocess_state
+
+    pre = bundle.preprocess
+    return {
+        "format": JSON_FORMAT,
+        "model_file": out.name,
+        "model_format": fmt,
+        "input": {"name": "image", "dtype": "float32", "shape": ["N", 3, pre.crop_size, pre.crop_size],
+                  "layout": "NCHW, RGB"},
+        "output": {"name": "logits", "shape": ["N", len(bundle.classes)],
+                   "probabilities": "softmax over the last axis"},
+        "classes": list(bundle.classes),
+        "task": bundle.task,
+        "preprocess": preprocess_state(pre),
+        "steps": ["decode; greyscale and palette images become 3 channels (grey repeated), alpha dropped",
+                  f"resize the shorter side to {pre.resize_size} (interpolation: "
+                  f"{pre.interpolation}, antialiased)",
+                  f"centre crop {pre.crop_size} x {pre.crop_size}",
+                  "x / 255, then (x - mean) / std per channel"],
+        "model_name": bundle.meta.get("model_name"),
+        "strategy": bundle.meta.get("strategy"),
+        "source": bundle.source,
+    }

@@ -1,0 +1,127 @@
+"""MODEL as the user names it -> a :class:`~advisor.deploy.inference.Bundle`.
+
+- a file written by ``advisor train --save`` (format ``advisor.model/1``);
+- an MLflow model URI: ``runs:/RUN_ID/model``, ``models:/NAME/VERSION`` (or ``models:/NAME@alias``),
+  ``models:/MODEL_ID``; it must be a model logged by ``advisor search`` (the advisor pyfunc, which
+  carries the saved file);
+- a study: ``--experiment NAME`` takes the best model of the newest study run in that experiment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from advisor.deploy.inference import Bundle, bundle_from_file
+from advisor.errors import AdvisorError
+
+MLFLOW_SCHEMES = ("runs:/", "models:/")
+
+
+def is_mlflow_uri(spec: str) -> bool:
+    return str(spec).startswith(MLFLOW_SCHEMES)
+
+
+def tracking_uri_for(tracking_uri: str | None, workspace: str | None) -> str:
+    """The tracking URI a search with the same options used, checked (one line when unreachable)."""
+    from advisor.track import check_tracking, default_tracking_uri, resolve_tracking_uri
+    from advisor.track.store import sqlite_path
+
+    workspace = workspace or os.environ.get("ADVISOR_WORKSPACE") or "advisor-workspace"
+    uri = resolve_tracking_uri(tracking_uri, workspace)
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        raise AdvisorError(f"no MLflow store at {db}",
+                           "pass the --tracking-uri (or --workspace) the search used")
+    check_tracking(uri, local_store=default_tracking_uri(workspace))
+    return uri
+
+
+def load_bundle(spec: str | None, *, experiment: str | None = None, tracking_uri: str | None = None,
+                workspace: str | None = None) -> Bundle:
+    """Resolve MODEL (or ``experiment``) to a Bundle; every failure is one AdvisorError."""
+    if experiment:
+        if spec:
+            raise AdvisorError("pass either MODEL or --experiment, not both", "drop one of them")
+        uri = tracking_uri_for(tracking_uri, workspace)
+        return _load_mlflow(best_model_uri(uri, experiment), uri)
+    if not spec:
+        raise AdvisorError("no model given", "pass a --save file, runs:/RUN_ID/model, models:/NAME/VERSION "
+                                             "or --experiment NAME")
+    if is_mlflow_uri(spec):
+        return _load_mlflow(spec, tracking_uri_for(tracking_uri, workspace))
+    path = Path(os.path.expanduser(spec))
+    if not path.exists():
+        raise AdvisorError(f"no model file {spec}", "pass a file written by advisor train --save, "
+                                                    "runs:/RUN_ID/model, models:/NAME/VERSION or --experiment NAME")
+    if path.is_dir():
+        mlmodel = path / "MLmodel"
+        if mlmodel.is_file():  # a downloaded MLflow model folder
+            return _load_mlflow(str(path.resolve()), None)
+        raise AdvisorError(f"{spec} is a folder, not an advisor model", "pass the file written by --save")
+    return bundle_from_file(path)
+
+
+def best_model_uri(tracking_uri: str, experiment: str) -> str:
+    """``runs:/PARENT/model`` of the newest study run in ``experiment`` that logged its best model."""
+    from mlflow.tracking import MlflowClient
+
+    from advisor.track.study_runs import BEST_TAG, KIND_TAG
+
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise AdvisorError(f"no MLflow experiment {experiment!r} at {tracking_uri}",
+                           "pass the --experiment and --tracking-uri (or --workspace) of a search")
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'study'",
+                              order_by=["attributes.start_time DESC"], max_results=100)
+    for run in runs:
+        if BEST_TAG not in run.data.tags:
+            continue
+        if any(m.source_run_id == run.info.run_id and m.name == "model"
+               for m in client.search_logged_models(experiment_ids=[exp.experiment_id])):
+            return f"runs:/{run.info.run_id}/model"
+    raise AdvisorError(f"no study in experiment {experiment!r} logged a best model",
+                       "let advisor search finish (its best trial's model is logged at the end)")
+
+
+def _load_mlflow(model_uri: str, tracking_uri: str | None) -> Bundle:
+    import logging
+
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    from advisor.deploy.pyfunc import AdvisorImageModel, quiet_downloads
+    from advisor.track.model_log import scoped_tracking_uri
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    quiet_downloads()
+    try:
+        with scoped_tracking_uri(tracking_uri) if tracking_uri else _nothing():
+            loaded = mlflow.pyfunc.load_model(model_uri)
+    except MlflowException as e:
+        first = (str(e.message).splitlines() or [""])[0][:300]
+        raise AdvisorError(f"no model at {model_uri} ({first})",
+                           "pass runs:/RUN_ID/model of a run that logged one, models:/NAME/VERSION of a "
+                           "registered version, or --experiment NAME") from None
+    except OSError as e:
+        raise AdvisorError(f"cannot read the model at {model_uri} ({e.strerror or e})",
+                           "check the tracking store and its artifact folder") from None
+    try:
+        python_model = loaded.unwrap_python_model()
+    except MlflowException:
+        python_model = None
+    if not isinstance(python_model, AdvisorImageModel) or python_model.bundle is None:
+        raise AdvisorError(f"{model_uri} is not an advisor model (logged without its preprocessing and classes)",
+                           "pass a model logged by advisor search (run the search again with this version)")
+    bundle = python_model.bundle
+    bundle.source = model_uri
+    return bundle
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
