@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from advisor import __version__
+from advisor import __version__, strategies
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,27 +83,11 @@ def _build() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", parents=[data, cache, loader],
                        help="train one strategy and report validation and test metrics",
-                       description="Run one transfer-learning strategy on a dataset: linear_probe, svm_early, "
-                                   "last_k, full_finetune, multi_task or pipeline_vs_end_to_end.")
-    t.add_argument("--strategy", required=True, metavar="NAME",
-                   help="linear_probe, svm_early, last_k, full_finetune, multi_task, pipeline_vs_end_to_end")
+                       description="Run one transfer-learning strategy on a dataset: "
+                                   f"{', '.join(strategies.names())}.")
+    t.add_argument("--strategy", required=True, metavar="NAME", help=", ".join(strategies.names()))
     g = t.add_argument_group("strategy parameters (only those given are passed; the rest keep their defaults)")
-    g.add_argument("--k", type=int, help="last_k: number of top blocks that train")
-    g.add_argument("--block", help="svm_early: block name or index")
-    g.add_argument("--C", dest="C", type=float, help="probes: inverse regularisation")
-    g.add_argument("--head-lr", type=float, help="learning rate of the new head")
-    g.add_argument("--lr-ratio", type=float, help="backbone learning rate / head learning rate")
-    g.add_argument("--layer-decay", type=float, help="rate multiplier from one block to the one below")
-    g.add_argument("--weight-decay", type=float, help="decoupled weight decay (never on biases and norm parameters)")
-    g.add_argument("--epochs", type=int, help="training epochs (fine-tuning; the warm-up comes on top)")
-    g.add_argument("--batch-size", type=int, help="training batch size")
-    g.add_argument("--patience", type=int, help="early stopping patience in epochs")
-    g.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=None,
-                   help="full_finetune: linear-probe warm-up of the head first (LP-FT)")
-    g.add_argument("--warmup-epochs", type=int, help="head-only epochs of the LP-FT warm-up")
-    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="random crops and flips of the training images")
-    g.add_argument("--tasks", help="multi_task: comma-separated label columns")
+    _add_strategy_flags(g)
     g.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="any other strategy parameter (value read as YAML: 3, 0.1, true, [a, b])")
     t.add_argument("--json", metavar="PATH", default=None, help="write the result as JSON")
@@ -417,18 +401,40 @@ def _report(args) -> int:
     return 0
 
 
-_PARAM_FLAGS = ("k", "block", "C", "head_lr", "lr_ratio", "layer_decay", "weight_decay", "epochs", "batch_size",
-                "patience", "warmup", "warmup_epochs", "augment", "tasks")
+def _flag_params() -> dict:
+    """Parameter name -> (declaration, strategies that take it) for the parameters with a ``--NAME`` flag."""
+    out: dict = {}
+    for strategy in strategies.all_strategies():
+        for p in strategy.params:
+            if p.flag:
+                out.setdefault(p.name, (p, []))[1].append(strategy.name)
+    return out
+
+
+def _add_strategy_flags(group) -> None:
+    """One ``--NAME`` flag per flagged parameter in the registry, typed by its constraint."""
+    networks = sorted(strategies.network_names())
+    for name, (p, users) in _flag_params().items():
+        who = "network strategies" if sorted(users) == networks else ", ".join(users)
+        text = f"{p.help} [{who}" + (f"; {p.unit}" if p.unit else "") + "]"
+        kw: dict = {"dest": name, "default": None, "help": text}
+        if isinstance(p.constraint, strategies.Boolean):
+            kw["action"] = argparse.BooleanOptionalAction
+        elif p.base in ("int", "float"):
+            kw["type"], kw["metavar"] = (int if p.base == "int" else float), name.upper()
+        else:
+            kw["metavar"] = name.upper()
+        group.add_argument("--" + name.replace("_", "-"), **kw)
 
 
 def _train_params(args) -> dict:
     import yaml
 
     params = {}
-    for name in _PARAM_FLAGS:
-        v = getattr(args, name)
+    for name in _flag_params():
+        v = getattr(args, name, None)
         if v is not None:
-            params[name] = [x.strip() for x in v.split(",") if x.strip()] if name == "tasks" else v
+            params[name] = v
     for item in args.param:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
@@ -451,6 +457,7 @@ def _train(args) -> int:
 
     console, err = make_console(), make_console(stderr=True)
     params = _train_params(args)
+    strategies.get(args.strategy).validate(params)  # a typo fails here, before data and backbone load
     for flag, path in (("--save", args.save), ("--json", args.json)):
         if path:  # refuse an unwritable output before any training, not after it
             _check_writable(flag, path)

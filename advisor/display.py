@@ -199,11 +199,12 @@ def print_search(result, console: Console) -> None:
         b.add_column(col, justify="right" if col in ("trial", "validation accuracy", "test accuracy") else "left")
     if result.best_trial is not None:
         b.add_row("best", str(result.best_trial), result.best_strategy or "-", _f(result.best_value, 4),
-                  _f(result.test_accuracy, 4), _params(result.best_params))
+                  _f(result.test_accuracy, 4), _params(result.best_params, result.best_strategy))
     if result.advice_trial is not None:
         adv = next((tr for tr in result.trials if tr["number"] == result.advice_trial), {})
         b.add_row("advised", str(result.advice_trial), adv.get("strategy") or result.advice_strategy or "-",
-                  _f(result.advice_value, 4), "-", _params(adv.get("params") or {}))
+                  _f(result.advice_value, 4), "-",
+                  _params(adv.get("params") or {}, adv.get("strategy") or result.advice_strategy))
     console.print(b)
     done = sorted((tr for tr in result.trials if tr["state"] == "complete" and tr["value"] is not None),
                   key=lambda tr: -tr["value"])[:5]
@@ -213,7 +214,7 @@ def print_search(result, console: Console) -> None:
             top.add_column(col, justify="left" if col in ("strategy", "parameters") else "right")
         for tr in done:
             top.add_row(str(tr["number"]), tr["strategy"] or "-", _f(tr["value"], 4), str(tr["epochs"]),
-                        _f(tr["wall_time"], 1), _params(tr["params"]))
+                        _f(tr["wall_time"], 1), _params(tr["params"], tr["strategy"]))
         console.print(top)
     failed = [tr for tr in result.trials if tr["state"] == "fail" and tr.get("fail_reason")]
     for tr in failed[:5]:
@@ -222,11 +223,19 @@ def print_search(result, console: Console) -> None:
                   f"parent run {result.parent_run_id}")
 
 
-def _params(p: dict) -> str:
-    keys = ("k", "block", "C", "head_lr", "lr_ratio", "layer_decay", "weight_decay", "warmup", "batch_size", "epochs")
+def _params(p: dict, strategy: str | None = None) -> str:
+    """The registered strategy parameters in ``p``, in the registry's order, leaving out those at their
+    declared default for ``strategy`` (a trial lists every value its space fixed)."""
+    from advisor import strategies
+
+    order: dict[str, object] = {}
+    known = [strategies.get(strategy)] if strategy in strategies.names() else []
+    for s in known + list(strategies.all_strategies()):
+        for param in s.params:
+            order.setdefault(param.name, param.default)
     parts = []
-    for k in keys:
-        if k in p:
+    for k, default in order.items():
+        if k in p and not (p[k] == default and type(p[k]) is type(default)):
             v = p[k]
             parts.append(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}")
     return " ".join(parts)

@@ -6,14 +6,13 @@ from dataclasses import dataclass, field
 
 from advisor.advise.check import MeasuredCheck
 
-STRATEGIES = (
-    "linear_probe",
-    "svm_early",
-    "last_k",
-    "full_finetune",
-    "multi_task",
-    "pipeline_vs_end_to_end",
-)
+
+def __getattr__(name: str):
+    if name == "STRATEGIES":  # the strategies an advice can name: the registry's, read when asked
+        from advisor import strategies
+
+        return strategies.names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass

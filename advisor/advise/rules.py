@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from advisor import strategies
 from advisor.advise.advice import Advice, Alternative, Evidence, SearchSpace
 from advisor.advise.check import MeasuredCheck
 from advisor.measure.profile import BlockProfile, Profile, best_index
@@ -145,7 +146,7 @@ def _margin_confidence(*margins: float) -> float:
 def _space(strategy: str, n: int, k_range: tuple[int, int], ratio: tuple[float, float], profile: Profile,
            probe_blocks: list[str], warmup: list[bool], t: Thresholds = DEFAULT_THRESHOLDS) -> SearchSpace:
     per_class = profile.size.task(profile.primary_task).median_per_class
-    head_lr = [1e-3, 1e-1] if strategy in ("linear_probe", "svm_early") else [1e-4, 3e-2]
+    head_lr = [1e-4, 3e-2] if strategies.get(strategy).trains_network else [1e-3, 1e-1]
     return SearchSpace(
         strategy=strategy,
         trainable_blocks=[int(max(0, min(n, k_range[0]))), int(max(0, min(n, k_range[1])))],

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from advisor import strategies
 from advisor.errors import AdvisorError
-
 from advisor.track.study_runs import (  # the tags advisor search writes: one contract, defined there
     ADVISED_TAG,
     BEST_TAG,
@@ -31,7 +31,6 @@ from advisor.track.study_runs import (  # the tags advisor search writes: one co
     TRIAL_TAG,
     search_all,
 )
-from advisor.train import PROBE_STRATEGIES as PROBES
 
 STATES = ("complete", "pruned", "failed")
 
@@ -55,10 +54,11 @@ class TrialRecord:
 
     def depth(self, n_blocks: int | None) -> int | None:
         """Trainable top blocks: ``k`` for network strategies, 0 for probes, all for full fine-tuning."""
-        if self.strategy in PROBES:
+        declared = strategies.get(self.strategy) if self.strategy in strategies.names() else None
+        if declared is not None and not declared.trains_network:
             return 0
-        if self.strategy == "full_finetune":
-            return n_blocks
+        if declared is not None and declared.has("k") and declared.param("k").base == "all_blocks":
+            return n_blocks  # every block trains (full_finetune)
         k = self.params.get("k")
         return int(k) if isinstance(k, (int, float)) and not isinstance(k, bool) else None
 

@@ -12,21 +12,21 @@ import io
 import math
 from typing import Any
 
+from advisor import strategies
 from advisor.report.analysis import Importances, best_so_far
 from advisor.report.collect import StudyData, TrialRecord
 
-#: one colour per strategy, the same on every chart
-STRATEGY_COLORS = {
-    "linear_probe": "#4c72b0", "svm_early": "#8172b3", "last_k": "#dd8452", "full_finetune": "#c44e52",
-    "multi_task": "#55a868", "pipeline_vs_end_to_end": "#937860",
-}
+#: one colour per registered strategy, in registration order, the same on every chart
+PALETTE = ["#4c72b0", "#8172b3", "#dd8452", "#c44e52", "#55a868", "#937860", "#64b5cd", "#da8bc3", "#ccb974"]
 _FALLBACK = ["#64b5cd", "#da8bc3", "#8c8c8c", "#ccb974"]
 STATE_MARKERS = {"complete": "o", "pruned": "x", "failed": "v"}
 
 
 def color(strategy: str | None) -> str:
-    if strategy in STRATEGY_COLORS:
-        return STRATEGY_COLORS[strategy]
+    """The strategy's colour: by its place in the registry, else (unknown names) a hash of the name."""
+    names = strategies.names()
+    if strategy in names and names.index(strategy) < len(PALETTE):
+        return PALETTE[names.index(strategy)]
     return _FALLBACK[sum(map(ord, str(strategy))) % len(_FALLBACK)]
 
 

@@ -35,9 +35,9 @@ import traceback
 from typing import Any
 
 from advisor.errors import AdvisorError
+from advisor.strategies import probe_names
 from advisor.track.pause import pause_point
 from advisor.track.study_runs import ADVISED_TAG
-from advisor.train import PROBE_STRATEGIES as PROBES
 
 
 class TrialFailed(Exception):
@@ -127,7 +127,7 @@ class Objective:
                     return
                 trial.report(float(val), step)
                 # a probe is one closed-form fit, and after the last epoch there is nothing left to save
-                if strategy not in PROBES and epoch < last_epoch and trial.should_prune():
+                if strategy not in probe_names() and epoch < last_epoch and trial.should_prune():
                     raise TrainingPruned(f"pruned after epoch {epoch} at validation accuracy {val:.4f}")
 
             result = run_strategy(self.ctx, strategy, params, on_epoch)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from advisor import strategies
 from advisor.errors import AdvisorError
 from advisor.search._config import SearchConfig
 from advisor.search._objective import QuietFatalTrials
@@ -84,7 +85,7 @@ def default_study_name(dataset: str, model: str, strategy: str) -> str:
 
 
 def _load_space(cfg: SearchConfig, advice) -> Any:
-    from advisor.search.space import load_space, space_from_advice
+    from advisor.search.space import default_space, load_space, space_from_advice
 
     if cfg.space == "auto" or (cfg.space is None and cfg.strategy == "auto"):
         if advice is None:
@@ -92,11 +93,8 @@ def _load_space(cfg: SearchConfig, advice) -> Any:
         return space_from_advice(advice)
     if cfg.space is None:
         path = shipped_space(cfg.strategy)
-        if path is None:
-            raise AdvisorError(f"no shipped search space for strategy {cfg.strategy!r} "
-                               f"({' or '.join(str(d / (cfg.strategy + '.yaml')) for d in SPACES_DIRS)} missing)",
-                               "pass --space PATH or --space auto")
-        space = load_space(path)
+        # no shipped file: the ranges the strategy declares in the registry
+        space = load_space(path) if path is not None else default_space(cfg.strategy)
     else:
         space = load_space(cfg.space)
     if cfg.strategy != "auto" and cfg.strategy not in space.strategies:
@@ -179,6 +177,8 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     check_tracking(uri, local_store=default_tracking_uri(workspace))
     storage = open_storage(cfg.storage, workspace)
     storage_desc = describe_storage(cfg.storage, workspace)
+    if cfg.strategy != "auto":
+        strategies.get(cfg.strategy)  # an unknown name fails before data and backbone load
     if cfg.space not in (None, "auto"):
         _load_space(cfg, None)
 

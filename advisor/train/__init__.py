@@ -13,31 +13,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import time
 
+from advisor import strategies
 from advisor.context import TrainContext, make_context, without_test
-from advisor.errors import AdvisorError
 from advisor.train._base import EpochCallback, EpochRecord, TrainingPruned, TrainResult
-
-# strategy -> (module, function)
-RUNNERS = {
-    "linear_probe": ("advisor.train._probe", "run_linear_probe"),
-    "svm_early": ("advisor.train._probe", "run_svm_early"),
-    "last_k": ("advisor.train._finetune", "run_last_k"),
-    "full_finetune": ("advisor.train._finetune", "run_full_finetune"),
-    "multi_task": ("advisor.train._multitask", "run_multi_task"),
-    "pipeline_vs_end_to_end": ("advisor.train._pipeline", "run_pipeline_vs_end_to_end"),
-}
-
-#: The strategies that are one closed-form fit on frozen features (no epochs to prune).
-PROBE_STRATEGIES = ("linear_probe", "svm_early")
 
 __all__ = ["PROBE_STRATEGIES", "RUNNERS", "EpochCallback", "EpochRecord", "TrainContext", "TrainResult", "TrainingPruned",
            "evaluate_model", "load_model", "make_context", "run_strategy", "save_model", "train", "without_test"]
 
 
-def __getattr__(name: str):  # the export helpers import torch; load them on first use
+def __getattr__(name: str):
+    # what the registry (advisor.strategies) declares, read when asked so later registrations count
+    if name == "RUNNERS":  # strategy -> (module, function)
+        return {s.name: tuple(s.runner.split(":")) for s in strategies.all_strategies()}
+    if name == "PROBE_STRATEGIES":  # one closed-form fit on frozen features (no epochs to prune)
+        return strategies.probe_names()
+    # the export helpers import torch; load them on first use
     if name in ("load_model", "save_model", "evaluate_model"):
         from advisor.train import export
 
@@ -51,10 +43,7 @@ def run_strategy(ctx: TrainContext, strategy: str, params: dict | None = None,
     import numpy as np
     import torch
 
-    if strategy not in RUNNERS:
-        raise AdvisorError(f"unknown strategy '{strategy}'", f"choose one of {', '.join(RUNNERS)}")
-    module, fn = RUNNERS[strategy]
-    runner = getattr(importlib.import_module(module), fn)
+    runner = strategies.get(strategy).load_runner()
     torch.manual_seed(ctx.seed)
     np.random.seed(ctx.seed)
     # every run trains its own copy, so the cache and later runs always see the pretrained weights
@@ -74,8 +63,10 @@ def run_strategy(ctx: TrainContext, strategy: str, params: dict | None = None,
 
 def train(dataset: str, model: str = "mobilenet_v2", strategy: str = "linear_probe", *, params: dict | None = None,
           callback: EpochCallback | None = None, **context_kwargs) -> TrainResult:
-    """Build a context (see ``make_context``) and run one strategy on it."""
-    if strategy not in RUNNERS:
-        raise AdvisorError(f"unknown strategy '{strategy}'", f"choose one of {', '.join(RUNNERS)}")
+    """Build a context (see ``make_context``) and run one strategy on it.
+
+    The strategy and its parameters are checked first, so a typo fails before data and backbone load.
+    """
+    strategies.get(strategy).validate(params)
     ctx = make_context(dataset, model, **context_kwargs)
     return run_strategy(ctx, strategy, params, callback)

@@ -71,5 +71,5 @@ def run_full_finetune(ctx: TrainContext, params: dict, callback: EpochCallback |
     """Train every block and a new head (``warmup=True``: 2 heads-only epochs first, LP-FT)."""
     t0 = time.perf_counter()
     n = len(ctx.backbone.blocks)
-    p = parse_network_params(params, strategy="full_finetune", n_blocks=n, k_fixed=n)
+    p = parse_network_params(params, strategy="full_finetune", n_blocks=n)
     return _run("full_finetune", ctx, p, callback, t0)

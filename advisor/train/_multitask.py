@@ -73,8 +73,7 @@ def run_multi_task(ctx: TrainContext, params: dict, callback: EpochCallback | No
     """Train one shared network on every task (and, with ``compare``, one network per task)."""
     t0 = time.perf_counter()
     n = len(ctx.backbone.blocks)
-    p = parse_network_params(params, strategy="multi_task", n_blocks=n, k_default=max(1, n // 4),
-                             extra={"tasks": None, "compare": True})
+    p = parse_network_params(params, strategy="multi_task", n_blocks=n)
     tasks = _pick_tasks(ctx, p["tasks"])
     compare = p["compare"]
     if not isinstance(compare, (bool, np.bool_)):

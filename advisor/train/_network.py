@@ -19,9 +19,7 @@ task (global average pool + linear layer) with AdamW; weight decay applies to we
 
 from __future__ import annotations
 
-import difflib
 import math
-import numbers
 import time
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advisor import strategies as _strategies
 from advisor.context import TrainContext
 from advisor.errors import AdvisorError
 from advisor.models import global_pool
@@ -40,132 +39,32 @@ from advisor.train._base import EpochCallback, EpochRecord, accuracy, macro_f1
 #: Boundary activations up to this many bytes are moved to the GPU once instead of per batch.
 GPU_RESIDENT_BYTES = 2 << 30
 
-#: Defaults of the parameters every network strategy takes.
-NETWORK_DEFAULTS: dict[str, Any] = {
-    "head_lr": 1e-2,
-    "lr_ratio": 0.1,
-    "layer_decay": 1.0,
-    "weight_decay": 1e-4,
-    "epochs": 10,
-    "batch_size": 64,
-    "patience": 3,
-    "warmup_epochs": 0,
-    "augment": False,
-}
-
-#: Warm-up epochs used when a strategy gets ``warmup=True`` without ``warmup_epochs``.
-DEFAULT_WARMUP_EPOCHS = 2
+# The parameters, their defaults and constraints are declared once, in advisor.strategies.
+NETWORK_DEFAULTS = _strategies.NETWORK_DEFAULTS
+DEFAULT_WARMUP_EPOCHS = _strategies.DEFAULT_WARMUP_EPOCHS
 
 
 # =========================================================================== parameters
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
-
-
-def _is_bool(v) -> bool:
-    return isinstance(v, (bool, np.bool_))
-
-
 def check_k(k, n_blocks: int) -> int:
     """``k`` as an int in ``1..n_blocks``, else AdvisorError."""
-    use = f"use 1..{n_blocks}"
-    if not _is_int(k):
-        raise AdvisorError(f"k={k!r} is not a whole number of blocks", use)
-    k = int(k)
-    if k > n_blocks:
-        raise AdvisorError(f"k={k} is larger than the backbone's {n_blocks} blocks", use)
-    if k < 1:
-        raise AdvisorError(f"k={k} trains no backbone block (a frozen backbone is linear_probe)", use)
-    return k
+    return _strategies.get("last_k").param("k").check(k, "last_k", n_blocks)
 
 
-def parse_network_params(
-    params: dict,
-    *,
-    strategy: str,
-    n_blocks: int,
-    k_default: int | None = None,
-    k_fixed: int | None = None,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Validate plain-value parameters and fill in the defaults.
+def parse_network_params(params: dict, *, strategy: str, n_blocks: int) -> dict[str, Any]:
+    """Validate plain-value parameters of a network strategy with the registry and fill in the defaults.
 
-    ``k_default`` None makes ``k`` required; ``k_fixed`` accepts ``k`` only at that value
-    (full fine-tuning). ``warmup`` (bool) is folded into ``warmup_epochs``. ``extra`` names
-    further accepted keys (with their defaults) that the caller validates itself.
-    Every problem is an AdvisorError naming the parameter.
+    ``warmup`` (bool) and ``warmup_epochs`` are folded together: ``warmup=True`` alone means
+    ``DEFAULT_WARMUP_EPOCHS`` heads-only epochs. Every problem is an AdvisorError naming the parameter.
     """
-    params = dict(params or {})
-    extra = dict(extra or {})
-    known = ["k", *NETWORK_DEFAULTS, "warmup", *extra]
-    for key in params:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise AdvisorError(f"unknown parameter {key!r} for {strategy}",
-                               f"{hint}use {', '.join(known)}")
-    out: dict[str, Any] = {}
-
-    # k
-    if k_fixed is not None:
-        k = params.get("k", k_fixed)
-        if k is not None and (not _is_int(k) or int(k) != k_fixed):
-            raise AdvisorError(f"k={k!r} is not allowed for {strategy}, which trains all {k_fixed} blocks",
-                               "drop k or use the last_k strategy")
-        out["k"] = k_fixed
-    elif "k" in params and params["k"] is not None:
-        out["k"] = check_k(params["k"], n_blocks)
-    elif k_default is not None:
-        out["k"] = check_k(k_default, n_blocks)
-    else:
-        raise AdvisorError(f"{strategy} needs k, the number of top blocks that train",
-                           f"pass k in 1..{n_blocks}, e.g. k=2")
-
-    def number(name: str, lo: float, hi: float | None, lo_open: bool, what: str) -> float:
-        v = params.get(name, NETWORK_DEFAULTS[name])
-        ok = isinstance(v, numbers.Real) and not _is_bool(v) and math.isfinite(float(v))
-        if ok:
-            v = float(v)
-            ok = (v > lo if lo_open else v >= lo) and (hi is None or v <= hi)
-        if not ok:
-            raise AdvisorError(f"bad {name}={v!r}: must be {what}",
-                               f"e.g. {name}={NETWORK_DEFAULTS[name]!r}")
-        return v
-
-    def integer(name: str, lo: int, what: str) -> int:
-        v = params.get(name, NETWORK_DEFAULTS[name])
-        if not _is_int(v) or int(v) < lo:
-            raise AdvisorError(f"bad {name}={v!r}: must be {what}", f"e.g. {name}={NETWORK_DEFAULTS[name]!r}")
-        return int(v)
-
-    out["head_lr"] = number("head_lr", 0.0, None, True, "a positive learning rate")
-    out["lr_ratio"] = number("lr_ratio", 0.0, None, True, "a positive ratio backbone rate / head rate")
-    out["layer_decay"] = number("layer_decay", 0.0, 1.0, True, "in (0, 1]")
-    out["weight_decay"] = number("weight_decay", 0.0, None, False, "zero or positive")
-    out["epochs"] = integer("epochs", 1, "an integer of at least 1")
-    out["batch_size"] = integer("batch_size", 2, "an integer of at least 2")
-    out["patience"] = integer("patience", 0, "an integer of at least 0")
-
-    warmup = params.get("warmup")
-    if warmup is not None and not _is_bool(warmup):
-        raise AdvisorError(f"bad warmup={warmup!r}: must be true or false", "e.g. warmup=true")
-    if params.get("warmup_epochs") is not None:
-        we = integer("warmup_epochs", 0, "an integer of at least 0")
-        if warmup is not None and bool(warmup) != (we > 0):
-            raise AdvisorError(f"warmup={bool(warmup)} contradicts warmup_epochs={we}",
-                               "pass only one of them")
+    p = _strategies.get(strategy).validate(params, n_blocks=n_blocks)
+    warmup, we = p.get("warmup"), p.get("warmup_epochs")
+    if we is not None:
+        if warmup is not None and warmup != (we > 0):
+            raise AdvisorError(f"warmup={warmup} contradicts warmup_epochs={we}", "pass only one of them")
     else:
         we = DEFAULT_WARMUP_EPOCHS if warmup else 0
-    out["warmup_epochs"] = we
-    out["warmup"] = we > 0
-
-    augment = params.get("augment", NETWORK_DEFAULTS["augment"])
-    if not _is_bool(augment):
-        raise AdvisorError(f"bad augment={augment!r}: must be true or false", "e.g. augment=false")
-    out["augment"] = bool(augment)
-    for key, default in extra.items():
-        out[key] = params.get(key, default)
-    return out
+    p["warmup_epochs"], p["warmup"] = we, we > 0
+    return p
 
 
 # =========================================================================== pieces

@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from typing import Any
 
 import numpy as np
 
@@ -44,45 +43,15 @@ from advisor.train._base import EpochCallback, TrainResult, accuracy, macro_f1
 STRATEGY = "pipeline_vs_end_to_end"
 PIPELINE, END_TO_END = "pipeline", "end_to_end"
 
-#: The parameters of this strategy besides the network ones (``advisor.train._network.NETWORK_DEFAULTS``).
-EXTRA_DEFAULTS: dict[str, Any] = {
-    "stage2_input": "true",
-    "stage2_C": 1.0,
-    "learning_curve": True,
-    "curve_fractions": (0.25, 0.5, 1.0),
-}
-K_DEFAULT = 2
 _NETWORK_KEYS = ("head_lr", "lr_ratio", "layer_decay", "weight_decay", "epochs", "batch_size", "patience",
                  "warmup_epochs", "augment")
 
 
 def _check_params(params: dict | None, n_blocks: int) -> dict:
-    """Network parameters via ``parse_network_params`` (k defaults to 2) plus this strategy's own."""
+    """The parameters as declared in ``advisor.strategies`` (``k`` defaults to 2), defaults filled in."""
     from advisor.train._network import parse_network_params
 
-    p = parse_network_params(params or {}, strategy=STRATEGY, n_blocks=n_blocks,
-                             k_default=min(K_DEFAULT, n_blocks), extra=EXTRA_DEFAULTS)
-    c = p["stage2_C"]
-    if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(float(c)) or float(c) <= 0:
-        raise AdvisorError(f"bad stage2_C={c!r}: must be a positive number", "e.g. stage2_C=1.0")
-    p["stage2_C"] = float(c)
-    if not isinstance(p["learning_curve"], (bool, np.bool_)):
-        raise AdvisorError(f"bad learning_curve={p['learning_curve']!r}: must be true or false",
-                           "e.g. learning_curve=false")
-    p["learning_curve"] = bool(p["learning_curve"])
-    if p["stage2_input"] not in ("true", "predicted"):
-        raise AdvisorError(f"bad stage2_input={p['stage2_input']!r}",
-                           "use 'true' (one-hot of the true z) or 'predicted' (stage 1's probabilities)")
-    fr = p["curve_fractions"]
-    items = list(fr) if isinstance(fr, (list, tuple, np.ndarray)) else [fr]
-    ok = bool(items) and all(isinstance(f, (int, float, np.integer, np.floating)) and not isinstance(f, bool)
-                             and 0 < float(f) <= 1 for f in items)
-    if not ok:
-        raise AdvisorError(f"bad curve_fractions={fr!r}: must be fractions in (0, 1]",
-                           "e.g. curve_fractions=[0.25, 0.5, 1.0]")
-    p["curve_fractions"] = sorted({float(f) for f in items})
-    return p
+    return parse_network_params(params or {}, strategy=STRATEGY, n_blocks=n_blocks)
 
 
 def _indices_sha1(idx: np.ndarray) -> str:

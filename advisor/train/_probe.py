@@ -16,7 +16,6 @@ callback is called once with the validation accuracy.
 from __future__ import annotations
 
 import math
-import numbers
 import time
 import warnings
 
@@ -28,37 +27,13 @@ from advisor.errors import AdvisorError
 from advisor.train._base import EpochCallback, EpochRecord, TrainResult, accuracy, macro_f1
 from advisor.train.export import from_probe
 
-_LP_DEFAULTS = {"C": 1.0, "max_iter": 1000}
-_SVM_DEFAULTS = {"block": None, "C": 0.1, "max_iter": 5000}
-
 
 # ---------------------------------------------------------------------------- params
-def _check_keys(strategy: str, params: dict, allowed: dict) -> None:
-    if not isinstance(params, dict):
-        raise AdvisorError(f"{strategy} parameters must be a mapping, got {type(params).__name__}",
-                           f"pass a dict with keys from: {', '.join(allowed)}")
-    unknown = [k for k in params if k not in allowed]
-    if unknown:
-        raise AdvisorError(f"unknown {strategy} parameter '{unknown[0]}'",
-                           f"{strategy} accepts: {', '.join(allowed)}")
+def _params(strategy: str, params: dict | None, n_blocks: int) -> dict:
+    """``params`` checked against the strategy's declaration in ``advisor.strategies``, defaults filled in."""
+    from advisor import strategies
 
-
-def _positive_float(strategy: str, name: str, value) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        value = float(value)
-        ok = math.isfinite(value) and value > 0
-    if not ok:
-        raise AdvisorError(f"bad {strategy} parameter {name}={value!r}", f"{name} must be a finite number > 0, e.g. 1.0")
-    return value
-
-
-def _positive_int(strategy: str, name: str, value) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
-        raise AdvisorError(f"bad {strategy} parameter {name}={value!r}", f"{name} must be an integer >= 1, e.g. 1000")
-    return int(value)
+    return strategies.get(strategy).validate({} if params is None else params, n_blocks=n_blocks)
 
 
 def default_svm_block(n_blocks: int) -> int:
@@ -207,10 +182,8 @@ def run_linear_probe(ctx: TrainContext, params: dict, callback: EpochCallback | 
     """Logistic regression on the last block's standardised pooled features (see module docstring)."""
     from sklearn.linear_model import LogisticRegression
 
-    params = {} if params is None else params
-    _check_keys("linear_probe", params, _LP_DEFAULTS)
-    C = _positive_float("linear_probe", "C", params.get("C", _LP_DEFAULTS["C"]))
-    max_iter = _positive_int("linear_probe", "max_iter", params.get("max_iter", _LP_DEFAULTS["max_iter"]))
+    p = _params("linear_probe", params, len(ctx.backbone.block_names))
+    C, max_iter = p["C"], p["max_iter"]
     used = {"C": C, "max_iter": max_iter}
     block = len(ctx.backbone.block_names) - 1
 
@@ -224,11 +197,9 @@ def run_svm_early(ctx: TrainContext, params: dict, callback: EpochCallback | Non
     """Linear SVM on an earlier block's standardised pooled features (see module docstring)."""
     from sklearn.svm import LinearSVC
 
-    params = {} if params is None else params
-    _check_keys("svm_early", params, _SVM_DEFAULTS)
-    block = _svm_block(ctx, params.get("block"))
-    C = _positive_float("svm_early", "C", params.get("C", _SVM_DEFAULTS["C"]))
-    max_iter = _positive_int("svm_early", "max_iter", params.get("max_iter", _SVM_DEFAULTS["max_iter"]))
+    p = _params("svm_early", params, len(ctx.backbone.block_names))
+    block = _svm_block(ctx, p["block"])
+    C, max_iter = p["C"], p["max_iter"]
     used = {"block": ctx.backbone.block_names[block], "C": C, "max_iter": max_iter}
 
     def make():

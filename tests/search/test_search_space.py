@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from advisor import strategies
 from advisor.advise.advice import Advice, Evidence, SearchSpace
 from advisor.errors import AdvisorError
 from advisor.search import (
@@ -23,7 +24,7 @@ from advisor.search import (
     suggest,
 )
 from advisor.search import space as S
-from advisor.train import _network, _pipeline, _probe
+from advisor.train import _network
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -36,28 +37,14 @@ N = len(NAMES)
 # ----------------------------------------------------------------------------- helpers
 def validate(strategy: str, params: dict) -> None:
     """Run the trainer's own parameter checks (AdvisorError when a value is refused)."""
-    if strategy == "last_k":
-        _network.parse_network_params(params, strategy="last_k", n_blocks=N)
-    elif strategy == "full_finetune":
-        _network.parse_network_params(params, strategy="full_finetune", n_blocks=N, k_fixed=N)
-    elif strategy == "multi_task":
-        p = _network.parse_network_params(params, strategy="multi_task", n_blocks=N, k_default=max(1, N // 4),
-                                          extra={"tasks": None, "compare": True})
-        assert isinstance(p["compare"], bool)
-        assert p["tasks"] is None or (isinstance(p["tasks"], list) and len(p["tasks"]) >= 2)
-    elif strategy == "pipeline_vs_end_to_end":
-        _pipeline._check_params(params, N)
-    elif strategy == "linear_probe":
-        _probe._check_keys(strategy, params, _probe._LP_DEFAULTS)
-        _probe._positive_float(strategy, "C", params.get("C", 1.0))
-        _probe._positive_int(strategy, "max_iter", params.get("max_iter", 1000))
-    elif strategy == "svm_early":
-        _probe._check_keys(strategy, params, _probe._SVM_DEFAULTS)
-        _probe._positive_float(strategy, "C", params.get("C", 0.1))
-        _probe._positive_int(strategy, "max_iter", params.get("max_iter", 5000))
+    if strategies.get(strategy).trains_network:
+        p = _network.parse_network_params(params, strategy=strategy, n_blocks=N)
+    else:
+        p = strategies.get(strategy).validate(params, n_blocks=N)
+    if strategy == "multi_task":
+        assert p["tasks"] is None or len(p["tasks"]) >= 2
+    if strategy == "svm_early":
         assert params["block"] in NAMES
-    else:  # pragma: no cover
-        raise AssertionError(strategy)
 
 
 def depth(value, n: int = N, index: bool = False):
@@ -158,13 +145,31 @@ def test_the_pruner_counts_fine_tuning_epochs_whether_or_not_a_trial_warms_up():
     assert make_pruner("halving", load_space(ROOT / "last_k.yaml"))._min_resource == 1
 
 
-def test_constants_follow_the_trainer():
-    assert S.TRAIN_DEFAULT_EPOCHS == _network.NETWORK_DEFAULTS["epochs"]
-    assert S.WARMUP_EPOCHS == _network.DEFAULT_WARMUP_EPOCHS
-    assert set(S.PARAMS["last_k"]) <= {"k", "warmup", *_network.NETWORK_DEFAULTS}
-    assert set(S.PARAMS["pipeline_vs_end_to_end"]) - set(S.PARAMS["last_k"]) <= set(_pipeline.EXTRA_DEFAULTS)
-    assert set(S.PARAMS["linear_probe"]) == set(_probe._LP_DEFAULTS)
-    assert set(S.PARAMS["svm_early"]) == set(_probe._SVM_DEFAULTS)
+def test_the_space_reads_the_registry():
+    assert list(S.PARAMS) == list(strategies.names())
+    for name in strategies.names():
+        assert list(S.PARAMS[name]) == strategies.get(name).names
+    assert S.TRAIN_DEFAULT_EPOCHS == strategies.get("last_k").param("epochs").default
+    assert S.WARMUP_EPOCHS == _network.DEFAULT_WARMUP_EPOCHS == strategies.DEFAULT_WARMUP_EPOCHS
+    assert S.NETWORK_STRATEGIES == strategies.network_names()
+
+
+def test_curve_fractions_is_a_parameter_of_the_space(tmp_path):
+    space = load_space(write(tmp_path, "strategy: pipeline_vs_end_to_end\nparams:\n  curve_fractions: [0.5, 1.0]\n"))
+    assert space.strategies["pipeline_vs_end_to_end"].params["curve_fractions"].value == [0.5, 1.0]
+    with pytest.raises(AdvisorError, match=r"params\.curve_fractions must be fractions in \(0, 1\]"):
+        load_space(write(tmp_path, "strategy: pipeline_vs_end_to_end\nparams:\n  curve_fractions: [0, 1.0]\n"))
+
+
+@pytest.mark.parametrize("name", strategies.names())
+def test_every_strategy_has_a_default_space(name):
+    space = S.default_space(name)
+    assert list(space.strategies) == [name]
+    st = study()
+    for i in range(3):
+        trial = st.ask()
+        validate(*suggest(trial, space, NAMES))
+        st.tell(trial, float(i))
 
 
 # ----------------------------------------------------------------------------- bad files
@@ -202,7 +207,7 @@ BAD = [
      ["strategies.last_k.lr is not a parameter of last_k"]),
     ("strategies:\n  svm_early: {block: {type: int, low: 2, high: 5, log: true}}\n",
      ["strategies.svm_early.block.log is not supported"]),
-    ("strategy: multi_task\nparams:\n  tasks: [a]\n", ["params.tasks needs at least 2 label columns"]),
+    ("strategy: multi_task\nparams:\n  tasks: [a]\n", ["params.tasks needs at least 2 tasks"]),
     ("strategy: linear_probe\nparams:\n  C: {type: float, low: 1.0e-3, high: 1.0e+2, step: 0.5, log: true}\n",
      ["params.C.step cannot be combined with log"]),
 ]

@@ -1,0 +1,54 @@
+"""Strategies: one definition each (name, typed parameters, trainer), in one registry.
+
+    from advisor import strategies
+    strategies.names()                                   # ('linear_probe', 'svm_early', ...)
+    strategies.get("last_k").validate({"k": 2}, n_blocks=19)
+
+A strategy is one private file here declaring a :class:`Strategy`, registered below. The
+trainer (``advisor.train``), search spaces (``advisor.search``), the command line, the
+advice and the reports read it from the registry; nothing else lists strategies.
+This package imports only the standard library and :mod:`advisor.errors`.
+"""
+
+from advisor.strategies._base import (
+    KINDS,
+    REQUIRED,
+    AllBlocks,
+    BlockCount,
+    BlockRef,
+    Boolean,
+    Constraint,
+    Fractions,
+    Interval,
+    Labels,
+    Options,
+    Param,
+    Strategy,
+)
+from advisor.strategies._full_finetune import FULL_FINETUNE
+from advisor.strategies._last_k import LAST_K
+from advisor.strategies._linear_probe import LINEAR_PROBE
+from advisor.strategies._multi_task import MULTI_TASK
+from advisor.strategies._pipeline import PIPELINE_VS_END_TO_END
+from advisor.strategies._shared import DEFAULT_WARMUP_EPOCHS, NETWORK_DEFAULTS
+from advisor.strategies._svm_early import SVM_EARLY
+from advisor.strategies._table import parameter_table
+from advisor.strategies.registry import (
+    all_strategies,
+    get,
+    names,
+    network_names,
+    probe_names,
+    register,
+    unregister,
+)
+
+for _s in (LINEAR_PROBE, SVM_EARLY, LAST_K, FULL_FINETUNE, MULTI_TASK, PIPELINE_VS_END_TO_END):
+    register(_s, replace=True)
+del _s
+
+__all__ = [
+    "DEFAULT_WARMUP_EPOCHS", "KINDS", "NETWORK_DEFAULTS", "REQUIRED", "AllBlocks", "BlockCount", "BlockRef", "Boolean",
+    "Constraint", "Fractions", "Interval", "Labels", "Options", "Param", "Strategy", "all_strategies", "get", "names",
+    "network_names", "parameter_table", "probe_names", "register", "unregister",
+]

@@ -1,0 +1,12 @@
+"""``last_k``: the top k blocks and a new head train; the blocks below stay frozen."""
+
+from advisor.strategies._base import REQUIRED, Strategy
+from advisor.strategies._shared import NETWORK_PARAMS, k_param
+
+LAST_K = Strategy(
+    name="last_k",
+    kind="network",
+    params=(k_param(REQUIRED), *NETWORK_PARAMS),
+    runner="advisor.train._finetune:run_last_k",
+    summary="the top k blocks and a new head; blocks below frozen, their BatchNorm in eval mode",
+)

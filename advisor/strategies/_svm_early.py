@@ -1,0 +1,17 @@
+"""``svm_early``: a linear SVM on an earlier block's pooled, standardised features."""
+
+from advisor.strategies._base import BlockRef, Param, Strategy
+from advisor.strategies._shared import C_param, max_iter_param
+
+SVM_EARLY = Strategy(
+    name="svm_early",
+    kind="probe",
+    params=(
+        Param("block", BlockRef(), None, help="block name or index whose features the SVM reads", example='"60%"',
+              default_text="2/3 depth", flag=True, search={"type": "int", "low": "30%", "high": "90%"}),
+        C_param(0.1, 1e-4, 1e1),
+        max_iter_param(5000),
+    ),
+    runner="advisor.train._probe:run_svm_early",
+    summary="linear SVM on an earlier block's pooled features",
+)

@@ -1,0 +1,128 @@
+"""The strategy registry: one declaration per strategy, read by the trainer, spaces, CLI, advice and README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from advisor import strategies
+from advisor.errors import AdvisorError
+from advisor.strategies import Interval, Param, Strategy
+from tests.strategies._throwaway import SHRUNK_PROBE
+from tests.test_cli import _one_line_error, run_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = ["stem", *[f"ir{i}" for i in range(1, 18)], "conv_last"]
+
+
+@pytest.fixture
+def shrunk_probe():
+    strategies.register(SHRUNK_PROBE)
+    yield SHRUNK_PROBE
+    strategies.unregister(SHRUNK_PROBE.name)
+
+
+def test_readme_parameter_table_is_the_registry():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = strategies.parameter_table()
+    assert table in readme, ("README.md's strategy table differs from the registry; paste the output of\n"
+                             "python -c 'from advisor.strategies import parameter_table; print(parameter_table())'\n"
+                             + table)
+
+
+def test_every_name_list_reads_the_registry():
+    from advisor.advise import STRATEGIES
+    from advisor.search.space import NETWORK_STRATEGIES, PARAMS
+    from advisor.train import PROBE_STRATEGIES, RUNNERS
+
+    names = strategies.names()
+    assert names == ("linear_probe", "svm_early", "last_k", "full_finetune", "multi_task", "pipeline_vs_end_to_end")
+    assert STRATEGIES == names and tuple(RUNNERS) == names and tuple(PARAMS) == names
+    assert set(PROBE_STRATEGIES) | set(NETWORK_STRATEGIES) == set(names)
+    assert RUNNERS["last_k"] == ("advisor.train._finetune", "run_last_k")
+
+
+def test_importing_the_registry_imports_no_trainer():
+    import subprocess
+    import sys
+
+    code = ("import sys, advisor.strategies as s; s.names(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'advisor')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert "torch" not in out and "numpy" not in out and "advisor.train" not in out, out
+
+
+def test_validate_fills_defaults_and_names_the_problem():
+    last_k = strategies.get("last_k")
+    assert last_k.validate({"k": 2}, n_blocks=19)["head_lr"] == 0.01
+    assert strategies.get("multi_task").validate({}, n_blocks=19)["k"] == 4
+    assert strategies.get("pipeline_vs_end_to_end").validate({"curve_fractions": [1, 0.5, 0.5]})["curve_fractions"] \
+        == [0.5, 1.0]
+    with pytest.raises(AdvisorError, match=r"unknown parameter 'head_rl' for last_k; did you mean head_lr\?"):
+        last_k.validate({"k": 2, "head_rl": 0.1})
+    with pytest.raises(AdvisorError, match=r"bad layer_decay=1.5: must be a number > 0 and <= 1, in \(0, 1\]"):
+        last_k.validate({"k": 2, "layer_decay": 1.5})
+    with pytest.raises(AdvisorError, match="last_k needs k"):
+        last_k.validate({})
+    with pytest.raises(AdvisorError, match=r"unknown strategy 'lastk'; did you mean last_k\?"):
+        strategies.get("lastk")
+
+
+def test_a_strategy_is_declared_once():
+    with pytest.raises(ValueError, match="already registered"):
+        strategies.register(strategies.get("last_k"))
+    with pytest.raises(ValueError, match="declared twice"):
+        Strategy("x", "probe", (Param("a", Interval(int)), Param("a", Interval(int))), runner="m:f")
+    with pytest.raises(ValueError, match="kind"):
+        Strategy("x", "magic", (), runner="m:f")
+
+
+def test_a_throwaway_strategy_appears_in_yaml_validation_the_cli_and_search(shrunk_probe, tmp_path, capsys,
+                                                                              monkeypatch, one_torch_thread):
+    """One new file (tests/strategies/_throwaway.py), registered: nothing else is edited."""
+    from advisor.search import SearchConfig, load_space, run_search, suggest
+
+    # YAML validation
+    good = tmp_path / "shrunk.yaml"
+    good.write_text("strategy: shrunk_probe\nparams:\n  shrink: {type: float, low: 0.2, high: 0.8}\n")
+    space = load_space(good)
+    st = optuna.create_study(direction="maximize")
+    strategy, params = suggest(st.ask(), space, NAMES)
+    assert strategy == "shrunk_probe" and 0.2 <= params["shrink"] <= 0.8
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("strategy: shrunk_probe\nparams:\n  shrink: 2\n")
+    with pytest.raises(AdvisorError, match=r"params\.shrink must be a number >= 0 and <= 1, got 2"):
+        load_space(bad)
+    bad.write_text("strategy: shrunk_probe\nparams:\n  shrnk: 0.5\n")
+    with pytest.raises(AdvisorError, match=r"params\.shrnk is not a parameter of shrunk_probe.*did you mean shrink\?"):
+        load_space(bad)
+
+    # the CLI: its flag and --param keys, checked before any data or backbone loads
+    import advisor.context
+    import advisor.train
+
+    def no_loading(*a, **k):
+        raise AssertionError("data and backbone must not load for a bad parameter")
+
+    with monkeypatch.context() as m:
+        m.setattr(advisor.context, "make_context", no_loading)
+        m.setattr(advisor.train, "make_context", no_loading)
+        code, _, err = run_cli(["train", "digits", "--strategy", "shrunk_probe", "--shrink", "5"], capsys)
+        _one_line_error(code, err, "shrink=5.0", ">= 0 and <= 1")
+        code, _, err = run_cli(["train", "digits", "--strategy", "shrunk_probe", "--param", "shrnk=0.1"], capsys)
+        _one_line_error(code, err, "unknown parameter 'shrnk'", "did you mean shrink?")
+        code, _, err = run_cli(["train", "digits", "--strategy", "shrunk_prob"], capsys)
+        _one_line_error(code, err, "did you mean shrunk_probe?")
+    code, out, err = run_cli(["train", "digits:30", "--strategy", "shrunk_probe", "--shrink", "0.3", "--image-size",
+                              "32", "--no-cache", "--quiet"], capsys)
+    assert code == 0, err
+    assert "shrunk_probe on digits:30" in out and "'shrink': 0.3" in out
+
+    # search: no file for it, so the ranges it declares; every trial runs its trainer
+    cfg = SearchConfig(dataset="digits:30", strategy="shrunk_probe", trials=2, image_size=32,
+                       workspace=str(tmp_path / "ws"), cache_dir=str(tmp_path / "cache"), study_name="shrunk")
+    result = run_search(cfg)
+    assert result.n_complete == 2 and result.best_strategy == "shrunk_probe"
+    assert 0.1 <= result.best_params["shrink"] <= 0.9
