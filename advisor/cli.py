@@ -103,7 +103,7 @@ def _build() -> argparse.ArgumentParser:
                                    "the rest of a strategy's search space; every trial is a nested MLflow run.")
     s.add_argument("--strategy", default="auto", metavar="auto|NAME",
                    help="auto (default): analyze first and search the advised strategy, its advised configuration "
-                        "as the first trial; or a strategy name")
+                        f"as the first trial; or a strategy name ({', '.join(strategies.names())})")
     s.add_argument("--space", default=None, metavar="PATH|auto",
                    help="search space YAML (default: search_spaces/STRATEGY.yaml; with --strategy auto the "
                         "advice's space); auto: the advice's space")

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from advisor.report.collect import PROBES, StudyData, TrialRecord, advised_trial, canonical
+from advisor.report.collect import StudyData, TrialRecord, advised_trial, canonical
 
 #: fewer complete trials than this and no importances are computed
 MIN_TRIALS_FOR_IMPORTANCE = 4

@@ -32,7 +32,7 @@ from advisor.strategies._multi_task import MULTI_TASK
 from advisor.strategies._pipeline import PIPELINE_VS_END_TO_END
 from advisor.strategies._shared import DEFAULT_WARMUP_EPOCHS, NETWORK_DEFAULTS
 from advisor.strategies._svm_early import SVM_EARLY
-from advisor.strategies._table import parameter_table
+from advisor.strategies._table import parameter_table, space_table
 from advisor.strategies.registry import (
     all_strategies,
     get,
@@ -50,5 +50,5 @@ del _s
 __all__ = [
     "DEFAULT_WARMUP_EPOCHS", "KINDS", "NETWORK_DEFAULTS", "REQUIRED", "AllBlocks", "BlockCount", "BlockRef", "Boolean",
     "Constraint", "Fractions", "Interval", "Labels", "Options", "Param", "Strategy", "all_strategies", "get", "names",
-    "network_names", "parameter_table", "probe_names", "register", "unregister",
+    "network_names", "parameter_table", "probe_names", "register", "space_table", "unregister",
 ]

@@ -19,7 +19,7 @@ import difflib
 import importlib
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from advisor.errors import AdvisorError
@@ -60,11 +60,13 @@ def closest(word: object, options) -> str:
 
 
 class _Bad(Exception):
-    """A value a constraint refuses: ``problem`` completes "name=value ..." (or the whole message)."""
+    """A value a constraint refuses. ``problem`` follows "name=value": a requirement ("must be ...",
+    shown as ``bad name=value: must be ...``) or a statement ("is larger than ...", shown as
+    ``name=value is larger than ...``); ``{strategy}`` in it is replaced by the strategy's name."""
 
-    def __init__(self, problem: str, fix: str = "", whole: bool = False):
+    def __init__(self, problem: str, fix: str = ""):
         super().__init__(problem)
-        self.problem, self.fix, self.whole = problem, fix, whole
+        self.problem, self.fix = problem, fix
 
 
 # =========================================================================== constraints
@@ -206,7 +208,7 @@ class AllBlocks(Constraint):
     def check(self, value, n_blocks=None):
         if not is_int(value) or (n_blocks is not None and int(value) != n_blocks):
             every = f"all {n_blocks} blocks" if n_blocks is not None else "every block"
-            raise _Bad(f"is not allowed: this strategy trains {every}", "drop k or use the last_k strategy")
+            raise _Bad(f"is not allowed for {{strategy}}, which trains {every}", "drop k or use the last_k strategy")
         return int(value)
 
 
@@ -339,38 +341,18 @@ class Param:
 
     def default_for(self, n_blocks: int | None) -> Any:
         """The default value (None when it depends on an unknown block count)."""
-        if callable(self.default) and not isinstance(self.default, _Required):
+        if callable(self.default):
             return None if n_blocks is None else self.default(n_blocks)
         return None if self.default is REQUIRED else self.default
-
-    def describe_default(self) -> str:
-        """The default in words, for tables: ``required``, ``0.01``, ``a quarter of the blocks``."""
-        if self.default is REQUIRED:
-            return "required"
-        if self.default_text:
-            return self.default_text
-        if self.default is None:
-            return ""
-        if is_bool(self.default):
-            return "true" if self.default else "false"
-        if isinstance(self.default, (list, tuple)):
-            return "[" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in self.default) + "]"
-        if isinstance(self.default, float):
-            return f"{self.default:g}"
-        return str(self.default)
 
     def check(self, value: Any, strategy: str, n_blocks: int | None = None) -> Any:
         """``value`` as the trainer takes it; AdvisorError naming the parameter and what it accepts."""
         try:
             return self.constraint.check(value, n_blocks)
         except _Bad as bad:
-            if bad.whole:
-                raise AdvisorError(bad.problem, bad.fix) from None
-            head = f"{self.name}={value!r} {bad.problem}" if not bad.problem.startswith("must") \
-                else f"bad {self.name}={value!r}: {bad.problem}"
-            if isinstance(self.constraint, AllBlocks):
-                head = f"{self.name}={value!r} is not allowed for {strategy}, which trains " + \
-                       (f"all {n_blocks} blocks" if n_blocks is not None else "every block")
+            problem = bad.problem.replace("{strategy}", strategy)
+            head = f"bad {self.name}={value!r}: {problem}" if problem.startswith("must") \
+                else f"{self.name}={value!r} {problem}"
             raise AdvisorError(head, bad.fix or f"e.g. {self.name}={self.example}") from None
 
 
@@ -445,11 +427,6 @@ class Strategy:
                     continue
             out[p.name] = p.check(value, self.name, n_blocks)
         return out
-
-    def defaults(self, n_blocks: int | None = None) -> dict[str, Any]:
-        """The default of every parameter that has one."""
-        return {p.name: p.default_for(n_blocks) for p in self.params
-                if not p.required and p.default_for(n_blocks) is not None}
 
     def load_runner(self) -> Callable:
         """The trainer ``run(ctx, params, callback) -> TrainResult``, imported now."""

@@ -4,12 +4,10 @@ Both train a new head for the primary task with :func:`advisor.train._network.fi
 on ``ctx.split.train``, pick the best epoch on ``ctx.split.val`` and evaluate the test
 split once with those weights.
 
-Parameters (plain values; defaults in brackets): ``k`` (last_k: required; full_finetune:
-all blocks), ``head_lr`` [0.01], ``lr_ratio`` [0.1] (backbone rate / head rate),
-``layer_decay`` [1.0] (rate multiplier from one block to the one below), ``weight_decay``
-[1e-4], ``epochs`` [10], ``batch_size`` [64], ``patience`` [3], ``warmup`` (bool) /
-``warmup_epochs`` [0; 2 with ``warmup=True``] heads-only epochs before fine-tuning,
-``augment`` [False].
+Parameters (plain values): ``k`` (last_k: required; full_finetune: all blocks), the learning
+rates, decay, epochs, batch size, patience, ``warmup`` / ``warmup_epochs`` (heads-only epochs
+before fine-tuning) and ``augment``; their types, bounds and defaults are declared once in
+:mod:`advisor.strategies` (``_shared.NETWORK_PARAMS``).
 """
 
 from __future__ import annotations

@@ -17,12 +17,10 @@ goes to end-to-end, which needs no ``z`` labels); its metrics are the result's t
 metrics. A learning curve (both approaches on growing stratified fractions of the train split,
 a power law per approach) estimates whether more data would change the winner.
 
-Parameters (``params``; defaults in brackets): the network parameters of ``last_k``, passed to
-both networks: ``k`` [2], ``epochs`` [10], ``head_lr`` [1e-2], ``lr_ratio`` [0.1],
-``batch_size`` [64], ``layer_decay`` [1.0], ``weight_decay`` [1e-4], ``patience`` [3],
-``warmup`` / ``warmup_epochs`` [0], ``augment`` [False]; and ``stage2_input``
-["true" | "predicted"], ``stage2_C`` [1.0] (stage 2's inverse regularisation),
-``learning_curve`` [True], ``curve_fractions`` [(0.25, 0.5, 1.0)].
+Parameters (``params``): the network parameters of ``last_k``, passed to both networks (``k``
+defaults to 2), plus ``stage2_input`` ("true" | "predicted"), ``stage2_C`` (stage 2's inverse
+regularisation), ``learning_curve`` and ``curve_fractions``; their types, bounds and defaults are
+declared once in :mod:`advisor.strategies` (``_pipeline.py``).
 
 The epoch callback sees the end-to-end network's epochs (validation accuracy of ``y``, the
 primary task); it is not called for stage 1 (whose metric is ``z``) nor for learning-curve runs.

@@ -1,10 +1,12 @@
 """Closed-form probes on frozen pooled features: ``linear_probe`` and ``svm_early``.
 
 * ``linear_probe``: multinomial logistic regression (lbfgs) on the standardised pooled output of the
-  *last* block. Parameters: ``C`` (inverse L2 strength, > 0, default 1.0), ``max_iter`` (default 1000).
+  *last* block. Parameters: ``C`` (inverse L2 strength), ``max_iter``.
 * ``svm_early``: linear SVM (``LinearSVC``, squared hinge, one-vs-rest) on the standardised pooled output
   of an earlier block. Parameters: ``block`` (name or index; default the block at 2/3 depth, i.e.
-  index ``ceil(2 n / 3) - 1``), ``C`` (> 0, default 0.1), ``max_iter`` (default 5000).
+  index ``ceil(2 n / 3) - 1``), ``C``, ``max_iter``.
+
+Their types, bounds and defaults are declared once in :mod:`advisor.strategies`.
 
 Features come from ``ctx.cache`` when it is set, else from one direct forward pass
 (:func:`advisor.context.cache.extract`, the same code the cache fills itself with). Train, validation and

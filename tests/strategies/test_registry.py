@@ -126,3 +126,10 @@ def test_a_throwaway_strategy_appears_in_yaml_validation_the_cli_and_search(shru
     result = run_search(cfg)
     assert result.n_complete == 2 and result.best_strategy == "shrunk_probe"
     assert 0.1 <= result.best_params["shrink"] <= 0.9
+
+
+def test_search_spaces_readme_table_is_the_registry():
+    readme = (ROOT / "search_spaces" / "README.md").read_text(encoding="utf-8")
+    table = strategies.space_table()
+    assert table in readme, ("search_spaces/README.md's parameter table differs from the registry; paste the output of\n"
+                             "python -c 'from advisor.strategies import space_table; print(space_table())'\n" + table)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
+from advisor import strategies
 from advisor.search.space._base import ParamSpec, Space, StrategySpace, same
 
 if TYPE_CHECKING:
     from advisor.advise.advice import Advice
 
-#: Epochs per trial in spaces built from an Advice.
-DEFAULT_EPOCHS = 8
+_NETWORK = strategies.get("last_k")
+#: Epochs per trial in spaces built from an Advice (what a search of last_k fixes in the registry).
+DEFAULT_EPOCHS = int(_NETWORK.param("epochs").search)
 #: Batch size in spaces built from an Advice.
-DEFAULT_BATCH_SIZE = 64
-#: Weight-decay range (log scale) in spaces built from an Advice.
-DEFAULT_WEIGHT_DECAY = (1e-6, 1e-2)
+DEFAULT_BATCH_SIZE = int(_NETWORK.param("batch_size").search)
+#: Weight-decay range (log scale) in spaces built from an Advice (the registry's search range).
+DEFAULT_WEIGHT_DECAY = (_NETWORK.param("weight_decay").search["low"], _NETWORK.param("weight_decay").search["high"])
 
 
 def _range(name: str, bounds: Sequence[float], *, log: bool, integer: bool = False) -> ParamSpec:
@@ -67,8 +69,9 @@ def space_from_advice(advice: Advice) -> Space:
     strategy = advice.strategy
     lo, hi = (int(b) for b in ss.trainable_blocks)
     hi = min(hi, int(ss.n_blocks)) if ss.n_blocks else hi
-    strategies: dict[str, StrategySpace] = {}
-    if strategy in ("linear_probe", "svm_early"):
+    chosen: dict[str, StrategySpace] = {}
+    kind = strategies.get(strategy).kind
+    if kind == "probe":
         p: dict[str, ParamSpec] = {}
         if strategy == "svm_early":
             blocks = list(ss.probe_blocks)
@@ -77,10 +80,10 @@ def space_from_advice(advice: Advice) -> Space:
                 blocks.append(advised)
             p["block"] = _choice("block", blocks) if blocks else ParamSpec("block", "int", low="30%", high="90%")
         p["C"] = _range("C", ss.probe_c, log=True)
-        strategies[strategy] = StrategySpace(strategy, p)
+        chosen[strategy] = StrategySpace(strategy, p)
         if hi >= 1:
-            strategies["last_k"] = _network_space("last_k", advice, 1, hi)
-    else:
-        own = strategy if strategy in ("multi_task", "pipeline_vs_end_to_end") else "last_k"
-        strategies[own] = _network_space(own, advice, lo, hi)
-    return Space(strategies, source="auto", description=f"from the advice ({strategy})")
+            chosen["last_k"] = _network_space("last_k", advice, 1, hi)
+    else:  # one network (full_finetune is k = n_blocks inside last_k); multi-task and pipeline keep their own
+        own = strategy if kind in ("multi", "pipeline") else "last_k"
+        chosen[own] = _network_space(own, advice, lo, hi)
+    return Space(chosen, source="auto", description=f"from the advice ({strategy})")

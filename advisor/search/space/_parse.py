@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from advisor import strategies
 from advisor.search.space._base import PARAMS, ParamSpec, Space, StrategySpace, closest, fail, is_bool, percent, same
 from advisor.search.space._values import number, value
@@ -20,9 +18,16 @@ _STEP = {"int": Param("step", Interval(int, 1), example="1"),
          "float": Param("step", Interval(float, 0.0, None, "neither"), example="0.1")}
 
 
-def space_to_yaml_value(v: Any) -> str:
-    """A spec as one line of YAML flow style, for messages."""
-    return yaml.safe_dump(v, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+def _flow(v: Any) -> str:
+    """A spec or value as one line of YAML flow style, for messages: ``{type: int, low: 1, high: "50%"}``."""
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_flow(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_flow(x) for x in v) + "]"
+    if is_bool(v):
+        return "true" if v else "false"
+    plain = isinstance(v, str) and v.isidentifier() and v.lower() not in ("true", "false", "yes", "no", "null")
+    return f'"{v}"' if isinstance(v, str) and not plain else str(v)
 
 
 def _parse_spec(strategy: str, name: str, raw: object, src: str, where: str) -> ParamSpec:
@@ -122,7 +127,7 @@ def _parse_strategy(strategy: str, raw: object, src: str, where: str) -> Strateg
     for name, dom in known.items():
         if dom.required and name not in params:
             raise fail(src, f"{where}.{name}", f"is missing: {strategy} needs it",
-                       f"add {name}: " + (space_to_yaml_value(dom.search) if dom.search is not None else dom.example))
+                       f"add {name}: " + (_flow(dom.search) if dom.search is not None else dom.example))
     return StrategySpace(strategy, params)
 
 
@@ -159,7 +164,7 @@ def load_space(path: str | Path) -> Space:
     if not isinstance(raw, dict) or not raw:
         raise fail(src, "strategies", "must map strategy names to params (or to a file)",
                    "e.g. strategies: {linear_probe: linear_probe.yaml, last_k: {k: {type: int, low: 1, high: 4}}}")
-    strategies: dict[str, StrategySpace] = {}
+    chosen: dict[str, StrategySpace] = {}
     for name, entry in raw.items():
         strategy = _strategy_name(name, src, f"strategies.{name}")
         if isinstance(entry, str):
@@ -174,8 +179,8 @@ def load_space(path: str | Path) -> Space:
                            f"refer to a {strategy} file or rename the key to {sspace.strategy}")
         else:
             sspace = _parse_strategy(strategy, entry, src, f"strategies.{name}")
-        strategies[strategy] = sspace
-    return Space(strategies, source=src, description=description)
+        chosen[strategy] = sspace
+    return Space(chosen, source=src, description=description)
 
 
 def default_space(strategy: str) -> Space:
