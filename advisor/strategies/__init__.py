@@ -10,9 +10,8 @@ advice and the reports read it from the registry; nothing else lists strategies.
 This package imports only the standard library and :mod:`advisor.errors`.
 """
 
-from advisor.strategies._base import (
-    KINDS,
-    REQUIRED,
+from advisor.strategies._base import KINDS, REQUIRED, Param, Strategy
+from advisor.strategies._constraints import (
     AllBlocks,
     BlockCount,
     BlockRef,
@@ -22,8 +21,6 @@ from advisor.strategies._base import (
     Interval,
     Labels,
     Options,
-    Param,
-    Strategy,
 )
 from advisor.strategies._full_finetune import FULL_FINETUNE
 from advisor.strategies._last_k import LAST_K

@@ -1,6 +1,7 @@
 """``full_finetune``: every block and a new head train (``warmup=true``: LP-FT)."""
 
-from advisor.strategies._base import AllBlocks, Param, Strategy
+from advisor.strategies._base import Param, Strategy
+from advisor.strategies._constraints import AllBlocks
 from advisor.strategies._shared import NETWORK_PARAMS
 
 FULL_FINETUNE = Strategy(

@@ -1,6 +1,7 @@
 """``multi_task``: one shared backbone, one head per label column (and each task alone to compare)."""
 
-from advisor.strategies._base import Boolean, Labels, Param, Strategy
+from advisor.strategies._base import Param, Strategy
+from advisor.strategies._constraints import Boolean, Labels
 from advisor.strategies._shared import NETWORK_PARAMS, k_param
 
 MULTI_TASK = Strategy(

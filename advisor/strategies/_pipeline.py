@@ -1,6 +1,7 @@
 """``pipeline_vs_end_to_end``: x -> z -> y (a network, then logistic regression) against x -> y."""
 
-from advisor.strategies._base import Boolean, Fractions, Interval, Options, Param, Strategy
+from advisor.strategies._base import Param, Strategy
+from advisor.strategies._constraints import Boolean, Fractions, Interval, Options
 from advisor.strategies._shared import NETWORK_PARAMS, k_param
 
 #: ``k`` when not given (at most the backbone's block count).

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from advisor.strategies._base import Boolean, BlockCount, Interval, Param
+from advisor.strategies._base import Param
+from advisor.strategies._constraints import BlockCount, Boolean, Interval
 
 #: Head-only warm-up epochs a network strategy runs for ``warmup=True`` without ``warmup_epochs``.
 DEFAULT_WARMUP_EPOCHS = 2

@@ -1,6 +1,7 @@
 """``svm_early``: a linear SVM on an earlier block's pooled, standardised features."""
 
-from advisor.strategies._base import BlockRef, Param, Strategy
+from advisor.strategies._base import Param, Strategy
+from advisor.strategies._constraints import BlockRef
 from advisor.strategies._shared import C_param, max_iter_param
 
 SVM_EARLY = Strategy(

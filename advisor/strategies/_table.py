@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from advisor.strategies._base import Param, Strategy, is_bool
+from advisor.strategies._base import Param, Strategy
+from advisor.strategies._constraints import is_bool
 from advisor.strategies.registry import all_strategies
 
 

@@ -10,7 +10,8 @@ asks here.
 from __future__ import annotations
 
 from advisor.errors import AdvisorError
-from advisor.strategies._base import Strategy, closest
+from advisor.strategies._base import Strategy
+from advisor.strategies._constraints import closest
 
 _STRATEGIES: dict[str, Strategy] = {}
 

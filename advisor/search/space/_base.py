@@ -11,7 +11,7 @@ from typing import Any, Iterator
 from advisor import strategies
 from advisor.errors import AdvisorError
 from advisor.strategies import Param
-from advisor.strategies._base import closest, is_bool
+from advisor.strategies._constraints import closest, is_bool
 
 #: Spec kinds: the three searched ones plus a fixed value.
 KINDS = ("int", "float", "categorical", "fixed")

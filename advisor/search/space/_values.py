@@ -10,7 +10,7 @@ from typing import Any
 
 from advisor.search.space._base import fail, is_bool, percent
 from advisor.strategies import Param
-from advisor.strategies._base import _Bad
+from advisor.strategies._constraints import _Bad
 
 
 def number(raw: object, dom: Param, src: str, where: str, *, percent_ok: bool) -> float | int | str:
