@@ -27,6 +27,11 @@ def is_real(v: object) -> bool:
     return isinstance(v, numbers.Real) and not is_bool(v) and math.isfinite(float(v))
 
 
+def _whole(v: Any) -> Any:
+    """An integral float (``3.0``, as YAML or JSON may give it) as an int; anything else unchanged."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
 def closest(word: object, options) -> str:
     """``"did you mean X? "`` for the option closest to ``word``, or ``""``."""
     close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.5)
@@ -94,8 +99,8 @@ class Interval(Constraint):
         return what + (" " + " and ".join(parts) if parts else "")
 
     def check(self, value, n_blocks=None):
-        if self.type is int and isinstance(value, float) and value.is_integer():
-            value = int(value)
+        if self.type is int:
+            value = _whole(value)
         ok = is_int(value) if self.type is int else is_real(value)
         if ok:
             v = float(value)
@@ -158,8 +163,7 @@ class BlockCount(Constraint):
 
     def check(self, value, n_blocks=None):
         use = f"use 1..{n_blocks}" if n_blocks else "use 1 or more"
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
+        value = _whole(value)
         if not is_int(value):
             raise _Bad("is not a whole number of blocks", use)
         if n_blocks is not None and value > n_blocks:
@@ -202,8 +206,7 @@ class BlockRef(Constraint):
             if not value.strip():
                 raise _Bad("is an empty block name", fix)
             return value.strip()
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
+        value = _whole(value)
         if not is_int(value) or value < 0 or (n_blocks is not None and value >= n_blocks):
             raise _Bad("is not a block of the backbone", fix)
         return int(value)
