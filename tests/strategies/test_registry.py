@@ -135,3 +135,30 @@ def test_search_spaces_readme_table_is_the_registry():
     table = strategies.space_table()
     assert table in readme, ("search_spaces/README.md's parameter table differs from the registry; paste the output of\n"
                              "python -c 'from advisor.strategies import space_table; print(space_table())'\n" + table)
+
+
+def test_every_runner_resolves():
+    for s in strategies.all_strategies():
+        assert callable(s.load_runner()), s.name
+
+
+@pytest.mark.parametrize("strategy, params, needle", [
+    ("lastk", {}, "did you mean last_k?"),
+    ("last_k", {"k": 2, "head_lr": -1}, "head_lr=-1"),
+    ("last_k", {"k": 2, "lr": 0.1}, "unknown parameter 'lr'"),
+    ("last_k", {}, "last_k needs k"),
+    ("multi_task", {"tasks": ["a"]}, "at least 2 tasks"),
+])
+def test_the_api_and_the_cli_refuse_a_bad_choice_before_loading_data(monkeypatch, capsys, strategy, params, needle):
+    import advisor.train
+    from advisor.train import train
+
+    def no_loading(*a, **k):
+        raise AssertionError("data and backbone must not load for a bad choice")
+
+    monkeypatch.setattr(advisor.train, "make_context", no_loading)
+    with pytest.raises(AdvisorError, match=needle.replace("?", r"\?")):
+        train("digits", strategy=strategy, params=params)
+    flags = [f"--param={k}={v}" for k, v in params.items()]
+    code, _, err = run_cli(["train", "digits", "--strategy", strategy, *flags], capsys)
+    _one_line_error(code, err, needle)
