@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # optuna and the advice package are only needed by callers
 
     from advisor.advise.advice import Advice
 
+
 def suggest(trial: optuna.Trial, space: Space, block_names: Sequence[str]) -> tuple[str, dict]:
     """Sample one configuration (define-by-run) and return ``(strategy, params)`` for ``run_strategy``.
 

@@ -7,8 +7,9 @@ import math
 from typing import Any, Sequence
 
 from advisor.search.space._base import ParamSpec, Space, fail, param_of, percent
-from advisor.search.space._base import where as where_of
+from advisor.search.space._base import where as where_of  # "where" names the key in messages here
 from advisor.strategies import Param
+
 
 def depth(value: Any, dom: Param, n: int) -> Any:
     """A percent string as a block count (k) or block index (block), rounded half up and clamped to 1..n."""
@@ -20,7 +21,7 @@ def depth(value: Any, dom: Param, n: int) -> Any:
 
 
 def check_depth(value: Any, dom: Param, n: int, names: Sequence[str] | None,
-                 src: str, where: str) -> None:
+                src: str, where: str) -> None:
     if dom.base == "block":
         if isinstance(value, str):
             if names is not None and value not in names:
