@@ -188,7 +188,7 @@ def _run_params(run, profile: Profile) -> dict:
     params = dict(run.params)
     if run.strategy == "svm_early" and isinstance(params.get("block"), int):
         params["block"] = profile.blocks[params["block"]].name
-    if run.strategy in ("last_k", "full_finetune"):
+    if strategies.get(run.strategy).kind == "network":  # last_k, full_finetune: no training budget
         params = {k: params[k] for k in ("k", "warmup", "lr_ratio") if k in params}
     return params
 
@@ -198,7 +198,7 @@ def _apply_check(rules: Advice, check: MeasuredCheck, profile: Profile, t: Thres
     n = len(profile.blocks)
     win = check.winner()
     params = _run_params(win, profile)
-    probes = ("linear_probe", "svm_early")
+    probes = strategies.probe_names()
     other = check.best_of([s for s in {r.strategy for r in check.runs} if (s in probes) != (win.strategy in probes)])
     se = check.standard_error()
     margin = (win.val_accuracy - other.val_accuracy) if other is not None else float("nan")

@@ -150,13 +150,15 @@ def test_every_runner_resolves():
     ("multi_task", {"tasks": ["a"]}, "at least 2 tasks"),
 ])
 def test_the_api_and_the_cli_refuse_a_bad_choice_before_loading_data(monkeypatch, capsys, strategy, params, needle):
+    import advisor.context
     import advisor.train
     from advisor.train import train
 
     def no_loading(*a, **k):
         raise AssertionError("data and backbone must not load for a bad choice")
 
-    monkeypatch.setattr(advisor.train, "make_context", no_loading)
+    monkeypatch.setattr(advisor.context, "make_context", no_loading)  # the CLI's
+    monkeypatch.setattr(advisor.train, "make_context", no_loading)  # the API's
     with pytest.raises(AdvisorError, match=needle.replace("?", r"\?")):
         train("digits", strategy=strategy, params=params)
     flags = [f"--param={k}={v}" for k, v in params.items()]
