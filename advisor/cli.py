@@ -51,6 +51,23 @@ def _shared_options() -> tuple[argparse.ArgumentParser, ...]:
     return data, cache, loader
 
 
+def _mlflow_options() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """Where a search's runs live (search, predict, export, report), and which trained model to use
+    (predict, export), each defined once."""
+    tracking = argparse.ArgumentParser(add_help=False)
+    tracking.add_argument("--tracking-uri", default=None, metavar="URI",
+                          help="MLflow tracking URI (default sqlite:///WORKSPACE/mlflow.db)")
+    tracking.add_argument("--workspace", default=None, metavar="DIR",
+                          help="the search's folder: default Optuna storage, MLflow store and best models "
+                               "(default $ADVISOR_WORKSPACE or ./advisor-workspace)")
+    source = argparse.ArgumentParser(add_help=False)
+    source.add_argument("model", metavar="MODEL", nargs="?", default=None,
+                        help="a --save file, runs:/RUN_ID/model or models:/NAME/VERSION (omit with --experiment)")
+    source.add_argument("--experiment", default=None, metavar="NAME",
+                        help="instead of MODEL: the best model of the search logged to this MLflow experiment")
+    return tracking, source
+
+
 def _labels(args) -> list[str] | None:
     return [c.strip() for c in args.labels.split(",") if c.strip()] if args.labels else None
 
@@ -62,6 +79,7 @@ def _build() -> argparse.ArgumentParser:
     sub.required = True
 
     data, cache, loader = _shared_options()
+    tracking, source = _mlflow_options()
     a = sub.add_parser("analyze", parents=[data], help="measure a dataset against a pretrained backbone and "
                                                       "recommend a strategy",
                        description="Measure the target dataset's size and its similarity to the source domain block "
@@ -96,7 +114,7 @@ def _build() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
 
-    s = sub.add_parser("search", parents=[data, cache, loader],
+    s = sub.add_parser("search", parents=[data, cache, loader, tracking],
                        help="search a strategy's freeze depth and learning rates with Optuna, "
                             "every trial logged to MLflow",
                        description="Run (or resume) an Optuna study over freeze depth, learning-rate ratios and "
@@ -121,11 +139,6 @@ def _build() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1, metavar="N",
                    help="search processes sharing the storage, one per GPU (default 1)")
     s.add_argument("--experiment", default=None, metavar="NAME", help="MLflow experiment (default: the study name)")
-    s.add_argument("--tracking-uri", default=None, metavar="URI",
-                   help="MLflow tracking URI (default sqlite:///WORKSPACE/mlflow.db)")
-    s.add_argument("--workspace", default=None, metavar="DIR",
-                   help="folder for the default storage, tracking store and best models "
-                        "(default $ADVISOR_WORKSPACE or ./advisor-workspace)")
     s.add_argument("--pruner", default="hyperband", choices=["hyperband", "halving", "none"],
                    help="early stopping of unpromising trials over fine-tuning epochs (default hyperband)")
     s.add_argument("--json", metavar="PATH", default=None, help="write the search result (all trials) as JSON")
@@ -134,21 +147,14 @@ def _build() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_search)
 
-    pr = sub.add_parser("predict", help="predict every image of a dataset with a trained model",
+    pr = sub.add_parser("predict", parents=[source, tracking], help="predict every image of a dataset with a trained model",
                         description="Predict with a model saved by advisor train --save, an MLflow model URI "
                                     "(runs:/RUN_ID/model, models:/NAME/VERSION) or a study's best model "
                                     "(--experiment NAME). One row per image: its path or index, the predicted "
                                     "class and the top-k probabilities. With labels: accuracy, macro-F1, a "
                                     "per-class table and the confusion matrix.")
-    pr.add_argument("model", metavar="MODEL", nargs="?", default=None,
-                    help="a --save file, runs:/RUN_ID/model or models:/NAME/VERSION (omit with --experiment)")
     pr.add_argument("data", metavar="DATA",
                     help="any DATASET form of analyze, or a folder of unlabelled images")
-    pr.add_argument("--experiment", default=None, metavar="NAME", help="use the best model of this search")
-    pr.add_argument("--tracking-uri", default=None, metavar="URI",
-                    help="MLflow tracking URI (default sqlite:///WORKSPACE/mlflow.db, as advisor search)")
-    pr.add_argument("--workspace", default=None, metavar="DIR",
-                    help="the search's workspace (default $ADVISOR_WORKSPACE or ./advisor-workspace)")
     pr.add_argument("--out", default=None, metavar="PATH", help="write the predictions: .csv or .parquet")
     pr.add_argument("--top-k", type=int, default=3, metavar="K", help="probabilities of the K best classes (3)")
     pr.add_argument("--forward-batch", "--batch-size", dest="forward_batch", type=int, default=64, metavar="B",
@@ -165,33 +171,22 @@ def _build() -> argparse.ArgumentParser:
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=_predict)
 
-    ex = sub.add_parser("export", help="export a model to ONNX or TorchScript, its preprocessing beside it",
+    ex = sub.add_parser("export", parents=[source, tracking], help="export a model to ONNX or TorchScript, its preprocessing beside it",
                         description="Write MODEL (as for predict) as an ONNX or TorchScript file taking "
                                     "preprocessed images [N, 3, S, S] and returning the logits of the classes; "
                                     "PATH.preprocess.json holds the preprocessing and the class names.")
-    ex.add_argument("model", metavar="MODEL", nargs="?", default=None,
-                    help="a --save file, runs:/RUN_ID/model or models:/NAME/VERSION (omit with --experiment)")
-    ex.add_argument("--experiment", default=None, metavar="NAME", help="export the best model of this search")
-    ex.add_argument("--tracking-uri", default=None, metavar="URI",
-                    help="MLflow tracking URI (default sqlite:///WORKSPACE/mlflow.db, as advisor search)")
-    ex.add_argument("--workspace", default=None, metavar="DIR",
-                    help="the search's workspace (default $ADVISOR_WORKSPACE or ./advisor-workspace)")
     ex.add_argument("--format", required=True, choices=["onnx", "torchscript"],
                     help="onnx (needs the advisor[export] extra) or torchscript")
     ex.add_argument("--out", required=True, metavar="PATH", help="the exported model file")
     ex.set_defaults(func=_export)
 
-    r = sub.add_parser("report", help="write an HTML page and a Markdown summary of searches, read from MLflow",
+    r = sub.add_parser("report", parents=[tracking], help="write an HTML page and a Markdown summary of searches, read from MLflow",
                        description="Read the studies of one or more MLflow experiments (parent run and trial runs "
                                    "logged by advisor search) and write OUT/NAME.html -- self-contained, charts "
                                    "inline -- and OUT/NAME.md; several experiments appear side by side. The page "
                                    "is also logged as artifact report/NAME.html on each study's parent run.")
     r.add_argument("--experiment", action="append", required=True, metavar="NAME",
                    help="MLflow experiment of a search (repeat for a side-by-side report)")
-    r.add_argument("--tracking-uri", default=None, metavar="URI",
-                   help="MLflow tracking URI (default sqlite:///WORKSPACE/mlflow.db, as advisor search)")
-    r.add_argument("--workspace", default=None, metavar="DIR",
-                   help="the search's workspace (default $ADVISOR_WORKSPACE or ./advisor-workspace)")
     r.add_argument("--out", default="reports", metavar="DIR", help="output folder (default reports)")
     r.add_argument("--name", default=None, metavar="NAME",
                    help="file name stem (default: the experiment names joined by -vs-)")
