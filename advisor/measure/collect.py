@@ -89,7 +89,7 @@ def float32(device: torch.device) -> Iterator[None]:
     Analyze's numbers feed thresholds, so they must not depend on the device: no autocast (not
     even one a caller opened) and, on CUDA, no TF32 in convolutions and matmuls (PyTorch lets
     cuDNN use TF32 by default). The TF32 switches are restored afterwards. Training keeps its
-    mixed precision (``advisor.train._network``).
+    mixed precision (``advisor.train._loop``).
     """
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
     before = cudnn.allow_tf32, matmul.allow_tf32

@@ -1,6 +1,6 @@
 """``last_k`` (train the top k blocks) and ``full_finetune`` (train every block, optionally LP-FT).
 
-Both train a new head for the primary task with :func:`advisor.train._network.fit_network`
+Both train a new head for the primary task with :func:`advisor.train._loop.fit_network`
 on ``ctx.split.train``, pick the best epoch on ``ctx.split.val`` and evaluate the test
 split once with those weights.
 
@@ -16,7 +16,8 @@ import time
 
 from advisor.context import TrainContext
 from advisor.train._base import EpochCallback, TrainResult
-from advisor.train._network import FittedNetwork, fit_network, parse_network_params
+from advisor.train._loop import fit_network
+from advisor.train._network import FittedNetwork, parse_network_params
 from advisor.train.export import from_fitted
 
 _FIT_KEYS = ("k", "head_lr", "lr_ratio", "layer_decay", "weight_decay", "epochs", "batch_size", "patience",

@@ -26,7 +26,8 @@ from advisor.context import TrainContext
 from advisor.errors import AdvisorError
 from advisor.train._base import EpochCallback, TrainResult
 from advisor.train._finetune import fit_kwargs
-from advisor.train._network import FittedNetwork, fit_network, parse_network_params
+from advisor.train._loop import fit_network
+from advisor.train._network import FittedNetwork, parse_network_params
 from advisor.train.export import from_fitted
 
 

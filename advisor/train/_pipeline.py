@@ -127,7 +127,7 @@ class _Runner:
         self.net_kw = {key: p[key] for key in _NETWORK_KEYS}
 
     def _fit(self, tasks, train_idx, val_idx, callback, stage):
-        from advisor.train._network import fit_network
+        from advisor.train._loop import fit_network
 
         # every fit starts from the pretrained weights (fit_network seeds torch itself)
         return fit_network(_fresh(self.ctx), tasks, train_idx, val_idx, k=self.p["k"], callback=callback,

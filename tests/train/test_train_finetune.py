@@ -17,7 +17,8 @@ from advisor.context.cache import ActivationCache
 from advisor.errors import AdvisorError
 from advisor.train._base import TrainingPruned
 from advisor.train._finetune import run_full_finetune, run_last_k
-from advisor.train._network import _Net, augment_batch, fit_network, make_heads, masked_loss
+from advisor.train._loop import fit_network
+from advisor.train._model import Net, augment_batch, make_heads, masked_loss
 
 N_BLOCKS = 19  # mobilenet_v2
 
@@ -114,7 +115,7 @@ def test_missing_label_contributes_exactly_zero_gradient(setup):
     torch.manual_seed(0)
     backbone = copy.deepcopy(bb)
     heads = make_heads(backbone.feature_dim, [10, 2], seed=0)
-    net = _Net(backbone.blocks, N_BLOCKS - 1, heads)
+    net = Net(backbone.blocks, N_BLOCKS - 1, heads)
     net.set_phase("eval")
     items = split.train[:4]
     x = torch.stack([pre(ds.load(int(i))) for i in items])

@@ -1,0 +1,150 @@
+"""The parts of a trained network: task heads, the frozen-bottom / trainable-top split, the optimizer's
+parameter groups, the masked multi-task loss and batch augmentation."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advisor.models import global_pool
+
+
+def make_heads(feature_dim: int, n_classes: Sequence[int], seed: int) -> nn.ModuleList:
+    """One ``Linear(feature_dim, c)`` per task, initialised like PyTorch's default from a seeded generator."""
+    heads = []
+    bound = 1.0 / math.sqrt(feature_dim)
+    for j, c in enumerate(n_classes):
+        g = torch.Generator().manual_seed((int(seed) * 1_000_003 + 7919 * (j + 1)) % (2**63))
+        head = nn.Linear(feature_dim, int(c))
+        with torch.no_grad():
+            head.weight.uniform_(-bound, bound, generator=g)
+            head.bias.uniform_(-bound, bound, generator=g)
+        heads.append(head)
+    return nn.ModuleList(heads)
+
+
+def decay_groups(params, *, lr: float, weight_decay: float, name: str) -> list[dict[str, Any]]:
+    """Optimizer groups for ``params`` at ``lr``: weight decay on the weights, none on biases and norm parameters.
+
+    timm's convention: a parameter with at most one dimension (a bias, a BatchNorm/LayerNorm
+    scale or shift) gets ``weight_decay=0``; pulling a norm's scale toward zero changes what the
+    layer computes instead of regularising it. Both groups carry ``name``; an empty one is left out.
+    """
+    params = list(params)
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    return [{"params": ps, "lr": lr, "weight_decay": wd, "name": name}
+            for ps, wd in ((decay, weight_decay), (no_decay, 0.0)) if ps]
+
+
+def masked_loss(heads: Sequence[nn.Module], feats: torch.Tensor,
+                labels: torch.Tensor) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
+    """Sum over tasks of the mean cross-entropy over the samples whose label is present.
+
+    ``feats`` is ``[n, D]`` (pooled features), ``labels`` is ``[n, n_tasks]`` int64 with
+    ``-1`` = missing (on any device; the masks are built on the CPU, so there is no GPU
+    sync). Each head only ever sees the rows labelled for its task, so a sample with a
+    missing label contributes exactly zero gradient to that task's head. A task with no
+    label in the batch is skipped (its entry is None); the total is None when every task is.
+    """
+    labels = labels.cpu()
+    total: torch.Tensor | None = None
+    per_task: list[torch.Tensor | None] = []
+    for j, head in enumerate(heads):
+        y = labels[:, j]
+        rows = torch.nonzero(y >= 0).squeeze(1)
+        if rows.numel() == 0:
+            per_task.append(None)
+            continue
+        target = y.index_select(0, rows).to(feats.device, non_blocking=True)
+        if rows.numel() != y.numel():
+            x = feats.index_select(0, rows.to(feats.device, non_blocking=True))
+        else:
+            x = feats
+        loss = F.cross_entropy(head(x).float(), target)
+        per_task.append(loss)
+        total = loss if total is None else total + loss
+    return total, per_task
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random horizontal flip + random resized crop (area 0.8-1, aspect 3/4-4/3) of a batch ``[n, C, H, W]``.
+
+    One affine resampling per image (bilinear); the random numbers come from ``generator``
+    (a CPU generator), so augmentation is reproducible.
+    """
+    n = x.shape[0]
+    area = torch.empty(n).uniform_(0.8, 1.0, generator=generator)
+    ratio = torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3), generator=generator).exp()
+    w = (area * ratio).sqrt().clamp(max=1.0)
+    h = (area / ratio).sqrt().clamp(max=1.0)
+    cx = (torch.rand(n, generator=generator) * 2 - 1) * (1 - w)
+    cy = (torch.rand(n, generator=generator) * 2 - 1) * (1 - h)
+    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = w * flip
+    theta[:, 0, 2] = cx
+    theta[:, 1, 1] = h
+    theta[:, 1, 2] = cy
+    grid = F.affine_grid(theta.to(device=x.device, dtype=x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+class Net(nn.Module):
+    """Frozen bottom blocks, trainable top blocks and the task heads (modules shared with the backbone)."""
+
+    def __init__(self, blocks: Sequence[nn.Module], n_frozen: int, heads: nn.ModuleList):
+        super().__init__()
+        self.frozen = nn.ModuleList(list(blocks)[:n_frozen])
+        self.top = nn.ModuleList(list(blocks)[n_frozen:])
+        self.heads = heads
+
+    def bottom(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            for block in self.frozen:
+                x = block(x)
+        return x
+
+    def features(self, h: torch.Tensor) -> torch.Tensor:
+        for block in self.top:
+            h = block(h)
+        return global_pool(h)
+
+    def set_phase(self, phase: str) -> None:
+        """``"eval"``: everything in eval mode; ``"heads"``: only heads train; ``"top"``: top blocks train too."""
+        self.eval()
+        for p in self.frozen.parameters():
+            p.requires_grad_(False)
+        for p in self.top.parameters():
+            p.requires_grad_(phase == "top")
+        if phase == "top":
+            self.top.train()
+        if phase in ("heads", "top"):
+            self.heads.train()
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self._trainable().state_dict().items()}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        self._trainable().load_state_dict(state)
+
+    def _trainable(self) -> nn.Module:
+        return nn.ModuleDict({"top": self.top, "heads": self.heads})
+
+
+def param_groups(tasks: Sequence[str], net: Net, top_names: Sequence[str], *, head_lr: float, lr_ratio: float,
+                 layer_decay: float, weight_decay: float) -> list[dict[str, Any]]:
+    """Heads at ``head_lr``; the trainable block ``t`` places from the top at ``head_lr * lr_ratio *
+    layer_decay**t``; each split by :func:`decay_groups` into weights that decay and biases / norm
+    parameters that do not."""
+    groups = []
+    for t, head in zip(tasks, net.heads):
+        groups += decay_groups(head.parameters(), lr=head_lr, weight_decay=weight_decay, name=f"head:{t}")
+    for depth, (name, block) in enumerate(zip(reversed(list(top_names)), reversed(list(net.top)))):
+        groups += decay_groups(block.parameters(), lr=head_lr * lr_ratio * layer_decay ** depth,
+                               weight_decay=weight_decay, name=f"block:{name}")
+    return groups
