@@ -24,7 +24,7 @@ def task_columns(ctx: TrainContext, tasks: Sequence[str]) -> list[int]:
 
 
 def image_loader(ctx: TrainContext, indices: np.ndarray, batch_size: int, *,
-                  generator: torch.Generator | None = None, persistent: bool = False):
+                 generator: torch.Generator | None = None, persistent: bool = False):
     from advisor.data import TorchView
 
     view = TorchView(ctx.dataset, indices, ctx.preprocess)
@@ -55,7 +55,7 @@ class _Permutation(torch.utils.data.Sampler):
 
 
 def tensor_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                    generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                   generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     n = x.shape[0]
     if generator is not None:
         order = torch.randperm(n, generator=generator)
