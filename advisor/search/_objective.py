@@ -201,12 +201,9 @@ def pruner_step(epoch: int, warm_epochs: int) -> int | None:
 
 def _warm_epochs(params: dict) -> int:
     """Linear-probe warm-up epochs of a network run (head only), reported before fine-tuning."""
-    from advisor.train._network import DEFAULT_WARMUP_EPOCHS
+    from advisor.train._network import warmup_epochs_of
 
-    warm = params.get("warmup_epochs")
-    if warm is None:
-        warm = DEFAULT_WARMUP_EPOCHS if params.get("warmup") else 0
-    return int(warm)
+    return warmup_epochs_of(params)
 
 
 def _total_epochs(params: dict) -> int:

@@ -39,13 +39,20 @@ def parse_network_params(params: dict, *, strategy: str, n_blocks: int) -> dict[
     """
     p = _strategies.get(strategy).validate(params, n_blocks=n_blocks)
     warmup, we = p.get("warmup"), p.get("warmup_epochs")
-    if we is not None:
-        if warmup is not None and warmup != (we > 0):
-            raise AdvisorError(f"warmup={warmup} contradicts warmup_epochs={we}", "pass only one of them")
-    else:
-        we = DEFAULT_WARMUP_EPOCHS if warmup else 0
+    if we is not None and warmup is not None and warmup != (we > 0):
+        raise AdvisorError(f"warmup={warmup} contradicts warmup_epochs={we}", "pass only one of them")
+    we = warmup_epochs_of(p)
     p["warmup_epochs"], p["warmup"] = we, we > 0
     return p
+
+
+def warmup_epochs_of(params: dict) -> int:
+    """The heads-only (LP-FT) warm-up epochs a network run does: ``warmup_epochs`` when given, else
+    ``DEFAULT_WARMUP_EPOCHS`` for ``warmup=True`` and 0 otherwise."""
+    we = params.get("warmup_epochs")
+    if we is None:
+        we = DEFAULT_WARMUP_EPOCHS if params.get("warmup") else 0
+    return int(we)
 
 
 # =========================================================================== result
