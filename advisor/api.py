@@ -127,8 +127,9 @@ def run_check(ctx, progress=None):
     """Run the measured check's candidates (advisor.advise.check) on ``ctx``: trained on the training
     split, scored on the validation split; the test split is never touched. The probes share one
     forward pass through an activation cache (a temporary one when ``ctx`` has none)."""
-    import dataclasses
     import tempfile
+
+    import numpy as np
 
     from advisor.advise.check import CheckRun, MeasuredCheck, candidates
     from advisor.context import without_test
@@ -141,8 +142,6 @@ def run_check(ctx, progress=None):
             from advisor.context.cache import ActivationCache
 
             c = dataclasses.replace(c, cache=ActivationCache(tmp))
-        import numpy as np
-
         # one forward pass fills every block the probes read
         c.cache.ensure(c, np.concatenate([c.split.train, c.split.val]),
                        pooled=tuple(range(len(c.backbone.block_names))))
