@@ -87,6 +87,10 @@ HELD_OUT = {
 # written before any of its results existed: the judge of the next advice method
 HELD_OUT_2 = {f"fmnist04/{f}/{n}" for f in ("fm-new-rot90", "fm-src-pixelate", "fm-new-coarse")
               for n in (10, 50, 200, 500)} | {"imagenet/in-fashion-invert/10", "imagenet/in-fashion-invert/50"}
+# written before any of its results existed, with the method frozen: multi-task and pipeline only
+HELD_OUT_3 = {"fmnist04/mt-unshared-unbalanced/50", "tiny/mt-smallnet-unbalanced/50", "fmnist04/mt-shared-invert/50",
+              "fmnist04/mt-shared-invert/200", "fmnist04/chain-scarcez/50", "fmnist04/chain-scarcez/200",
+              "fmnist04/chain-blur/50", "fmnist04/chain-blur/500"}
 
 
 def test_parts_are_fixed_by_the_scenario_definition(grid):
@@ -94,6 +98,7 @@ def test_parts_are_fixed_by_the_scenario_definition(grid):
     # the held-out parts are exactly the ones written before any of their results was seen
     assert {s.id for s in scs if s.part == grid.HELDOUT} == HELD_OUT
     assert {s.id for s in scs if s.part == grid.HELDOUT2} == HELD_OUT_2
+    assert {s.id for s in scs if s.part == grid.HELDOUT3} == HELD_OUT_3
     assert {s.part for s in scs} == set(grid.PARTS)
     # the part is a function of the definition alone: a rebuilt scenario lands in the same part
     for s in scs:
@@ -126,6 +131,32 @@ def test_target_splits_are_disjoint_and_sized(grid):
     assert ds.fingerprint() == ds2.fingerprint()
     big, bsplit = grid.build_dataset(grid.Scenario("fm-src-invert", 50))
     assert np.array_equal(ds.images[split.test], big.images[bsplit.test])
+
+
+def test_third_part_targets_hide_and_shift_what_they_say(grid):
+    import numpy as np
+
+    # scarce intermediate labels: z on about 20% of the training items, every evaluation item labelled
+    ds, split = grid.build_dataset(grid.Scenario("chain-scarcez", 200))
+    z = ds.labels[:, 0]
+    assert 0.15 < (z[split.train] >= 0).mean() < 0.25
+    assert (z[split.val] >= 0).all() and (z[split.test] >= 0).all() and (ds.labels[:, 1] >= 0).all()
+    # the blurred chain: same sizes as the plain one, and far less pixel-to-pixel change (a radius-1.5 blur)
+    plain, psplit = grid.build_dataset(grid.Scenario("chain", 50))
+    blur, bsplit = grid.build_dataset(grid.Scenario("chain-blur", 50))
+    assert psplit.sizes() == bsplit.sizes() and blur.images.shape == plain.images.shape
+
+    def edge(im):
+        return np.abs(np.diff(im.astype(np.int16), axis=2)).mean()
+
+    assert edge(blur.images) < 0.6 * edge(plain.images)
+    # an unbalanced pair hides the right task's labels on about 90% of the training items only
+    ds, split = grid.build_dataset(grid.Scenario("mt-unshared-unbalanced", 50))
+    right = ds.labels[:, 0]
+    assert 0.05 < (right[split.train] >= 0).mean() < 0.15 and (right[split.val] >= 0).all()
+    # the inverted pairs: the empty background is white
+    ds, _ = grid.build_dataset(grid.Scenario("mt-shared-invert", 50))
+    assert (ds.images[:, :14, :] == 255).all()
 
 
 # --------------------------------------------------------------------------- one tiny scenario end to end
