@@ -129,61 +129,77 @@ def print_analysis(analysis, console: Console | None = None) -> None:
 
 
 def print_train_extra(result, console: Console) -> None:
-    """The strategy-specific tables of a TrainResult: per-task metrics, the separate-model
-    comparison of multi_task, and pipeline against end-to-end with the learning curve."""
+    """The tables of a TrainResult that its strategy declares (``Strategy.tables``): per-task metrics,
+    multi_task's separate-model comparison, pipeline against end-to-end with the learning curve."""
+    from advisor.strategies import registry
+
+    for renderable in registry.get(result.strategy).load_tables()(result):
+        console.print(renderable)
+
+
+def per_task_tables(result) -> list:
+    """Every metric of every task, when the run has more than the final one."""
+    if not result.per_task:
+        return []
+    t = Table(title="per task", title_justify="left")
+    for col in ("task", "metric", "value"):
+        t.add_column(col)
+    for task, m in result.per_task.items():
+        for k, v in m.items():
+            t.add_row(task, k, _f(v, 4))
+    return [t]
+
+
+def multi_task_tables(result) -> list:
+    """The verdict on sharing is a choice, so it is shown on validation; test is the final number, once."""
     ex = result.extra or {}
-    if result.strategy == "multi_task":
-        # the verdict on sharing is a choice, so it is shown on validation; test is the final number, once
-        sep = ex.get("separate", {})
-        t = Table(title="multi-task against one model per task (validation accuracy)", title_justify="left")
-        for col in ("task", "shared model", "separate model", "difference", "better", "labelled train items"):
-            t.add_column(col, justify="left" if col in ("task", "better") else "right")
-        for task, m in result.per_task.items():
-            alone = sep.get(task, {}).get("val_accuracy")
-            diff = ex.get("multi_minus_separate", {}).get(task)
-            better = "-" if diff is None else "shared" if diff > 0 else "separate" if diff < 0 else "tie"
-            t.add_row(task, _f(m.get("val_accuracy"), 4), _f(alone, 4),
-                      "-" if diff is None else f"{diff * 100:+.1f} pt", better, _f(m.get("n_train_labelled")))
-        t.caption = ("test accuracy of the shared model (evaluated once, not compared): "
-                     + ", ".join(f"{task} {_f(m.get('test_accuracy'), 4)}" for task, m in result.per_task.items()))
-        t.caption_justify = "left"
-        console.print(t)
-    elif result.strategy == "pipeline_vs_end_to_end":
-        t = Table(title=f"pipeline (x -> {ex.get('intermediate')} -> {ex.get('final')}) against end-to-end "
-                        f"(x -> {ex.get('final')}); winner: {ex.get('winner')}", title_justify="left")
-        for col in ("approach", "val accuracy", "test accuracy", "test macro-F1", "trainable parameters", "seconds"):
-            t.add_column(col, justify="left" if col == "approach" else "right")
+    sep = ex.get("separate", {})
+    t = Table(title="multi-task against one model per task (validation accuracy)", title_justify="left")
+    for col in ("task", "shared model", "separate model", "difference", "better", "labelled train items"):
+        t.add_column(col, justify="left" if col in ("task", "better") else "right")
+    for task, m in result.per_task.items():
+        alone = sep.get(task, {}).get("val_accuracy")
+        diff = ex.get("multi_minus_separate", {}).get(task)
+        better = "-" if diff is None else "shared" if diff > 0 else "separate" if diff < 0 else "tie"
+        t.add_row(task, _f(m.get("val_accuracy"), 4), _f(alone, 4),
+                  "-" if diff is None else f"{diff * 100:+.1f} pt", better, _f(m.get("n_train_labelled")))
+    t.caption = ("test accuracy of the shared model (evaluated once, not compared): "
+                 + ", ".join(f"{task} {_f(m.get('test_accuracy'), 4)}" for task, m in result.per_task.items()))
+    t.caption_justify = "left"
+    return [t]
+
+
+def pipeline_tables(result) -> list:
+    """Pipeline against end-to-end (test only for the winner chosen on validation), and the learning curve."""
+    ex = result.extra or {}
+    t = Table(title=f"pipeline (x -> {ex.get('intermediate')} -> {ex.get('final')}) against end-to-end "
+                    f"(x -> {ex.get('final')}); winner: {ex.get('winner')}", title_justify="left")
+    for col in ("approach", "val accuracy", "test accuracy", "test macro-F1", "trainable parameters", "seconds"):
+        t.add_column(col, justify="left" if col == "approach" else "right")
+    for name in ("pipeline", "end_to_end"):
+        r = ex.get(name, {})
+        won = name == ex.get("winner")  # chosen on validation; only the winner's test number is reported
+        t.add_row(name, _f(r.get("val_accuracy"), 4), _f(r.get("test_accuracy"), 4) if won else "-",
+                  _f(r.get("test_macro_f1"), 4) if won else "-", f"{r.get('trainable_params', 0):,}",
+                  _f(r.get("seconds"), 1))
+    t.caption = "the winner has the higher validation accuracy; the test split reports its final number only"
+    t.caption_justify = "left"
+    out: list = [t]
+    curve = ex.get("learning_curve")
+    if curve:
+        pe = curve.get("predicted_error", {})
+        c = Table(title=f"learning curve ({curve.get('error', 'validation error')}), power-law fits",
+                  title_justify="left")
+        for col in ("approach", "now", "2x data", "10x data"):
+            c.add_column(col, justify="left" if col == "approach" else "right")
         for name in ("pipeline", "end_to_end"):
-            r = ex.get(name, {})
-            won = name == ex.get("winner")  # chosen on validation; only the winner's test number is reported
-            t.add_row(name, _f(r.get("val_accuracy"), 4), _f(r.get("test_accuracy"), 4) if won else "-",
-                      _f(r.get("test_macro_f1"), 4) if won else "-", f"{r.get('trainable_params', 0):,}",
-                      _f(r.get("seconds"), 1))
-        t.caption = "the winner has the higher validation accuracy; the test split reports its final number only"
-        t.caption_justify = "left"
-        console.print(t)
-        curve = ex.get("learning_curve")
-        if curve:
-            pe = curve.get("predicted_error", {})
-            c = Table(title=f"learning curve ({curve.get('error', 'validation error')}), power-law fits",
-                      title_justify="left")
-            for col in ("approach", "now", "2x data", "10x data"):
-                c.add_column(col, justify="left" if col == "approach" else "right")
-            for name in ("pipeline", "end_to_end"):
-                e = pe.get(name, {})
-                c.add_row(name, *(_f(e.get(k), 4) for k in ("now", "2x", "10x")))
-            console.print(c)
-            changes = curve.get("more_data_changes_winner")
-            console.print(f"more data {'would' if changes else 'would not'} change the winner"
-                          + (f" (curves cross near n={curve['crossing_n']:.0f})" if curve.get("crossing_n") else ""))
-    elif result.per_task:
-        t = Table(title="per task", title_justify="left")
-        for col in ("task", "metric", "value"):
-            t.add_column(col)
-        for task, m in result.per_task.items():
-            for k, v in m.items():
-                t.add_row(task, k, _f(v, 4))
-        console.print(t)
+            e = pe.get(name, {})
+            c.add_row(name, *(_f(e.get(k), 4) for k in ("now", "2x", "10x")))
+        out.append(c)
+        changes = curve.get("more_data_changes_winner")
+        out.append(f"more data {'would' if changes else 'would not'} change the winner"
+                   + (f" (curves cross near n={curve['crossing_n']:.0f})" if curve.get("crossing_n") else ""))
+    return out
 
 
 def print_search(result, console: Console) -> None:

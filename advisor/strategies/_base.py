@@ -115,13 +115,15 @@ class Param:
 # =========================================================================== strategies
 @dataclass(frozen=True)
 class Strategy:
-    """One strategy: name, kind, parameters, trainer (``"module:function"``) and a line for tables."""
+    """One strategy: name, kind, parameters, trainer (``"module:function"``), a line for tables and
+    the tables a person reads after a run (``"module:function"``, ``f(result) -> [rich renderable]``)."""
 
     name: str
     kind: str
     params: tuple[Param, ...]
     runner: str
     summary: str = ""  # what trains, one line for tables
+    tables: str = "advisor.display:per_task_tables"  # the result's own tables, beyond the common ones
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -129,8 +131,9 @@ class Strategy:
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise ValueError(f"strategy {self.name}: a parameter is declared twice in {names}")
-        if ":" not in self.runner:
-            raise ValueError(f"strategy {self.name}: runner {self.runner!r} must be 'module:function'")
+        for what, ref in (("runner", self.runner), ("tables", self.tables)):
+            if ":" not in ref:
+                raise ValueError(f"strategy {self.name}: {what} {ref!r} must be 'module:function'")
 
     @property
     def trains_network(self) -> bool:
@@ -186,5 +189,13 @@ class Strategy:
 
     def load_runner(self) -> Callable:
         """The trainer ``run(ctx, params, callback) -> TrainResult``, imported now."""
-        module, _, fn = self.runner.partition(":")
-        return getattr(importlib.import_module(module), fn)
+        return _load(self.runner)
+
+    def load_tables(self) -> Callable:
+        """``tables(result) -> list`` of the renderables a person reads after a run, imported now."""
+        return _load(self.tables)
+
+
+def _load(ref: str) -> Callable:
+    module, _, fn = ref.partition(":")
+    return getattr(importlib.import_module(module), fn)

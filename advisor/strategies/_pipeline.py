@@ -26,4 +26,5 @@ PIPELINE_VS_END_TO_END = Strategy(
     runner="advisor.train._pipeline:run_pipeline_vs_end_to_end",
     summary="x -> z (network) then z -> y (logistic regression) against x -> y, same test items, "
             "plus a learning curve with power-law fits",
+    tables="advisor.display:pipeline_tables",
 )

@@ -1,4 +1,5 @@
 """A throwaway strategy, the way a new one is added: this one file, then ``register(SHRUNK_PROBE)``.
+It brings its own table too (``tables``), which ``advisor train`` prints after the common ones.
 
 ``shrunk_probe`` is a logistic-regression probe on the last block whose only parameter is the
 share ``shrink`` of L2 shrinkage (C = 1 / shrink - 1 would do; here C = 1 - shrink + 0.01).
@@ -14,6 +15,7 @@ SHRUNK_PROBE = Strategy(
                   flag=True, search={"type": "float", "low": 0.1, "high": 0.9}),),
     runner="tests.strategies._throwaway:run_shrunk_probe",
     summary="a test's logistic regression with its own parameter",
+    tables="tests.strategies._throwaway:shrunk_tables",
 )
 
 
@@ -24,3 +26,7 @@ def run_shrunk_probe(ctx, params, callback=None):
     result = run_linear_probe(ctx, {"C": 1.0 - p["shrink"] + 0.01}, callback)
     result.strategy, result.params = "shrunk_probe", p
     return result
+
+
+def shrunk_tables(result) -> list:
+    return [f"shrunk_probe's own table: C used {1.0 - result.params['shrink'] + 0.01:.2f}"]

@@ -121,6 +121,7 @@ def test_a_throwaway_strategy_appears_in_yaml_validation_the_cli_and_search(shru
                               "32", "--no-cache", "--quiet"], capsys)
     assert code == 0, err
     assert "shrunk_probe on digits:30" in out and "'shrink': 0.3" in out
+    assert "shrunk_probe's own table: C used 0.71" in out  # its declared tables, nothing edited in display
 
     # search: no file for it, so the ranges it declares; every trial runs its trainer
     cfg = SearchConfig(dataset="digits:30", strategy="shrunk_probe", trials=2, image_size=32,
@@ -137,9 +138,32 @@ def test_search_spaces_readme_table_is_the_registry():
                              "python -c 'from advisor.strategies import space_table; print(space_table())'\n" + table)
 
 
-def test_every_runner_resolves():
+def test_every_runner_and_table_function_resolves():
     for s in strategies.all_strategies():
         assert callable(s.load_runner()), s.name
+        assert callable(s.load_tables()), s.name
+    with pytest.raises(ValueError, match="tables 'display' must be 'module:function'"):
+        Strategy("x", "probe", (), runner="m:f", tables="display")
+
+
+def test_a_strategy_without_its_own_tables_prints_the_per_task_metrics_when_there_are_any():
+    import io
+
+    from rich.console import Console
+
+    from advisor.display import print_train_extra
+    from advisor.train._base import TrainResult
+
+    def printed(per_task):
+        r = TrainResult(strategy="last_k", params={}, val_accuracy=0.5, test_accuracy=0.5, val_macro_f1=0.5,
+                        test_macro_f1=0.5, history=[], wall_time=1.0, trainable_params=1, per_task=per_task)
+        buf = io.StringIO()
+        print_train_extra(r, Console(file=buf, width=120))
+        return buf.getvalue()
+
+    assert printed({}) == ""
+    out = printed({"species": {"val_accuracy": 0.8123}})
+    assert "per task" in out and "species" in out and "0.8123" in out
 
 
 @pytest.mark.parametrize("strategy, params, needle", [
