@@ -905,6 +905,22 @@ def markdown(rows: list[dict], summary: dict, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary_markdown(groups: list[tuple[str, list[dict]]]) -> str:
+    """One table of the targets' numbers, the advice and every baseline, for each part and pooled parts."""
+    lines = ["### Summary", "", "| part | scenarios | rule | within 1 pt (strategy) | mean strategy regret | "
+             "mean config regret |", "|---|---|---|---|---|---|"]
+    for name, rows in groups:
+        s = summarise(rows)
+        if not s["n"]:
+            continue
+        lines.append(f"| {name} | {s['n']} | **advice** | **{100 * s['within_1pt']:.0f}%** | "
+                     f"**{s['mean_strategy_regret']:.2f}** | **{s['mean_config_regret']:.2f}** |")
+        for b, bs in s["baselines"].items():
+            lines.append(f"| | | {b} | {100 * bs['within_1pt']:.0f}% | {bs['mean_strategy_regret']:.2f} | "
+                         f"{bs['mean_config_regret']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 # ----------------------------------------------------------------------------------- calibration
 #: The values --calibrate tries for each threshold (single-task, multi-task and pipeline rules are
 #: searched separately: each family of rows depends on its own thresholds only).
@@ -1097,13 +1113,20 @@ def main(argv=None) -> int:
         chosen.update(calibrate_config(cal, profiles, runners, chosen, checks=checks))
         print(json.dumps(chosen, indent=1))
         return 0
+    unseen = held2 + held3 + held4  # the parts written before the method they judge
+    pooled = [("fourth held-out (multi-task, pipeline)", held4), ("third held-out (multi-task, pipeline)", held3),
+              ("second held-out (single-task)", held2), ("first held-out (seen before the check)", held),
+              ("second to fourth held-out", unseen), ("every held-out part", held + unseen),
+              ("calibration", cal)]
     out = {"version": version, "scenarios_scored": len(rows), "scenarios_selected": len(scs),
            "calibration": summarise(cal), "held_out": summarise(held), "held_out_2": summarise(held2),
-           "held_out_3": summarise(held3), "held_out_4": summarise(held4), "rows": rows}
+           "held_out_3": summarise(held3), "held_out_4": summarise(held4),
+           "held_out_2_to_4": summarise(unseen), "held_out_all": summarise(held + unseen), "rows": rows}
     out.update(failed=failed, missing=missing)
     text = (f"Advice grid, code version {version}: {len(rows)} of {len(scs)} selected scenarios scored"
             + (f"; not yet run: {', '.join(missing)}" if missing else "")
             + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".\n\n"
+            + summary_markdown(pooled) + "\n"
             + (markdown(held4, out["held_out_4"], "Fourth held-out part") + "\n" if held4 else "")
             + (markdown(held3, out["held_out_3"], "Third held-out part") + "\n" if held3 else "")
             + (markdown(held2, out["held_out_2"], "Second held-out part") + "\n" if held2 else "")
