@@ -139,7 +139,8 @@ FAMILIES: dict[str, dict] = {
     "mt-shared-invert": dict(kind="multi_task", source="fmnist04", shift="input", similar=False, sizes=(50, 200),
                              part=HELDOUT3, truth=dict(shared=True, balanced=True, big=True),
                              desc="as mt-shared with the whole canvas inverted (255 - x)"),
-    # one centred item (position-free tasks); the primary task is the item's class
+    # one centred item (position-free tasks); the primary task is the item's class. Here "big" is the
+    # advice's own line (2M parameters): the x0.5 network is below it, the ImageNet one above
     "mt-item-group": dict(kind="multi_task", source="fmnist04", shift="feature", similar=True, sizes=(50,),
                           part=HELDOUT4, truth=dict(shared=True, balanced=True, big=False),
                           desc="one Fashion-MNIST item: its class and its group (tops, shoes, other)"),
@@ -148,7 +149,7 @@ FAMILIES: dict[str, dict] = {
                           desc="one Fashion-MNIST item blended 50/50 with a scikit-learn digit: both classes"),
     "in-mt-item-group": dict(kind="multi_task", source="imagenet", shift="domain", similar=False, sizes=(50,),
                              part=HELDOUT4, truth=dict(shared=True, balanced=True, big=True),
-                             desc="as mt-item-group, ImageNet source (3.5M parameters)"),
+                             desc="as mt-item-group, ImageNet source (above 2M parameters)"),
     "in-mt-item-group-unbalanced": dict(kind="multi_task", source="imagenet", shift="domain", similar=False,
                                         sizes=(50,), part=HELDOUT4, truth=dict(shared=True, balanced=False, big=True),
                                         desc="as in-mt-item-group, the group labelled on 10% of the images"),
