@@ -380,6 +380,38 @@ def test_a_pipeline_model_with_its_two_stage_head_predicts_through_the_same_comm
     assert np.allclose([float(r["top1_prob"]) for r in rows], expected.max(1), atol=1e-6)
 
 
+@pytest.mark.parametrize("dataset, strategy", [("fashion-pairs:40", "multi_task"),
+                                               ("fashion-chain:60", "pipeline_vs_end_to_end")])
+def test_a_trained_multi_task_or_pipeline_model_predicts_its_final_task(world, tmp_path, dataset, strategy):
+    """Really trained (two epochs), saved as `advisor train --save` saves it, then `advisor predict` on
+    image files: the final task's classes, and the trained network's own answers on the same images."""
+    import torch
+    from PIL import Image
+
+    from advisor.context import make_context
+    from advisor.deploy.resolve import load_bundle
+    from advisor.train import run_strategy
+    from advisor.train.export import save_model
+
+    ctx = make_context(dataset, "mobilenet_v2", image_size=32, cache_dir=str(world["tmp"] / "cache"))
+    params = {"k": 2, "epochs": 2, **({"learning_curve": False} if strategy == "pipeline_vs_end_to_end" else {})}
+    result = run_strategy(ctx, strategy, params)
+    save = save_model(result, tmp_path / "m.pt", model_name="mobilenet_v2", weights=None, preprocess=ctx.preprocess,
+                      dataset_name=ctx.dataset.name, classes=ctx.dataset.classes)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in ctx.split.test[:12]:
+        _png(np.asarray(ctx.dataset.images[i]), folder / f"{int(i):05d}.png")
+    rows = _predict(world, [str(save)], folder, tmp_path / "p.csv")
+    final = ctx.dataset.primary_task
+    assert load_bundle(str(save)).classes == list(ctx.dataset.classes[final])
+    x = torch.stack([ctx.preprocess(Image.open(r["item"])) for r in rows])
+    with torch.no_grad():
+        expected = torch.softmax(result.model.eval()(x), 1).numpy()
+    assert [r["predicted"] for r in rows] == [ctx.dataset.classes[final][i] for i in expected.argmax(1)]
+    assert np.allclose([float(r["top1_prob"]) for r in rows], expected.max(1), atol=1e-5)
+
+
 def test_npz_and_csv_data_predict_like_the_image_folder(world, tmp_path):
     """The same 30 images as an NPZ (rows are indices) and as a CSV manifest (rows are paths) get the same classes
     as from the folder."""
