@@ -131,9 +131,9 @@ def print_analysis(analysis, console: Console | None = None) -> None:
 def print_train_extra(result, console: Console) -> None:
     """The tables of a TrainResult that its strategy declares (``Strategy.tables``): per-task metrics,
     multi_task's separate-model comparison, pipeline against end-to-end with the learning curve."""
-    from advisor.strategies import registry
+    from advisor import strategies
 
-    for renderable in registry.get(result.strategy).load_tables()(result):
+    for renderable in strategies.get(result.strategy).load_tables()(result):
         console.print(renderable)
 
 

@@ -354,6 +354,23 @@ def _digits_single(sc: Scenario):
     return x[order], y[order], [str(d) for d in range(10)], _index_split(sizes)
 
 
+def _digits_28(pick: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn digits ``pick`` resized to 28x28 (bilinear) and their labels."""
+    from PIL import Image
+
+    from advisor.data.builtin import digits_arrays
+
+    dx, dy = digits_arrays()
+    return (np.stack([np.asarray(Image.fromarray(dx[i]).resize((28, 28), Image.BILINEAR)) for i in pick]),
+            dy[pick].astype(np.int64))
+
+
+def _redraw(labels: np.ndarray, n_classes: int, rng: np.random.Generator, share: float = 0.4) -> None:
+    """Replace about ``share`` of ``labels`` (in place) by labels drawn uniformly from ``n_classes``."""
+    noisy = rng.random(len(labels)) < share
+    labels[noisy] = rng.integers(0, n_classes, int(noisy.sum()))
+
+
 def _pairs(sc: Scenario):
     """Multi-task: 56x56 canvas, left item at columns 0-27, right at 28-55, rows 14-41."""
     from advisor.data.builtin import FASHION_MNIST_CLASSES, digits_arrays, fashion_mnist_arrays
@@ -379,13 +396,7 @@ def _pairs(sc: Scenario):
     canvas = np.zeros((n, 56, 56), np.uint8)
     canvas[:, 14:42, 0:28] = x[left]
     if sc.family.startswith("mt-unshared"):
-        from PIL import Image
-
-        dx, dy = digits_arrays()
-        pick = rng.integers(0, len(dy), n)
-        canvas[:, 14:42, 28:56] = np.stack([np.asarray(Image.fromarray(dx[i]).resize((28, 28), Image.BILINEAR))
-                                            for i in pick])
-        right_cls = dy[pick].astype(np.int64)
+        canvas[:, 14:42, 28:56], right_cls = _digits_28(rng.integers(0, len(digits_arrays()[1]), n))
         right_names = [str(d) for d in range(10)]
     else:
         right_cls = rng.integers(0, 10, n)
@@ -421,27 +432,22 @@ def _items(sc: Scenario):
     for g, members in enumerate(ITEM_GROUPS):
         group_of[members] = g
     if sc.kind == "pipeline":
-        rows, _, sizes = _fashion_rows(y, fam, sc.per_class, [list(m) for m in ITEM_GROUPS], 100, 334)
+        rows, _, sizes = _fashion_rows(y, fam, sc.per_class, list(ITEM_GROUPS), 100, 334)
     else:
         rows, _, sizes = _fashion_rows(y, fam, sc.per_class, [[c] for c in range(10)], 50, 100)
     item = y[rows].astype(np.int64)
     images = x[rows].copy()
     rng = np.random.default_rng(_seed("grid-items", fam, sc.per_class))
     if fam.endswith("item-digit"):
-        from PIL import Image
-
-        dx, dy = digits_arrays()
-        pick = rng.integers(0, len(dy), len(rows))
-        big = np.stack([np.asarray(Image.fromarray(dx[i]).resize((28, 28), Image.BILINEAR)) for i in pick])
+        big, second = _digits_28(rng.integers(0, len(digits_arrays()[1]), len(rows)))
         images = np.clip(np.rint(0.5 * images.astype(np.float32) + 0.5 * big), 0, 255).astype(np.uint8)
-        second, second_names, name = dy[pick].astype(np.int64), [str(d) for d in range(10)], "digit"
+        second_names, name = [str(d) for d in range(10)], "digit"
     else:
         second, second_names, name = group_of[item], list(ITEM_GROUP_NAMES), "group"
     if sc.kind == "pipeline":
         z = item.copy()
         if fam.endswith("-noisyz"):
-            noisy = rng.random(sizes[0]) < 0.4
-            z[:sizes[0]][noisy] = rng.integers(0, 10, int(noisy.sum()))
+            _redraw(z[:sizes[0]], 10, rng)
         labels = np.stack([z, second], axis=1)
         classes = {"z": list(FASHION_MNIST_CLASSES), "y": second_names}
         return images, labels, classes, _index_split(sizes), ("z", "y")
@@ -470,9 +476,7 @@ def _chain(sc: Scenario):
     sizes = [sum(map(len, p)) for p in (tr, va, te)]
     labels = labels[order]
     if sc.family == "chain-noisyz":
-        rng = np.random.default_rng(_seed("noisyz"))
-        noisy = rng.random(sizes[0]) < 0.4
-        labels[:sizes[0], 0][noisy] = rng.integers(0, 100, int(noisy.sum()))
+        _redraw(labels[:sizes[0], 0], 100, np.random.default_rng(_seed("noisyz")))
     elif sc.family == "chain-scarcez":
         keep = np.random.default_rng(_seed("scarcez", sc.per_class)).random(sizes[0]) < 0.2
         labels[:sizes[0], 0][~keep] = -1
