@@ -44,6 +44,15 @@ def global_pool(t: torch.Tensor) -> torch.Tensor:
     )
 
 
+def check_patch_multiple(label: str, side: int, patch: int) -> None:
+    """One line unless ``side`` is a whole number (>= 1) of ``patch``-pixel patches; the fix names the nearest."""
+    if side % patch or side < patch:
+        lower = side // patch * patch
+        sizes = " or ".join(str(s) for s in (lower, lower + patch) if s > 0)
+        raise AdvisorError(f"image size {side} is not a multiple of {label}'s patch size {patch}",
+                           f"pass --image-size {sizes}")
+
+
 class Backbone(nn.Module):
     """A network cut into named sequential blocks plus an optional source head.
 
@@ -178,13 +187,7 @@ class Backbone(nn.Module):
                 f"{self.name} was built for {self.fixed_size} px inputs, not {side}",
                 f"pass --image-size {side} when the backbone is created, or feed {self.fixed_size} px images",
             )
-        if side % self.patch_size:
-            lower = side // self.patch_size * self.patch_size
-            sizes = " or ".join(str(s) for s in (lower, lower + self.patch_size) if s > 0)
-            raise AdvisorError(
-                f"image size {side} is not a multiple of {self.name}'s patch size {self.patch_size}",
-                f"pass --image-size {sizes}",
-            )
+        check_patch_multiple(self.name, side, self.patch_size)
 
     def decays(self, name: str, param: torch.Tensor) -> bool:
         """Whether the parameter ``name`` (in this module's ``state_dict``) takes weight decay: weights

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from advisor.errors import AdvisorError
+from advisor.models._backbone import check_patch_multiple
 from advisor.models._cut import Cut
 from advisor.models._layout import Layout
 
@@ -65,12 +65,7 @@ class ClassTokenHead(nn.Module):
 
 def check_vit_side(name: str, side: int) -> None:
     """One line unless ``side`` is a whole number of ``name``'s patches."""
-    patch = vit_patch_size(name)
-    if side % patch or side < patch:
-        lower = side // patch * patch
-        sizes = " or ".join(str(s) for s in (lower, lower + patch) if s > 0)
-        raise AdvisorError(f"image size {side} is not a multiple of {name}'s patch size {patch}",
-                           f"pass --image-size {sizes}")
+    check_patch_multiple(name, side, vit_patch_size(name))
 
 
 def build_vit(name: str, image_size: int, state: Mapping[str, torch.Tensor] | None = None,
