@@ -14,7 +14,9 @@ from advisor.models._device import resolve_device
 from advisor.models._efficientnet import cut_efficientnet
 from advisor.models._mobilenet import cut_mobilenet
 from advisor.models._resnet import cut_resnet
-from advisor.models._timm import cut_timm
+from advisor.models._swin import cut_swin
+from advisor.models._timm import cut_timm, dynamic_twin
+from advisor.models._vit import build_vit, check_vit_side, cut_vit, is_vit
 from advisor.models._weights import (
     classes_in,
     load_checked,
@@ -41,32 +43,49 @@ _FAMILIES: dict[str, Callable[[nn.Module], Cut]] = {
     **{f"efficientnet_b{i}": cut_efficientnet for i in range(8)},
     **{f"efficientnet_v2_{s}": cut_efficientnet for s in ("s", "m", "l")},
     **{f"convnext_{s}": cut_convnext for s in ("tiny", "small", "base", "large")},
+    **{f"vit_{s}": cut_vit for s in ("b_16", "b_32", "l_16", "l_32", "h_14")},
+    **{f"swin_{s}": cut_swin for s in ("t", "s", "b", "v2_t", "v2_s", "v2_b")},
 }
 
 
 def list_models() -> list[str]:
-    """torchvision model names ``create_backbone`` accepts; any ``timm:NAME`` CNN is accepted too."""
+    """torchvision model names ``create_backbone`` accepts; any ``timm:NAME`` CNN, ViT or Swin is accepted too."""
     return list(_FAMILIES)
 
 
-def create_backbone(name: str, weights: str | None = None, *, device: str = "cpu") -> Backbone:
+def create_backbone(name: str, weights: str | None = None, *, device: str = "cpu",
+                    image_size: int | None = None, pool: str | None = None) -> Backbone:
     """Build the backbone ``name`` cut into named blocks, in eval mode on ``device``.
 
     Args:
-        name: a name from :func:`list_models` or ``timm:NAME`` (e.g. ``timm:resnet18``).
+        name: a name from :func:`list_models` or ``timm:NAME`` (e.g. ``timm:resnet18``,
+            ``timm:vit_small_patch14_dinov2``).
         weights: ``None`` for pretrained ImageNet weights (from the local cache; downloaded
             only when the network is reachable), ``"random"``/``"none"`` for random init,
             a torchvision weights name such as ``"IMAGENET1K_V2"``, or a path to a state dict.
         device: ``"cpu"``, ``"cuda"`` (``"cuda:N"``) or ``"auto"``.
+        image_size: the input side the backbone will see, checked here (a ViT needs a whole
+            number of patches). torchvision's ViT is built at this side, its position embedding
+            interpolated from the weights' (bicubic, torchvision's ``interpolate_embeddings``);
+            timm's transformers run any whole number of patches. ``None``: the weights' own size.
+        pool: ``"avg"`` or ``"token"`` to override the layout's default pooling (see
+            :class:`~advisor.models._layout.Layout`); ``None`` keeps the family's default.
     """
     if not isinstance(name, str) or not name.strip():
         raise AdvisorError("model name is empty", f"choose one of {', '.join(_FAMILIES)} or timm:NAME")
     dev = resolve_device(device)
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
+        raise AdvisorError(f"image size must be a whole number of pixels >= 1, got {image_size!r}",
+                           "pass --image-size N")
     text = name.strip()
     if text.lower().startswith(TIMM_PREFIX):
         backbone = _create_timm(text[len(TIMM_PREFIX) :].strip(), weights)
     else:
-        backbone = _create_torchvision(text.lower(), weights)
+        backbone = _create_torchvision(text.lower(), weights, image_size)
+    if image_size is not None:
+        backbone.check_image_size(image_size)
+    if pool is not None:
+        backbone.set_pool(pool)
     backbone.to(dev)
     backbone.eval()
     return backbone
@@ -82,6 +101,10 @@ def _build_backbone(label: str, weights_id: str, cut: Cut, has_head: bool,
         num_source_classes=num_classes if has_head else None,
         preprocessing=preprocessing,
         probe_size=cut.probe_size,
+        layout=cut.layout,
+        patch_size=cut.patch_size,
+        fixed_size=cut.fixed_size,
+        no_decay=cut.no_decay_names(has_head),
     )
 
 
@@ -91,7 +114,7 @@ def _num_classes(model: nn.Module, cut: Cut) -> int | None:
 
 
 # --------------------------------------------------------------------------- torchvision
-def _create_torchvision(name: str, weights) -> Backbone:
+def _create_torchvision(name: str, weights, image_size: int | None = None) -> Backbone:
     from torchvision.models import get_model
 
     if name not in _FAMILIES:
@@ -99,6 +122,10 @@ def _create_torchvision(name: str, weights) -> Backbone:
     cut_fn = _FAMILIES[name]
     request = parse_weights(weights, named=torchvision_weight_names(name))
     default = torchvision_default_weights(name)
+    vit = is_vit(name)
+    if vit and image_size is not None:
+        check_vit_side(name, image_size)  # before building: torchvision asserts it
+    at_size = vit and image_size is not None
 
     if request.kind in ("pretrained", "named"):
         if request.kind == "named":
@@ -110,6 +137,8 @@ def _create_torchvision(name: str, weights) -> Backbone:
             if entry is None:
                 raise AdvisorError(f"torchvision has no pretrained weights for {name}", "pass --weights PATH")
         model = load_torchvision_pretrained(name, entry)
+        if vit and image_size is not None and image_size != model.image_size:
+            model = build_vit(name, image_size, model.state_dict(), num_classes=model.num_classes)
         model.eval()
         cut = cut_fn(model)
         weights_id = entry.name if hasattr(entry, "name") else str(entry)
@@ -117,7 +146,7 @@ def _create_torchvision(name: str, weights) -> Backbone:
                                torchvision_preprocessing(entry))
 
     if request.kind == "random":
-        model = get_model(name, weights=None)
+        model = build_vit(name, image_size) if at_size else get_model(name, weights=None)
         model.eval()
         cut = cut_fn(model)
         return _build_backbone(name, "random", cut, True, _num_classes(model, cut),
@@ -133,6 +162,9 @@ def _create_torchvision(name: str, weights) -> Backbone:
         cut = cut_fn(model)
     has_head = load_checked(model, sd, label=name, path=request.value, classifier=cut.classifier,
                             head_prefixes=cut.head_prefixes)
+    if at_size and image_size != model.image_size:
+        model = build_vit(name, image_size, model.state_dict(), num_classes=model.num_classes)
+        cut = cut_fn(model)
     model.eval()
     return _build_backbone(name, weights_id, cut, has_head, _num_classes(model, cut),
                            torchvision_preprocessing(default))
@@ -150,7 +182,7 @@ def _create_timm(name: str, weights) -> Backbone:
         )
     request = parse_weights(weights)
     if request.kind == "pretrained":
-        model = load_timm_pretrained(name)
+        model = dynamic_twin(load_timm_pretrained(name), name)
         model.eval()
         cut = cut_timm(model, name)
         cfg = getattr(model, "pretrained_cfg", None) or {}
@@ -188,5 +220,5 @@ def _timm_random(name: str, **kwargs) -> nn.Module:
             f"timm could not build {name} ({type(e).__name__}: {' '.join(str(e).split())[:120]})",
             "pick another name from timm.list_models()",
         ) from e
-    return model.eval()
+    return dynamic_twin(model, name).eval()
 

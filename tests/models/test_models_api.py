@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from advisor.models import Backbone, backbone_spec_id, create_backbone, list_models
+from advisor.models import Backbone, backbone_spec_id, create_backbone, global_pool, list_models
 from tests.models._helpers import batch
 
 
@@ -22,10 +22,11 @@ def test_pooled_and_forward_blocks():
     with torch.no_grad():
         feats = bb.forward_blocks(x)
     assert len(feats) == len(bb.block_names) == len(bb.block_channels)
-    pooled = Backbone.pooled(feats[-1])
+    pooled = bb.pool(feats[-1])
     assert pooled.shape == (2, bb.feature_dim)
     assert torch.allclose(pooled, feats[-1].mean(dim=(2, 3)))
-    assert bb.pooled(pooled) is pooled
+    assert torch.equal(pooled, global_pool(feats[-1])) and torch.equal(bb.pooled(feats[-1]), pooled)
+    assert bb.pool(pooled) is pooled
 
 
 def test_forward_without_head_is_pooled_features():

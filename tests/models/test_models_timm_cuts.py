@@ -1,4 +1,6 @@
-"""timm models cut through feature_info: names, exact reproduction, parameter partition, channels."""
+"""timm CNNs cut through feature_info: names, exact reproduction, parameter partition, channels, layout.
+
+Transformers (which used to be refused here) are in test_models_transformers.py."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import timm
 import torch
 
 from advisor.models import create_backbone
+from advisor.models._layout import NCHW
 from advisor.models._timm import cut_timm
 from tests.models._helpers import assert_params_partitioned, batch, raises_one_line, run_cut
 
@@ -53,6 +56,7 @@ def test_create_backbone_from_reference_state_dict(case, tmp_path):
     bb = create_backbone(f"timm:{name}", weights=str(path))
     assert bb.name == f"timm:{name}"
     assert bb.block_names == names
+    assert bb.layout == NCHW and bb.patch_size == 1
     assert bb.block_channels == channels and bb.feature_dim == channels[-1]
     x = batch(3)
     with torch.no_grad():
@@ -71,12 +75,6 @@ def test_random_timm_backbone_train_eval_mode_reaches_head():
     assert bb.head.net.training and bb.blocks[0].training
     bb.eval()
     assert not bb.head.net.training
-
-
-@pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "swin_tiny_patch4_window7_224"])
-def test_token_and_channels_last_models_cannot_be_cut(name):
-    with raises_one_line(f"timm model {name} cannot be cut into sequential blocks", "timm:resnet18"):
-        create_backbone(f"timm:{name}", weights="random")
 
 
 def test_timm_ten_class_state_dict(tmp_path):

@@ -11,6 +11,7 @@ from torchvision.models import get_model
 from advisor.models import Backbone, create_backbone
 from advisor.models._convnext import cut_convnext
 from advisor.models._efficientnet import cut_efficientnet
+from advisor.models._layout import NCHW
 from advisor.models._mobilenet import cut_mobilenet
 from advisor.models._resnet import cut_resnet
 from tests.models._helpers import assert_params_partitioned, batch, run_cut
@@ -68,6 +69,8 @@ def test_create_backbone_random_matches_reference_weights(case, tmp_path):
     bb = create_backbone(name, weights=str(path))
     assert isinstance(bb, Backbone) and not bb.training
     assert bb.block_names == names
+    assert bb.layout == NCHW and bb.layout.to_dict() == {"kind": "nchw", "pool": "avg", "n_prefix": 0}
+    assert bb.patch_size == 1 and bb.fixed_size is None
     assert bb.block_channels[0] == stem_ch and bb.block_channels[-1] == last_ch == bb.feature_dim
     x = batch(1)
     with torch.no_grad():
