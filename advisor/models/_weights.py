@@ -232,10 +232,19 @@ def hf_cache_dir() -> str:
         return os.path.join(os.path.expanduser("~"), ".cache", "huggingface", "hub")
 
 
-def load_timm_pretrained(name: str) -> nn.Module:
-    """timm.create_model(name, pretrained=True), from local caches first, the network only if reachable."""
+def load_timm_pretrained(name: str, **kwargs) -> nn.Module:
+    """timm.create_model(name, pretrained=True, **kwargs), from local caches first, the network only if reachable.
+
+    A model whose weights we convert at set-up (``_vit_weights``) loads only from that file.
+    """
     import timm
     from timm.models import get_pretrained_cfg
+
+    from advisor.models._vit_weights import create_converted
+
+    converted = create_converted(name, **kwargs)
+    if converted is not None:
+        return converted
 
     try:
         cfg = get_pretrained_cfg(name)
@@ -259,7 +268,7 @@ def load_timm_pretrained(name: str) -> nn.Module:
     if cached_first:
         try:
             with hf_hub_offline():
-                return timm.create_model(name, pretrained=True)
+                return timm.create_model(name, pretrained=True, **kwargs)
         except Exception:  # noqa: BLE001 - not cached: decide below whether the network can help
             pass
     if not host_reachable(host):
@@ -268,7 +277,7 @@ def load_timm_pretrained(name: str) -> nn.Module:
             "fetch them on a connected machine (then copy that cache) or pass --weights PATH",
         )
     try:
-        return timm.create_model(name, pretrained=True)
+        return timm.create_model(name, pretrained=True, **kwargs)
     except Exception as e:  # noqa: BLE001
         raise AdvisorError(
             f"downloading pretrained weights for timm:{name} failed ({type(e).__name__}: {one_line(e)})",
@@ -277,12 +286,16 @@ def load_timm_pretrained(name: str) -> nn.Module:
 
 
 # --------------------------------------------------------------------------- local files
-def file_weights_id(path: str) -> str:
+def file_sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return "file:" + h.hexdigest()[:16]
+    return h.hexdigest()
+
+
+def file_weights_id(path: str) -> str:
+    return "file:" + file_sha256(path)[:16]
 
 
 def _unwrap(obj: object) -> object:

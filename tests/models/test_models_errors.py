@@ -35,25 +35,6 @@ def empty_torch_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def connections(monkeypatch):
-    """Every name lookup and outgoing connection attempt, refused as on an offline machine."""
-    seen = []
-
-    def refuse(sock, address):
-        seen.append(address)
-        raise OSError("no network in this test")
-
-    def no_lookup(host, *args, **kwargs):
-        seen.append(host)
-        raise socket.gaierror(socket.EAI_NONAME, "no name lookups in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
-    return seen
-
-
-@pytest.fixture
 def downloads(monkeypatch):
     """URLs torch.hub (torchvision's weights) tried to download; none is fetched."""
     seen = []
