@@ -92,7 +92,7 @@ def check_storage(url: str | None, workspace: str | Path, timeout: float = 5.0) 
                                   what="study database")
         return
     scheme = desc.split(":", 1)[0].split("+", 1)[0].lower()
-    check_tcp(desc, _DB_PORTS.get(scheme, 0), timeout, "study storage",
+    check_tcp(desc, _DB_PORTS.get(scheme, 0), timeout, f"cannot open the study storage {desc}:",
               "start the database, or drop --storage for the local journal")
 
 

@@ -38,7 +38,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One SQLite store for the module: creating its schema takes seconds."""
     workspace = tmp_path_factory.mktemp("ws") / "nested" / "workspace"
     uri = resolve_tracking_uri(None, workspace)
-    assert workspace.is_dir()
+    assert not workspace.exists()  # resolving creates nothing; check_tracking does
     assert uri == "sqlite:///" + (workspace / "mlflow.db").as_posix()
     check_tracking(uri)  # creates and migrates the database
     assert (workspace / "mlflow.db").is_file()
