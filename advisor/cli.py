@@ -247,6 +247,11 @@ def _cache_info(args) -> int:
     if args.json and args.json != "-":
         _check_writable("--json", args.json)
     entries = cache.entries()
+    bad = [e for e in entries if e.get("bad")]
+    if bad:  # shown (with '?' where meta.json says nothing usable), never trusted, and removable
+        sys.stderr.write(f"advisor: warning: {_n_entries(len(bad))} unusable ({bad[0]['key'][:12]}: {bad[0]['bad']}"
+                         f"{f'; and {len(bad) - 1} more' if len(bad) > 1 else ''}); advisor cache clear --key "
+                         f"{bad[0]['key'][:12]} removes one, training recomputes it\n")
     total = sum(e["bytes"] for e in entries)
     cap_from = "ADVISOR_CACHE_MAX" if os.environ.get("ADVISOR_CACHE_MAX", "").strip() else "default"
     if args.json:
