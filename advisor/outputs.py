@@ -184,7 +184,10 @@ def _write_temp(out: Output) -> Path:
             while view:
                 view = view[os.write(fd, view):]
             os.fsync(fd)
-            os.fchmod(fd, _mode_for(out.path))
+            try:
+                os.fchmod(fd, _mode_for(out.path))
+            except OSError:
+                pass  # a file system without Unix modes: its own default stands
         finally:
             os.close(fd)
     except BaseException:
