@@ -637,6 +637,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("advisor: interrupted\n")
         return 130
+    except BrokenPipeError:  # the reader went away (advisor ... | head): stop quietly, as other tools do
+        _stdout_to_devnull()
+        return 141
+    except OSError as e:  # the environment failed under us (stdout on a full disk, a vanished folder)
+        _stdout_to_devnull()
+        where = f" {e.filename}" if getattr(e, "filename", None) else " standard output"
+        sys.stderr.write(f"advisor: error: cannot write{where} ({e.strerror or e}); "
+                         "free some space or send the output elsewhere\n")
+        return 2
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush at exit cannot fail a second time."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":
