@@ -37,8 +37,11 @@ EARLY_FEATURE_MARGIN = 0.02
 SHIFT_DIFFERENT = 0.5
 
 # Shift by reference moments (advisor.measure._reference_shift): symmetric KL (nats) between the target's
-# block-output moments and a source sample's, averaged over all blocks. At or above: different.
-REFERENCE_SHIFT_DIFFERENT = 0.5
+# block-output moments and a source sample's, averaged over all blocks. None: shown as evidence but not used
+# to decide. On the grid's controlled source it did not separate similar from different targets (AUC 0.46
+# over 39 single-task scenarios, against 0.61 for BN shift on the same images: benchmarks/shift_auc.py),
+# so no threshold is set; the transferability curves and the measured check decide.
+REFERENCE_SHIFT_DIFFERENT = None
 
 # [grid] The per-block measurement that finds the best block and the early-feature gap: the
 # cross-validated ridge probe, the measurement closest to what svm_early and linear_probe train.
@@ -93,7 +96,7 @@ class Thresholds:
     large_per_class: float = LARGE_PER_CLASS
     shift_different: float = SHIFT_DIFFERENT
     #: the same for the reference-moment shift (each shift measure names its threshold field)
-    reference_shift_different: float = REFERENCE_SHIFT_DIFFERENT
+    reference_shift_different: float | None = REFERENCE_SHIFT_DIFFERENT
     early_margin: float = EARLY_FEATURE_MARGIN
     mt_min_balance: float = MT_MIN_BALANCE
     mt_min_curve_corr: float = MT_MIN_CURVE_CORR
@@ -262,6 +265,7 @@ def _advise_rules(profile: Profile, t: Thresholds) -> Advice:
     shift = measure_of(profile)
     # each measure is compared with its own threshold; without one (or without values) the shift is absent
     shift_thr = getattr(t, shift.threshold) if shift.threshold else None
+    shown_shift = mean_shift  # in the evidence whenever measured; decides only with a threshold
     if shift_thr is None:
         mean_shift = None
     chance = _chance(profile, task)
@@ -282,6 +286,9 @@ def _advise_rules(profile: Profile, t: Thresholds) -> Advice:
         evidence.append(Evidence(f"{shift.label}, {t.shift_stat} over blocks (sym. KL, nats)", round(mean_shift, 4),
                                  f"different from source >= {shift_thr}",
                                  "different" if mean_shift >= shift_thr else "similar"))
+    elif shown_shift is not None:
+        evidence.append(Evidence(f"{shift.label}, {t.shift_stat} over blocks (sym. KL, nats)", round(shown_shift, 4),
+                                 "no calibrated threshold", "informative only: the transferability curves decide"))
     else:
         evidence.append(Evidence("shift from the source", None, f"absent: {shift.reason or 'no block has a value'}",
                                  "not used: the transferability curves decide"))
@@ -299,7 +306,7 @@ def _advise_rules(profile: Profile, t: Thresholds) -> Advice:
             f"block by {gap * 100:.1f} points of {metric}; the top blocks are too source-specific here."
         )
     shifts = [(b.shift, b) for b in profile.blocks if b.shift is not None]
-    if mean_shift is None:
+    if shown_shift is None:
         notes.append(f"No shift from the source is measured ({shift.reason or 'no block has a value'}): similarity "
                      "rests on the transferability curves (does an early block beat the last?) and, at small "
                      "sizes, on the measured check.")
