@@ -1,5 +1,5 @@
-"""One pass over a sample: every block's pooled output, BatchNorm input moments
-and the source classifier's predictions, from a single forward per batch.
+"""One pass over a sample: every block's pooled output, BatchNorm input moments, block output moments
+(for the reference-moment shift) and the source classifier's predictions, from a single forward per batch.
 
 This is the only place analyze runs the network; everything in the Profile is
 computed from what this pass returns, so analyze costs one forward pass plus
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from advisor.measure._block_moments import BlockMoments
 from advisor.measure._bn_shift import MomentAccumulator
-from advisor.models import global_pool
 
 ProgressFn = Callable[[int, int], None]
 
@@ -43,6 +43,8 @@ class Collected:
     source_probs: np.ndarray | None  # [n, Z] softmax of the source classifier, or None
     labels: np.ndarray  # [n, T] int64, -1 = missing
     seconds: dict[str, float] = field(default_factory=dict)
+    n_bn: list[int] = field(default_factory=list)  # per block: its BatchNorm layers with running stats
+    moments: list[tuple[np.ndarray, np.ndarray]] | None = None  # per block: output (mean, var) [C]; with_moments
 
 
 def _bn_layers(block: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -112,6 +114,7 @@ def collect(
     batch_size: int = 64,
     with_bn: bool = True,
     with_source: bool = True,
+    with_moments: bool = False,
     bn_every: int = 4,
     bn_min_images: int = 8,
     progress: ProgressFn | None = None,
@@ -129,6 +132,8 @@ def collect(
         ``max(bn_min_images, batch // bn_every)`` images of every batch: every
         spatial position of a quarter of the sample pins per-channel moments down
         far below the differences that matter, at a quarter of the cost.
+    with_moments : also every block OUTPUT's per-channel moments over positions/tokens, through the
+        backbone's layout, on the same images (``advisor.measure._block_moments``).
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
@@ -149,6 +154,8 @@ def collect(
                 layers.append((name, m, acc))
         accs.append(layers)
 
+    moments = BlockMoments(backbone.layout, len(blocks), every=bn_every, min_images=bn_min_images) \
+        if with_moments else None
     pooled: list[list[torch.Tensor]] = [[] for _ in blocks]
     probs: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
@@ -163,7 +170,9 @@ def collect(
             with float32(device):
                 for i, block in enumerate(blocks):
                     x = block(x)
-                    pooled[i].append(global_pool(x.float()).cpu())
+                    pooled[i].append(backbone.pool(x.float()).cpu())
+                    if moments is not None:
+                        moments.update(i, x)
                 if head is not None:
                     probs.append(torch.softmax(head(x).float(), dim=1).cpu())
             if cuda:
@@ -202,4 +211,6 @@ def collect(
         source_probs=torch.cat(probs).double().numpy() if probs else None,
         labels=torch.cat(labels).numpy() if labels else np.zeros((0, dataset.labels.shape[1]), np.int64),
         seconds={"pass": total, "forward": t_forward, "data_wait": total - t_forward},
+        n_bn=[len(_bn_layers(block)) for block in blocks],
+        moments=moments.result() if moments is not None and done else None,
     )
