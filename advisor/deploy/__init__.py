@@ -4,7 +4,10 @@
   batched inference on images of any form (paths, encoded bytes, arrays);
 - :mod:`advisor.deploy.resolve` -- a ``--save`` file, an MLflow model URI or a study's best model as a Bundle;
 - :mod:`advisor.deploy.predict` -- ``advisor predict``: one row per image, metrics when labelled;
-- :mod:`advisor.deploy.pyfunc` -- the MLflow pyfunc that carries the network and its preprocessing;
+- :mod:`advisor.deploy.pyfunc` -- the MLflow pyfunc (models from code) that carries the network and its
+  preprocessing;
+- :mod:`advisor.deploy.mlmodel` -- an MLflow model folder checked before anything in it is read, then read as
+  data only;
 - :mod:`advisor.deploy.exporting` -- ONNX and TorchScript files with their preprocessing as JSON.
 
 Importing this package is cheap; torch and MLflow are imported by the modules that need them.

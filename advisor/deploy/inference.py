@@ -37,20 +37,36 @@ class Bundle:
 
 
 def bundle_from_file(path: str | os.PathLike, source: str | None = None) -> Bundle:
-    """Load a file written by ``advisor train --save`` (or carried by the pyfunc) as a Bundle on the CPU."""
-    from advisor.data import Preprocess
+    """Load a file written by ``advisor train --save`` as a Bundle on the CPU (data only, schema checked)."""
     from advisor.train.export import load_model
 
     model, meta = load_model(path)
-    state = dict(meta.get("preprocess") or {})
-    if not state:
-        raise AdvisorError(f"{path} holds no preprocessing", "save the model again with advisor train --save")
-    preprocess = Preprocess(**state)
+    return make_bundle(model, meta, meta.get("preprocess"), (meta.get("classes") or {}).get(model.primary),
+                       source or str(path), where=str(path))
+
+
+def make_bundle(model, meta: dict, preprocess_state, classes, source: str, *, where: str) -> Bundle:
+    """A Bundle from a loaded network, its preprocessing state (a plain dict) and the primary task's class
+    names (their count must match the network's outputs; none given: the output indices); ``where`` names
+    the file in the one line a bad value gives."""
+    from advisor.data import Preprocess
+
+    fix = "save the model again with advisor train --save (or re-run the search that logged it)"
+    if not isinstance(preprocess_state, dict) or not preprocess_state:
+        raise AdvisorError(f"{where} holds no preprocessing", fix)
+    try:
+        preprocess = Preprocess(**preprocess_state)
+    except AdvisorError as e:
+        raise AdvisorError(f"{where} holds bad preprocessing ({e.problem})", fix) from None
+    except (TypeError, ValueError) as e:
+        raise AdvisorError(f"{where} holds bad preprocessing ({' '.join(str(e).split())[:120]})", fix) from None
     n_out = _n_outputs(model)
-    classes = list((meta.get("classes") or {}).get(model.primary) or [])
-    if len(classes) != n_out:
+    classes = list(classes or [])
+    if not classes:
         classes = [str(i) for i in range(n_out)]
-    return Bundle(model, preprocess, classes, meta, source or str(path))
+    if len(classes) != n_out or not all(isinstance(c, str) for c in classes):
+        raise AdvisorError(f"{where} names {len(classes)} classes for a network with {n_out} outputs", fix)
+    return Bundle(model, preprocess, classes, meta, source)
 
 
 def _n_outputs(model) -> int:

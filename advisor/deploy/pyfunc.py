@@ -1,9 +1,13 @@
-"""The best model as an MLflow pyfunc that carries everything needed to use it.
+"""The best model as an MLflow pyfunc that carries everything needed to use it, logged as MLflow
+"models from code": the model object comes from running our ``_pyfunc_code.py``, never from a pickle.
 
-Artifacts: ``advisor_model`` -- the ``advisor.model/1`` file (network weights, architecture name,
-preprocessing state: resolution, interpolation, mean/std; greyscale
-becomes 3 channels in :class:`~advisor.data.Preprocess`; the class names). ``code/advisor`` -- this
-package (``code_paths``), so loading needs no advisor install, only the pinned requirements.
+Artifacts (data only): ``advisor_model`` -- the ``advisor.model/1`` file (``torch.save`` of tensors and plain
+values: network weights, architecture name); ``advisor_meta`` -- ``advisor.json`` (preprocessing state:
+resolution, interpolation, mean/std, greyscale becomes 3 channels in :class:`~advisor.data.Preprocess`;
+the class names; the weights file's sha256). ``code/advisor`` -- this package (``code_paths``), so
+``mlflow models serve`` needs no advisor install, only the pinned requirements. The MLmodel carries an
+``advisor`` metadata block (format ``advisor.pyfunc/2``); :mod:`advisor.deploy.mlmodel` checks all of it
+before ``advisor predict`` reads anything.
 
 Input (a DataFrame, as ``mlflow models serve`` hands it over): column ``image`` with encoded image
 bytes (base64 strings in JSON, as MLflow does for binary columns) and/or column ``path`` with image
@@ -23,10 +27,11 @@ from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
+import pandas as pd
 
+from advisor.deploy.mlmodel import ARTIFACT_META, ARTIFACT_MODEL, CODE_FILE, PYFUNC_FORMAT, quiet_downloads, write_meta
 from advisor.errors import AdvisorError
 
-ARTIFACT = "advisor_model"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # advisor/
 
 
@@ -37,11 +42,14 @@ class AdvisorImageModel(mlflow.pyfunc.PythonModel):
         self.bundle = None
 
     def load_context(self, context):
-        from advisor.deploy.inference import bundle_from_file
+        from advisor.deploy.mlmodel import bundle_from_artifacts
 
-        self.bundle = bundle_from_file(context.artifacts[ARTIFACT])
+        arts = context.artifacts
+        self.bundle = bundle_from_artifacts(arts[ARTIFACT_MODEL], arts[ARTIFACT_META], "the advisor pyfunc")
 
-    def predict(self, context, model_input, params=None):
+    # ``pd.DataFrame``: what MLflow hands over when serving; MLflow infers no schema from it (the signature is
+    # given when logging) and does not warn about a missing type hint. In Python other forms work too (above).
+    def predict(self, context, model_input: pd.DataFrame, params=None):
         from advisor.deploy.inference import infer
 
         device = (params or {}).get("device", "cpu") if isinstance(params, dict) else "cpu"
@@ -52,8 +60,6 @@ class AdvisorImageModel(mlflow.pyfunc.PythonModel):
 
 def inputs_to_items(model_input: Any) -> list:
     """One image value per row (path, bytes, array, PIL image) from the forms ``predict`` accepts."""
-    import pandas as pd
-
     if isinstance(model_input, pd.DataFrame):
         cols = [c for c in ("image", "path") if c in model_input.columns]
         if not cols:
@@ -84,8 +90,6 @@ def _present(value) -> bool:
 
 
 def output_frame(probs: np.ndarray, classes: list[str]):
-    import pandas as pd
-
     idx = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
     frame = {"class": [classes[i] for i in idx], "class_index": idx.astype(np.int64),
              "probability": probs[np.arange(len(idx)), idx].astype(np.float64) if len(probs) else np.zeros(0)}
@@ -106,7 +110,6 @@ def signature(classes: list[str]):
 
 def input_example(preprocess) -> Any:
     """One encoded PNG (a mid-grey square at the model's crop size) in the ``image`` column."""
-    import pandas as pd
     from PIL import Image
 
     buf = io.BytesIO()
@@ -130,26 +133,32 @@ def requirements(model_name: str) -> list[str]:
     return out
 
 
-def quiet_downloads() -> None:
-    """No MLflow download progress bars on stderr (advisor prints one line per problem, and its own progress)."""
-    import os
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-
 def log_pyfunc(tracking_uri: str, run_id: str, model_file: str | Path, *, classes: list[str], preprocess,
-               model_name: str, experiment_id: str | None = None, name: str = "model"):
-    """Log the ``advisor.model/1`` file as the advisor pyfunc on ``run_id``; returns MLflow's ModelInfo."""
+               model_name: str, task: str, experiment_id: str | None = None, name: str = "model",
+               strategy: str | None = None):
+    """Log the ``advisor.model/1`` file as the advisor pyfunc (models from code) on ``run_id``; returns
+    MLflow's ModelInfo."""
+    import tempfile
+
     from mlflow.models import Model
 
+    from advisor import __version__
     from advisor.track.model_log import _quiet, scoped_tracking_uri
+    from advisor.train.export import preprocess_state
 
     quiet_downloads()  # MLflow checks the input example by loading the model back
-    with scoped_tracking_uri(tracking_uri, experiment_id), _quiet("mlflow"):
-        return Model.log(artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id,
-                         python_model=AdvisorImageModel(), artifacts={ARTIFACT: str(model_file)},
-                         code_paths=[str(PACKAGE_DIR)], signature=signature(classes),
-                         input_example=input_example(preprocess), pip_requirements=requirements(model_name))
+    with tempfile.TemporaryDirectory(prefix="advisor-pyfunc-meta-") as tmp:
+        meta = write_meta(Path(tmp) / "advisor.json", Path(model_file), task=task, classes=classes,
+                          preprocess_state=preprocess_state(preprocess))
+        metadata = {"advisor": {"format": PYFUNC_FORMAT, "advisor_version": __version__, "model_name": model_name,
+                                "strategy": strategy, "task": task, "n_classes": len(classes)}}
+        with scoped_tracking_uri(tracking_uri, experiment_id), _quiet("mlflow"):
+            return Model.log(artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id,
+                             python_model=str(CODE_FILE),  # a path: models from code
+                             artifacts={ARTIFACT_MODEL: str(model_file), ARTIFACT_META: str(meta)},
+                             code_paths=[str(PACKAGE_DIR)], signature=signature(classes),
+                             input_example=input_example(preprocess), pip_requirements=requirements(model_name),
+                             metadata=metadata)
 
 
 def register(tracking_uri: str, model_uri: str, name: str, tags: dict[str, str]) -> Any:
@@ -179,4 +188,5 @@ def log_result(tracking_uri: str, run_id: str, result, *, model_name: str, weigh
                           preprocess=preprocess, dataset_name=dataset.name, classes=dataset.classes)
         task = result.model.primary
         return log_pyfunc(tracking_uri, run_id, path, classes=list(dataset.classes[task]), preprocess=preprocess,
-                          model_name=model_name, experiment_id=experiment_id, name=name)
+                          model_name=model_name, task=task, experiment_id=experiment_id, name=name,
+                          strategy=result.strategy)

@@ -2,9 +2,12 @@
 
 - a file written by ``advisor train --save`` (format ``advisor.model/1``);
 - an MLflow model URI: ``runs:/RUN_ID/model``, ``models:/NAME/VERSION`` (or ``models:/NAME@alias``),
-  ``models:/MODEL_ID``; it must be a model logged by ``advisor search`` (the advisor pyfunc, which
-  carries the saved file);
+  ``models:/MODEL_ID``, or a local MLflow model folder; it must be a model logged by ``advisor search``
+  (the advisor pyfunc, which carries the saved file);
 - a study: ``--experiment NAME`` takes the best model of the newest study run in that experiment.
+
+An MLflow model is never handed to ``mlflow.pyfunc.load_model`` here: it is downloaded (files only), its
+MLmodel checked, and its artifacts read as data (:mod:`advisor.deploy.mlmodel`).
 """
 
 from __future__ import annotations
@@ -56,8 +59,10 @@ def load_bundle(spec: str | None, *, experiment: str | None = None, tracking_uri
                                                     "runs:/RUN_ID/model, models:/NAME/VERSION or --experiment NAME")
     if path.is_dir():
         mlmodel = path / "MLmodel"
-        if mlmodel.is_file():  # a downloaded MLflow model folder
-            return _load_mlflow(str(path.resolve()), None)
+        if mlmodel.exists() or mlmodel.is_symlink():  # a downloaded MLflow model folder
+            from advisor.deploy.mlmodel import bundle_from_folder
+
+            return bundle_from_folder(path, spec)
         raise AdvisorError(f"{spec} is a folder, not an advisor model", "pass the file written by --save")
     return bundle_from_file(path)
 
@@ -85,43 +90,12 @@ def best_model_uri(tracking_uri: str, experiment: str) -> str:
                        "let advisor search finish (its best trial's model is logged at the end)")
 
 
-def _load_mlflow(model_uri: str, tracking_uri: str | None) -> Bundle:
-    import logging
+def _load_mlflow(model_uri: str, tracking_uri: str) -> Bundle:
+    """Download ``model_uri``'s files into a temporary folder, check them, load them as data."""
+    import tempfile
 
-    import mlflow.pyfunc
-    from mlflow.exceptions import MlflowException
+    from advisor.deploy.mlmodel import bundle_from_folder, download
 
-    from advisor.deploy.pyfunc import AdvisorImageModel, quiet_downloads
-    from advisor.track.model_log import scoped_tracking_uri
-
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    quiet_downloads()
-    try:
-        with scoped_tracking_uri(tracking_uri) if tracking_uri else _nothing():
-            loaded = mlflow.pyfunc.load_model(model_uri)
-    except MlflowException as e:
-        first = (str(e.message).splitlines() or [""])[0][:300]
-        raise AdvisorError(f"no model at {model_uri} ({first})",
-                           "pass runs:/RUN_ID/model of a run that logged one, models:/NAME/VERSION of a "
-                           "registered version, or --experiment NAME") from None
-    except OSError as e:
-        raise AdvisorError(f"cannot read the model at {model_uri} ({e.strerror or e})",
-                           "check the tracking store and its artifact folder") from None
-    try:
-        python_model = loaded.unwrap_python_model()
-    except MlflowException:
-        python_model = None
-    if not isinstance(python_model, AdvisorImageModel) or python_model.bundle is None:
-        raise AdvisorError(f"{model_uri} is not an advisor model (logged without its preprocessing and classes)",
-                           "pass a model logged by advisor search (run the search again with this version)")
-    bundle = python_model.bundle
-    bundle.source = model_uri
-    return bundle
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    with tempfile.TemporaryDirectory(prefix="advisor-model-") as tmp:
+        folder = download(model_uri, tracking_uri, Path(tmp))
+        return bundle_from_folder(folder, model_uri)

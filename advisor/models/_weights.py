@@ -13,6 +13,7 @@ import math
 import os
 import socket
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -345,12 +346,14 @@ def read_state_dict(path: str) -> tuple[dict[str, torch.Tensor], str]:
         raise AdvisorError(f"cannot read weights file {path} ({one_line(e)})", "check the file's permissions") from e
     fix = "pass a file written by torch.save(model.state_dict(), PATH)"
     try:
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
+        with warnings.catch_warnings():  # e.g. torch's "Detected pickle protocol": a refusal is our line alone
+            warnings.simplefilter("ignore")
+            if path.endswith(".safetensors"):
+                from safetensors.torch import load_file
 
-            obj = load_file(path, device="cpu")
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+                obj = load_file(path, device="cpu")
+            else:  # data only: a pickle that would call anything is refused by torch's restricted unpickler
+                obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file
         raise AdvisorError(
             f"cannot read weights file {path} as a PyTorch state dict ({type(e).__name__}: {one_line(e, 100)})", fix

@@ -25,8 +25,7 @@ from torch import nn
 
 from advisor.errors import AdvisorError
 from advisor.models import global_pool
-
-FORMAT = "advisor.model/1"
+from advisor.train._model_schema import FORMAT, check_payload, check_state_dict, damaged, read_payload
 
 
 class _Standardise(nn.Module):
@@ -184,27 +183,36 @@ def model_output(result, path: str | Path, *, model_name: str, weights: str | No
 
 
 def load_model(path: str | Path, device: str = "cpu") -> tuple[TransferModel, dict]:
-    """Rebuild a saved TransferModel (random-weight architecture + saved state) and its metadata."""
+    """Rebuild a saved TransferModel (random-weight architecture + saved state) and its metadata.
+
+    The file is read as data only (``weights_only=True``) and its whole schema checked
+    (:mod:`advisor.train._model_schema`) before anything is built: any problem is one AdvisorError."""
     from advisor.models import create_backbone
 
     path = Path(path)
     if not path.is_file():
-        raise AdvisorError(f"no saved model at {path}", "pass the path given to --save")
+        what = "a folder" if path.is_dir() else "missing"
+        raise AdvisorError(f"no saved model at {path} ({what})", "pass the path given to --save")
+    payload = read_payload(path)
+    check_payload(payload, path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is one message
-        raise AdvisorError(f"{path} is not a readable advisor model ({type(e).__name__})",
-                           "pass a file written by advisor train --save") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise AdvisorError(f"{path} is not an advisor model file (format {FORMAT})",
-                           "pass a file written by advisor train --save")
-    backbone = create_backbone(payload["model_name"], "random", device="cpu")
-    blocks = list(backbone.blocks)[: payload["n_blocks"]]
-    heads = {t: _head_from_spec(s) for t, s in payload["heads"].items()}
-    feat_dim = next(iter(payload["heads"].values()))["in"]
+        backbone = create_backbone(payload["model_name"], "random", device="cpu")
+    except AdvisorError as e:
+        raise damaged(path, f"model_name: {e.problem}") from None
+    n_blocks, heads_spec = payload["n_blocks"], payload["heads"]
+    if n_blocks > len(backbone.blocks):
+        raise damaged(path, f"{n_blocks} blocks, {payload['model_name']} has {len(backbone.blocks)}")
+    blocks = list(backbone.blocks)[:n_blocks]
+    feat_dim = next(iter(heads_spec.values()))["in"]
+    width = backbone.block_channels[n_blocks - 1]
+    if feat_dim != width:
+        raise damaged(path, f"its heads take {feat_dim} features, block {n_blocks} of {payload['model_name']} "
+                            f"gives {width}")
+    heads = {t: _head_from_spec(s) for t, s in heads_spec.items()}
     mean = torch.zeros(feat_dim) if payload["standardise"] else None
     scale = torch.ones(feat_dim) if payload["standardise"] else None
     model = TransferModel(blocks, heads, payload["primary"], mean, scale)
+    check_state_dict(payload["state_dict"], model, path)
     model.load_state_dict(payload["state_dict"])
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model.eval().to(device), meta

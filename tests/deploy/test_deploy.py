@@ -106,6 +106,10 @@ def test_search_logs_and_registers_the_best_model_with_its_preprocessing(world):
     assert meta.saved_input_example_info is not None
     bundle = loaded.unwrap_python_model().bundle
     assert bundle.preprocess.crop_size == 32 and bundle.classes == [str(i) for i in range(10)]
+    pf = meta.flavors["python_function"]  # models from code: nothing of it is a pickle
+    assert pf["loader_module"] == "mlflow.pyfunc.loaders.code_model" and "python_model" not in pf
+    assert meta.metadata["advisor"]["format"] == "advisor.pyfunc/2" and sorted(pf["artifacts"]) == [
+        "advisor_meta", "advisor_model"]
     reqs = (Path(loaded._model_impl.context.artifacts["advisor_model"]).parents[1] / "requirements.txt").read_text()
     assert "torch==" in reqs and "mlflow==" in reqs and "pillow==" in reqs
 
@@ -196,6 +200,27 @@ def test_the_pyfunc_takes_paths_bytes_and_arrays(world):
     assert list(by_path["class"]) == list(by_bytes["class"]) == list(by_array["class"])
     assert np.allclose(by_path["probability"], by_array["probability"], atol=1e-7)
     assert np.allclose(by_path[[f"p_{i}" for i in range(10)]].sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_mlflow_loads_the_pyfunc_with_the_advisor_code_it_carries(world, tmp_path):
+    """``mlflow.pyfunc.load_model`` in a fresh process, outside this checkout and without it on PYTHONPATH:
+    the model object comes from the ``code/advisor`` copy logged with the model (``code_paths``), so serving
+    needs no advisor install, and it predicts like ``advisor predict``."""
+    rows = _predict(world, ["--experiment", "dig-exp"], world["loose"], tmp_path / "p.csv")
+    script = (
+        "import sys, mlflow, mlflow.pyfunc, pandas as pd\n"
+        f"mlflow.set_tracking_uri({world['uri']!r})\n"
+        f"m = mlflow.pyfunc.load_model('models:/{REGISTERED}/1')\n"
+        "mod = sys.modules[type(m.unwrap_python_model()).__module__]\n"
+        "print(mod.__file__)\n"
+        "print(','.join(m.predict(pd.DataFrame({'path': sys.argv[1:]}))['class']))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
+    r = subprocess.run([sys.executable, "-c", script, *[row["item"] for row in rows]], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    where, classes = r.stdout.strip().splitlines()[-2:]
+    assert Path(where).parts[-4:] == ("code", "advisor", "deploy", "pyfunc.py") and ROOT not in Path(where).parents
+    assert classes.split(",") == [row["predicted"] for row in rows]
 
 
 def _export(world, fmt: str, out: Path) -> dict:
@@ -433,8 +458,8 @@ def test_npz_and_csv_data_predict_like_the_image_folder(world, tmp_path):
 
 
 def test_a_model_logged_without_its_preprocessing_is_refused_in_one_line(world, tmp_path, capsys):
-    """A plain PyTorch-flavour model (what searches logged before the pyfunc) cannot be used: nothing says how to
-    preprocess images or what the classes are."""
+    """A plain PyTorch-flavour model (what searches logged before the pyfunc) is refused unread: its flavor is a
+    pickle, and nothing says how to preprocess images or what the classes are."""
     import torch
     from mlflow.tracking import MlflowClient
 
@@ -447,7 +472,7 @@ def test_a_model_logged_without_its_preprocessing_is_refused_in_one_line(world, 
     client.set_terminated(run.info.run_id)
     err = _one_line_error(capsys, ["predict", f"runs:/{run.info.run_id}/model", str(world["loose"]),
                                    "--workspace", world["ws"], "--out", str(tmp_path / "o.csv"), "--quiet"])
-    assert "not an advisor model" in err and not (tmp_path / "o.csv").exists()
+    assert "not an advisor model" in err and "flavor pytorch" in err and not (tmp_path / "o.csv").exists()
 
 
 def test_a_registry_that_fails_at_the_end_is_one_line_and_loses_no_trial(tmp_path, capsys, monkeypatch):
