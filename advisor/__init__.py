@@ -6,6 +6,10 @@ Heavy imports (torch) happen on first use, so ``advisor --help`` stays fast.
 
 from __future__ import annotations
 
+from advisor.offline import apply_defaults as _offline_defaults
+
+_offline_defaults()  # before any submodule imports MLflow: no telemetry, no downloads (advisor/offline.py)
+
 __version__ = "0.1.0"
 
 __all__ = ["analyze", "Analysis", "AdvisorError", "__version__"]

@@ -29,8 +29,9 @@ class Analysis:
     profile: Profile
     advice: Advice
 
-    def save(self, path: str | Path) -> None:
-        write_json(self, path)
+    def save(self, path: str | Path, flag: str | None = None) -> None:
+        """Write as JSON, atomically; ``flag`` names the option that gave ``path`` in a one-line error."""
+        write_json(self, path, flag)
 
     @classmethod
     def load(cls, path: str | Path) -> "Analysis":

@@ -245,8 +245,15 @@ def _cache_info(args) -> int:
 
     cache = _open_cache(args)
     if args.json and args.json != "-":
-        _check_writable("--json", args.json)
+        from advisor.outputs import check_outputs
+
+        check_outputs(("--json", args.json))
     entries = cache.entries()
+    bad = [e for e in entries if e.get("bad")]
+    if bad:  # shown (with '?' where meta.json says nothing usable), never trusted, and removable
+        sys.stderr.write(f"advisor: warning: {_n_entries(len(bad))} unusable ({bad[0]['key'][:12]}: {bad[0]['bad']}"
+                         f"{f'; and {len(bad) - 1} more' if len(bad) > 1 else ''}); advisor cache clear --key "
+                         f"{bad[0]['key'][:12]} removes one, training recomputes it\n")
     total = sum(e["bytes"] for e in entries)
     cap_from = "ADVISOR_CACHE_MAX" if os.environ.get("ADVISOR_CACHE_MAX", "").strip() else "default"
     if args.json:
@@ -257,9 +264,9 @@ def _cache_info(args) -> int:
         if args.json == "-":
             sys.stdout.write(text)
         else:
-            from pathlib import Path
+            from advisor.outputs import write_text
 
-            Path(args.json).expanduser().write_text(text)
+            write_text(args.json, text, "--json")
             sys.stdout.write(f"wrote {args.json}\n")
         return 0
     console = make_console()
@@ -326,16 +333,19 @@ def _search(args) -> int:
     from advisor.search import SearchConfig, run_search
     from advisor.serialize import write_json
 
+    from advisor.outputs import check_folder, check_outputs
+
     console, err = make_console(), make_console(stderr=True)
-    if args.json:
-        _check_writable("--json", args.json)
+    workspace = args.workspace or os.environ.get("ADVISOR_WORKSPACE") or "advisor-workspace"
+    check_folder("--workspace", workspace)  # refuse a file or an unwritable place before anything
+    check_outputs(("--json", args.json))
     labels = _labels(args)
     cfg = SearchConfig(
         dataset=args.dataset, model=args.model, weights=args.weights, strategy=args.strategy, space=args.space,
         trials=args.trials, timeout=args.timeout, storage=args.storage, study_name=args.study_name,
         workers=args.workers, experiment=args.experiment, tracking_uri=args.tracking_uri, device=args.device,
         image_size=args.image_size, seed=args.seed,
-        workspace=args.workspace or os.environ.get("ADVISOR_WORKSPACE") or "advisor-workspace",
+        workspace=workspace,
         cache_dir=False if args.no_cache else args.cache_dir, advice=args.advice, analyze_sample=args.sample,
         pruner=args.pruner, loader_workers=args.loader_workers, register=args.register,
         label_columns=labels, intermediate=args.intermediate, split=args.split)
@@ -357,7 +367,7 @@ def _search(args) -> int:
     if result.registered_version:
         console.print(f"registered as models:/{args.register}/{result.registered_version}", markup=False)
     if args.json:
-        write_json(result, args.json)
+        write_json(result, args.json, "--json")
         console.print(f"wrote {args.json}")
     return 0
 
@@ -447,15 +457,15 @@ def _train(args) -> int:
 
     from advisor.context import make_context
     from advisor.display import make_console
-    from advisor.serialize import write_json
+    from advisor.serialize import json_text
     from advisor.train import run_strategy
 
     console, err = make_console(), make_console(stderr=True)
     params = _train_params(args)
     strategies.get(args.strategy).validate(params)  # a typo fails here, before data and backbone load
-    for flag, path in (("--save", args.save), ("--json", args.json)):
-        if path:  # refuse an unwritable output before any training, not after it
-            _check_writable(flag, path)
+    from advisor.outputs import check_outputs
+
+    check_outputs(("--json", args.json), ("--save", args.save))  # before any training, not after it
     labels = _labels(args)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, disable=args.quiet) as bar:
@@ -487,14 +497,19 @@ def _train(args) -> int:
     from advisor.display import print_train_extra
 
     print_train_extra(result, console)
+    from advisor.outputs import Output, write_outputs
+
+    outputs = [Output(args.json, json_text(result), "--json")] if args.json else []
+    if args.save:
+        from advisor.train.export import model_output
+
+        outputs.append(model_output(result, args.save, model_name=args.model, weights=args.weights,
+                                    preprocess=ctx.preprocess, dataset_name=ctx.dataset.name,
+                                    classes=ctx.dataset.classes, flag="--save"))
+    write_outputs(*outputs)  # both or neither
     if args.json:
-        write_json(result, args.json)
         console.print(f"wrote {args.json}")
     if args.save:
-        from advisor.train.export import save_model
-
-        save_model(result, args.save, model_name=args.model, weights=args.weights, preprocess=ctx.preprocess,
-                   dataset_name=ctx.dataset.name, classes=ctx.dataset.classes)
         console.print(f"saved the model to {args.save}")
     return 0
 
@@ -506,19 +521,18 @@ def _model_args(args) -> dict:
 def _predict(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from advisor.deploy.predict import predict_data, write_predictions
+    from advisor.deploy.predict import predict_data, predictions_output
     from advisor.deploy.resolve import load_bundle
     from advisor.display import make_console, print_prediction
-    from advisor.serialize import write_json
+    from advisor.outputs import Output, check_outputs, write_outputs
+    from advisor.serialize import json_text
 
     console, err = make_console(), make_console(stderr=True)
     if args.forward_batch < 1:
         raise _usage(f"bad --forward-batch {args.forward_batch}: use a positive integer, e.g. 64")
     if args.top_k < 1:
         raise _usage(f"bad --top-k {args.top_k}: use a positive integer, e.g. 3")
-    for flag, path in (("--out", args.out), ("--json", args.json)):
-        if path:
-            _check_writable(flag, path)
+    check_outputs(("--out", args.out), ("--json", args.json))
     if args.out and not args.out.lower().endswith((".csv", ".parquet", ".pq")):
         raise _usage(f"unknown output format for --out {args.out}", "end it with .csv or .parquet")
     bundle = load_bundle(args.model, **_model_args(args))
@@ -532,13 +546,16 @@ def _predict(args) -> int:
     print_prediction(result, console, args.top_k, show_rows=args.out is None)
     for f in result.failures:  # one plain line each (no wrapping), for people and for grep
         sys.stderr.write(f"advisor: skipped: {' '.join(str(f['reason']).split())}\n")
+    outputs = [predictions_output(result, args.out, args.top_k, "--out")] if args.out else []
+    if args.json:
+        outputs.append(Output(args.json, json_text({
+            "model": result.model, "dataset": result.dataset, "n": len(result.items),
+            "images_per_second": result.images_per_second, "metrics": result.metrics,
+            "failures": result.failures}), "--json"))
+    write_outputs(*outputs)  # both or neither
     if args.out:
-        write_predictions(result, args.out, args.top_k)
         console.print(f"wrote {args.out} ({len(result.items)} rows)")
     if args.json:
-        write_json({"model": result.model, "dataset": result.dataset, "n": len(result.items),
-                    "images_per_second": result.images_per_second, "metrics": result.metrics,
-                    "failures": result.failures}, args.json)
         console.print(f"wrote {args.json}")
     return 0
 
@@ -548,31 +565,19 @@ def _export(args) -> int:
     from advisor.deploy.resolve import load_bundle
     from advisor.display import make_console
 
+    from advisor.outputs import check_outputs
+
     console = make_console()
-    _check_writable("--out", args.out)
+    check_outputs(("--out", args.out), ("--out", f"{args.out}.preprocess.json"))  # the model and its JSON
     from advisor.deploy.exporting import check_format
 
     check_format(args.format)  # a missing package is one line before any model loads
     bundle = load_bundle(args.model, **_model_args(args))
-    out = export_model(bundle, args.format, args.out)
+    out = export_model(bundle, args.format, args.out, flag="--out")
     console.print(f"wrote {out.model_path} ({args.format}) and {out.preprocess_path}")
     console.print(f"largest difference from PyTorch on {out.n_checked} images: {out.max_abs_diff:.2e} "
                   f"(tolerance {out.tolerance:.2e})")
     return 0
-
-
-def _check_writable(flag: str, path: str) -> None:
-    import os
-    from pathlib import Path
-
-    parent = Path(path).expanduser().resolve().parent
-    probe = parent
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if Path(path).is_dir():
-        raise _usage(f"{flag} {path} is a folder", f"pass a file path, e.g. {Path(path) / 'model.pt'}")
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise _usage(f"{flag} {path}: folder {parent} cannot be written", "pass a path in a writable folder")
 
 
 def _analyze(args) -> int:
@@ -583,8 +588,9 @@ def _analyze(args) -> int:
 
     console = make_console()
     err = make_console(stderr=True)
-    if args.json:  # refuse an unwritable output before any measuring, not after it
-        _check_writable("--json", args.json)
+    from advisor.outputs import check_outputs
+
+    check_outputs(("--json", args.json))  # refuse an unwritable output before any measuring, not after it
     labels = _labels(args)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=err, disable=args.quiet, transient=False) as bar:
@@ -603,7 +609,7 @@ def _analyze(args) -> int:
                          intermediate=args.intermediate, progress=progress, split=args.split, check=args.check)
     print_analysis(result, console)
     if args.json:
-        result.save(args.json)
+        result.save(args.json, "--json")
         console.print(f"wrote {args.json}")
     t = result.profile.timings
     console.print(f"took {t.get('total', 0):.1f} s (forward {t.get('forward', 0):.1f} s, metrics {t.get('metrics', 0):.1f} s)")
@@ -631,6 +637,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("advisor: interrupted\n")
         return 130
+    except BrokenPipeError:  # the reader went away (advisor ... | head): stop quietly, as other tools do
+        _stdout_to_devnull()
+        return 141
+    except OSError as e:  # the environment failed under us (stdout on a full disk, a vanished folder)
+        _stdout_to_devnull()
+        where = f" {e.filename}" if getattr(e, "filename", None) else " standard output"
+        sys.stderr.write(f"advisor: error: cannot write{where} ({e.strerror or e}); "
+                         "free some space or send the output elsewhere\n")
+        return 2
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush at exit cannot fail a second time."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

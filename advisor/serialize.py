@@ -72,9 +72,14 @@ def from_dict(cls: type[T], data: dict) -> T:
     return cls(**kwargs)
 
 
-def write_json(obj: Any, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(to_dict(obj), indent=2, allow_nan=False))
-    tmp.replace(path)
+def json_text(obj: Any) -> str:
+    """``obj`` (see :func:`to_dict`) as strict, indented JSON text."""
+    return json.dumps(to_dict(obj), indent=2, allow_nan=False) + "\n"
+
+
+def write_json(obj: Any, path: str | Path, flag: str | None = None) -> Path:
+    """``obj`` as JSON at ``path``, atomically (:func:`advisor.outputs.write_outputs`); ``flag`` names the
+    option that gave the path in a one-line error."""
+    from advisor.outputs import write_text
+
+    return write_text(path, json_text(obj), flag)

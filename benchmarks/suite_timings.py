@@ -13,6 +13,10 @@ themselves are measured here:
    answering "unreachable", timm resnet18, then resnet18 with the real check (each was ``< 10 s`` in
    tests/models/test_models_errors.py; the first torchvision and the first timm call pay their imports).
 4. ``check_tracking`` of an unreachable MLflow server (was ``< 10 s`` in tests/track/test_track.py).
+5. A refused ``advisor search`` (a bad search-space YAML, a dead PostgreSQL storage, an unknown storage
+   scheme, a web server that is not MLflow) as a fresh process, divided by ``python -c "import torch"``
+   measured in the same run (issue 19: a refusal comes in about the time importing torch takes, and
+   creates nothing -- the row says whether its workspace stayed absent).
 
     .venv/bin/python benchmarks/suite_timings.py [--json PATH]
 """
@@ -71,6 +75,55 @@ def cli_seconds(tmp: Path, name: str, *extra: str) -> tuple[float, int, str]:
     return seconds, proc.returncode, lines[-1] if lines else ""
 
 
+def import_torch_seconds(repeat: int = 3) -> float:
+    """The fastest of ``repeat`` fresh ``python -c "import torch"`` processes (the yardstick of section 5)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch"], check=True, capture_output=True)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def refusals(tmp: Path, torch_s: float) -> list[tuple[str, float, float, str]]:
+    """Section 5: each refusal's wall time as a ratio to importing torch (the old limit column is 1.0)."""
+    import http.server
+    import socket
+    import threading
+
+    class NotMlflow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotMlflow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    bad_space = tmp / "bad.yaml"
+    tmp.mkdir(parents=True, exist_ok=True)
+    bad_space.write_text("strategy: !!python/name:os.system\n")
+    cases = [("bad search-space YAML", ["--space", str(bad_space)]),
+             ("dead PostgreSQL storage", ["--storage", f"postgresql://u@127.0.0.1:{dead}/db"]),
+             ("unknown storage scheme", ["--storage", "redis://127.0.0.1/0"]),
+             ("web server that is not MLflow", ["--tracking-uri", f"http://127.0.0.1:{server.server_address[1]}"])]
+    rows = []
+    try:
+        for i, (name, extra) in enumerate(cases):
+            s, code, line = cli_seconds(tmp / f"r{i}", f"refuse{i}", *extra)
+            created = "nothing created" if not (tmp / f"r{i}" / "ws").exists() else "WORKSPACE CREATED"
+            rows.append((f"refused search, {name} / import torch (ratio)", s / torch_s, 1.0,
+                         f"{s:.2f} s, {created}, exit {code}: {line}"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    return rows
+
+
 def timed_error(fn) -> tuple[float, str]:
     """Seconds until ``fn()`` raises AdvisorError, and its first line (raises if it does not)."""
     from advisor.errors import AdvisorError
@@ -104,6 +157,9 @@ def missing_weights(tmp: Path) -> list[tuple[str, float, float, str]]:
         rows.append(("missing timm:resnet18, check says offline", s, 10.0, msg))
     finally:
         weights_mod.host_reachable = real
+    s, msg = timed_error(lambda: create_backbone("resnet18"))
+    rows.append(("missing resnet18 file, downloads off (the default)", s, 10.0, msg))
+    os.environ["HF_HUB_OFFLINE"] = "0"  # the user allows downloads: the real connectivity check runs
     if real("download.pytorch.org"):
         rows.append(("missing resnet18 file, real check", float("nan"), 10.0, "skipped: network reachable"))
     else:
@@ -126,6 +182,9 @@ def main() -> None:
         s, code, line = cli_seconds(Path(tmp) / "b", "badsplit", "--split", "0.5,0.5")
         rows.append(("advisor search, bad --split (s)", s, 5.0, f"exit {code}: {line}"))
         rows += [(name + " (s)", s, limit, msg) for name, s, limit, msg in missing_weights(Path(tmp) / "c")]
+        torch_s = import_torch_seconds()
+        rows.append(("python -c 'import torch' (s)", torch_s, float("nan"), "the yardstick of the ratios below"))
+        rows += refusals(Path(tmp) / "d", torch_s)
 
     from advisor.track import check_tracking
 

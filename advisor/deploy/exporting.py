@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,8 +81,9 @@ def _check_batch(bundle, n: int = 8, seed: int = 0):
     return torch.from_numpy((pix / 255.0 - mean) / std)
 
 
-def run_exported(fmt: str, path: str | Path, x) -> np.ndarray:
-    """Logits of an exported file on preprocessed images ``x`` (a tensor or array ``[N, 3, S, S]``)."""
+def run_exported(fmt: str, path: str | Path | bytes, x) -> np.ndarray:
+    """Logits of an exported model (a file, or its bytes) on preprocessed images ``x`` (a tensor or array
+    ``[N, 3, S, S]``)."""
     arr = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     if fmt == "onnx":
@@ -91,54 +91,55 @@ def run_exported(fmt: str, path: str | Path, x) -> np.ndarray:
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        source = path if isinstance(path, bytes) else str(path)
+        sess = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
         return sess.run(["logits"], {"image": arr})[0]
+    import io
+
     import torch
 
+    source = io.BytesIO(path) if isinstance(path, bytes) else str(path)
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit's deprecation notice
-        return torch.jit.load(str(path), map_location="cpu")(torch.from_numpy(arr)).numpy()
+        return torch.jit.load(source, map_location="cpu")(torch.from_numpy(arr)).numpy()
 
 
-def export_model(bundle, fmt: str, out: str | Path) -> Exported:
-    """Write ``bundle``'s network as ``fmt`` to ``out`` and ``out.preprocess.json``; checked first, then renamed
-    into place, so a failure leaves neither file half-written."""
+def export_model(bundle, fmt: str, out: str | Path, flag: str | None = None) -> Exported:
+    """Write ``bundle``'s network as ``fmt`` to ``out`` and ``out.preprocess.json``: rendered in memory and
+    checked first, then both written together (:func:`advisor.outputs.write_outputs`), so a failure leaves
+    neither file half-written and no earlier file changed. ``flag`` names the option that gave ``out``."""
+    import io
+
     import torch
+
+    from advisor.outputs import Output, write_outputs
 
     check_format(fmt)
     out = Path(out)
     model = bundle.model.cpu().eval()
     x = _check_batch(bundle)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp_json = out.with_name(f".{out.name}.preprocess.json.{os.getpid()}.tmp")
-    try:
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")
-            if fmt == "onnx":
-                torch.onnx.export(model, (x[:2],), str(tmp), dynamo=False, input_names=["image"],
-                                  output_names=["logits"], opset_version=17,
-                                  dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
-            else:
-                torch.jit.save(torch.jit.trace(model, x[:2]), str(tmp))
-        with torch.no_grad():
-            expected = model(x).numpy()
-        got = run_exported(fmt, tmp, x)
-        diff = float(np.abs(got.astype(np.float64) - expected).max())
-        tol = roundoff_tolerance(model, x)
-        if not diff <= tol:
-            raise AdvisorError(f"the exported {fmt} model differs from PyTorch by {diff:.3g} (tolerance {tol:.3g})",
-                               "report this model; try the other --format")
-        tmp_json.write_text(json.dumps(describe(bundle, fmt, out), indent=2))
-        os.replace(tmp, out)
-        json_path = out.with_name(out.name + ".preprocess.json")
-        os.replace(tmp_json, json_path)
-    except OSError as e:
-        raise AdvisorError(f"cannot write {out} ({e.strerror or e})", "pass an --out path in a writable folder") from None
-    finally:
-        for t in (tmp, tmp_json):
-            if t.exists():
-                t.unlink()
-    return Exported(out, json_path, diff, tol, int(x.shape[0]))
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        if fmt == "onnx":
+            torch.onnx.export(model, (x[:2],), buf, dynamo=False, input_names=["image"],
+                              output_names=["logits"], opset_version=17,
+                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+        else:
+            torch.jit.save(torch.jit.trace(model, x[:2]), buf)
+    data = buf.getvalue()
+    with torch.no_grad():
+        expected = model(x).numpy()
+    got = run_exported(fmt, data, x)
+    diff = float(np.abs(got.astype(np.float64) - expected).max())
+    tol = roundoff_tolerance(model, x)
+    if not diff <= tol:
+        raise AdvisorError(f"the exported {fmt} model differs from PyTorch by {diff:.3g} (tolerance {tol:.3g})",
+                           "report this model; try the other --format")
+    json_path = out.with_name(out.name + ".preprocess.json")
+    model_path, json_path = write_outputs(Output(out, data, flag),
+                                          Output(json_path, json.dumps(describe(bundle, fmt, out), indent=2), flag))
+    return Exported(model_path, json_path, diff, tol, int(x.shape[0]))
 
 
 def describe(bundle, fmt: str, out: Path) -> dict:

@@ -130,35 +130,38 @@ def prediction_table(pred: Prediction, k: int = 3) -> dict[str, list]:
     return cols
 
 
-def write_predictions(pred: Prediction, path: str | os.PathLike, k: int = 3) -> Path:
-    """CSV, or Parquet for a ``.parquet``/``.pq`` path; written to a temporary file, then renamed."""
+def predictions_output(pred: Prediction, path: str | os.PathLike, k: int = 3, flag: str | None = None):
+    """The predictions file, rendered in memory (CSV, or Parquet for a ``.parquet``/``.pq`` path): an
+    :class:`advisor.outputs.Output` to write (with other outputs, all or none)."""
+    from advisor.outputs import Output
+
     path = Path(path)
     cols = prediction_table(pred, k)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise AdvisorError(f"unknown output format {path.suffix or '(no suffix)'} for {path}",
                            "end --out with .csv or .parquet")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if suffix == ".csv":
-            import csv
+    if suffix == ".csv":
+        import csv
+        import io
 
-            with open(tmp, "w", newline="", encoding="utf-8") as f:
-                w = csv.writer(f)
-                w.writerow(list(cols))
-                w.writerows(zip(*cols.values()))
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+        text = io.StringIO(newline="")
+        w = csv.writer(text)
+        w.writerow(list(cols))
+        w.writerows(zip(*cols.values()))
+        return Output(path, text.getvalue(), flag)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-            table = pa.table({k: pa.array([str(v) for v in vals]) if k == "item" else pa.array(vals)
-                              for k, vals in cols.items()})
-            pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise AdvisorError(f"cannot write predictions to {path} ({e.strerror or e})",
-                           "pass an --out path in a writable folder") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    table = pa.table({k: pa.array([str(v) for v in vals]) if k == "item" else pa.array(vals)
+                      for k, vals in cols.items()})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return Output(path, sink.getvalue().to_pybytes(), flag)
+
+
+def write_predictions(pred: Prediction, path: str | os.PathLike, k: int = 3, flag: str | None = None) -> Path:
+    """Write the predictions file of :func:`predictions_output`, atomically; returns its path."""
+    from advisor.outputs import write_outputs
+
+    return write_outputs(predictions_output(pred, path, k, flag))[0]

@@ -1,8 +1,8 @@
 """Where a backbone's weights come from: pretrained (torchvision / timm caches), random, or a local file.
 
-Nothing here may hang without network: a missing pretrained file is only downloaded
-after a quick (≤ 3 s) connectivity check, otherwise an :class:`AdvisorError` names the
-exact file and folder to put it in.
+Nothing here calls out unless the user allows it (``HF_HUB_OFFLINE=0``, see :mod:`advisor.offline`):
+a missing pretrained file is an :class:`AdvisorError` naming the exact file and folder to put it in.
+Allowed, it is downloaded after a quick (≤ 3 s) connectivity check, so nothing hangs without network.
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ import torch
 from torch import nn
 
 from advisor.errors import AdvisorError
+from advisor.offline import downloads_allowed
 
 RANDOM_WORDS = frozenset({"random", "none", "scratch"})
 PRETRAINED_WORDS = frozenset({"imagenet", "pretrained"})
 WRAPPER_KEYS = ("state_dict", "model", "state_dict_ema", "model_state_dict")
 STRIP_PREFIXES = ("module.", "_orig_mod.")
 CONNECT_TIMEOUT_S = 3.0
+ALLOW_DOWNLOADS = "HF_HUB_OFFLINE=0"  # advisor/offline.py: no download unless the user allows it
 WEIGHTS_FIX = "pass --weights PATH to a state dict, --weights random, or leave --weights out for ImageNet weights"
 
 IMAGENET_PREPROCESSING = {
@@ -192,6 +194,9 @@ def load_torchvision_pretrained(name: str, weights, num_classes: int | None = No
     put_it = f"put {filename} into {folder} (the torch hub cache; from {url}) or pass --weights PATH"
     if not os.path.isfile(path):
         host = urlparse(url).hostname
+        if not downloads_allowed():
+            raise AdvisorError(f"pretrained weights for {name} not found in the torch hub cache",
+                               f"{put_it}, or set {ALLOW_DOWNLOADS} to let advisor download them")
         if not host_reachable(host):
             raise AdvisorError(f"pretrained weights for {name} not found ({host} is unreachable)", put_it)
     try:
@@ -271,6 +276,12 @@ def load_timm_pretrained(name: str, **kwargs) -> nn.Module:
                 return timm.create_model(name, pretrained=True, **kwargs)
         except Exception:  # noqa: BLE001 - not cached: decide below whether the network can help
             pass
+    if not downloads_allowed():
+        raise AdvisorError(
+            f"pretrained weights for timm:{name} not found in {where}",
+            f"fetch them on a connected machine (then copy that cache), pass --weights PATH, "
+            f"or set {ALLOW_DOWNLOADS} to let advisor download them",
+        )
     if not host_reachable(host):
         raise AdvisorError(
             f"pretrained weights for timm:{name} not found in {where} and {host} is unreachable",

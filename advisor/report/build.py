@@ -1,9 +1,10 @@
 """``advisor report``: read studies from MLflow, write ``<name>.html`` and ``<name>.md``, attach the page.
 
 The order is chosen so that bad input fails fast with one :class:`AdvisorError`: the
-tracking store is found and checked, every experiment is read (unknown experiment, no
-study run, no completed trial), the output folder is created, and only then are the
-charts drawn and the files written. The HTML page is logged as artifact
+output folder is checked (:mod:`advisor.outputs`), the tracking store is found and checked,
+every experiment is read (unknown experiment, no study run, no completed trial), and only
+then are the charts drawn and both files written together (all or none; a missing output
+folder is created then). The HTML page is logged as artifact
 ``report/<name>.html`` on the parent run of every study in it.
 """
 
@@ -58,20 +59,6 @@ def report_name(experiments: list[str]) -> str:
     return "-vs-".join(parts)[:150]
 
 
-def _out_dir(out_dir: str | Path) -> Path:
-    path = Path(out_dir).expanduser()
-    if path.exists() and not path.is_dir():
-        raise AdvisorError(f"--out {out_dir} is a file", "pass a folder, e.g. --out reports")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise AdvisorError(f"cannot create the report folder {path} ({exc.strerror or exc})",
-                           "pass a writable --out DIR") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise AdvisorError(f"report folder {path} cannot be written", "pass a writable --out DIR")
-    return path
-
-
 def build_report(experiments: list[str], tracking_uri: str | None = None, workspace: str | None = None,
                  out_dir: str | Path = DEFAULT_OUT, attach: bool = True, top: int = 5,
                  name: str | None = None) -> ReportResult:
@@ -84,21 +71,23 @@ def build_report(experiments: list[str], tracking_uri: str | None = None, worksp
     from advisor.report.html import render_html
     from advisor.report.markdown import render_markdown
 
+    from advisor.outputs import Output, check_folder, write_outputs
+
     experiments = list(dict.fromkeys(e for e in experiments if e))
     if not experiments:
         raise AdvisorError("no experiment to report on", "pass --experiment NAME (the one advisor search used)")
+    folder = check_folder("--out", out_dir)  # created only when the files are written
     uri = tracking_store(tracking_uri, workspace)
     client = open_client(uri)
     studies: list[StudyData] = []
     for experiment in experiments:
         studies += collect_experiment(client, experiment, uri, top=top)
-    folder = _out_dir(out_dir)
     stem = report_name([name] if name else experiments)
     html_path, md_path = folder / f"{stem}.html", folder / f"{stem}.md"
     content = build_content(studies, uri, top=top)
-    html_path.write_text(render_html(content), encoding="utf-8")
-    md_path.write_text(render_markdown(content, html_name=html_path.name), encoding="utf-8")
-    result = ReportResult(html_path.resolve(), md_path.resolve(), uri, studies)
+    html_path, md_path = write_outputs(Output(html_path, render_html(content), "--out"),
+                                       Output(md_path, render_markdown(content, html_name=html_path.name), "--out"))
+    result = ReportResult(html_path, md_path, uri, studies)
     if attach:
         for run_id in dict.fromkeys(s.parent_run_id for s in studies):
             try:

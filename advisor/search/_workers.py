@@ -66,9 +66,9 @@ def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, par
     from advisor.search.space import space_to_yaml
     from advisor.search.storage import finished_count, open_storage
 
-    space_path = Path(workspace) / "spaces" / f"{study_name}.yaml"
-    space_path.parent.mkdir(parents=True, exist_ok=True)
-    space_path.write_text(space_to_yaml(space))
+    from advisor.outputs import write_text
+
+    space_path = write_text(Path(workspace) / "spaces" / f"{study_name}.yaml", space_to_yaml(space), "--workspace")
     n_gpus = _gpu_count() if cfg.device in ("auto", "cuda") else 0
     spawn = mp.get_context("spawn")
     procs = []

@@ -25,6 +25,7 @@ the highest value, the lowest number among equal values.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import socket
 from datetime import datetime, timezone
@@ -61,6 +62,87 @@ def describe_storage(url: str | None, workspace: str | Path) -> str:
     return url
 
 
+_STORAGE_FIX = "use a journal file (PATH.journal), sqlite:///PATH.db or postgresql://USER@HOST/DB"
+_DB_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mssql": 1433, "oracle": 1521}
+#: Seconds a live writer may take to finish the journal's last line (see :func:`check_journal`).
+_PARTIAL_LINE_WAIT = 0.5
+
+
+def check_storage(url: str | None, workspace: str | Path, timeout: float = 5.0) -> None:
+    """What :func:`open_storage` would refuse, found without creating or changing anything: the scheme,
+    a journal's folder and content, an SQLite file's header, a database server's port. AdvisorError otherwise."""
+    from advisor.track.store import check_creatable, check_sqlite_file, check_tcp, sqlite_path
+
+    desc = describe_storage(url, workspace)
+    fix = "pass --storage with a writable path or --workspace DIR"
+    if desc.startswith("journal:"):
+        path = Path(desc[len("journal:"):])
+        check_creatable(path.parent, "the study journal's folder", fix)
+        if path.exists():
+            check_journal(path)
+        return
+    if not desc.startswith(_RDB_PREFIXES):
+        raise AdvisorError(f"unknown study storage {desc!r}", _STORAGE_FIX)
+    if desc.startswith("sqlite:"):
+        db = sqlite_path(desc)
+        if db is not None and db.name not in ("", ":memory:"):
+            check_creatable(db.absolute().parent, "the study database's folder", fix)
+            if db.exists():
+                check_sqlite_file(db.absolute(), "pass another --storage or drop it for the local journal",
+                                  what="study database")
+        return
+    scheme = desc.split(":", 1)[0].split("+", 1)[0].lower()
+    check_tcp(desc, _DB_PORTS.get(scheme, 0), timeout, f"cannot open the study storage {desc}:",
+              "start the database, or drop --storage for the local journal")
+
+
+def check_journal(path: Path) -> None:
+    """An existing journal file must hold Optuna's log: one JSON object with an ``op_code`` per line, the
+    last one complete, and Optuna must be able to replay it. A last line without its newline is a write
+    cut short -- unless it grows within :data:`_PARTIAL_LINE_WAIT` seconds (another process writing)."""
+    fix = f"restore {path.name} from a copy, or pass another --storage for a new study"
+    for attempt in range(2):
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise AdvisorError(f"cannot read the study journal {path} ({e.strerror or e})", fix) from None
+        if attempt == 0:
+            _check_lines(path, data[:data.rfind(b"\n") + 1], fix)  # the complete lines first
+        if not data or data.endswith(b"\n"):
+            break
+        if attempt == 0:
+            import time
+
+            time.sleep(_PARTIAL_LINE_WAIT)
+            if path.stat().st_size != len(data):
+                continue
+        raise AdvisorError(f"the study journal {path} ends in a partial line (a write was cut short)",
+                           f"remove the last line (everything after the last newline), or {fix}")
+    try:
+        import warnings
+
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            JournalStorage(JournalFileBackend(str(path)))  # replays the whole log; the file exists, so unchanged
+    except Exception as e:  # noqa: BLE001 - any replay failure is a journal Optuna cannot read
+        raise AdvisorError(f"Optuna cannot replay the study journal {path} ({type(e).__name__}: "
+                           f"{' '.join(str(e).split())[:120]})", fix) from None
+
+
+def _check_lines(path: Path, data: bytes, fix: str) -> None:
+    """Every line of ``data`` is one JSON object with an integer ``op_code`` (Optuna's journal log entry)."""
+    for number, line in enumerate(data.splitlines(), start=1):
+        try:
+            entry = json.loads(line.decode("utf-8"))
+        except ValueError:
+            raise AdvisorError(f"the study journal {path} is corrupt (line {number} is not JSON)", fix) from None
+        if not isinstance(entry, dict) or not isinstance(entry.get("op_code"), int):
+            raise AdvisorError(f"{path} is not an Optuna journal (line {number} is not an Optuna log entry)", fix)
+
+
 def open_storage(url: str | None, workspace: str | Path):
     """An Optuna storage for ``url`` (see the module docstring), checked to work; AdvisorError otherwise."""
     import optuna
@@ -79,8 +161,7 @@ def open_storage(url: str | None, workspace: str | Path):
                                "pass --storage with a writable path or --workspace DIR") from None
         return JournalStorage(JournalFileBackend(str(path)))
     if not desc.startswith(_RDB_PREFIXES):
-        raise AdvisorError(f"unknown study storage {desc!r}",
-                           "use a journal file (PATH.journal), sqlite:///PATH.db or postgresql://USER@HOST/DB")
+        raise AdvisorError(f"unknown study storage {desc!r}", _STORAGE_FIX)
     try:
         import warnings
 

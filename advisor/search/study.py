@@ -2,10 +2,14 @@
 
 The order of work, chosen so that bad input fails before anything expensive:
 
-1. tracking store reachable, study storage opens, search space valid (all in seconds);
+1. everything cheap is checked, and nothing is created: the options, the strategy, a saved advice, the
+   search space, the tracking store and the study storage (their schemes, a server's answer, a
+   database's port, a journal's content, that the folders can be created) -- a refusal here comes
+   in about the time importing torch takes and leaves nothing behind;
 2. data and backbone load once (:func:`advisor.context.make_context`);
 3. with ``strategy="auto"`` or ``space="auto"``: the Advice (run analyze, or read a saved one);
-4. the study is created or resumed: trials a dead worker left RUNNING are failed and their
+4. only now the stores are created (the workspace, MLflow's database, the journal), and the study is
+   created or resumed: trials a dead worker left RUNNING are failed and their
    configurations enqueued again; on a new study the advised configuration is enqueued first;
 5. the trials run (seeded TPE, Hyperband over fine-tuning epochs) in this process or in ``workers``
    processes sharing the storage, handed out one at a time until the study holds exactly
@@ -106,10 +110,22 @@ def _load_space(cfg: SearchConfig, advice) -> Any:
     return space
 
 
-def _get_advice(cfg: SearchConfig, ctx, progress):
-    """The Analysis (profile + advice) when the search needs one, else None. A fresh analysis
-    measures the data and backbone ``ctx`` already holds instead of loading them again."""
-    from advisor.api import Analysis, analyze_context
+def _read_advice(cfg: SearchConfig):
+    """The saved Analysis ``--advice`` names (read and checked), or None without one."""
+    from advisor.api import Analysis
+
+    if not cfg.advice:
+        return None
+    if not Path(cfg.advice).is_file():
+        raise AdvisorError(f"no saved advice at {cfg.advice}", "write one with advisor analyze ... --json PATH")
+    return Analysis.load(cfg.advice)
+
+
+def _get_advice(cfg: SearchConfig, ctx, progress, saved=None):
+    """The Analysis (profile + advice) when the search needs one, else None: ``saved`` (from
+    :func:`_read_advice`), else a fresh analysis, which measures the data and backbone ``ctx``
+    already holds instead of loading them again."""
+    from advisor.api import analyze_context
     from advisor.track.pause import pause_point
 
     def analyze_progress(stage, done, total):
@@ -117,10 +133,8 @@ def _get_advice(cfg: SearchConfig, ctx, progress):
         if progress is not None:
             progress(stage, done, total)
 
-    if cfg.advice:
-        if not Path(cfg.advice).is_file():
-            raise AdvisorError(f"no saved advice at {cfg.advice}", "write one with advisor analyze ... --json PATH")
-        return Analysis.load(cfg.advice)
+    if saved is not None:
+        return saved
     if cfg.strategy != "auto" and cfg.space != "auto":
         return None
     return analyze_context(ctx, cfg.dataset, cfg.model, sample=cfg.analyze_sample, progress=analyze_progress)
@@ -150,8 +164,10 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
 
     from advisor.context import make_context
     from advisor.search.space import advice_trial, check_space, space_to_yaml
-    from advisor.search.storage import best_trial, describe_storage, finished_count, open_storage, recover_stale_trials
+    from advisor.search.storage import (best_trial, check_storage, describe_storage, finished_count, open_storage,
+                                        recover_stale_trials)
     from advisor.track import StudyTracker, check_tracking, default_tracking_uri, resolve_tracking_uri
+    from advisor.track.store import sqlite_path
 
     t_start = time.perf_counter()
     if cfg.trials < 1:
@@ -164,23 +180,19 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
 
     fractions = parse_split(cfg.split)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    import logging
 
-    import mlflow  # noqa: F401 - its import configures the "mlflow" logger, so quieten it afterwards
-
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about database migrations
-    workspace = Path(cfg.workspace).expanduser().resolve()
-    workspace.mkdir(parents=True, exist_ok=True)
-
-    # 1. everything that can fail fast
-    uri = resolve_tracking_uri(cfg.tracking_uri, workspace)
-    check_tracking(uri, local_store=default_tracking_uri(workspace))
-    storage = open_storage(cfg.storage, workspace)
-    storage_desc = describe_storage(cfg.storage, workspace)
+    # 1. everything that can fail fast, creating nothing
     if cfg.strategy != "auto":
         strategies.get(cfg.strategy)  # an unknown name fails before data and backbone load
+    saved_analysis = _read_advice(cfg)
     if cfg.space not in (None, "auto"):
         _load_space(cfg, None)
+    workspace = Path(cfg.workspace).expanduser().resolve()
+    local_store = default_tracking_uri(workspace)
+    uri = resolve_tracking_uri(cfg.tracking_uri, workspace)
+    check_tracking(uri, local_store=local_store, create=False)
+    check_storage(cfg.storage, workspace)
+    storage_desc = describe_storage(cfg.storage, workspace)
 
     def stage_progress(stage):
         return (lambda s, d, t: progress(s, d, t, "")) if progress else None
@@ -189,7 +201,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     ctx = make_context(cfg.dataset, cfg.model, weights=cfg.weights, image_size=cfg.image_size, device=cfg.device,
                        seed=cfg.seed, cache_dir=cfg.cache_dir, label_columns=cfg.label_columns,
                        intermediate=cfg.intermediate, workers=cfg.loader_workers, split=cfg.split)
-    analysis = _get_advice(cfg, ctx, stage_progress("analyze"))
+    analysis = _get_advice(cfg, ctx, stage_progress("analyze"), saved_analysis)
     advice = analysis.advice if analysis is not None else None
     space = _load_space(cfg, advice)
     block_names = list(ctx.backbone.block_names)
@@ -199,7 +211,18 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     study_name = cfg.study_name or default_study_name(cfg.dataset, cfg.model, cfg.strategy)
     experiment = cfg.experiment or study_name
 
-    # 4. the study
+    # 4. the stores, created only now, then the study
+    import mlflow  # noqa: F401 - its import configures the "mlflow" logger, so quieten it afterwards
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about database migrations
+    try:
+        workspace.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AdvisorError(f"cannot create the workspace {workspace} ({e.strerror or e})",
+                           "pass a writable --workspace DIR") from None
+    if sqlite_path(uri) is not None:
+        check_tracking(uri, local_store=local_store)  # creates or migrates MLflow's database
+    storage = open_storage(cfg.storage, workspace)
     sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=5)
     study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", sampler=sampler,
                                 pruner=make_pruner(cfg.pruner, space), load_if_exists=True)

@@ -29,9 +29,8 @@ def pause_point(stage: str, number: int | None = None) -> None:
         return
     path = os.environ.get(PAUSE_FILE)
     if path:
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{os.getpid()}\n")
-        os.replace(tmp, path)
+        from advisor.outputs import write_text
+
+        write_text(path, f"{os.getpid()}\n", PAUSE_FILE)
     while True:
         time.sleep(1.0)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
+import json
 import os
 import re
 import socket
@@ -65,17 +67,15 @@ def artifact_location(uri: str, experiment: str) -> str | None:
 def resolve_tracking_uri(uri: str | None, workspace: str | Path) -> str:
     """Turn the ``--tracking-uri`` option into a URI MLflow 3 accepts.
 
-    ``None`` (or empty) means the local store ``sqlite:///<abs workspace>/mlflow.db``;
-    the workspace folder is created. Database URIs (``sqlite``, ``postgresql``,
+    ``None`` (or empty) means the local store ``sqlite:///<abs workspace>/mlflow.db``
+    (nothing is created here: :func:`check_tracking` does that). Database URIs (``sqlite``, ``postgresql``,
     ``mysql``, ``mssql``), ``http(s)://`` servers and ``databricks`` pass through.
     Relative SQLite paths are made absolute (workers and resumes must find the same
     file). A plain path ending in ``.db`` becomes an absolute ``sqlite:///`` URI; any other
     plain path or ``file:`` URI raises :class:`AdvisorError` (file stores are gone).
     """
     if uri is None or not str(uri).strip():
-        folder = Path(workspace).expanduser().absolute()
-        _make_folder(folder)
-        return default_tracking_uri(folder)
+        return default_tracking_uri(workspace)
     uri = str(uri).strip()
     scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
     base_scheme = scheme.split("+", 1)[0]  # postgresql+psycopg2, mysql+pymysql, ...
@@ -113,13 +113,15 @@ def resolve_tracking_uri(uri: str | None, workspace: str | Path) -> str:
     )
 
 
-def check_tracking(uri: str, timeout: float = 5.0, *, local_store: str | None = None) -> None:
+def check_tracking(uri: str, timeout: float = 5.0, *, local_store: str | None = None, create: bool = True) -> None:
     """Fail fast, with one :class:`AdvisorError`, if runs cannot be logged to ``uri``.
 
-    * ``http(s)``: one short request to ``/health`` (then the experiments search
-      endpoint if ``/health`` is missing); never goes through MLflow's retrying client.
-    * ``sqlite``: the database folder must exist or be creatable, and be writable;
-      then the store is opened once (this creates or migrates the schema).
+    * ``http(s)``: one short request to ``/health``, then one to the experiments search endpoint, which
+      must answer a JSON object (a web server that answers ``/health`` and 404 elsewhere is not MLflow);
+      never goes through MLflow's retrying client.
+    * ``sqlite``: the database folder must exist or be creatable, and be writable; an existing file
+      must be an SQLite database. With ``create`` the store is then opened once (this creates or
+      migrates the schema); without it nothing is created or changed.
     * ``postgresql``/``mysql``/``mssql``: a TCP connection to the host and port.
     * ``databricks``: not checked here (credentials are MLflow's business).
 
@@ -131,19 +133,9 @@ def check_tracking(uri: str, timeout: float = 5.0, *, local_store: str | None = 
     if scheme in ("http", "https"):
         _check_http(uri.rstrip("/"), timeout, hint)
     elif scheme == "sqlite":
-        _check_sqlite(uri, hint)
+        _check_sqlite(uri, hint, create)
     elif scheme.split("+", 1)[0] in _DB_SCHEMES:
         _check_tcp(uri, _DB_SCHEMES[scheme.split("+", 1)[0]], timeout, hint)
-
-
-def _make_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise AdvisorError(
-            f"cannot create tracking folder {folder} ({exc.strerror or exc})",
-            "pick a writable --workspace or pass --tracking-uri sqlite:///PATH/mlflow.db",
-        ) from None
 
 
 def _local_hint(local_store: str | None) -> str:
@@ -160,8 +152,9 @@ def _unreachable(uri: str, reason: object, hint: str) -> AdvisorError:
     )
 
 
-def _request(url: str, timeout: float) -> int:
-    """GET ``url``; the HTTP status (also for 4xx/5xx). Network failures raise ``URLError``."""
+def _request(url: str, timeout: float) -> tuple[int, bytes]:
+    """GET ``url``; the HTTP status (also for 4xx/5xx) and the first MiB of the body. Network failures
+    raise ``URLError``, an answer that is not HTTP ``http.client.HTTPException``."""
     headers = {"User-Agent": "advisor-tracking-check"}
     token = os.environ.get("MLFLOW_TRACKING_TOKEN")
     user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
@@ -175,20 +168,28 @@ def _request(url: str, timeout: float) -> int:
     req = urllib.request.Request(url, headers=headers, method="GET")
     try:
         with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
-            return int(resp.status)
+            return int(resp.status), resp.read(1 << 20)
     except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        return int(exc.code), b""
+
+
+def _json_object(body: bytes) -> bool:
+    try:
+        return isinstance(json.loads(body.decode("utf-8")), dict)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
+        return False
 
 
 def _check_http(uri: str, timeout: float, hint: str) -> None:
     try:
-        status = _request(f"{uri}/health", timeout)
-        if 200 <= status < 300:
-            return
-        status = _request(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout)
+        _request(f"{uri}/health", timeout)  # a proxy may lack /health: the API below decides
+        status, body = _request(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout)
     except urllib.error.URLError as exc:
         reason = exc.reason
         raise _unreachable(uri, getattr(reason, "strerror", None) or reason, hint) from None
+    except http.client.HTTPException as exc:  # it answered, but not in HTTP
+        raise AdvisorError(f"{uri} is not an MLflow tracking server (its answer is not HTTP: "
+                           f"{type(exc).__name__})", "check the URL and port, or " + hint) from None
     except (OSError, ValueError) as exc:  # socket timeout, malformed URL, ...
         raise _unreachable(uri, str(exc) or type(exc).__name__, hint) from None
     if status in (401, 403):
@@ -196,40 +197,60 @@ def _check_http(uri: str, timeout: float, hint: str) -> None:
             f"MLflow tracking server {uri} refused access (HTTP {status})",
             "set MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN, or " + hint,
         )
-    if not 200 <= status < 300:
+    if not 200 <= status < 300 or not _json_object(body):
+        what = f"HTTP {status}" if not 200 <= status < 300 else "something that is not MLflow's JSON"
         raise AdvisorError(
-            f"{uri} answered HTTP {status} and does not look like an MLflow tracking server",
+            f"{uri} answered {what} to MLflow's experiments API and does not look like an MLflow tracking server",
             "check the URL (e.g. http://HOST:5000 without a path) or " + hint,
         )
 
 
 def _check_tcp(uri: str, default_port: int, timeout: float, hint: str) -> None:
+    check_tcp(uri, default_port, timeout, "tracking database", f"start the database or {hint}")
+
+
+def check_tcp(uri: str, default_port: int, timeout: float, what: str, fix: str) -> None:
+    """One TCP connection to the host and port of database URL ``uri``; AdvisorError naming ``what`` if it fails."""
     parts = urllib.parse.urlsplit(uri)
-    host, port = parts.hostname, parts.port or default_port
+    try:
+        host, port = parts.hostname, parts.port or default_port
+    except ValueError as exc:  # a port that is not a number
+        raise AdvisorError(f"{what} URL {uri} is malformed ({exc})", fix) from None
     if not host:
         return  # unix socket or driver-specific form: leave it to the driver
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as exc:
-        raise AdvisorError(
-            f"tracking database {host}:{port} is unreachable ({exc.strerror or exc})",
-            f"start the database or {hint}",
-        ) from None
+        raise AdvisorError(f"{what} {host}:{port} is unreachable ({exc.strerror or exc})", fix) from None
 
 
-def _check_sqlite(uri: str, hint: str) -> None:
+#: The first bytes of every SQLite 3 database file.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_sqlite(uri: str, hint: str, create: bool = True) -> None:
     path = sqlite_path(uri)
     if path is None:
         raise AdvisorError(f"SQLite tracking URI {uri!r} is malformed", "use sqlite:///PATH/mlflow.db")
     folder = path.absolute().parent
     fix = f"pick a writable location, e.g. --tracking-uri {SQLITE_PREFIX}/tmp/advisor/{DB_FILENAME}, or {hint}"
+    if path.exists():
+        check_sqlite_file(path.absolute(), fix)
+    if not create:
+        check_creatable(folder, "the tracking database folder", fix)
+        if not path.exists() and not writable(_existing_ancestor(folder)):
+            raise AdvisorError(f"tracking database {path.absolute()} cannot be created (its folder is not writable)",
+                               fix)
+        if path.exists() and (not writable(folder) or not os.access(path, os.W_OK)):
+            raise AdvisorError(f"tracking database {path.absolute()} is not writable", fix)
+        return
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise AdvisorError(
             f"cannot create the tracking database folder {folder} ({exc.strerror or exc})", fix
         ) from None
-    if not _writable(folder) or (path.exists() and not os.access(path, os.W_OK)):
+    if not writable(folder) or (path.exists() and not os.access(path, os.W_OK)):
         raise AdvisorError(f"tracking database {path.absolute()} is not writable", fix)
     try:
         from mlflow import MlflowClient
@@ -243,7 +264,35 @@ def _check_sqlite(uri: str, hint: str) -> None:
         ) from None
 
 
-def _writable(folder: Path) -> bool:
+def check_sqlite_file(path: Path, fix: str, what: str = "tracking database") -> None:
+    """An existing file must be an SQLite database (or empty, which SQLite makes one): checked by its header."""
+    if not path.is_file():
+        raise AdvisorError(f"{what} {path} is not a file", fix)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise AdvisorError(f"cannot read the {what} {path} ({exc.strerror or exc})", fix) from None
+    if head and head != _SQLITE_HEADER:
+        raise AdvisorError(f"{path} is not an SQLite database", f"delete or move the file if it is not yours, or {fix}")
+
+
+def _existing_ancestor(folder: Path) -> Path:
+    """``folder`` or the closest of its parents that exists."""
+    folder = folder.absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def check_creatable(folder: Path, what: str, fix: str) -> None:
+    """``folder`` exists as a folder, or could be created: its closest existing ancestor is a folder."""
+    ancestor = _existing_ancestor(folder)
+    if not ancestor.is_dir():
+        raise AdvisorError(f"cannot create {what} {folder} ({ancestor} is not a folder)", fix)
+
+
+def writable(folder: Path) -> bool:
     """Whether a file can really be created in ``folder`` (``os.access`` lies for root)."""
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".advisor-write-check-"):

@@ -17,7 +17,6 @@ loading never needs the pretrained weights file.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -143,17 +142,27 @@ def preprocess_state(preprocess) -> dict:
 
 
 def save_model(result, path: str | Path, *, model_name: str, weights: str | None, preprocess,
-               dataset_name: str = "", classes: dict[str, list[str]] | None = None) -> Path:
-    """Write ``result.model`` (a TransferModel) with what is needed to use it again; returns the path."""
+               dataset_name: str = "", classes: dict[str, list[str]] | None = None, flag: str | None = None) -> Path:
+    """Write ``result.model`` (a TransferModel) with what is needed to use it again, atomically; returns the
+    path. ``flag`` names the option that gave ``path`` in a one-line error."""
+    from advisor.outputs import write_outputs
+
+    out = model_output(result, path, model_name=model_name, weights=weights, preprocess=preprocess,
+                       dataset_name=dataset_name, classes=classes, flag=flag)
+    return write_outputs(out)[0]
+
+
+def model_output(result, path: str | Path, *, model_name: str, weights: str | None, preprocess,
+                 dataset_name: str = "", classes: dict[str, list[str]] | None = None, flag: str | None = None):
+    """The model file of :func:`save_model`, rendered in memory: an :class:`advisor.outputs.Output` to write
+    (with other outputs, all or none)."""
+    import io
+
+    from advisor.outputs import Output
+
     module = getattr(result, "model", None)
     if module is None:
         raise AdvisorError(f"the {result.strategy} run kept no model to save", "run it again with a save path")
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise AdvisorError(f"cannot create folder {path.parent} for the model ({e.strerror})",
-                           "pass a --save path in a writable folder") from None
     payload: dict[str, Any] = {
         "format": FORMAT,
         "model_name": model_name,
@@ -171,15 +180,9 @@ def save_model(result, path: str | Path, *, model_name: str, weights: str | None
         "test_accuracy": float(result.test_accuracy),
         "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:  # a temporary file renamed into place: a failed write leaves nothing half-written at ``path``
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise AdvisorError(f"cannot write the model to {path} ({e.strerror})",
-                           "pass a --save path in a writable folder") from None
-    return path
+    buf = io.BytesIO()  # in memory first: no serialiser error can leave a file, and the size is known
+    torch.save(payload, buf)
+    return Output(path, buf.getvalue(), flag)
 
 
 def load_model(path: str | Path, device: str = "cpu") -> tuple[TransferModel, dict]:

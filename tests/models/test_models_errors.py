@@ -59,6 +59,7 @@ def test_missing_pretrained_file_real_connectivity_check(empty_torch_home, monke
     """Without patching: on this offline machine the real check must fail fast (skipped when online)."""
     if weights_mod.host_reachable("download.pytorch.org"):
         pytest.skip("network reachable: torchvision would download instead")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # the user allows downloads (advisor/offline.py)
     checks = []
     real = weights_mod.host_reachable
     monkeypatch.setattr(weights_mod, "host_reachable", lambda *a, **k: checks.append(a) or real(*a, **k))
@@ -66,6 +67,22 @@ def test_missing_pretrained_file_real_connectivity_check(empty_torch_home, monke
         create_backbone("resnet18")
     # fast: one bounded connectivity check (see the next test), then no download attempt
     assert checks == [("download.pytorch.org",)] and downloads == []
+
+
+def test_missing_pretrained_file_by_default_asks_nothing_of_the_network(empty_torch_home, monkeypatch, connections,
+                                                                         downloads):
+    """advisor's default (HF_HUB_OFFLINE=1, advisor/offline.py): no connectivity check, no download; the error
+    says how to allow one. HF_HUB_OFFLINE=0 brings the check back."""
+    checks = []
+    monkeypatch.setattr(weights_mod, "host_reachable", lambda *a, **k: checks.append(a) or False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with raises_one_line("pretrained weights for resnet18 not found", empty_torch_home, "HF_HUB_OFFLINE=0"):
+        create_backbone("resnet18")
+    assert checks == [] and connections == [] and downloads == []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with raises_one_line("pretrained weights for resnet18 not found", "unreachable"):
+        create_backbone("resnet18")
+    assert checks == [("download.pytorch.org",)] and connections == [] and downloads == []
 
 
 def test_connectivity_check_does_not_wait_for_a_hanging_connection(monkeypatch):

@@ -38,7 +38,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One SQLite store for the module: creating its schema takes seconds."""
     workspace = tmp_path_factory.mktemp("ws") / "nested" / "workspace"
     uri = resolve_tracking_uri(None, workspace)
-    assert workspace.is_dir()
+    assert not workspace.exists()  # resolving creates nothing; check_tracking does
     assert uri == "sqlite:///" + (workspace / "mlflow.db").as_posix()
     check_tracking(uri)  # creates and migrates the database
     assert (workspace / "mlflow.db").is_file()
@@ -173,11 +173,15 @@ def test_check_tracking_unreachable_server_fails_fast(monkeypatch) -> None:
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    """``healthy``: answers /health and MLflow's experiments API as MLflow does; otherwise /health only
+    (a web server that is not MLflow), 404 elsewhere."""
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        ok = self.server.healthy and self.path == "/health"  # type: ignore[attr-defined]
+        api = self.path.startswith("/api/2.0/mlflow/experiments/search")
+        ok = self.path == "/health" or (api and self.server.healthy)  # type: ignore[attr-defined]
         self.send_response(200 if ok else 404)
         self.end_headers()
-        self.wfile.write(b"OK" if ok else b"nope")
+        self.wfile.write((b'{"experiments": []}' if api else b"OK") if ok else b"nope")
 
     def log_message(self, *args: object) -> None:
         pass
@@ -208,7 +212,7 @@ def test_check_tracking_rejects_uncreatable_sqlite_location(tmp_path: Path) -> N
         check_tracking(f"sqlite:///{blocker.as_posix()}/sub/mlflow.db")
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"this is not an sqlite database" * 100)
-    with pytest.raises(AdvisorError, match="cannot open the MLflow tracking database"):
+    with pytest.raises(AdvisorError, match="is not an SQLite database"):
         check_tracking(f"sqlite:///{garbage.as_posix()}")
 
 

@@ -244,6 +244,8 @@ class ActivationCache:
     def _all_done(e: _Entry, idx: np.ndarray) -> bool:
         try:
             done = np.load(e.done, mmap_mode="r")
+            if done.ndim != 1 or done.dtype != bool:  # not ours: the entry is created anew
+                return False
         except (OSError, ValueError):
             return False
         return bool(done.shape[0] > (idx.max() if idx.size else -1) and done[idx].all())
@@ -264,7 +266,7 @@ class ActivationCache:
             try:
                 data = np.load(e.data, mmap_mode="r")
                 out = np.asarray(data[idx], dtype=np.float32)
-            except (OSError, ValueError):
+            except (OSError, ValueError, IndexError, TypeError):  # unreadable or not the shape it must have
                 return None
             self._touch(e)
         return out
