@@ -160,6 +160,7 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
     from advisor.data import load_dataset, stratified_sample
     from advisor.measure.blocks import block_profiles
     from advisor.measure.collect import collect
+    from advisor.measure.shift import BLOCK_MOMENTS, BN_INPUTS, choose_shift, shift_info
     from advisor.measure.size import size_profile
     from advisor.measure.source import source_profile
 
@@ -175,9 +176,11 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
     def stage(name):
         return (lambda d, n: progress(name, d, n)) if progress else None
 
+    shift = choose_shift(backbone, int(pre.crop_size))
     t = time.perf_counter()
     col = collect(backbone, data, chosen, pre, device=dev, batch_size=batch_size, workers=ctx.workers,
-                  progress=stage("measure"))
+                  progress=stage("measure"), with_bn=BN_INPUTS in shift.collects,
+                  with_moments=BLOCK_MOMENTS in shift.collects)
     timings["pass"] = time.perf_counter() - t
     timings["forward"] = col.seconds["forward"]
 
@@ -191,8 +194,8 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
         timings["source_pass"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    blocks = block_profiles(col, backbone.block_names, data.tasks, seed=seed, source_pooled=source_pooled,
-                            progress=stage("metrics"))
+    blocks = block_profiles(col, backbone.block_names, data.tasks, seed=seed, shifts=shift.block_shifts(col),
+                            source_pooled=source_pooled, progress=stage("metrics"))
     source = source_profile(col.source_probs, col.labels[:, task_i]) if col.source_probs is not None else None
     timings["metrics"] = time.perf_counter() - t
 
@@ -211,6 +214,7 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
         blocks=blocks,
         source=source,
         source_data=source_data,
+        shift_measure=shift_info(shift),
     )
     t = time.perf_counter()
     thresholds = DEFAULT_THRESHOLDS if check != "on" else dataclasses.replace(DEFAULT_THRESHOLDS,
@@ -224,3 +228,63 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
     timings["total"] = time.perf_counter() - t0
     profile.timings = {k: round(v, 4) for k, v in timings.items()}
     return Analysis(profile=profile, advice=adv)
+
+
+@dataclass
+class ReferenceResult:
+    """What ``reference`` wrote: the file, the weights digest it is keyed by, and the sample."""
+
+    path: str
+    digest: str
+    model: str
+    weights: str
+    image_size: int
+    dataset: str
+    n_images: int
+    seconds: float
+
+
+def reference(
+    dataset: str,
+    model: str = "mobilenet_v2",
+    *,
+    weights: str | None = None,
+    sample: int = 1000,
+    image_size: int | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    batch_size: int = 64,
+    label_columns: list[str] | None = None,
+    split=None,
+    intermediate: str | None = None,
+    root: str | Path | None = None,
+) -> ReferenceResult:
+    """Compute reference moments of ``model``'s blocks on ``dataset``, a sample of its SOURCE domain,
+    and store them beside the weights (``advisor.measure._reference_store``), keyed by the weights'
+    digest and the input size. Later analyses of these weights at that size measure the shift against
+    them (``advisor.measure.shift``), with or without BatchNorm.
+
+    ``sample``: at most this many images of ``dataset`` (all splits; stratified by the first label
+    column, which is otherwise ignored). ``root``: the folder (default ``$ADVISOR_REFERENCE_DIR`` or
+    the torch hub checkpoint folder's ``advisor-reference``). ``split``, ``intermediate``: as for
+    :func:`analyze` (checked; the sample is drawn from every split).
+    """
+    from advisor.context import make_context
+    from advisor.data import stratified_sample
+    from advisor.measure._reference_store import save_reference, weights_digest
+    from advisor.measure.collect import collect
+
+    _check_sample(sample)
+    _check_batch(batch_size)
+    ctx = make_context(dataset, model, weights=weights, image_size=image_size, device=device, seed=seed,
+                       cache_dir=False, label_columns=label_columns, intermediate=intermediate, split=split)
+    data, backbone, pre = ctx.dataset, ctx.backbone, ctx.preprocess
+    t = time.perf_counter()
+    idx = stratified_sample(data.labels[:, data.tasks.index(data.primary_task)], min(sample, len(data)), seed)
+    col = collect(backbone, data, idx, pre, device=ctx.device, batch_size=batch_size, with_bn=False,
+                  with_source=False, with_moments=True)
+    size = int(pre.crop_size)
+    path = save_reference(backbone, size, col.moments, dataset=dataset, n_images=len(idx), root=root)
+    return ReferenceResult(path=str(path), digest=weights_digest(backbone), model=model,
+                           weights=backbone.weights_id, image_size=size, dataset=dataset, n_images=int(len(idx)),
+                           seconds=round(time.perf_counter() - t, 3))

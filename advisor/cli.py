@@ -99,6 +99,19 @@ def _build() -> argparse.ArgumentParser:
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=_analyze)
 
+    rf = sub.add_parser("reference", parents=[data],
+                        help="store a source sample's per-block moments beside the weights, so analyze measures "
+                             "the shift of networks without BatchNorm (ViTs)",
+                        description="Run a sample of the SOURCE domain (DATASET: any dataset form, labels ignored; "
+                                    "all splits) through the network once and store every block's per-channel "
+                                    "output moments, keyed by the weights' digest and the image size, in "
+                                    "$ADVISOR_REFERENCE_DIR (default: advisor-reference in the torch hub "
+                                    "checkpoint folder). analyze then reports the shift against them.")
+    rf.add_argument("--sample", type=int, default=1000, metavar="N",
+                    help="at most N images of DATASET, stratified (default 1000)")
+    rf.add_argument("--forward-batch", type=int, default=64, metavar="B", help="images per forward pass (default 64)")
+    rf.set_defaults(func=_reference)
+
     t = sub.add_parser("train", parents=[data, cache, loader],
                        help="train one strategy and report validation and test metrics",
                        description="Run one transfer-learning strategy on a dataset: "
@@ -613,6 +626,19 @@ def _analyze(args) -> int:
         console.print(f"wrote {args.json}")
     t = result.profile.timings
     console.print(f"took {t.get('total', 0):.1f} s (forward {t.get('forward', 0):.1f} s, metrics {t.get('metrics', 0):.1f} s)")
+    return 0
+
+
+def _reference(args) -> int:
+    from advisor.api import reference
+    from advisor.display import make_console
+
+    console = make_console()
+    r = reference(args.dataset, args.model, weights=args.weights, sample=args.sample, image_size=args.image_size,
+                  device=args.device, seed=args.seed, batch_size=args.forward_batch, label_columns=_labels(args),
+                  split=args.split, intermediate=args.intermediate)
+    console.print(f"wrote reference moments of {r.n_images} images of {r.dataset} through {r.model} ({r.weights}) "
+                  f"at {r.image_size}px: {r.path} ({r.seconds:.1f} s)")
     return 0
 
 

@@ -8,6 +8,7 @@ from rich.table import Table
 from advisor.advise import Advice
 from advisor.advise.rules import best_block, best_block_rule
 from advisor.measure.profile import Profile
+from advisor.measure.shift import measure_of
 
 
 def _f(v, digits=3):
@@ -41,8 +42,9 @@ def blocks_table(profile: Profile) -> Table:
     task = profile.primary_task
     best = best_block(profile).index
     with_source = any(b.frechet is not None for b in profile.blocks)
+    shift = measure_of(profile)
     t = Table(title=f"Per block: shift from the source and transferability for '{task}'", title_justify="left")
-    for col, just in [("#", "right"), ("block", "left"), ("ch", "right"), ("BN shift", "right"),
+    for col, just in [("#", "right"), ("block", "left"), ("ch", "right"), (shift.label, "right"),
                       ("LogME", "right"), ("k-NN acc", "right"), ("ridge probe", "right")]:
         t.add_column(col, justify=just)
     if with_source:
@@ -55,7 +57,7 @@ def blocks_table(profile: Profile) -> Table:
             row += [_f(b.frechet, 1), _f(b.domain_accuracy)]
         t.add_row(*row)
     cap = f"* best block: {best_block_rule()}, as the advice picks it.\n"
-    cap += "BN shift: symmetric KL (nats) of target moments vs BatchNorm running stats."
+    cap += shift.caption
     if profile.source:
         s = profile.source
         cap += (f"\nSource classifier ({s.num_source_classes} classes): LEEP {s.leep:.3f}, NCE {s.nce:.3f}, "

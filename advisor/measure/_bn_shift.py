@@ -4,7 +4,8 @@ A BatchNorm layer's ``running_mean`` / ``running_var`` are the per-channel
 moments of its input on the source data.  Collecting the same moments on the
 target data (:class:`MomentAccumulator`) and comparing the two per-channel
 Gaussians with the KL divergence measures how far the target inputs of that
-layer have moved from the source.
+layer have moved from the source. :class:`BNStatsShift` is that measure behind the shift interface
+(:mod:`advisor.measure._shift_base`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from advisor.errors import AdvisorError
+from advisor.measure._shift_base import BN_INPUTS, ShiftMeasure
 
 _CHUNK_ELEMENTS = 1 << 24   # float64 working copies are made in chunks of at most 128 MiB
 
@@ -169,3 +171,35 @@ class MomentAccumulator:
         mean = self._mean.detach().cpu().numpy().copy()
         var = (self._m2 / self.count).detach().cpu().numpy().copy()
         return mean, np.clip(var, 0.0, None)
+
+
+class BNStatsShift(ShiftMeasure):
+    """Shift from a BatchNorm network's running statistics: no source data needed.
+
+    Per block: the mean over its BatchNorm layers of :func:`bn_divergence` between the target's
+    per-channel input moments (gathered by the analyze pass) and the layer's running statistics; a
+    block without BatchNorm layers has no value.
+    """
+
+    name = "bn_stats"
+    label = "BN shift"
+    needs = "BatchNorm layers with running statistics (they hold the source's moments)"
+    collects = frozenset({BN_INPUTS})
+    threshold = "shift_different"
+    caption = "BN shift: symmetric KL (nats) of target moments vs BatchNorm running stats."
+
+    def prepare(self, backbone, image_size: int) -> str | None:
+        from torch import nn
+
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None
+               for m in backbone.modules()):
+            return None
+        return "no BatchNorm layers with running statistics"
+
+    def block_shifts(self, collected) -> list[float | None]:
+        return [
+            float(block_shift([bn_divergence(m.target_mean, m.target_var, m.running_mean, m.running_var, m.eps)
+                               for m in layers]))
+            if layers else None
+            for layers in collected.bn
+        ]

@@ -6,7 +6,6 @@ from typing import Callable
 
 import numpy as np
 
-from advisor.measure._bn_shift import block_shift, bn_divergence
 from advisor.measure._domain import domain_classifier
 from advisor.measure._frechet import frechet_distance
 from advisor.measure._knn import knn_accuracy, linear_probe_accuracy
@@ -27,13 +26,15 @@ def block_profiles(
     tasks: list[str],
     *,
     seed: int = 0,
+    shifts: list[float | None] | None = None,
     source_pooled: list[np.ndarray] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[BlockProfile]:
     """Shift and transferability for every block.
 
-    ``collected`` is an ``advisor.measure.collect.Collected``; ``source_pooled`` the
-    pooled block outputs of an optional source-domain sample (same blocks).
+    ``collected`` is an ``advisor.measure.collect.Collected``; ``shifts`` one value per block from the
+    shift measure (``advisor.measure.shift``; ``None``: no shift); ``source_pooled`` the pooled block
+    outputs of an optional source-domain sample (same blocks).
     Tasks with fewer than two classes present in the sample are left out.
     """
     per_task = []
@@ -44,17 +45,12 @@ def block_profiles(
     out = []
     for i, name in enumerate(block_names):
         feats = collected.pooled[i]
-        layers = collected.bn[i]
-        shift = (
-            block_shift([bn_divergence(m.target_mean, m.target_var, m.running_mean, m.running_var, m.eps) for m in layers])
-            if layers
-            else None
-        )
+        shift = None if shifts is None else shifts[i]
         bp = BlockProfile(
             index=i,
             name=name,
             channels=int(feats.shape[1]),
-            n_bn_layers=len(layers),
+            n_bn_layers=int(collected.n_bn[i]),
             shift=None if shift is None else float(shift),
             logme={t: float(logme(feats[r], y)) for t, r, y in per_task},
             knn_accuracy={t: float(knn_accuracy(feats[r], y, seed=seed)) for t, r, y in per_task},

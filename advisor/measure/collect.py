@@ -1,13 +1,14 @@
-"""One pass over a sample: every block's pooled output, BatchNorm input moments
-and the source classifier's predictions, from a single forward per batch.
+"""One pass over a sample: every block's pooled output, BatchNorm input moments, block output moments
+(for the reference-moment shift) and the source classifier's predictions, from a single forward per batch.
 
 This is the only place analyze runs the network; everything in the Profile is
 computed from what this pass returns, so analyze costs one forward pass plus
 small linear algebra on pooled features. The pass itself is the feature engine's
 (:func:`advisor.models.engine.passes`: its batching, its float32 rule, pooling by the
-backbone's layout); what is measurement stays here: the BatchNorm-moment hooks and
-the source classifier's softmax. A network without BatchNorm (a ViT) has no hooks
-and gets empty moment lists.
+backbone's layout); what is measurement stays here: forward hooks that gather the
+BatchNorm input moments and the block output moments, and the source classifier's
+softmax. A network without BatchNorm (a ViT) has no BatchNorm hooks and gets empty
+BatchNorm moment lists.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from advisor.measure._block_moments import BlockMoments
 from advisor.measure._bn_shift import MomentAccumulator
 from advisor.models import engine
 
@@ -45,6 +47,8 @@ class Collected:
     source_probs: np.ndarray | None  # [n, Z] softmax of the source classifier, or None
     labels: np.ndarray  # [n, T] int64, -1 = missing
     seconds: dict[str, float] = field(default_factory=dict)
+    n_bn: list[int] = field(default_factory=list)  # per block: its BatchNorm layers with running stats
+    moments: list[tuple[np.ndarray, np.ndarray]] | None = None  # per block: output (mean, var) [C]; with_moments
 
 
 def _bn_layers(block: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -65,6 +69,7 @@ def collect(
     batch_size: int = 64,
     with_bn: bool = True,
     with_source: bool = True,
+    with_moments: bool = False,
     bn_every: int = 4,
     bn_min_images: int = 8,
     workers: int = 0,
@@ -84,6 +89,8 @@ def collect(
         ``max(bn_min_images, batch // bn_every)`` images of every batch: every
         spatial position of a quarter of the sample pins per-channel moments down
         far below the differences that matter, at a quarter of the cost.
+    with_moments : also every block OUTPUT's per-channel moments over positions/tokens, through the
+        backbone's layout, on the same images (``advisor.measure._block_moments``).
     """
     blocks = list(backbone.blocks)
     accs: list[list[tuple[str, nn.Module, MomentAccumulator]]] = []
@@ -102,6 +109,11 @@ def collect(
                 layers.append((name, m, acc))
         accs.append(layers)
 
+    moments = BlockMoments(backbone.layout, len(blocks), every=bn_every, min_images=bn_min_images) \
+        if with_moments else None
+    if moments is not None:
+        for i, block in enumerate(blocks):
+            hooks.append(block.register_forward_hook(lambda mod, inputs, out, i=i: moments.update(i, out)))
     pooled: list[list[torch.Tensor]] = [[] for _ in blocks]
     probs: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
@@ -150,4 +162,6 @@ def collect(
         source_probs=torch.cat(probs).double().numpy() if probs else None,
         labels=torch.cat(labels).numpy() if labels else np.zeros((0, dataset.labels.shape[1]), np.int64),
         seconds={"pass": total, "forward": t_forward, "data_wait": total - t_forward},
+        n_bn=[len(_bn_layers(block)) for block in blocks],
+        moments=moments.result() if moments is not None and labels else None,
     )

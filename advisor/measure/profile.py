@@ -57,7 +57,7 @@ class BlockProfile:
     name: str
     channels: int
     n_bn_layers: int
-    shift: float | None  # target moments vs BN running stats (None: no BatchNorm)
+    shift: float | None  # target vs source moments, by the Profile's shift_measure (None: not measured)
     logme: dict[str, float]  # per task
     knn_accuracy: dict[str, float]  # per task, cross-validated
     linear_probe_accuracy: dict[str, float]  # per task, cross-validated ridge probe
@@ -78,6 +78,15 @@ class SourceProfile:
 
 
 @dataclass
+class ShiftInfo:
+    """Which shift measure produced the blocks' ``shift`` values (:mod:`advisor.measure.shift`)."""
+
+    measure: str  # "bn_stats", "reference" or "none"
+    reason: str | None = None  # why there is no shift (measure "none")
+    source: str | None = None  # where the source moments came from ("reference": the source sample)
+
+
+@dataclass
 class Profile:
     dataset: str
     fingerprint: str
@@ -94,6 +103,7 @@ class Profile:
     source: SourceProfile | None = None
     source_data: str | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds
+    shift_measure: ShiftInfo | None = None  # None: a Profile written before shift measures were recorded
 
     def block_values(self, metric: str, task: str | None = None) -> list[float | None]:
         """One value per block for ``metric`` (a BlockProfile field); per-task metrics use ``task``."""

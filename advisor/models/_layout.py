@@ -97,6 +97,20 @@ class Layout:
             return t[:, 0] if self.pool == "token" else t[:, self.n_prefix:].mean(dim=1)
         return t.mean(dim=_SPACE_DIMS[self.kind])
 
+    def by_channel(self, t: torch.Tensor) -> torch.Tensor:
+        """A block output with its channels first and its positions after: ``(N, C, ...)``.
+
+        ``nchw`` passes through; ``nhwc`` windows become ``(N, C, H, W)``; ``nlc`` tokens become
+        ``(N, C, L - n_prefix)``, the prefix (class/register) tokens left out: they are summaries, not
+        positions. A view, no copy: per-channel moments over positions read it (shift measures).
+        """
+        self._check(t)
+        if self.kind == "nlc":
+            return t[:, self.n_prefix:].transpose(1, 2)
+        if self.kind == "nhwc":
+            return t.permute(0, 3, 1, 2)
+        return t
+
     def with_pool(self, pool: str) -> "Layout":
         """The same layout pooled by ``pool`` (``"avg"`` or ``"token"``)."""
         return Layout(self.kind, pool, self.n_prefix)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.advise.rules import best_block, best_block_rule
+from advisor.measure.shift import measure_of
 from advisor.report import analysis, plots
 from advisor.report.collect import StudyData, TrialRecord
 
@@ -201,13 +202,14 @@ def _profile_block(study: StudyData) -> Block:
     per_class = Table(headers=["class", *counts.keys()], rows=[["images", *map(str, counts.values())]],
                       title=f"Images per class ({task})", css_id="per-class-table") if counts else None
     best = best_block(p).index if p.blocks else -1
+    shift = measure_of(p)
     block_rows = [[str(b.index + 1), b.name + (" *" if b.index == best else ""), str(b.channels), fmt_num(b.shift),
                    fmt_num(b.logme.get(task)), fmt_num(b.knn_accuracy.get(task)),
                    fmt_num(b.linear_probe_accuracy.get(task))] for b in p.blocks]
-    blocks = Table(headers=["#", "block", "channels", "BN shift", "LogME", "k-NN accuracy", "ridge probe"],
+    blocks = Table(headers=["#", "block", "channels", shift.label, "LogME", "k-NN accuracy", "ridge probe"],
                    rows=block_rows, title="Per block", align="rlrrrrr", css_id="blocks-table",
-                   caption=f"* best block: {best_block_rule()}, as the advice picks it. BN shift: symmetric KL (nats) of the target's activation "
-                           "moments against the BatchNorm running statistics; LogME: log evidence per sample.")
+                   caption=f"* best block: {best_block_rule()}, as the advice picks it. {shift.caption} "
+                           "LogME: log evidence per sample.")
     fig = Figure("blocks", "Per-block shift and transferability", plots.block_chart(p))
     return Block(study.label, tables=[t for t in (size, per_class, blocks) if t is not None], figures=[fig])
 
@@ -362,7 +364,8 @@ def build_content(studies: list[StudyData], tracking_uri: str, top: int = 5, tit
         section("dataset", "Dataset and model", _dataset_block),
         section("profile", "Dataset profile", _profile_block,
                 "What analyze measured: the size of the dataset, and block by block how far the target's "
-                "activations shift from the source (BatchNorm statistics) and how well the classes separate "
+                "activations shift from the source (BatchNorm statistics, or reference moments of a source "
+                "sample; '-' with the reason where neither exists) and how well the classes separate "
                 "(k-NN accuracy, LogME)."),
         section("advice", "Advice and its evidence", _advice_block),
         section("strategies", "Strategies compared", _strategies_block),

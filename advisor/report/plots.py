@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from advisor import strategies
+from advisor.measure.shift import measure_of
 from advisor.report.analysis import Importances, best_so_far
 from advisor.report.collect import StudyData, TrialRecord
 
@@ -56,7 +57,8 @@ def _nan(v: float | None) -> float:
 
 # ------------------------------------------------------------------ profile
 def block_chart(profile: Any) -> str | None:
-    """BN shift per block (bars) above k-NN accuracy and LogME per block (lines)."""
+    """The shift per block (bars, as the profile's shift measure labels it) above k-NN accuracy and LogME
+    per block (lines)."""
     if profile is None or not profile.blocks:
         return None
     names = [b.name for b in profile.blocks]
@@ -67,7 +69,11 @@ def block_chart(profile: Any) -> str | None:
     fig = _figure(6.4, 4.6)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.3])
     top.bar(x, [0 if math.isnan(v) else v for v in shift], color="#8c8c8c")
-    top.set_ylabel("BN shift (nats)")
+    measure = measure_of(profile)
+    top.set_ylabel(f"{measure.label} (nats)")
+    if measure.reason:
+        top.text(0.5, 0.5, f"no shift: {measure.reason}", transform=top.transAxes, ha="center", va="center",
+                 fontsize=7, wrap=True)
     top.set_title(f"Per block through {profile.model}: shift from the source and transferability", fontsize=9)
     bottom.plot(x, knn, "o-", color="#4c72b0", label="k-NN accuracy")
     bottom.set_ylabel("k-NN accuracy", color="#4c72b0")
