@@ -46,8 +46,9 @@ def test_analyze_measures_a_vit_without_batchnorm():
     a = advisor.analyze(DATA, VIT, weights="random", sample=50, image_size=SIZE, seed=0, device="cpu", check="off")
     p = a.profile
     assert len(p.blocks) == 13 and [b.channels for b in p.blocks] == [192] * 13  # stem + 12 transformer blocks
-    # no BatchNorm in a ViT: the BN shift is absent, not zero and not a crash
+    # no BatchNorm in a ViT and no reference moments for these random weights: no shift, not zero, not a crash
     assert all(b.n_bn_layers == 0 and b.shift is None for b in p.blocks)
+    assert p.shift_measure.measure == "none" and "BatchNorm" in p.shift_measure.reason
     assert all(math.isfinite(b.linear_probe_accuracy["label"]) for b in p.blocks)
     assert a.advice.strategy
 
