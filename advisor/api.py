@@ -178,8 +178,9 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
 
     shift = choose_shift(backbone, int(pre.crop_size))
     t = time.perf_counter()
-    col = collect(backbone, data, chosen, pre, device=dev, batch_size=batch_size, progress=stage("measure"),
-                  with_bn=BN_INPUTS in shift.collects, with_moments=BLOCK_MOMENTS in shift.collects)
+    col = collect(backbone, data, chosen, pre, device=dev, batch_size=batch_size, workers=ctx.workers,
+                  progress=stage("measure"), with_bn=BN_INPUTS in shift.collects,
+                  with_moments=BLOCK_MOMENTS in shift.collects)
     timings["pass"] = time.perf_counter() - t
     timings["forward"] = col.seconds["forward"]
 
@@ -188,7 +189,7 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
         t = time.perf_counter()
         src = load_dataset(source_data, seed=seed)
         src_idx = stratified_sample(src.labels[:, src.tasks.index(src.primary_task)], min(sample, len(src)), seed)
-        source_pooled = collect(backbone, src, src_idx, pre, device=dev, batch_size=batch_size,
+        source_pooled = collect(backbone, src, src_idx, pre, device=dev, batch_size=batch_size, workers=ctx.workers,
                                 with_bn=False, with_source=False, progress=stage("source")).pooled
         timings["source_pass"] = time.perf_counter() - t
 

@@ -46,7 +46,7 @@ def save_mobilenet(path: Path, size: int) -> None:
     pp = bb.preprocessing
     pre = Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"]).with_image_size(size)
     torch.manual_seed(0)
-    model = TransferModel(list(bb.blocks), {"label": torch.nn.Linear(1280, 10)}, "label").eval()
+    model = TransferModel(list(bb.blocks), {"label": torch.nn.Linear(1280, 10)}, "label", layout=bb.layout).eval()
     result = SimpleNamespace(model=model, strategy="full_finetune", params={}, val_accuracy=float("nan"),
                              test_accuracy=float("nan"))
     save_model(result, path, model_name="mobilenet_v2", weights=None, preprocess=pre, dataset_name="bench",

@@ -93,7 +93,7 @@ def make_context(
     data = load_dataset(dataset, label_columns=label_columns, intermediate=intermediate, seed=seed)
     split = stratified_split(data.labels[:, data.tasks.index(data.primary_task)], seed=seed, fractions=fractions)
     t1 = time.perf_counter()
-    pristine = create_backbone(model, weights, device=str(dev))
+    pristine = create_backbone(model, weights, device=str(dev), image_size=image_size)
     timings = {"data": t1 - t0, "model": time.perf_counter() - t1}
     pre = Preprocess.from_config(pristine.preprocessing, image_size)
     cache = None

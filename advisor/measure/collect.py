@@ -3,16 +3,19 @@
 
 This is the only place analyze runs the network; everything in the Profile is
 computed from what this pass returns, so analyze costs one forward pass plus
-small linear algebra on pooled features.
+small linear algebra on pooled features. The pass itself is the feature engine's
+(:func:`advisor.models.engine.passes`: its batching, its float32 rule, pooling by the
+backbone's layout); what is measurement stays here: forward hooks that gather the
+BatchNorm input moments and the block output moments, and the source classifier's
+softmax. A network without BatchNorm (a ViT) has no BatchNorm hooks and gets empty
+BatchNorm moment lists.
 """
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -20,6 +23,7 @@ from torch import nn
 
 from advisor.measure._block_moments import BlockMoments
 from advisor.measure._bn_shift import MomentAccumulator
+from advisor.models import engine
 
 ProgressFn = Callable[[int, int], None]
 
@@ -38,7 +42,7 @@ class BNLayerMoments:
 
 @dataclass
 class Collected:
-    pooled: list[np.ndarray]  # per block: [n, C] float32, global-average-pooled block output
+    pooled: list[np.ndarray]  # per block: [n, C] float32, block output pooled by the backbone's layout
     bn: list[list[BNLayerMoments]]  # per block: its BatchNorm layers, in forward order
     source_probs: np.ndarray | None  # [n, Z] softmax of the source classifier, or None
     labels: np.ndarray  # [n, T] int64, -1 = missing
@@ -55,55 +59,6 @@ def _bn_layers(block: nn.Module) -> list[tuple[str, nn.Module]]:
     ]
 
 
-def _batches(dataset, indices: Sequence[int], preprocess, batch_size: int, pin: bool):
-    """Yield (images, labels) batches.
-
-    With ``pin`` (CUDA) the next batch is prepared in a thread while the GPU computes.
-    On the CPU the batches are made in line: the convolutions already use every core
-    and a preparing thread would only compete with them.
-    """
-
-    def make(chunk):
-        x = torch.stack([preprocess(dataset.load(int(i))) for i in chunk])
-        y = torch.as_tensor(dataset.labels[np.asarray(chunk, dtype=np.int64)])
-        return (x.pin_memory(), y) if pin else (x, y)
-
-    chunks = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
-    if not chunks:
-        return
-    if not pin:
-        for chunk in chunks:
-            yield make(chunk)
-        return
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        fut = pool.submit(make, chunks[0])
-        for nxt in chunks[1:]:
-            batch = fut.result()
-            fut = pool.submit(make, nxt)
-            yield batch
-        yield fut.result()
-
-
-@contextmanager
-def float32(device: torch.device) -> Iterator[None]:
-    """Full float32 for the measuring forward pass, on every device.
-
-    Analyze's numbers feed thresholds, so they must not depend on the device: no autocast (not
-    even one a caller opened) and, on CUDA, no TF32 in convolutions and matmuls (PyTorch lets
-    cuDNN use TF32 by default). The TF32 switches are restored afterwards. Training keeps its
-    mixed precision (``advisor.train._loop``).
-    """
-    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    before = cudnn.allow_tf32, matmul.allow_tf32
-    cudnn.allow_tf32 = matmul.allow_tf32 = False
-    try:
-        with torch.autocast(device_type=device.type, enabled=False):
-            yield
-    finally:
-        cudnn.allow_tf32, matmul.allow_tf32 = before
-
-
-@torch.no_grad()
 def collect(
     backbone,
     dataset,
@@ -117,16 +72,18 @@ def collect(
     with_moments: bool = False,
     bn_every: int = 4,
     bn_min_images: int = 8,
+    workers: int = 0,
     progress: ProgressFn | None = None,
 ) -> Collected:
     """Run ``backbone`` once over ``dataset[indices]`` and gather what the metrics need.
 
     Parameters
     ----------
-    backbone : advisor.models.Backbone (eval mode, on ``device``)
+    backbone : advisor.models.Backbone (on ``device``; run in eval mode, its modes restored after)
     dataset : advisor.data.TargetDataset
     indices : item indices to measure
     preprocess : callable PIL image -> float tensor [3, S, S]
+    workers : DataLoader worker processes preparing the images (0: in line)
     progress : optional callback ``(images_done, images_total)``
     bn_every, bn_min_images : BatchNorm input moments are taken over the first
         ``max(bn_min_images, batch // bn_every)`` images of every batch: every
@@ -135,8 +92,6 @@ def collect(
     with_moments : also every block OUTPUT's per-channel moments over positions/tokens, through the
         backbone's layout, on the same images (``advisor.measure._block_moments``).
     """
-    device = torch.device(device)
-    cuda = device.type == "cuda"
     blocks = list(backbone.blocks)
     accs: list[list[tuple[str, nn.Module, MomentAccumulator]]] = []
     hooks = []
@@ -156,32 +111,28 @@ def collect(
 
     moments = BlockMoments(backbone.layout, len(blocks), every=bn_every, min_images=bn_min_images) \
         if with_moments else None
+    if moments is not None:
+        for i, block in enumerate(blocks):
+            hooks.append(block.register_forward_hook(lambda mod, inputs, out, i=i: moments.update(i, out)))
     pooled: list[list[torch.Tensor]] = [[] for _ in blocks]
     probs: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
-    head = backbone.head if with_source else None
     t_forward = 0.0
+
+    def sink(batch: engine.Batch) -> None:
+        nonlocal t_forward
+        for i, p in batch.pooled.items():
+            pooled[i].append(p)
+        if batch.logits is not None:
+            probs.append(torch.softmax(batch.logits, dim=1).cpu())
+        labels.append(batch.labels)
+        t_forward += batch.seconds
+
     t0 = time.perf_counter()
-    done = 0
     try:
-        for x, y in _batches(dataset, list(indices), preprocess, batch_size, pin=cuda):
-            t1 = time.perf_counter()
-            x = x.to(device, non_blocking=True)
-            with float32(device):
-                for i, block in enumerate(blocks):
-                    x = block(x)
-                    pooled[i].append(backbone.pool(x.float()).cpu())
-                    if moments is not None:
-                        moments.update(i, x)
-                if head is not None:
-                    probs.append(torch.softmax(head(x).float(), dim=1).cpu())
-            if cuda:
-                torch.cuda.synchronize(device)
-            t_forward += time.perf_counter() - t1
-            labels.append(y)
-            done += len(y)
-            if progress is not None:
-                progress(done, len(indices))
+        engine.passes(backbone, dataset, indices, preprocess, sink, device=device, batch_size=batch_size,
+                      workers=workers, pooled=range(len(blocks)), head=with_source and backbone.head is not None,
+                      progress=progress)
     finally:
         for h in hooks:
             h.remove()
@@ -212,5 +163,5 @@ def collect(
         labels=torch.cat(labels).numpy() if labels else np.zeros((0, dataset.labels.shape[1]), np.int64),
         seconds={"pass": total, "forward": t_forward, "data_wait": total - t_forward},
         n_bn=[len(_bn_layers(block)) for block in blocks],
-        moments=moments.result() if moments is not None and done else None,
+        moments=moments.result() if moments is not None and labels else None,
     )

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from advisor.errors import AdvisorError
+from advisor.models import engine
 from advisor.models._layout import NCHW, Layout
 
 #: Side of the square random input used to probe block output shapes.
@@ -28,10 +29,8 @@ def global_pool(t: torch.Tensor) -> torch.Tensor:
     tokens, so it is refused rather than guessed; pool block outputs through :meth:`Backbone.pool`,
     which knows the backbone's declared layout.
     """
-    if t.dim() == 4:
-        return t.mean(dim=(2, 3))
-    if t.dim() == 2:
-        return t
+    if t.dim() in (2, 4):
+        return NCHW.pool_tensor(t)
     if t.dim() == 3:
         raise AdvisorError(
             f"cannot pool a 3-D tensor of shape {tuple(t.shape)} without a declared layout "
@@ -137,18 +136,12 @@ class Backbone(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward_blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every block's output, in order."""
-        outs = []
-        for block in self.blocks:
-            x = block(x)
-            outs.append(x)
-        return outs
+        """Every block's output, in order (:func:`advisor.models.engine.run_each`)."""
+        return engine.run_each(self.blocks, x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last block's output, laid out as :attr:`layout` says."""
-        for block in self.blocks:
-            x = block(x)
-        return x
+        """The last block's output, laid out as :attr:`layout` says (:func:`advisor.models.engine.run`)."""
+        return engine.run(self.blocks, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Source logits, or pooled last-block features when there is no head."""

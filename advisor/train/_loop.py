@@ -187,7 +187,7 @@ def fit_network(
 
     n_frozen = n_blocks - k
     heads = make_heads(int(backbone.feature_dim), [len(ctx.dataset.classes[t]) for t in tasks], ctx.seed)
-    net = Net(backbone.blocks, n_frozen, heads).to(dev)
+    net = Net(backbone.blocks, n_frozen, heads, backbone.layout).to(dev)
     if cuda:
         net = net.to(memory_format=torch.channels_last)
     for p in backbone.parameters():  # the source head and the frozen blocks never train

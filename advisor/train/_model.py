@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advisor.models import global_pool
+from advisor.models import Layout, engine
 
 
 def make_heads(feature_dim: int, n_classes: Sequence[int], seed: int) -> nn.ModuleList:
@@ -95,24 +95,26 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 class Net(nn.Module):
-    """Frozen bottom blocks, trainable top blocks and the task heads (modules shared with the backbone)."""
+    """Frozen bottom blocks, trainable top blocks and the task heads (modules shared with the backbone).
 
-    def __init__(self, blocks: Sequence[nn.Module], n_frozen: int, heads: nn.ModuleList):
+    ``layout`` is the backbone's :class:`~advisor.models.Layout`: the top's output is pooled by it
+    (a CNN's maps by spatial mean, a ViT's tokens by class token or patch mean). Both halves run
+    through the feature engine (:mod:`advisor.models.engine`), under the trainer's own precision.
+    """
+
+    def __init__(self, blocks: Sequence[nn.Module], n_frozen: int, heads: nn.ModuleList, layout: Layout):
         super().__init__()
         self.frozen = nn.ModuleList(list(blocks)[:n_frozen])
         self.top = nn.ModuleList(list(blocks)[n_frozen:])
         self.heads = heads
+        self.layout = layout
 
     def bottom(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            for block in self.frozen:
-                x = block(x)
-        return x
+            return engine.run(self.frozen, x)
 
     def features(self, h: torch.Tensor) -> torch.Tensor:
-        for block in self.top:
-            h = block(h)
-        return global_pool(h)
+        return engine.pooled(self.top, h, self.layout)
 
     def set_phase(self, phase: str) -> None:
         """``"eval"``: everything in eval mode; ``"heads"``: only heads train; ``"top"``: top blocks train too."""

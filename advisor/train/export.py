@@ -1,9 +1,10 @@
 """A trained result as one self-contained PyTorch module, saved and loaded without pretrained weights.
 
-Every strategy ends in the same shape: the backbone's first blocks, global average
-pooling, an optional standardisation of the pooled features, and one linear head per
-task. Probes fit that exactly (a logistic regression or linear SVM on standardised
-pooled features is a linear layer on them); the pipeline's two stages are a head for
+Every strategy ends in the same shape: the backbone's first blocks, pooling by the
+backbone's layout (a CNN's spatial mean, a ViT's class token), an optional
+standardisation of the pooled features, and one linear head per task. Probes fit that
+exactly (a logistic regression or linear SVM on standardised pooled features is a linear
+layer on them); the pipeline's two stages are a head for
 ``z`` followed by ``softmax`` and stage 2's linear map. So one class,
 :class:`TransferModel`, serves every strategy, and a search can log the best trial with
 MLflow's PyTorch flavour.
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 from advisor.errors import AdvisorError
-from advisor.models import global_pool
+from advisor.models import Layout, engine
 from advisor.train._model_schema import FORMAT, check_payload, check_state_dict, damaged, read_payload
 
 
@@ -42,22 +43,22 @@ class TransferModel(nn.Module):
     """images ``[n, 3, H, W]`` (already preprocessed) -> logits of the primary task ``[n, classes]``.
 
     ``forward_all`` returns ``{task: logits}`` for every task. ``blocks`` are the backbone
-    blocks in order (only as many as the features need), ``heads`` map task -> module on
-    the pooled (and, with ``mean``/``scale``, standardised) features.
+    blocks in order (only as many as the features need), ``layout`` the backbone's
+    :class:`~advisor.models.Layout` (how the last block's output is pooled), ``heads`` map
+    task -> module on the pooled (and, with ``mean``/``scale``, standardised) features.
     """
 
     def __init__(self, blocks: list[nn.Module], heads: dict[str, nn.Module], primary: str,
-                 mean: torch.Tensor | None = None, scale: torch.Tensor | None = None):
+                 mean: torch.Tensor | None = None, scale: torch.Tensor | None = None, *, layout: Layout):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.heads = nn.ModuleDict(heads)
         self.primary = primary
+        self.layout = layout
         self.standardise = _Standardise(mean, scale) if mean is not None else None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        x = global_pool(x)
+        x = engine.pooled(self.blocks, x, self.layout)
         return self.standardise(x) if self.standardise is not None else x
 
     def forward_all(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -100,7 +101,7 @@ def from_fitted(fitted, heads: dict[str, nn.Module] | None = None, primary: str 
     blocks = [copy.deepcopy(b).cpu() for b in list(net.frozen) + list(net.top)]
     if heads is None:
         heads = {t: copy.deepcopy(h).cpu() for t, h in zip(fitted.tasks, net.heads)}
-    model = TransferModel(blocks, heads, primary or fitted.primary_task)
+    model = TransferModel(blocks, heads, primary or fitted.primary_task, layout=net.layout)
     return model.eval().requires_grad_(False)
 
 
@@ -111,7 +112,8 @@ def from_probe(backbone, block: int, scaler, model, task: str, n_classes: int) -
     blocks = [copy.deepcopy(b).cpu() for b in list(backbone.blocks)[: block + 1]]
     mean = torch.as_tensor(np.asarray(scaler.mean_), dtype=torch.float32)
     scale = torch.as_tensor(np.asarray(scaler.scale_), dtype=torch.float32)
-    out = TransferModel(blocks, {task: linear_from_sklearn(model, n_classes)}, task, mean, scale)
+    out = TransferModel(blocks, {task: linear_from_sklearn(model, n_classes)}, task, mean, scale,
+                        layout=backbone.layout)
     return out.eval().requires_grad_(False)
 
 
@@ -211,7 +213,9 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[TransferModel, di
     heads = {t: _head_from_spec(s) for t, s in heads_spec.items()}
     mean = torch.zeros(feat_dim) if payload["standardise"] else None
     scale = torch.ones(feat_dim) if payload["standardise"] else None
-    model = TransferModel(blocks, heads, payload["primary"], mean, scale)
+    # the family's default layout: the file does not record one yet (a ViT saved with avg pooling
+    # would come back pooled by class token)
+    model = TransferModel(blocks, heads, payload["primary"], mean, scale, layout=backbone.layout)
     check_state_dict(payload["state_dict"], model, path)
     model.load_state_dict(payload["state_dict"])
     meta = {k: v for k, v in payload.items() if k != "state_dict"}

@@ -388,9 +388,9 @@ def test_a_pipeline_model_with_its_two_stage_head_predicts_through_the_same_comm
     torch.manual_seed(0)
     blocks = list(bb.blocks)[:5]
     with torch.no_grad():
-        width = TransferModel(blocks, {}, "y").features(torch.zeros(1, 3, 32, 32)).shape[1]
+        width = TransferModel(blocks, {}, "y", layout=bb.layout).features(torch.zeros(1, 3, 32, 32)).shape[1]
     head = torch.nn.Sequential(torch.nn.Linear(width, 6), torch.nn.Softmax(dim=1), torch.nn.Linear(6, 3))
-    model = TransferModel(blocks, {"y": head}, "y").eval()
+    model = TransferModel(blocks, {"y": head}, "y", layout=bb.layout).eval()
     result = SimpleNamespace(model=model, strategy="pipeline_vs_end_to_end", params={}, val_accuracy=0.5,
                              test_accuracy=0.5)
     save = save_model(result, tmp_path / "pipe.pt", model_name="mobilenet_v2", weights=None, preprocess=pre,

@@ -63,7 +63,7 @@ def test_the_measuring_pass_runs_in_float32_even_inside_an_autocast_region(setup
 
 
 def test_float32_switches_autocast_off_for_the_device_it_measures_on():
-    from advisor.measure.collect import float32
+    from advisor.models.engine import float32
 
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.is_autocast_enabled("cpu")

@@ -115,7 +115,7 @@ def test_missing_label_contributes_exactly_zero_gradient(setup):
     torch.manual_seed(0)
     backbone = copy.deepcopy(bb)
     heads = make_heads(backbone.feature_dim, [10, 2], seed=0)
-    net = Net(backbone.blocks, N_BLOCKS - 1, heads)
+    net = Net(backbone.blocks, N_BLOCKS - 1, heads, backbone.layout)
     net.set_phase("eval")
     items = split.train[:4]
     x = torch.stack([pre(ds.load(int(i))) for i in items])

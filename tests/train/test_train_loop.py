@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from advisor.models._layout import NCHW
 from advisor.train._loop import EarlyStopping, Stepper
 from advisor.train._model import Net, make_heads, param_groups
 
@@ -13,7 +14,7 @@ from advisor.train._model import Net, make_heads, param_groups
 def _net(n_blocks=3, n_frozen=1):
     torch.manual_seed(0)
     blocks = [nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3)) for _ in range(n_blocks)]
-    return Net(blocks, n_frozen, make_heads(3, [4, 2], seed=0))
+    return Net(blocks, n_frozen, make_heads(3, [4, 2], seed=0), NCHW)
 
 
 def test_early_stopping_keeps_the_best_epoch_and_waits_for_the_top_blocks():
