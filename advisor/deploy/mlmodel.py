@@ -3,7 +3,7 @@
 ``advisor search`` logs its best model as MLflow "models from code" (:mod:`advisor.deploy.pyfunc`): the
 ``MLmodel`` file, this package's ``_pyfunc_code.py`` (the file MLflow runs to get the model object),
 ``code/advisor`` (the package, for ``mlflow models serve`` without an advisor install) and two artifacts:
-``advisor_model`` (the ``advisor.model/1`` file: tensors and plain values) and ``advisor_meta``
+``advisor_model`` (the ``advisor.model/2`` file: tensors and plain values) and ``advisor_meta``
 (``advisor.json``: preprocessing, class names, the weights file's sha256).
 
 ``advisor predict`` and ``export`` never hand a model to ``mlflow.pyfunc.load_model``. :func:`check_folder`
@@ -29,7 +29,7 @@ from pathlib import Path
 from advisor.errors import AdvisorError
 
 PYFUNC_FORMAT = "advisor.pyfunc/2"
-ARTIFACT_MODEL = "advisor_model"  # the advisor.model/1 file
+ARTIFACT_MODEL = "advisor_model"  # the advisor.model/2 file
 ARTIFACT_META = "advisor_meta"  # advisor.json
 CODE_FILE = Path(__file__).with_name("_pyfunc_code.py")
 CODE_LOADER = "mlflow.pyfunc.loaders.code_model"

@@ -1,7 +1,7 @@
 """The best model as an MLflow pyfunc that carries everything needed to use it, logged as MLflow
 "models from code": the model object comes from running our ``_pyfunc_code.py``, never from a pickle.
 
-Artifacts (data only): ``advisor_model`` -- the ``advisor.model/1`` file (``torch.save`` of tensors and plain
+Artifacts (data only): ``advisor_model`` -- the ``advisor.model/2`` file (``torch.save`` of tensors and plain
 values: network weights, architecture name); ``advisor_meta`` -- ``advisor.json`` (preprocessing state:
 resolution, interpolation, mean/std, greyscale becomes 3 channels in :class:`~advisor.data.Preprocess`;
 the class names; the weights file's sha256). ``code/advisor`` -- this package (``code_paths``), so
@@ -136,7 +136,7 @@ def requirements(model_name: str) -> list[str]:
 def log_pyfunc(tracking_uri: str, run_id: str, model_file: str | Path, *, classes: list[str], preprocess,
                model_name: str, task: str, experiment_id: str | None = None, name: str = "model",
                strategy: str | None = None):
-    """Log the ``advisor.model/1`` file as the advisor pyfunc (models from code) on ``run_id``; returns
+    """Log the ``advisor.model/2`` file as the advisor pyfunc (models from code) on ``run_id``; returns
     MLflow's ModelInfo."""
     import tempfile
 
@@ -178,7 +178,7 @@ def register(tracking_uri: str, model_uri: str, name: str, tags: dict[str, str])
 
 def log_result(tracking_uri: str, run_id: str, result, *, model_name: str, weights: str | None, preprocess,
                dataset, experiment_id: str | None = None, name: str = "model"):
-    """Save a TrainResult's model (``advisor.model/1``) and log it as the advisor pyfunc on ``run_id``."""
+    """Save a TrainResult's model (``advisor.model/2``) and log it as the advisor pyfunc on ``run_id``."""
     import tempfile
 
     from advisor.train.export import save_model

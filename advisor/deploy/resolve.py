@@ -1,6 +1,6 @@
 """MODEL as the user names it -> a :class:`~advisor.deploy.inference.Bundle`.
 
-- a file written by ``advisor train --save`` (format ``advisor.model/1``);
+- a file written by ``advisor train --save`` (format ``advisor.model/2``);
 - an MLflow model URI: ``runs:/RUN_ID/model``, ``models:/NAME/VERSION`` (or ``models:/NAME@alias``),
   ``models:/MODEL_ID``, or a local MLflow model folder; it must be a model logged by ``advisor search``
   (the advisor pyfunc, which carries the saved file);

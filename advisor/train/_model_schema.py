@@ -1,4 +1,4 @@
-"""The ``advisor.model/1`` file's schema, checked whole before anything is built from it.
+"""The ``advisor.model/2`` file's schema, checked whole before anything is built from it.
 
 :func:`read_payload` loads the file with ``torch.load(..., weights_only=True)`` (tensors and plain values
 only: a pickle that would call anything is refused by torch's restricted unpickler) with library
@@ -18,7 +18,9 @@ from typing import Any
 
 from advisor.errors import AdvisorError
 
-FORMAT = "advisor.model/1"
+FORMAT = "advisor.model/2"  # 2: records the block layout and pooling, and the image size built at
+#: formats this package wrote before, refused in one line that says what to do
+OLD_FORMATS = {"advisor.model/1": "it was written before advisor recorded the block layout (transformers)"}
 FIX = "pass a file written by advisor train --save (or save the model again)"
 #: a torchvision name or timm:NAME (a timm name may carry a ``.tag``); no hub prefix, no path: the
 #: architecture a file names is built from this package's own list, never fetched
@@ -62,10 +64,13 @@ def check_payload(payload: Any, path: Path) -> None:
     """Every key of an ``advisor.model/1`` payload, with its type (the state dict's entries included)."""
     import torch
 
+    if isinstance(payload, dict) and payload.get("format") in OLD_FORMATS:
+        raise AdvisorError(f"{path} is an {payload['format']} file: {OLD_FORMATS[payload['format']]}",
+                           f"train and save it again with this version (format {FORMAT})")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise AdvisorError(f"{path} is not an advisor model file (format {FORMAT})", FIX)
     expect = {"model_name": str, "weights": (str, type(None)), "strategy": str, "params": dict, "dataset": str,
-              "n_blocks": int, "primary": str, "heads": dict, "standardise": bool, "classes": dict,
+              "n_blocks": int, "layout": dict, "image_size": int, "primary": str, "heads": dict, "standardise": bool, "classes": dict,
               "preprocess": dict, "val_accuracy": (int, float), "test_accuracy": (int, float), "state_dict": dict}
     missing = [k for k in expect if k not in payload]
     if missing:
@@ -80,6 +85,14 @@ def check_payload(payload: Any, path: Path) -> None:
         raise damaged(path, f"model_name {payload['model_name'][:60]!r} is not a model this package builds")
     if not _int(payload["n_blocks"]):
         raise damaged(path, f"n_blocks {payload['n_blocks']} is not a positive count")
+    if not _int(payload["image_size"]) or payload["image_size"] > 8192:
+        raise damaged(path, f"image_size {payload['image_size']} is not a side in pixels")
+    from advisor.models import Layout
+
+    try:
+        Layout.from_dict(payload["layout"])
+    except AdvisorError as e:
+        raise damaged(path, f"layout: {e.problem}") from None
     heads = payload["heads"]
     if not heads:
         raise damaged(path, "no heads")

@@ -170,6 +170,8 @@ def model_output(result, path: str | Path, *, model_name: str, weights: str | No
         "params": {k: v for k, v in result.params.items() if isinstance(v, (int, float, str, bool, list, tuple))},
         "dataset": dataset_name,
         "n_blocks": len(module.blocks),
+        "layout": module.layout.to_dict(),
+        "image_size": int(preprocess.crop_size),
         "primary": module.primary,
         "heads": {t: _head_spec(h) for t, h in module.heads.items()},
         "standardise": module.standardise is not None,
@@ -197,10 +199,15 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[TransferModel, di
         raise AdvisorError(f"no saved model at {path} ({what})", "pass the path given to --save")
     payload = read_payload(path)
     check_payload(payload, path)
-    try:
-        backbone = create_backbone(payload["model_name"], "random", device="cpu")
+    layout = Layout.from_dict(payload["layout"])
+    try:  # the architecture at the size it was trained at (a torchvision ViT's position embedding), pooled as saved
+        backbone = create_backbone(payload["model_name"], "random", device="cpu", image_size=payload["image_size"],
+                                   pool=layout.pool)
     except AdvisorError as e:
         raise damaged(path, f"model_name: {e.problem}") from None
+    if backbone.layout != layout:
+        raise damaged(path, f"layout {layout.to_dict()} is not {payload['model_name']}'s "
+                            f"({backbone.layout.to_dict()})")
     n_blocks, heads_spec = payload["n_blocks"], payload["heads"]
     if n_blocks > len(backbone.blocks):
         raise damaged(path, f"{n_blocks} blocks, {payload['model_name']} has {len(backbone.blocks)}")
@@ -213,9 +220,7 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[TransferModel, di
     heads = {t: _head_from_spec(s) for t, s in heads_spec.items()}
     mean = torch.zeros(feat_dim) if payload["standardise"] else None
     scale = torch.ones(feat_dim) if payload["standardise"] else None
-    # the family's default layout: the file does not record one yet (a ViT saved with avg pooling
-    # would come back pooled by class token)
-    model = TransferModel(blocks, heads, payload["primary"], mean, scale, layout=backbone.layout)
+    model = TransferModel(blocks, heads, payload["primary"], mean, scale, layout=layout)
     check_state_dict(payload["state_dict"], model, path)
     model.load_state_dict(payload["state_dict"])
     meta = {k: v for k, v in payload.items() if k != "state_dict"}

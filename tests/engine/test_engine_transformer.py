@@ -137,8 +137,6 @@ def test_every_strategy_trains_on_a_vit_and_its_model_round_trips(ctx, strategy,
     assert torch.equal(got, want)
 
 
-@pytest.mark.xfail(strict=True, reason="the model file does not record the layout yet (format advisor.model/1): "
-                   "load_model rebuilds the family's default pooling (class token); the lead bumps the format")
 def test_a_vit_pooled_by_patch_mean_round_trips(ctx, tmp_path):
     import copy
     import dataclasses
@@ -174,3 +172,36 @@ def test_the_boundary_cache_keeps_swin_windows_channels_last(one_torch_thread, t
     assert got.shape[1:] == outs[1].shape[1:] and got.shape[-1] == c  # (H, W, C) per item
     assert torch.equal(got, outs[1].to(torch.float16).float())
     np.testing.assert_array_equal(pooled, outs[2].mean(dim=(1, 2)).numpy())
+
+
+def test_a_torchvision_vit_saved_at_its_image_size_round_trips(one_torch_thread, tmp_path):
+    """torchvision's ViT is built at the image size (its position embedding interpolated): the file
+    records the size, so loading rebuilds the same architecture."""
+    from advisor.context import make_context
+    from advisor.train import run_strategy
+    from advisor.train.export import load_model, save_model
+
+    tv = make_context("digits:5", "vit_b_16", weights="random", image_size=SIZE, seed=0, device="cpu",
+                      cache_dir=False)
+    r = run_strategy(tv, "linear_probe", {})
+    x = images(tv, tv.split.val[:4])
+    loaded, meta = load_model(save_model(r, tmp_path / "tv.pt", model_name="vit_b_16", weights="random",
+                                         preprocess=tv.preprocess))
+    assert meta["image_size"] == SIZE and meta["layout"] == {"kind": "nlc", "pool": "token", "n_prefix": 1}
+    with torch.no_grad():
+        assert torch.equal(loaded(x), r.model(x))
+
+
+def test_an_old_model_file_without_the_layout_is_refused_in_one_line(tmp_path):
+    """A file of the format before the layout was recorded: one line naming the format and the fix."""
+    import torch as _torch
+
+    from advisor.errors import AdvisorError
+    from advisor.train.export import load_model
+
+    path = tmp_path / "old.pt"
+    _torch.save({"format": "advisor.model/1", "model_name": "mobilenet_v2", "state_dict": {}}, path)
+    with pytest.raises(AdvisorError) as info:
+        load_model(path)
+    msg = str(info.value)
+    assert "\n" not in msg and "advisor.model/1" in msg and "save it again" in msg

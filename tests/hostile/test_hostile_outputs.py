@@ -289,7 +289,7 @@ def test_train_writes_both_outputs_into_new_folders_and_replaces_an_earlier_json
 
     assert json.loads((tmp_path / "t.json").read_text())["strategy"] == "linear_probe"
     payload = torch.load(tmp_path / "a" / "b" / "m.pt", weights_only=True)
-    assert payload["format"] == "advisor.model/1"
+    assert payload["format"] == "advisor.model/2"
     assert_no_leftovers(tmp_path)
 
 
