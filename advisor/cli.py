@@ -510,6 +510,9 @@ def _train(args) -> int:
     from advisor.display import print_train_extra
 
     print_train_extra(result, console)
+    if ctx.cache is not None and ctx.cache.problem:  # the run finished; only its speed-up was lost
+        sys.stderr.write(f"advisor: warning: the activation cache stopped storing ({ctx.cache.problem}); "
+                         "the frozen blocks were recomputed instead -- free space or pass --cache-dir\n")
     from advisor.outputs import Output, write_outputs
 
     outputs = [Output(args.json, json_text(result), "--json")] if args.json else []

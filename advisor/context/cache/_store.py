@@ -52,6 +52,9 @@ class ActivationCache:
         self._stats_guard = threading.Lock()
         self._digests = _WeightsDigest()
         self._shapes: dict[tuple, tuple[int, ...]] = {}
+        #: why this cache stopped storing (a full disk, a file-size limit, an unwritable folder), or None;
+        #: from then on every entry is computed and not stored, and callers may say so once
+        self.problem: str | None = None
 
     def __repr__(self) -> str:
         return f"ActivationCache(root={str(self.root)!r}, max_bytes={self.max_bytes}, max_total={self.max_total})"
@@ -116,7 +119,13 @@ class ActivationCache:
         return self._data_bytes(ctx, "boundary", _boundary_index(ctx.backbone, boundary))
 
     def _fits(self, ctx, kind: str, index: int) -> bool:
+        if self.problem is not None:  # the disk refused an entry: store nothing more in this process
+            return False
         return self._data_bytes(ctx, kind, index) <= min(self.max_bytes, self.max_total)
+
+    def _give_up(self, e: _Entry, err: OSError) -> None:
+        """The disk refused entry ``e``: stop storing (see :attr:`problem`); the caller removes the entry."""
+        self.problem = f"{e.dir}: {err.strerror or err}"
 
     def fits(self, ctx, boundary: int) -> bool:
         """Whether ``boundary`` for the whole dataset fits in ``max_bytes`` and ``max_total`` (else it is
@@ -229,6 +238,10 @@ class ActivationCache:
             data = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
             data.flush()
             del data
+            # reserve the blocks now: a full disk fails here with ENOSPC, not later as SIGBUS when a row
+            # is written through the (otherwise sparse) memory map
+            with open(tmp, "r+b") as f:
+                os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
             os.replace(tmp, e.data)
             tmp = e.done.with_suffix(tag)
             np.save(tmp, np.zeros(n, dtype=bool))
@@ -292,9 +305,23 @@ class ActivationCache:
             self._count(served=idx.size)
             return
         with contextlib.ExitStack() as stack:
-            for e in sorted(entries, key=lambda e: e.key):  # one global order: no deadlock between fillers
-                stack.enter_context(_Lock(e.lock))
-            maps = {e.key: self._open(ctx, e) for e in entries}
+            maps = {}
+            current = entries[0]
+            try:
+                for current in sorted(entries, key=lambda e: e.key):  # one global order: no deadlock
+                    stack.enter_context(_Lock(current.lock))
+                for current in entries:
+                    maps[current.key] = self._open(ctx, current)
+            except OSError as err:  # a full disk, a file-size limit, an unwritable folder: compute, do not store
+                self._give_up(current, err)
+                failed = current
+            else:
+                failed = None
+            if failed is not None:
+                stack.close()  # release our locks, then remove what was made of the entry
+                with contextlib.suppress(OSError):
+                    self._remove(failed.dir, blocking=False)
+                return
             missing = np.zeros(idx.size, dtype=bool)
             for data, done in maps.values():
                 missing |= ~np.asarray(done[idx])
