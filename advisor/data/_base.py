@@ -443,21 +443,29 @@ class FileDataset(TargetDataset):
 
 
 def check_usable(ds: TargetDataset, where: str) -> TargetDataset:
-    """Raise AdvisorError unless ``ds`` has items and its primary task has two classes present."""
+    """Raise AdvisorError unless ``ds`` has items and every task (the primary one first) has two classes
+    present: a task of one class (a constant column of a manifest) teaches nothing and scores 1.0."""
     if len(ds) == 0:
         raise AdvisorError(f"no images in {where}", "add images to the dataset")
-    task = ds.primary_task
-    col = ds.task_labels(task)
-    present = np.unique(col[col >= 0])
-    if present.size == 0:
-        raise AdvisorError(
-            f"no labels in task {task!r} of {where}",
-            "label the images (an empty cell means a missing label)",
-        )
-    if present.size < 2:
-        only = ds.classes[task][int(present[0])]
-        raise AdvisorError(
-            f"only one class {only!r} in {where}",
-            "a classifier needs at least two classes",
-        )
+    primary = ds.primary_task
+    for task in [primary] + [t for t in ds.tasks if t != primary]:
+        col = ds.task_labels(task)
+        present = np.unique(col[col >= 0])
+        if present.size == 0:
+            raise AdvisorError(
+                f"no labels in task {task!r} of {where if task == primary else ds.name}",
+                "label the images (an empty cell means a missing label)"
+                + ("" if task == primary else ", or leave the task out with --labels"),
+            )
+        if present.size < 2:
+            only = ds.classes[task][int(present[0])]
+            if task == primary:
+                raise AdvisorError(
+                    f"only one class {only!r} in {where}",
+                    "a classifier needs at least two classes",
+                )
+            raise AdvisorError(
+                f"task {task!r} of {ds.name} has one class only ({only!r})",
+                f"leave it out with --labels (e.g. --labels {primary}), or label it with two classes or more",
+            )
     return ds
