@@ -61,6 +61,7 @@ def analyze(
     progress: ProgressFn | None = None,
     split=None,
     check: str = "auto",
+    drop_rare_classes: bool = False,
 ) -> Analysis:
     """Measure ``dataset`` through ``model`` block by block and recommend a strategy.
 
@@ -77,6 +78,8 @@ def analyze(
         for Frechet distance and domain-classifier accuracy per block.
     split : train/val/test fractions (``"0.3,0.5,0.2"`` or three numbers); None: 0.6/0.2/0.2.
         Per-class counts are of the training split; the split's sizes are in ``profile.size.split``.
+        A class with too few images for one in each part is refused; ``drop_rare_classes`` leaves such
+        classes out instead, with an advisor.errors.AdvisorWarning naming them.
     check : the measured check (advisor.advise.check): "auto" runs it where the advice's rules say
         (a single task with at most ``check_per_class`` training images per class), "on" on any single
         task, "off" never. It trains on the training split and scores on the validation split only.
@@ -87,7 +90,8 @@ def analyze(
     _check_check(check)
     _check_batch(batch_size)
     ctx = make_context(dataset, model, weights=weights, image_size=image_size, device=device, seed=seed,
-                       cache_dir=False, label_columns=label_columns, intermediate=intermediate, split=split)
+                       cache_dir=False, label_columns=label_columns, intermediate=intermediate, split=split,
+                       drop_rare_classes=drop_rare_classes)
     return _analyze_ctx(ctx, dataset, model, sample=sample, batch_size=batch_size, source_data=source_data,
                         progress=progress, check=check)
 

@@ -41,6 +41,9 @@ def _shared_options() -> tuple[argparse.ArgumentParser, ...]:
                       help="CSV manifest or NPZ: label columns (default: all but the path column)")
     data.add_argument("--intermediate", metavar="COL", default=None,
                       help="the label column that is an intermediate label (x -> COL -> final)")
+    data.add_argument("--drop-rare-classes", action="store_true",
+                      help="leave out classes with too few images for one in each of train, validation and "
+                           "test (default: refuse them); one warning line names them")
     cache = argparse.ArgumentParser(add_help=False)
     cache.add_argument("--cache-dir", metavar="DIR", default=None,
                        help="activation cache (default $ADVISOR_CACHE or ~/.cache/advisor/activations)")
@@ -361,7 +364,8 @@ def _search(args) -> int:
         workspace=workspace,
         cache_dir=False if args.no_cache else args.cache_dir, advice=args.advice, analyze_sample=args.sample,
         pruner=args.pruner, loader_workers=args.loader_workers, register=args.register,
-        label_columns=labels, intermediate=args.intermediate, split=args.split)
+        label_columns=labels, intermediate=args.intermediate, split=args.split,
+        drop_rare_classes=args.drop_rare_classes)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[note]}"), console=err, disable=args.quiet) as bar:
         tasks = {}
@@ -496,7 +500,7 @@ def _train(args) -> int:
         ctx = make_context(args.dataset, args.model, weights=args.weights, image_size=args.image_size,
                            device=args.device, seed=args.seed, cache_dir=False if args.no_cache else args.cache_dir,
                            label_columns=labels, intermediate=args.intermediate, workers=args.loader_workers,
-                           progress=progress, split=args.split)
+                           progress=progress, split=args.split, drop_rare_classes=args.drop_rare_classes)
         result = run_strategy(ctx, args.strategy, params, on_epoch)
     tab = Table(title=f"{result.strategy} on {args.dataset} with {args.model}", title_justify="left")
     for col in ("split", "accuracy", "macro-F1"):
@@ -567,7 +571,7 @@ def _predict(args) -> int:
         outputs.append(Output(args.json, json_text({
             "model": result.model, "dataset": result.dataset, "n": len(result.items),
             "images_per_second": result.images_per_second, "metrics": result.metrics,
-            "failures": result.failures}), "--json"))
+            "metrics_note": result.metrics_note, "failures": result.failures}), "--json"))
     write_outputs(*outputs)  # both or neither
     if args.out:
         console.print(f"wrote {args.out} ({len(result.items)} rows)")
@@ -622,7 +626,8 @@ def _analyze(args) -> int:
         result = analyze(args.dataset, args.model, weights=args.weights, sample=args.sample,
                          image_size=args.image_size, device=args.device, seed=args.seed,
                          batch_size=args.forward_batch, source_data=args.source_data, label_columns=labels,
-                         intermediate=args.intermediate, progress=progress, split=args.split, check=args.check)
+                         intermediate=args.intermediate, progress=progress, split=args.split, check=args.check,
+                         drop_rare_classes=args.drop_rare_classes)
     print_analysis(result, console)
     if args.json:
         result.save(args.json, "--json")
@@ -651,6 +656,26 @@ def _usage(msg: str, fix: str = ""):
     return AdvisorError(msg, fix) if fix else AdvisorError(msg)
 
 
+def _warnings_as_lines() -> None:
+    """Print an AdvisorWarning as one line ``advisor: warning: ...``; other warnings as before."""
+    import warnings
+
+    from advisor.errors import AdvisorWarning
+
+    shown = warnings.showwarning
+    if getattr(shown, "_advisor", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, AdvisorWarning):
+            sys.stderr.write(f"advisor: warning: {' '.join(str(message).split())}\n")
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show._advisor = True
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _build().parse_args(argv)
@@ -658,6 +683,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     from advisor.errors import AdvisorError
 
+    _warnings_as_lines()
     try:
         return args.func(args)
     except AdvisorError as e:

@@ -279,6 +279,8 @@ def print_prediction(pred, console: Console | None = None, k: int = 3, show_rows
         console.print(tab)
     m = pred.metrics
     if m is None:
+        if getattr(pred, "metrics_note", None):  # labelled, but with no class the model knows
+            console.print(pred.metrics_note, markup=False)
         return
     console.print(f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on {m['n']} labelled images"
                   + (f"; labels the model does not know (counted wrong): {', '.join(m['unknown_labels'])}"

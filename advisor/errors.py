@@ -16,3 +16,18 @@ class AdvisorError(ValueError):
         self.problem = problem
         self.fix = fix
         super().__init__(problem if not fix else f"{problem}; {fix}")
+
+
+class AdvisorWarning(UserWarning):
+    """Something a user should know that does not stop the command (a dropped class, a link left out).
+
+    Raised with :func:`warn`; the CLI prints it as one line ``advisor: warning: ...``, an API caller
+    sees an ordinary Python warning it may filter or turn into an error.
+    """
+
+
+def warn(message: str) -> None:
+    """Issue an :class:`AdvisorWarning` (one line: whitespace is collapsed)."""
+    import warnings
+
+    warnings.warn(" ".join(str(message).split()), AdvisorWarning, stacklevel=2)

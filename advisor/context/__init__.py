@@ -75,22 +75,26 @@ def make_context(
     workers: int = 0,
     progress=None,
     split=None,
+    drop_rare_classes: bool = False,
 ) -> TrainContext:
     """Load data, split it, load the backbone once, and set up the activation cache.
 
     ``cache_dir``: None for the default cache folder, False for no cache, or a path.
     ``split``: train/val/test fractions (``"0.3,0.5,0.2"`` or three numbers); None: 0.6/0.2/0.2.
+    A class of the primary task with too few items for one in each part (advisor.data.min_per_class) is
+    refused, or with ``drop_rare_classes`` left out with an advisor.errors.AdvisorWarning naming it.
     """
     import copy
     import time
 
-    from advisor.data import Preprocess, load_dataset, parse_split, stratified_split
+    from advisor.data import Preprocess, fit_to_split, load_dataset, parse_split, stratified_split
     from advisor.models import create_backbone, resolve_device
 
     fractions = parse_split(split)
     dev = resolve_device(device)
     t0 = time.perf_counter()
     data = load_dataset(dataset, label_columns=label_columns, intermediate=intermediate, seed=seed)
+    data = fit_to_split(data, fractions, drop_rare=drop_rare_classes)
     split = stratified_split(data.labels[:, data.tasks.index(data.primary_task)], seed=seed, fractions=fractions)
     t1 = time.perf_counter()
     pristine = create_backbone(model, weights, device=str(dev), image_size=image_size)

@@ -17,7 +17,14 @@ from advisor.data.builtin import BUILTIN_DATASETS, load_builtin, parse_builtin_s
 from advisor.data.examples import EXAMPLE_DATASETS, load_example, parse_example_spec
 from advisor.data.folder import IMAGE_EXTENSIONS, load_folder
 from advisor.data.manifest import load_manifest
-from advisor.data.split import Split, parse_split, stratified_sample, stratified_split
+from advisor.data.split import (
+    Split,
+    fit_to_split,
+    min_per_class,
+    parse_split,
+    stratified_sample,
+    stratified_split,
+)
 from advisor.data.transforms import Preprocess, TorchView, with_image_size
 from advisor.errors import AdvisorError
 
@@ -33,6 +40,8 @@ __all__ = [
     "Split",
     "stratified_split",
     "parse_split",
+    "fit_to_split",
+    "min_per_class",
     "stratified_sample",
     "Preprocess",
     "TorchView",

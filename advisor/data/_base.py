@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -19,6 +20,10 @@ import numpy as np
 from PIL import Image
 
 from advisor.errors import AdvisorError
+
+# An image whose header declares more than PIL's MAX_IMAGE_PIXELS (about 89 million) is refused like one
+# above twice that (PIL's DecompressionBombError): a warning line, then gigabytes decoded, is not an answer.
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 _FINGERPRINT_VERSION = b"advisor-data-fingerprint-v1\n"
 _IMAGES_FINGERPRINT_VERSION = b"advisor-images-fingerprint-v1\n"
@@ -191,6 +196,24 @@ class TargetDataset:
         new._fingerprint = None
         return new
 
+    def without_classes(self, task: str, drop: Sequence[int]) -> "TargetDataset":
+        """A view without the items of some classes of ``task`` (indices into ``classes[task]``), whose
+        remaining classes are renumbered in order. Items with a missing label (-1) stay."""
+        j = self.tasks.index(task)
+        names = self.classes[task]
+        gone = sorted({int(c) for c in drop})
+        new = self.subset(~np.isin(self.labels[:, j], gone))
+        kept = [c for c in range(len(names)) if c not in gone]
+        renumber = np.full(len(names), -1, dtype=np.int64)
+        renumber[kept] = np.arange(len(kept))
+        labels = new.labels.copy()
+        col = labels[:, j]
+        labels[:, j] = np.where(col >= 0, renumber[np.maximum(col, 0)], -1)
+        new.labels = labels
+        new.classes = {**self.classes, task: [names[c] for c in kept]}
+        new._fingerprint = None
+        return new
+
     # ------------------------------------------------------------ fingerprint
     def fingerprint(self) -> str:
         """sha256 hex digest of all image contents, labels and task names (memoised)."""
@@ -341,16 +364,34 @@ def to_l_or_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+#: What decoding a hostile or broken image may raise (PIL's bomb warning is an error here: see above).
+IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning)
+
+
+def decode_image_source(source) -> Image.Image:
+    """Fully decode an image (a path or a binary file object) to mode "L" or "RGB".
+
+    Raises one of :data:`IMAGE_ERRORS`; an image that declares more pixels than PIL's ``MAX_IMAGE_PIXELS`` is
+    refused before it is decoded, whatever the warnings filters say (a caller's ``catch_warnings`` may have
+    reset ours).
+    """
+    with Image.open(source) as img:
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit is not None and img.width * img.height > limit:
+            raise Image.DecompressionBombError(
+                f"it declares {img.width}x{img.height} pixels, more than the {limit} allowed "
+                "(a possible decompression bomb)")
+        img.load()
+        out = to_l_or_rgb(img)
+        return img.copy() if out is img else out
+
+
 def read_image_file(path: Path) -> Image.Image:
     """Fully decode an image file to mode "L" or "RGB"; AdvisorError naming the file if it fails."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            out = to_l_or_rgb(img)
-            if out is img:
-                out = img.copy()
-        return out
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        return decode_image_source(path)
+    except IMAGE_ERRORS as exc:
         raise AdvisorError(
             f"cannot read image file {path}: {one_line(exc) or type(exc).__name__}",
             "replace or remove the file (or its manifest row)",
@@ -402,21 +443,29 @@ class FileDataset(TargetDataset):
 
 
 def check_usable(ds: TargetDataset, where: str) -> TargetDataset:
-    """Raise AdvisorError unless ``ds`` has items and its primary task has two classes present."""
+    """Raise AdvisorError unless ``ds`` has items and every task (the primary one first) has two classes
+    present: a task of one class (a constant column of a manifest) teaches nothing and scores 1.0."""
     if len(ds) == 0:
         raise AdvisorError(f"no images in {where}", "add images to the dataset")
-    task = ds.primary_task
-    col = ds.task_labels(task)
-    present = np.unique(col[col >= 0])
-    if present.size == 0:
-        raise AdvisorError(
-            f"no labels in task {task!r} of {where}",
-            "label the images (an empty cell means a missing label)",
-        )
-    if present.size < 2:
-        only = ds.classes[task][int(present[0])]
-        raise AdvisorError(
-            f"only one class {only!r} in {where}",
-            "a classifier needs at least two classes",
-        )
+    primary = ds.primary_task
+    for task in [primary] + [t for t in ds.tasks if t != primary]:
+        col = ds.task_labels(task)
+        present = np.unique(col[col >= 0])
+        if present.size == 0:
+            raise AdvisorError(
+                f"no labels in task {task!r} of {where if task == primary else ds.name}",
+                "label the images (an empty cell means a missing label)"
+                + ("" if task == primary else ", or leave the task out with --labels"),
+            )
+        if present.size < 2:
+            only = ds.classes[task][int(present[0])]
+            if task == primary:
+                raise AdvisorError(
+                    f"only one class {only!r} in {where}",
+                    "a classifier needs at least two classes",
+                )
+            raise AdvisorError(
+                f"task {task!r} of {ds.name} has one class only ({only!r})",
+                f"leave it out with --labels (e.g. --labels {primary}), or label it with two classes or more",
+            )
     return ds

@@ -14,6 +14,11 @@ from advisor.errors import AdvisorError
 
 _SAVE_HINT = "save images as x and labels as y, e.g. np.savez(path, x=images, y=labels)"
 
+#: The largest class index y may hold: class names are 0..max(y), so a stray 10**12 would ask for a
+#: trillion of them. ImageNet-21k has 21,841 classes; a head for 100,000 on a 1,280-feature backbone
+#: already has 128 million weights.
+MAX_LABEL = 100_000
+
 
 def images_to_uint8(x: np.ndarray, where: str) -> np.ndarray:
     """Normalise an image array to uint8 ``[N, H, W]`` or ``[N, H, W, 3]``.
@@ -39,6 +44,11 @@ def images_to_uint8(x: np.ndarray, where: str) -> np.ndarray:
         raise AdvisorError(
             f"x in {where} has shape {x.shape}",
             "store x as N,H,W or N,H,W,C or N,C,H,W with C = 1 or 3",
+        )
+    if x.shape[0] and 0 in x.shape[1:3]:
+        raise AdvisorError(
+            f"the images of x in {where} are {x.shape[1]}x{x.shape[2]} pixels",
+            "store images at least 1 pixel high and wide",
         )
     if x.dtype == np.uint8:
         return np.ascontiguousarray(x)
@@ -83,14 +93,25 @@ def _labels_to_int(y: np.ndarray, where: str) -> np.ndarray:
                 f"y in {where} holds non-integer labels",
                 "store y as integers (negative = missing label)",
             )
+        if filled.size and filled.max() > MAX_LABEL:
+            _too_large(filled.max(), where)
         out = filled.astype(np.int64)
     else:
         raise AdvisorError(
             f"y in {where} has dtype {y.dtype}",
             "store y as integers (negative = missing label)",
         )
+    if out.size and out.max() > MAX_LABEL:
+        _too_large(out.max(), where)
     out[out < 0] = -1
     return out
+
+
+def _too_large(label, where: str):
+    raise AdvisorError(
+        f"y in {where} holds the label {label:g}, above the largest class index allowed ({MAX_LABEL})",
+        "store class indices 0..C-1 in y (negative = missing label)",
+    )
 
 
 def load_npz(

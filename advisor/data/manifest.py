@@ -55,6 +55,21 @@ def _read_rows(csv_path: Path) -> tuple[list[str], list[list[str]]]:
     return header, rows[1:]
 
 
+def _refuse_repeats(paths: list[Path], csv_path: Path) -> None:
+    """One file, one row: a file listed twice (under any spelling, a link or a hard link included) would
+    be read twice and could land in both the training and the test split."""
+    first: dict[tuple, int] = {}
+    for r, p in enumerate(paths, start=2):
+        st = p.stat()
+        key = (st.st_dev, st.st_ino)
+        if key in first:
+            raise AdvisorError(
+                f"rows {first[key]} and {r} of {csv_path} list the same image file {p}",
+                "list each image once (a row per image, its labels in columns)",
+            )
+        first[key] = r
+
+
 def load_manifest(
     csv_path: str | os.PathLike,
     *,
@@ -158,18 +173,31 @@ def load_manifest(
                 f"row {r} of {csv_path} has an empty {pcol!r} cell",
                 "fill in the image path or remove the row",
             )
+        if not p.isprintable():
+            raise AdvisorError(
+                f"the {pcol!r} cell of row {r} of {csv_path} holds a control character: {p!r}",
+                "write plain file paths",
+            )
         path = Path(os.path.expanduser(p))
         paths.append(path if path.is_absolute() else base / path)
         for j, c in enumerate(ti):
             cells[j].append(row[c].strip())
 
-    missing = [p for p in paths if not p.is_file()]
+    missing = [p for p in paths if not p.exists()]
     if missing:
         raise AdvisorError(
             f"{len(missing)} of {len(paths)} image files listed in {csv_path} do not exist, "
             f"e.g. {missing[0]}",
             "fix the paths (relative paths are relative to the CSV's folder)",
         )
+    odd = [p for p in paths if not p.is_file()]  # a folder, a FIFO, a device: never read
+    if odd:
+        what = "a folder" if odd[0].is_dir() else "not a regular file"
+        raise AdvisorError(
+            f"{len(odd)} of {len(paths)} paths listed in {csv_path} are not image files, e.g. {odd[0]} is {what}",
+            "list one image file per row",
+        )
+    _refuse_repeats(paths, csv_path)
 
     classes: dict[str, list[str]] = {}
     labels = np.full((len(paths), len(tasks)), -1, dtype=np.int64)

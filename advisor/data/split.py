@@ -185,3 +185,53 @@ def stratified_sample(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
             idx = np.flatnonzero(y == c)
             picked.append(rng.choice(idx, size=int(m), replace=False))
     return np.sort(np.concatenate(picked)).astype(np.int64)
+
+
+def min_per_class(fractions: Sequence[float] = DEFAULT_FRACTIONS) -> int:
+    """The fewest items a class needs for :func:`stratified_split` to give it at least one in each part
+    with a positive fraction, whatever the other classes: the smallest ``n`` with ``floor(n * f) >= 1``
+    for every such part (5 for 0.6/0.2/0.2, 10 for 0.8/0.1/0.1). Fewer may or may not leave a part
+    without the class, depending on the rounding the other classes leave behind."""
+    f = _check_fractions(fractions)
+    f = f[f > 0]
+    n = max(1, int(np.ceil(1.0 / f.min())) - 1)
+    while np.any(np.floor(n * f + 1e-9) < 1):
+        n += 1
+    return n
+
+
+def _fmt_fractions(f: Sequence[float]) -> str:
+    return ",".join(f"{float(v):g}" for v in f)
+
+
+def fit_to_split(ds, fractions: Sequence[float] = DEFAULT_FRACTIONS, *, drop_rare: bool = False):
+    """``ds`` if every class of its primary task has :func:`min_per_class` items or more (a class with
+    none is left alone); otherwise an AdvisorError naming the classes and their counts, or with
+    ``drop_rare`` a view without them (one :class:`advisor.errors.AdvisorWarning` names them)."""
+    from advisor.data._base import check_usable
+    from advisor.errors import warn
+
+    need = min_per_class(fractions)
+    task = ds.primary_task
+    names = ds.classes[task]
+    col = ds.task_labels(task)
+    counts = np.bincount(col[col >= 0], minlength=len(names))
+    rare = [int(c) for c in np.flatnonzero((counts > 0) & (counts < need))]
+    if not rare:
+        return ds
+    listed = ", ".join(f"{names[c]!r} ({counts[c]} image{'s' if counts[c] != 1 else ''})" for c in rare[:5])
+    listed += f" and {len(rare) - 5} more" if len(rare) > 5 else ""
+    what = f"{'class' if len(rare) == 1 else f'{len(rare)} classes'} {listed} of {ds.name}"
+    why = (f"the split {_fmt_fractions(fractions)} needs at least {need} images per class "
+           "(one each in train, validation and test)")
+    if not drop_rare:
+        raise AdvisorError(f"{what}: too few, {why}",
+                           "add images, pass --drop-rare-classes to leave such classes out, "
+                           "or give validation and test larger shares with --split")
+    kept = int(np.count_nonzero(counts)) - len(rare)
+    if kept < 2:
+        raise AdvisorError(f"dropping {what} leaves {kept} class{'es' if kept != 1 else ''} with enough images: "
+                           f"{why}", "add images to the classes")
+    out = check_usable(ds.without_classes(task, rare), ds.name)
+    warn(f"dropped {what}: {why}")
+    return out

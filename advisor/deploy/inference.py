@@ -84,17 +84,14 @@ def decode_image(value: Any):
     """
     from PIL import Image
 
-    from advisor.data._base import read_image_file, to_l_or_rgb
+    from advisor.data._base import IMAGE_ERRORS, decode_image_source, read_image_file, to_l_or_rgb
 
     if isinstance(value, Image.Image):
         return to_l_or_rgb(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         try:
-            with Image.open(io.BytesIO(bytes(value))) as img:
-                img.load()
-                out = to_l_or_rgb(img)
-                return out.copy() if out is img else out
-        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+            return decode_image_source(io.BytesIO(bytes(value)))
+        except IMAGE_ERRORS as e:
             raise AdvisorError(f"cannot decode image bytes ({' '.join(str(e).split()) or type(e).__name__})",
                                "send an encoded PNG/JPEG/... image") from None
     if isinstance(value, (str, os.PathLike)):

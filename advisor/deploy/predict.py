@@ -3,7 +3,10 @@
 DATA is any dataset form analyze takes (folder, CSV manifest, NPZ, built-in) or a folder of
 unlabelled images (image files directly in it, or in sub-folders that are not classes: when the
 folder has loose images, every image under it is predicted without a label). Labels are matched
-to the model's classes by name; a label the model does not know counts as a wrong prediction.
+to the model's classes by name; a label the model does not know counts as a wrong prediction. When
+none of the labels is a class the model knows, there are predictions but no metrics: ``metrics`` is
+None and ``metrics_note`` says why. When no image at all could be read (``--unreadable skip``),
+nothing was predicted: an AdvisorError, and nothing is written.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ class Prediction:
     failures: list[dict]  # {"item", "reason"} of images that could not be read (skipped)
     wall_time: float
     images_per_second: float
-    metrics: dict | None = None  # when some images have labels
+    metrics: dict | None = None  # when some images have labels the model knows
+    metrics_note: str | None = None  # why there are no metrics although the images have labels
 
     @property
     def predicted(self) -> list[str]:
@@ -80,6 +84,10 @@ def predict_data(bundle: Bundle, spec: str, *, batch_size: int = 64, device: str
     out = infer(bundle, list(range(n)), ds.load, batch_size=batch_size, device=device,
                 skip_unreadable=skip_unreadable, progress=progress)
     wall = time.perf_counter() - t0
+    if n and not out.kept:  # --unreadable skip, and every image was skipped: nothing was predicted
+        item, why = out.failures[0]
+        raise AdvisorError(f"none of the {n} images of {spec} could be read, e.g. {why}",
+                           "check that it holds image files (png, jpg, ...) that are readable")
     task = bundle.task if bundle.task in ds.tasks else ds.primary_task
     col = ds.task_labels(task)
     ds_classes = ds.classes[task]
@@ -88,9 +96,18 @@ def predict_data(bundle: Bundle, spec: str, *, batch_size: int = 64, device: str
                       items=[names[i] for i in out.kept], probs=out.probs, labels=labels,
                       failures=[{"item": names[p], "reason": why} for p, why in out.failures],
                       wall_time=wall, images_per_second=len(out.kept) / wall if wall > 0 else float("nan"))
-    if any(lab is not None for lab in labels):
+    known = set(pred.classes)
+    given = sorted({lab for lab in labels if lab is not None})
+    if given and not known.intersection(given):
+        pred.metrics_note = (f"accuracy cannot be computed: none of the labels of {spec} ({_preview(given)}) is a "
+                             f"class the model knows ({_preview(pred.classes)})")
+    elif given:
         pred.metrics = metrics(pred.classes, labels, out.probs.argmax(axis=1))
     return pred
+
+
+def _preview(names: list[str], k: int = 5) -> str:
+    return ", ".join(names[:k]) + (f", ... ({len(names)} in all)" if len(names) > k else "")
 
 
 def metrics(classes: list[str], labels: list[str | None], pred_idx: np.ndarray) -> dict:

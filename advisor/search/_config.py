@@ -27,6 +27,7 @@ class SearchConfig:
     advice: str | None = None  # a saved analyze JSON to read instead of running analyze
     analyze_sample: int = 500
     split: str | None = None  # train/val/test fractions, e.g. "0.3,0.5,0.2"; None: 0.6,0.2,0.2
+    drop_rare_classes: bool = False  # leave out classes too small for the split (else: refuse them)
     pruner: str = "hyperband"  # hyperband | halving | none
     label_columns: list[str] | None = None
     intermediate: str | None = None

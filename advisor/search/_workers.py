@@ -40,9 +40,16 @@ def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri:
     study = optuna.load_study(study_name=study_name, storage=storage,
                               sampler=optuna.samplers.TPESampler(seed=cfg.seed + 1000 * index, n_startup_trials=5),
                               pruner=make_pruner(cfg.pruner, space))
-    ctx = make_context(cfg.dataset, cfg.model, weights=cfg.weights, image_size=cfg.image_size, device=cfg.device,
-                       seed=cfg.seed, cache_dir=cfg.cache_dir, label_columns=cfg.label_columns,
-                       intermediate=cfg.intermediate, workers=cfg.loader_workers, split=cfg.split)
+    import warnings
+
+    from advisor.errors import AdvisorWarning
+
+    with warnings.catch_warnings():  # the main process has said it once (a dropped class, a link left out)
+        warnings.simplefilter("ignore", AdvisorWarning)
+        ctx = make_context(cfg.dataset, cfg.model, weights=cfg.weights, image_size=cfg.image_size,
+                           device=cfg.device, seed=cfg.seed, cache_dir=cfg.cache_dir, label_columns=cfg.label_columns,
+                           intermediate=cfg.intermediate, workers=cfg.loader_workers, split=cfg.split,
+                           drop_rare_classes=cfg.drop_rare_classes)
     tracker = StudyTracker.attach(uri, parent_run_id)
     budget = TrialBudget(cfg.trials)
     objective = Objective(ctx, space, tracker, budget=budget, fail_on=set(cfg.fail_trials))

@@ -200,7 +200,8 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     # 2-3. data, backbone, advice
     ctx = make_context(cfg.dataset, cfg.model, weights=cfg.weights, image_size=cfg.image_size, device=cfg.device,
                        seed=cfg.seed, cache_dir=cfg.cache_dir, label_columns=cfg.label_columns,
-                       intermediate=cfg.intermediate, workers=cfg.loader_workers, split=cfg.split)
+                       intermediate=cfg.intermediate, workers=cfg.loader_workers, split=cfg.split,
+                       drop_rare_classes=cfg.drop_rare_classes)
     analysis = _get_advice(cfg, ctx, stage_progress("analyze"), saved_analysis)
     advice = analysis.advice if analysis is not None else None
     space = _load_space(cfg, advice)
