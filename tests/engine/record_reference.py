@@ -51,6 +51,16 @@ def without_timings(d):
 
 
 def record() -> dict:
+    """The values, computed with one thread for torch and for BLAS (threadpoolctl): LogME's float64 linear
+    algebra sums in another order on two BLAS threads, so its last bits follow the thread count; the reference
+    was recorded with ``OMP_NUM_THREADS=1``."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _record()
+
+
+def _record() -> dict:
     import advisor
     from advisor.context import make_context
     from advisor.serialize import to_dict
