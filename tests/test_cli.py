@@ -93,11 +93,12 @@ def test_single_class(capsys, tmp_path):
 
 def test_unreadable_image(capsys, tmp_path):
     for c in ("a", "b"):
-        for i in range(4):
+        for i in range(5):  # 5: the fewest a class needs for one image in each of train, validation and test
             _write_png(tmp_path / "data" / c / f"{i}.png", value=40 * i)
-    (tmp_path / "data" / "b" / "9.png").write_bytes(b"not a png at all")
+    for i in range(5):  # analyze decodes the training split: 6 of b's 10 images, so at least one broken one
+        (tmp_path / "data" / "b" / f"broken{i}.png").write_bytes(b"not a png at all")
     code, _, err = run_cli(["analyze", str(tmp_path / "data"), "--image-size", "32", "--quiet"], capsys)
-    _one_line_error(code, err, "9.png")
+    _one_line_error(code, err, "cannot read image file", "broken")
 
 
 def test_unknown_model(capsys):

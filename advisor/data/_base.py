@@ -35,6 +35,12 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def preview_names(names: list[str], k: int = 5) -> str:
+    """The first ``k`` names, comma-separated, and how many there are in all when there are more."""
+    shown = ", ".join(names[:k])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > k else "")
+
+
 class TargetDataset:
     """Images with integer labels for one or more tasks.
 

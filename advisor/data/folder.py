@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from advisor.data._base import FileDataset, check_usable
+from advisor.data._base import FileDataset, check_usable, preview_names
 from advisor.errors import AdvisorError, warn
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -161,7 +161,7 @@ def load_folder(root: str | os.PathLike, name: str | None = None) -> FileDataset
             )
         if subdirs:
             raise AdvisorError(
-                f"the class sub-folders of {root} ({_preview(subdirs)}) contain no images{left_out}",
+                f"the class sub-folders of {root} ({preview_names(subdirs)}) contain no images{left_out}",
                 f"put image files ({_EXT_LIST}) inside the class sub-folders",
             )
         raise AdvisorError(
@@ -185,8 +185,3 @@ def load_folder(root: str | os.PathLike, name: str | None = None) -> FileDataset
     ds = check_usable(ds, str(root))
     warn_outside(outside, root)
     return ds
-
-
-def _preview(names: list[str], k: int = 5) -> str:
-    shown = ", ".join(names[:k])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > k else "")

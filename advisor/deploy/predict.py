@@ -85,7 +85,7 @@ def predict_data(bundle: Bundle, spec: str, *, batch_size: int = 64, device: str
                 skip_unreadable=skip_unreadable, progress=progress)
     wall = time.perf_counter() - t0
     if n and not out.kept:  # --unreadable skip, and every image was skipped: nothing was predicted
-        item, why = out.failures[0]
+        why = out.failures[0][1]
         raise AdvisorError(f"none of the {n} images of {spec} could be read, e.g. {why}",
                            "check that it holds image files (png, jpg, ...) that are readable")
     task = bundle.task if bundle.task in ds.tasks else ds.primary_task
@@ -96,18 +96,16 @@ def predict_data(bundle: Bundle, spec: str, *, batch_size: int = 64, device: str
                       items=[names[i] for i in out.kept], probs=out.probs, labels=labels,
                       failures=[{"item": names[p], "reason": why} for p, why in out.failures],
                       wall_time=wall, images_per_second=len(out.kept) / wall if wall > 0 else float("nan"))
+    from advisor.data._base import preview_names
+
     known = set(pred.classes)
     given = sorted({lab for lab in labels if lab is not None})
     if given and not known.intersection(given):
-        pred.metrics_note = (f"accuracy cannot be computed: none of the labels of {spec} ({_preview(given)}) is a "
-                             f"class the model knows ({_preview(pred.classes)})")
+        pred.metrics_note = (f"accuracy cannot be computed: none of the labels of {spec} "
+                             f"({preview_names(given)}) is a class the model knows ({preview_names(pred.classes)})")
     elif given:
         pred.metrics = metrics(pred.classes, labels, out.probs.argmax(axis=1))
     return pred
-
-
-def _preview(names: list[str], k: int = 5) -> str:
-    return ", ".join(names[:k]) + (f", ... ({len(names)} in all)" if len(names) > k else "")
 
 
 def metrics(classes: list[str], labels: list[str | None], pred_idx: np.ndarray) -> dict:
