@@ -101,6 +101,24 @@ def dynamic_twin(model: nn.Module, name: str) -> nn.Module:
     return twin.train(model.training)
 
 
+def at_input_size(module: nn.Module, side: int) -> nn.Module:
+    """A copy of ``module`` in which every timm token model built by :func:`dynamic_twin` runs at ``side`` px.
+
+    Such a model resamples its position embedding to the patch grid at every call (bicubic with
+    antialiasing, an operator ONNX cannot express). In the copy, timm's own ``set_input_size`` resamples
+    it once, with the same call on the same tensor, so the values are identical; a call at ``side`` then
+    adds it as it is. Other sides still run (resampled from the new grid). ``module`` is left unchanged;
+    a module without such a model comes back as a plain copy. For exporting at a fixed input size.
+    """
+    copy_ = copy.deepcopy(module)
+    grid_models = [m for m in copy_.modules() if getattr(m, "dynamic_img_size", False) is True
+                   and hasattr(m, "set_input_size") and getattr(m, "pos_embed", None) is not None]
+    for m in grid_models:
+        with torch.no_grad():
+            m.set_input_size(img_size=(int(side), int(side)))
+    return copy_
+
+
 def _first_reduction(model: nn.Module) -> int:
     info = getattr(model, "feature_info", None) or [{}]
     return max(1, int(info[0].get("reduction") or 1))
