@@ -6,8 +6,8 @@
 * an ``advisor train --save`` file of a ViT whose top transformer blocks trained predicts through the same
   command, and exports to ONNX and TorchScript whose outputs equal PyTorch's within the derived roundoff
   tolerance, for any batch size;
-* the real pretrained ViT-S/14 (``timm:vit_small_patch14_dinov2``) at 56 px: analyze, a linear probe and
-  predict through the CLI, the probe well above chance.
+* the real pretrained ViT-S/14 (``timm:vit_small_patch14_dinov2``) at 56 px: analyze, a linear probe,
+  predict and ONNX export through the CLI, the probe well above chance.
 """
 
 from __future__ import annotations
@@ -134,9 +134,29 @@ def test_an_exported_vit_equals_pytorch_on_real_images_for_any_batch(world, tmp_
     assert [spec["classes"][i] for i in got.argmax(1)] == [spec["classes"][i] for i in expected.argmax(1)]
 
 
+def test_the_export_copy_resamples_the_position_embedding_once_to_the_same_values(world):
+    """What the exporter traces: a copy whose ViT holds the position embedding of the crop's patch grid,
+    computing bit for bit what the network computes; the network itself keeps its own."""
+    from advisor.deploy.resolve import load_bundle
+    from advisor.models._timm import at_input_size
+
+    model = load_bundle(str(world["save"])).model
+    fixed = at_input_size(model, SIZE)
+    stem, fixed_stem = model.blocks[0].net, fixed.blocks[0].net
+    assert tuple(stem.pos_embed.shape) == (1, 1 + 14 * 14, 192)  # 224 px: resampled at every call
+    assert tuple(fixed_stem.pos_embed.shape) == (1, 1 + 2 * 2, 192)
+    x = torch.randn(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(fixed(x), model(x))
+
+
 def test_the_real_vit_s14_analyzes_probes_and_predicts_through_the_cli(tmp_path):
     """The pretrained DINOv2-architecture ViT-S/14 at 56 px (4 x 4 patches): analyze (check off), a linear
     probe saved with --save, and predict on 30 digit PNGs it never saw. The probe is far above chance."""
+    from PIL import Image
+
+    from advisor.data import Preprocess
+    from advisor.deploy.exporting import run_exported
     from advisor.models import _vit_weights as vw
 
     if not Path(vw.converted_path()).is_file():
@@ -159,3 +179,10 @@ def test_the_real_vit_s14_analyzes_probes_and_predicts_through_the_cli(tmp_path)
     print(f"ViT-S/14 at 56 px, linear probe on 150 digits: validation {trained['val_accuracy']:.3f}, "
           f"30 unseen PNGs {accuracy:.3f}")
     assert accuracy >= 0.6  # chance is 0.1
+    # its position embedding (a 37 x 37 grid) resampled to 4 x 4 once for ONNX: the same classes as predict
+    out = tmp_path / "probe.onnx"
+    assert main(["export", str(save), "--format", "onnx", "--out", str(out)]) == 0
+    spec = json.loads(out.with_name(out.name + ".preprocess.json").read_text())
+    pre = Preprocess(**spec["preprocess"])
+    x = torch.stack([pre(Image.open(r["item"])) for r in rows])
+    assert [spec["classes"][i] for i in run_exported("onnx", out, x).argmax(1)] == [r["predicted"] for r in rows]
