@@ -114,19 +114,29 @@ def export_model(bundle, fmt: str, out: str | Path, flag: str | None = None) -> 
 
     from advisor.outputs import Output, write_outputs
 
+    from advisor.models._timm import at_input_size
+
     check_format(fmt)
     out = Path(out)
     model = bundle.model.cpu().eval()
     x = _check_batch(bundle)
+    # a ViT built to take any size resamples its position embedding per call; the export takes one size
+    # (the crop), so it is resampled once, here (the same values; checked below against ``model``)
+    fixed = at_input_size(model, int(x.shape[-1]))
     buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")
-        if fmt == "onnx":
-            torch.onnx.export(model, (x[:2],), buf, dynamo=False, input_names=["image"],
-                              output_names=["logits"], opset_version=17,
-                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
-        else:
-            torch.jit.save(torch.jit.trace(model, x[:2]), buf)
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore")
+            if fmt == "onnx":
+                torch.onnx.export(fixed, (x[:2],), buf, dynamo=False, input_names=["image"],
+                                  output_names=["logits"], opset_version=17,
+                                  dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+            else:
+                torch.jit.save(torch.jit.trace(fixed, x[:2]), buf)
+    except Exception as e:  # noqa: BLE001 - an operator the exporter cannot write: one line, nothing written
+        raise AdvisorError(f"cannot export this model as {fmt} ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
+                           "try the other --format, or report this model") from None
+    del fixed
     data = buf.getvalue()
     with torch.no_grad():
         expected = model(x).numpy()

@@ -101,6 +101,53 @@ def dynamic_twin(model: nn.Module, name: str) -> nn.Module:
     return twin.train(model.training)
 
 
+def at_input_size(module: nn.Module, side: int) -> nn.Module:
+    """A copy of ``module`` (images in) in which every timm token model built by :func:`dynamic_twin` has
+    what it would compute per call at ``side`` px computed once, with timm's own code, to the same values.
+
+    * A ViT resamples its position embedding to the patch grid at every call (antialiased bicubic, an
+      operator ONNX cannot express): timm's ``set_input_size`` resamples it once, with the same call on
+      the same tensor; a call at ``side`` then adds it as it is.
+    * A Swin block builds its shifted-window attention mask at every call: the block's own
+      ``get_attn_mask`` builds it once for the map it sees at ``side`` (window and shift unchanged), kept
+      as the buffer timm's static path reads; its cyclic shift becomes the shift modulo the map's side (the
+      same roll; ONNX's form of ``torch.roll`` is wrong for a shift larger than the side, as on a 2 x 2
+      map with shift 3).
+
+    ``module`` is left unchanged; a module without such a model comes back as a plain copy. Inputs of
+    another side still run for a ViT; a Swin copy expects ``side``. For exporting at a fixed input size.
+    """
+    copy_ = copy.deepcopy(module)
+    grid_models = [m for m in copy_.modules() if getattr(m, "dynamic_img_size", False) is True
+                   and hasattr(m, "set_input_size") and getattr(m, "pos_embed", None) is not None]
+    for m in grid_models:
+        with torch.no_grad():
+            m.set_input_size(img_size=(int(side), int(side)))
+    masked = [m for m in copy_.modules() if getattr(m, "dynamic_mask", False) is True and hasattr(m, "get_attn_mask")]
+    if masked:
+        seen: dict[int, torch.Tensor] = {}
+        hooks = [m.register_forward_pre_hook(lambda _m, args, key=id(m): seen.setdefault(key, args[0]))
+                 for m in masked]
+        try:
+            device = next(copy_.parameters(), torch.zeros(())).device
+            with torch.no_grad():
+                copy_(torch.zeros(1, 3, int(side), int(side), device=device))
+        finally:
+            for h in hooks:
+                h.remove()
+        for m in masked:
+            x = seen[id(m)]  # (1, H, W, C): the mask covers the map padded to whole windows, as per call
+            pad = [(-d) % w for d, w in zip(x.shape[1:3], m.window_size)]
+            padded = torch.zeros(1, x.shape[1] + pad[0], x.shape[2] + pad[1], 1, dtype=x.dtype)
+            mask = m.get_attn_mask(padded)
+            m.dynamic_mask = False
+            m.register_buffer("attn_mask", mask, persistent=False)
+            # the cyclic shift rolls the unpadded map: by the shift modulo its side, the same roll (ONNX's
+            # form of torch.roll assumes a shift smaller than the side, which a small map breaks)
+            m.shift_size = tuple(int(s) % int(d) for s, d in zip(m.shift_size, x.shape[1:3]))
+    return copy_
+
+
 def _first_reduction(model: nn.Module) -> int:
     info = getattr(model, "feature_info", None) or [{}]
     return max(1, int(info[0].get("reduction") or 1))

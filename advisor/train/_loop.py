@@ -1,8 +1,9 @@
 """The training loop shared by ``last_k``, ``full_finetune`` and ``multi_task``.
 
 ``fit_network`` trains the top ``k`` blocks of ``ctx.backbone`` plus one new head per
-task (global average pool + linear layer) with AdamW; weight decay applies to weights
-(conv kernels, linear matrices), never to biases and norm parameters (``decay_groups``):
+task (pooling by the backbone's layout + linear layer) with AdamW; weight decay applies to weights
+(conv kernels, linear matrices), never to biases, norm parameters and what the backbone declares free
+of it (position embeddings, class tokens, Swin's relative-position tables: ``Backbone.decays``):
 
 * blocks below the top ``k`` are frozen: no gradient, and kept in eval mode so their
   BatchNorm running statistics never move;
@@ -194,7 +195,7 @@ def fit_network(
         p.requires_grad_(False)
     net.set_phase("eval")
     stepper = Stepper(param_groups(tasks, net, backbone.block_names[n_frozen:], head_lr=head_lr, lr_ratio=lr_ratio,
-                                   layer_decay=layer_decay, weight_decay=weight_decay),
+                                   layer_decay=layer_decay, weight_decay=weight_decay, decays=backbone.decays),
                       head_lr=head_lr, weight_decay=weight_decay, dev=dev)
 
     inputs = None

@@ -4,7 +4,7 @@ parameter groups, the masked multi-task loss and batch augmentation."""
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,16 +27,27 @@ def make_heads(feature_dim: int, n_classes: Sequence[int], seed: int) -> nn.Modu
     return nn.ModuleList(heads)
 
 
-def decay_groups(params, *, lr: float, weight_decay: float, name: str) -> list[dict[str, Any]]:
-    """Optimizer groups for ``params`` at ``lr``: weight decay on the weights, none on biases and norm parameters.
+def by_shape(name: str, param: torch.Tensor) -> bool:
+    """timm's default rule: a parameter with more than one dimension takes weight decay; a bias or a
+    BatchNorm/LayerNorm scale or shift does not (pulling a norm's scale toward zero changes what the
+    layer computes instead of regularising it)."""
+    return param.ndim > 1
 
-    timm's convention: a parameter with at most one dimension (a bias, a BatchNorm/LayerNorm
-    scale or shift) gets ``weight_decay=0``; pulling a norm's scale toward zero changes what the
-    layer computes instead of regularising it. Both groups carry ``name``; an empty one is left out.
+
+def decay_groups(named_params, *, lr: float, weight_decay: float, name: str,
+                 decays: Callable[[str, torch.Tensor], bool] = by_shape) -> list[dict[str, Any]]:
+    """Optimizer groups for ``named_params`` (``(name, parameter)`` pairs) at ``lr``: weight decay on what
+    ``decays(name, parameter)`` accepts, none on the rest.
+
+    ``decays`` defaults to :func:`by_shape` (biases and norm parameters free); a backbone passes its
+    own :meth:`~advisor.models.Backbone.decays`, which also frees what the model declares (position
+    embeddings, class/register tokens, Swin's relative-position tables). Both groups carry ``name``
+    and the same ``lr``; an empty one is left out. Order within a group is the parameters' order.
     """
-    params = list(params)
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
+    named = list(named_params)
+    flags = [bool(decays(n, p)) for n, p in named]
+    decay = [p for (_, p), f in zip(named, flags) if f]
+    no_decay = [p for (_, p), f in zip(named, flags) if not f]
     return [{"params": ps, "lr": lr, "weight_decay": wd, "name": name}
             for ps, wd in ((decay, weight_decay), (no_decay, 0.0)) if ps]
 
@@ -139,14 +150,23 @@ class Net(nn.Module):
 
 
 def param_groups(tasks: Sequence[str], net: Net, top_names: Sequence[str], *, head_lr: float, lr_ratio: float,
-                 layer_decay: float, weight_decay: float) -> list[dict[str, Any]]:
+                 layer_decay: float, weight_decay: float,
+                 decays: Callable[[str, torch.Tensor], bool] = by_shape) -> list[dict[str, Any]]:
     """Heads at ``head_lr``; the trainable block ``t`` places from the top at ``head_lr * lr_ratio *
-    layer_decay**t``; each split by :func:`decay_groups` into weights that decay and biases / norm
-    parameters that do not."""
+    layer_decay**t``; each split by :func:`decay_groups` into weights that decay and parameters that do not.
+
+    Each group carries its own ``lr`` (layer-wise decay counts blocks: a ViT's transformer blocks); timm's
+    ``lr_scale`` is never set, since only timm's own scheduler reads it. Block parameters are named as in
+    the backbone's ``state_dict`` (``blocks.I.…``, ``I`` counted from the first frozen block) for
+    ``decays`` (the backbone's :meth:`~advisor.models.Backbone.decays`); heads follow :func:`by_shape`.
+    """
     groups = []
     for t, head in zip(tasks, net.heads):
-        groups += decay_groups(head.parameters(), lr=head_lr, weight_decay=weight_decay, name=f"head:{t}")
-    for depth, (name, block) in enumerate(zip(reversed(list(top_names)), reversed(list(net.top)))):
-        groups += decay_groups(block.parameters(), lr=head_lr * lr_ratio * layer_decay ** depth,
-                               weight_decay=weight_decay, name=f"block:{name}")
+        groups += decay_groups(head.named_parameters(), lr=head_lr, weight_decay=weight_decay, name=f"head:{t}")
+    n_frozen = len(net.frozen)
+    top = list(enumerate(zip(top_names, net.top), start=n_frozen))
+    for depth, (i, (name, block)) in enumerate(reversed(top)):
+        named = ((f"blocks.{i}.{k}", p) for k, p in block.named_parameters())
+        groups += decay_groups(named, lr=head_lr * lr_ratio * layer_decay ** depth,
+                               weight_decay=weight_decay, name=f"block:{name}", decays=decays)
     return groups

@@ -5,47 +5,25 @@ export must all give the same classes on real image files the test writes."""
 
 from __future__ import annotations
 
-import base64
-import csv
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from advisor.cli import main
+from tests.deploy._helpers import (ROOT, digit_images, free_port, images_payloads, labelled_folder, png, predict,
+                                   serving, skip_without_serving)
 
-ROOT = Path(__file__).resolve().parents[2]
 REGISTERED = "digits-best"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread(one_torch_thread):
     """See tests/conftest.py."""
-
-
-def _png(array: np.ndarray, path: Path) -> Path:
-    from PIL import Image
-
-    Image.fromarray(array).save(path)
-    return path
-
-
-def _digit_images(n: int, offset: int = 0):
-    """sklearn digits 8x8 (0..16) as uint8 greyscale, with their labels (the last images, not used by digits:30)."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    idx = np.arange(len(d.target) - offset - n, len(d.target) - offset)
-    return (d.images[idx] * (255.0 / 16.0)).round().astype(np.uint8), d.target[idx]
 
 
 @pytest.fixture(scope="module")
@@ -60,28 +38,18 @@ def world(tmp_path_factory):
                  "--experiment", "dig-exp", "--register", REGISTERED, "--json", str(tmp / "search.json"),
                  "--quiet"]) == 0
     result = SimpleNamespace(**json.loads((tmp / "search.json").read_text()))
-    images, labels = _digit_images(30)
-    labelled = tmp / "labelled"
-    for k, (img, y) in enumerate(zip(images, labels)):
-        (labelled / str(y)).mkdir(parents=True, exist_ok=True)
-        _png(img, labelled / str(y) / f"{k:03d}.png")
+    images, labels = digit_images(30)
+    labelled = labelled_folder(tmp / "labelled", images, labels)
     loose = tmp / "loose"
     loose.mkdir()
     for k, img in enumerate(images[:6]):
-        _png(img, loose / f"img{k}.png")
+        png(img, loose / f"img{k}.png")
     return {"tmp": tmp, "search": result, "ws": str(tmp / "ws"), "labelled": labelled, "loose": loose,
             "uri": result.tracking_uri}
 
 
-def _rows(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def _predict(world, model_args: list[str], data, out: Path, *extra: str) -> list[dict]:
-    code = main(["predict", *model_args, str(data), "--workspace", world["ws"], "--out", str(out), "--quiet", *extra])
-    assert code == 0
-    return _rows(out) if out.suffix == ".csv" else None
+    return predict(model_args, data, out, "--workspace", world["ws"], *extra)
 
 
 def test_search_logs_and_registers_the_best_model_with_its_preprocessing(world):
@@ -195,7 +163,7 @@ def test_the_pyfunc_takes_paths_bytes_and_arrays(world):
         loaded = mlflow.pyfunc.load_model(f"runs:/{world['search'].parent_run_id}/model")
     by_path = loaded.predict(pd.DataFrame({"path": [str(p) for p in paths]}))
     by_bytes = loaded.predict(pd.DataFrame({"image": [p.read_bytes() for p in paths]}))
-    images, _ = _digit_images(30)
+    images, _ = digit_images(30)
     by_array = loaded.unwrap_python_model().predict(None, images[:6])
     assert list(by_path["class"]) == list(by_bytes["class"]) == list(by_array["class"])
     assert np.allclose(by_path["probability"], by_array["probability"], atol=1e-7)
@@ -270,57 +238,14 @@ def test_onnx_missing_names_the_extra_and_writes_nothing(world, tmp_path, capsys
     assert not list(tmp_path.iterdir())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_mlflow_models_serve_answers_like_advisor_predict(world, tmp_path):
-    import importlib.util
-
-    missing = [m for m in ("uvicorn", "fastapi") if importlib.util.find_spec(m) is None]
-    if missing:  # both are MLflow's own dependencies; a trimmed install can lack them
-        pytest.skip(f"mlflow models serve needs {', '.join(missing)}, not installed here")
+    skip_without_serving()
     rows = _predict(world, ["--experiment", "dig-exp"], world["labelled"], tmp_path / "p.csv")
-    port = _free_port()
-    bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": world["uri"], "PATH": bindir + os.pathsep + os.environ["PATH"],
-           "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{REGISTERED}/1",
-                             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).status == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                pass
-            assert time.monotonic() < deadline, "server did not answer /ping in 240 s"
-            time.sleep(1)
-        files = [Path(row["item"]) for row in rows]
-
-        def post(payload):
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", json.dumps(payload).encode(),
-                                         {"Content-Type": "application/json"})
-            return json.loads(urllib.request.urlopen(req, timeout=120).read())["predictions"]
-
-        as_bytes = post({"dataframe_split": {"columns": ["image"],
-                                             "data": [[base64.b64encode(f.read_bytes()).decode()] for f in files]}})
-        as_paths = post({"dataframe_records": [{"path": str(f)} for f in files]})
-        assert [p["class"] for p in as_bytes] == [p["class"] for p in as_paths] == [r["predicted"] for r in rows]
-        assert np.allclose([p["probability"] for p in as_bytes], [float(r["probability"]) for r in rows], atol=1e-6)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+    with serving(f"models:/{REGISTERED}/1", world["uri"], tmp_path / "serve.log") as post:
+        as_bytes, as_paths = images_payloads([Path(row["item"]) for row in rows])
+        by_bytes, by_paths = post(as_bytes), post(as_paths)
+    assert [p["class"] for p in by_bytes] == [p["class"] for p in by_paths] == [r["predicted"] for r in rows]
+    assert np.allclose([p["probability"] for p in by_bytes], [float(r["probability"]) for r in rows], atol=1e-6)
 
 
 def _one_line_error(capsys, argv) -> str:
@@ -350,7 +275,7 @@ def test_bad_models_are_one_line_and_status_2(world, tmp_path, capsys):
                                                             *common])
     assert "no model at models:/" in _one_line_error(capsys, ["predict", f"models:/{REGISTERED}/7", *common])
     assert "no MLflow experiment" in _one_line_error(capsys, ["predict", "--experiment", "nope", *common])
-    down = f"http://127.0.0.1:{_free_port()}"
+    down = f"http://127.0.0.1:{free_port()}"
     err = _one_line_error(capsys, ["predict", f"models:/{REGISTERED}/1", str(world["loose"]), "--tracking-uri", down,
                                    "--out", str(out), "--quiet"])
     assert "127.0.0.1" in err
@@ -426,7 +351,7 @@ def test_a_trained_multi_task_or_pipeline_model_predicts_its_final_task(world, t
     folder = tmp_path / "images"
     folder.mkdir()
     for i in ctx.split.test[:12]:
-        _png(np.asarray(ctx.dataset.images[i]), folder / f"{int(i):05d}.png")
+        png(np.asarray(ctx.dataset.images[i]), folder / f"{int(i):05d}.png")
     rows = _predict(world, [str(save)], folder, tmp_path / "p.csv")
     final = ctx.dataset.primary_task
     assert load_bundle(str(save)).classes == list(ctx.dataset.classes[final])
