@@ -6,17 +6,28 @@
    second one of each run (steady state), from the run's own per-epoch timings.
 2. A linear-probe run from cached features, against extraction plus fit (cold cache).
 
-    .venv/bin/python benchmarks/train_speed.py [--dataset fashion-mnist:100] [--image-size 112]
+    .venv/bin/python benchmarks/train_speed.py [--dataset fashion-mnist:100] [--model mobilenet_v2]
+        [--image-size 112] [--threads 1] [--json PATH]
+
+On the ViT-S/14: ``--model timm:vit_small_patch14_dinov2 --image-size 56`` (a multiple of 14). A ViT
+block's boundary entry is its ``[L, C]`` tokens (class token and patch tokens), a CNN's its ``[C, H, W]`` map.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
+from pathlib import Path
 
-from advisor.context import make_context
-from advisor.train import run_strategy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's advisor, not another install
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # analyze_cost beside this file
+
+from analyze_cost import blas_threads, limit_threads  # noqa: E402
+
+from advisor.context import make_context  # noqa: E402
+from advisor.train import run_strategy  # noqa: E402
 
 
 def main() -> None:
@@ -25,10 +36,14 @@ def main() -> None:
     ap.add_argument("--model", default="mobilenet_v2")
     ap.add_argument("--image-size", type=int, default=112)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="torch and BLAS threads (default: theirs)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
+    if a.threads:
+        limit_threads(a.threads)
 
-    out = {"dataset": a.dataset, "model": a.model, "image_size": a.image_size}
+    out = {"dataset": a.dataset, "model": a.model, "image_size": a.image_size, "threads": a.threads,
+           "blas_threads": blas_threads()}
     with tempfile.TemporaryDirectory() as tmp:
         cached = make_context(a.dataset, a.model, image_size=a.image_size, device=a.device, cache_dir=tmp)
         plain = make_context(a.dataset, a.model, image_size=a.image_size, device=a.device, cache_dir=False)
@@ -59,8 +74,8 @@ def main() -> None:
     print(f"last_k k=2: epoch from cache {out['last_k2_speedup']}x faster than recomputing the frozen part")
     print(f"linear_probe: cached features {out['probe_speedup']}x faster than extraction + fit")
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=2)
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -91,9 +91,12 @@ def dynamic_twin(model: nn.Module, name: str) -> nn.Module:
     if getattr(model, "dynamic_img_size", False):
         return model
     try:
-        with torch.random.fork_rng(devices=[]):
-            twin = timm.create_model(name, pretrained=False, num_classes=model.num_classes, dynamic_img_size=True)
-        twin.load_state_dict(model.state_dict())
+        twin = _twin_on_meta(model, name)
+        if twin is None:
+            with torch.random.fork_rng(devices=[]):
+                twin = timm.create_model(name, pretrained=False, num_classes=model.num_classes,
+                                         dynamic_img_size=True)
+            twin.load_state_dict(model.state_dict())
     except Exception:  # noqa: BLE001 - no dynamic twin: the model runs at its own size only
         return model
     twin.pretrained_cfg = getattr(model, "pretrained_cfg", None)
@@ -146,6 +149,25 @@ def at_input_size(module: nn.Module, side: int) -> nn.Module:
             # form of torch.roll assumes a shift smaller than the side, which a small map breaks)
             m.shift_size = tuple(int(s) % int(d) for s, d in zip(m.shift_size, x.shape[1:3]))
     return copy_
+
+
+def _twin_on_meta(model: nn.Module, name: str) -> nn.Module | None:
+    """The dynamic twin built on the meta device (no memory, no random initialisation), then given
+    copies of ``model``'s tensors; None where that does not give a whole model (a buffer outside the
+    state dict left without a value, a constructor that reads tensor values), for the caller to build
+    it the plain way. The random initialisation was a third of a pretrained ViT-S/14's loading time,
+    only to be overwritten."""
+    import timm
+
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            twin = timm.create_model(name, pretrained=False, num_classes=model.num_classes, dynamic_img_size=True)
+        twin.load_state_dict({k: v.detach().clone() for k, v in model.state_dict().items()}, assign=True)
+    except Exception:  # noqa: BLE001 - the plain way decides
+        return None
+    if any(t.is_meta for t in (*twin.parameters(), *twin.buffers())):
+        return None
+    return twin
 
 
 def _first_reduction(model: nn.Module) -> int:

@@ -259,6 +259,33 @@ def test_timm_vit_runs_any_whole_number_of_patches_as_timm_resamples_at_load():
     assert torch.allclose(out, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("name, on_meta", [("vit_tiny_patch16_224", True),
+                                           ("swin_tiny_patch4_window7_224", False)])
+def test_dynamic_twin_built_on_meta_is_the_plain_twin(name, on_meta):
+    """The twin is built on the meta device and takes copies of the model's tensors (no random
+    initialisation to overwrite); a model with a buffer outside its state dict (Swin's relative
+    position index) is built the plain way. Either way the twin computes exactly what the plain
+    twin computes, leaves the model's tensors its own, and the global random state as it was."""
+    from advisor.models._timm import _twin_on_meta
+
+    torch.manual_seed(4)
+    model = timm.create_model(name, pretrained=False).eval()
+    with torch.random.fork_rng(devices=[]):
+        plain = timm.create_model(name, pretrained=False, dynamic_img_size=True)
+    plain.load_state_dict(model.state_dict())
+    assert (_twin_on_meta(model, name) is not None) == on_meta
+    state = torch.get_rng_state()
+    twin = dynamic_twin(model, name)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert twin is not model and twin.dynamic_img_size is True
+    assert not any(t.is_meta for t in (*twin.parameters(), *twin.buffers()))
+    own = {t.data_ptr() for t in model.state_dict().values()}
+    assert not own & {t.data_ptr() for t in twin.state_dict().values()}
+    x = batch(side=64)
+    with torch.no_grad():
+        assert torch.equal(twin.eval()(x), plain.eval()(x))
+
+
 @pytest.mark.parametrize("model, side, fix", [
     ("timm:vit_tiny_patch16_224", 60, "--image-size 48 or 64"),
     ("timm:vit_small_patch14_dinov2", 64, "--image-size 56 or 70"),
