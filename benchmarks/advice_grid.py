@@ -1193,8 +1193,8 @@ def main(argv=None) -> int:
             + (markdown(held4, out["held_out_4"], "Fourth held-out part") + "\n" if held4 else "")
             + (markdown(held3, out["held_out_3"], "Third held-out part") + "\n" if held3 else "")
             + (markdown(held2, out["held_out_2"], "Second held-out part") + "\n" if held2 else "")
-            + markdown(held, out["held_out"], "Held-out part") + "\n"
-            + markdown(cal, out["calibration"], "Calibration part")
+            + (markdown(held, out["held_out"], "Held-out part") + "\n" if held or not rows else "")
+            + (markdown(cal, out["calibration"], "Calibration part") if cal or not rows else "")
             + ("\n" + markdown(vit_held, out["vit_held_out"], "ViT held-out part") if vit_held else "")
             + ("\n" + markdown(vit_cal, out["vit_calibration"], "ViT calibration part") if vit_cal else ""))
     print(text)
