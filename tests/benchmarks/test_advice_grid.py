@@ -97,6 +97,17 @@ HELD_OUT_4 = {"fmnist04/mt-item-group/50", "fmnist04/mt-item-digit/50", "imagene
               "fmnist04/item-chain/50", "fmnist04/item-chain/200", "fmnist04/item-chain-noisyz/50"}
 
 
+# the transformer parts, written and committed before any ViT result existed (issue 20 section 6)
+VIT_SIZES = (10, 50, 200)
+VIT_CALIBRATION = ({f"fmnist04-vit/vit-{f}/{n}" for f in ("fm-new", "fm-new-lowcontrast", "fm-src-invert")
+                    for n in VIT_SIZES}
+                   | {f"fmnist04-vit/vit-fm-digits/{n}" for n in (10, 50, 100)}
+                   | {f"vits14/s14-digits/{n}" for n in (10, 50, 100)})
+VIT_HELD_OUT = ({f"fmnist04-vit/vit-{f}/{n}" for f in ("fm-new-blur", "fm-src-noise", "fm-src-coarse", "fm-new-rot90",
+                                                       "fm-src-pixelate", "fm-new-coarse") for n in VIT_SIZES}
+                | {f"vits14/{f}/{n}" for f in ("s14-fashion", "s14-fashion-invert") for n in VIT_SIZES})
+
+
 def test_parts_are_fixed_by_the_scenario_definition(grid):
     scs = grid.all_scenarios()
     # the held-out parts are exactly the ones written before any of their results was seen
@@ -104,6 +115,10 @@ def test_parts_are_fixed_by_the_scenario_definition(grid):
     assert {s.id for s in scs if s.part == grid.HELDOUT2} == HELD_OUT_2
     assert {s.id for s in scs if s.part == grid.HELDOUT3} == HELD_OUT_3
     assert {s.id for s in scs if s.part == grid.HELDOUT4} == HELD_OUT_4
+    assert {s.id for s in scs if s.part == grid.VIT_CALIBRATION} == VIT_CALIBRATION
+    assert {s.id for s in scs if s.part == grid.VIT_HELDOUT} == VIT_HELD_OUT
+    # only calibration parts calibrate: no held-out scenario of any source is among them
+    assert set(grid.CALIBRATION_PARTS) == {grid.CALIBRATION, grid.VIT_CALIBRATION}
     assert {s.part for s in scs} == set(grid.PARTS)
     # the part is a function of the definition alone: a rebuilt scenario lands in the same part
     for s in scs:
@@ -121,6 +136,68 @@ def test_grid_covers_what_the_issue_asks(grid):
     for cond in ("shared", "balanced", "big"):  # each of Ng's conditions both holds and fails somewhere
         assert {t[cond] for t in truths} == {True, False}
     assert {s.per_class for s in single if s.family == "fm-new"} == {10, 50, 200, 500}
+
+
+def test_vit_sources_and_scenarios(grid):
+    """Both ViT sources carry every single-task target family of their CNN twin at 10, 50 and 200 per
+    class (digits: 100, all it has), with the same truth (shift, similar) as the CNN scenario."""
+    assert grid.SOURCES["vits14"] == ("timm:vit_small_patch14_dinov2", None, 56)
+    assert grid.SOURCES["vits14"][2] % 14 == 0  # whole patches: no position-embedding guesswork at the border
+    assert grid.SOURCES["fmnist04-vit"] == ("timm:vit_grid_patch4_28", "controlled:vit_grid_patch4_28", 28)
+    scs = grid.all_scenarios()
+    twin = {"fmnist04": "fmnist04-vit", "imagenet": "vits14"}
+    cnn_single = {s.family for s in scs if s.kind == "single" and s.source in twin}
+    vit = [s for s in scs if s.source in twin.values()]
+    assert {s.data for s in vit} == cnn_single and all(s.kind == "single" for s in vit)
+    for s in vit:
+        cnn = grid.Scenario(s.data, grid.FAMILIES[s.data]["sizes"][0])
+        assert s.source == twin[cnn.source] and (s.shift, s.similar) == (cnn.shift, cnn.similar)
+        assert s.per_class in ((10, 50, 100) if s.data.endswith("digits") else VIT_SIZES)
+    # a family keeps its CNN side of the line
+    for s in vit:
+        assert (s.part == grid.VIT_CALIBRATION) == (grid.FAMILIES[s.data]["part"] == grid.CALIBRATION)
+    # both parts hold both sources, and both sizes of the 2x2
+    for part in (grid.VIT_CALIBRATION, grid.VIT_HELDOUT):
+        sel = [s for s in vit if s.part == part]
+        assert {s.source for s in sel} == set(twin.values()) and {s.small for s in sel} == {True, False}
+
+
+def test_a_vit_scenario_uses_its_cnn_twins_images(grid):
+    import numpy as np
+
+    for vit_fam, n in (("vit-fm-src-invert", 10), ("s14-digits", 10)):
+        ds, split = grid.build_dataset(grid.Scenario(vit_fam, n))
+        cnn, csplit = grid.build_dataset(grid.Scenario(grid.FAMILIES[vit_fam]["data"], n))
+        assert np.array_equal(ds.images, cnn.images) and np.array_equal(ds.labels, cnn.labels)
+        assert split.sizes() == csplit.sizes()
+
+
+def test_controlled_vit_loads_through_the_weights_route(grid, tmp_path, one_torch_thread):
+    """The controlled ViT is a named timm model: a state dict of it (5-class head) loads with
+    ``--weights PATH``, cut into the stem and its 6 blocks of 7 x 7 + 1 tokens, at 28 px with timm's
+    ViT preprocessing."""
+    import timm
+    import torch
+
+    import controlled_source as cs
+    from advisor.models import create_backbone
+
+    cs.register_vit()
+    torch.manual_seed(0)
+    model = timm.create_model(cs.VIT_ARCH, pretrained=False, num_classes=5).eval()
+    torch.save(model.state_dict(), tmp_path / "vit.pth")
+    bb = create_backbone(f"timm:{cs.VIT_ARCH}", str(tmp_path / "vit.pth"), device="cpu")
+    assert bb.block_names == ["stem"] + [f"blocks.{i}" for i in range(6)]
+    assert bb.preprocessing["crop_size"] == 28 and bb.preprocessing["mean"] == (0.5, 0.5, 0.5)
+    x = torch.randn(2, 3, 28, 28)
+    with torch.no_grad():
+        outs = bb.forward_blocks(x)
+        assert outs[-1].shape == (2, 50, 64)
+        assert torch.allclose(bb(x), model(x), atol=1e-5)  # the loaded weights, source head included
+    # its recipe is its own, versioned apart from the CNN's (whose recipe, and so its weights, stay as they were)
+    assert cs.recipe(cs.VIT_EPOCHS, cs.VIT_ARCH)["optimizer"] == "adamw"
+    assert cs.recipe(3)["version"] == 2 and "optimizer" not in cs.recipe(3)
+    assert cs.default_path(cs.VIT_ARCH).name == "fmnist04-vit_grid_patch4_28-28px.pth"
 
 
 def test_target_splits_are_disjoint_and_sized(grid):
