@@ -20,7 +20,6 @@ same way.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -149,18 +148,12 @@ def _artifact_path(folder: Path, source: str, artifacts: dict, name: str, check:
     return path
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_meta(path: Path, model_file: Path, *, task: str, classes: list[str], preprocess_state: dict) -> Path:
     """``advisor.json``: what the pyfunc needs besides the weights, as plain JSON."""
+    from advisor.models._weights import file_sha256
+
     path.write_text(json.dumps({"format": PYFUNC_FORMAT, "task": task, "classes": list(classes),
-                                "preprocess": preprocess_state, "model_sha256": sha256_file(model_file)},
+                                "preprocess": preprocess_state, "model_sha256": file_sha256(model_file)},
                                indent=2))
     return path
 
@@ -178,8 +171,10 @@ def read_meta(meta_file: Path, model_file: Path, source: str) -> dict:
     if not isinstance(meta.get("task"), str) or not isinstance(meta.get("preprocess"), dict) \
             or not isinstance(meta.get("classes"), list):
         raise _refuse(source, f"has an {meta_file.name} without its task, classes and preprocessing")
+    from advisor.models._weights import file_sha256
+
     try:
-        digest = sha256_file(model_file)
+        digest = file_sha256(model_file)
     except OSError as e:
         raise _refuse(source, f"has an unreadable weights file ({e.strerror or e})") from None
     if meta.get("model_sha256") != digest:
