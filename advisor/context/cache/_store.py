@@ -314,13 +314,9 @@ class ActivationCache:
                     maps[current.key] = self._open(ctx, current)
             except OSError as err:  # a full disk, a file-size limit, an unwritable folder: compute, do not store
                 self._give_up(current, err)
-                failed = current
-            else:
-                failed = None
-            if failed is not None:
                 stack.close()  # release our locks, then remove what was made of the entry
                 with contextlib.suppress(OSError):
-                    self._remove(failed.dir, blocking=False)
+                    self._remove(current.dir, blocking=False)
                 return
             missing = np.zeros(idx.size, dtype=bool)
             for data, done in maps.values():
