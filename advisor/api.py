@@ -140,7 +140,7 @@ def run_check(ctx, progress=None):
     from advisor.context import without_test
     from advisor.train import run_strategy
 
-    cands = candidates(len(ctx.backbone.block_names), len(ctx.split.train))
+    cands = candidates(len(ctx.backbone.block_names), len(ctx.split.train), ctx.backbone.layout.family)
     with tempfile.TemporaryDirectory(prefix="advisor-check-") as tmp:
         c = without_test(ctx)
         if c.cache is None:
@@ -219,6 +219,7 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
         source=source,
         source_data=source_data,
         shift_measure=shift_info(shift),
+        family=backbone.layout.family,
     )
     t = time.perf_counter()
     thresholds = DEFAULT_THRESHOLDS if check != "on" else dataclasses.replace(DEFAULT_THRESHOLDS,

@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from advisor import strategies
+
 #: inverse regularisation strengths tried for each probe
 PROBE_C = (0.1, 1.0)
 #: a fine-tune of the check runs about this many optimiser steps of BATCH images, in 4 to 20 epochs
@@ -39,14 +41,16 @@ def network_budget(n_train: int) -> dict:
     return {"epochs": epochs, "patience": max(2, epochs // 4), "batch_size": BATCH}
 
 
-def candidates(n_blocks: int, n_train: int) -> list[tuple[str, dict]]:
+def candidates(n_blocks: int, n_train: int, family: str = "cnn") -> list[tuple[str, dict]]:
     """What the check runs, cheapest first (a tie on validation goes to the first): the linear probe and
-    the early-block SVMs at each C, then full fine-tuning after a linear-probe warm-up (LP-FT) at
-    backbone/head rate ratio 0.1."""
+    the early-block SVMs at each C, then full fine-tuning after a linear-probe warm-up (LP-FT) at the
+    backbone family's backbone/head rate ratio (:func:`advisor.strategies.recipe`: 0.1 on a CNN, 0.01 on
+    a transformer)."""
     out = [("linear_probe", {"C": c}) for c in PROBE_C]
     for b in probe_blocks(n_blocks):
         out += [("svm_early", {"block": b, "C": c}) for c in PROBE_C]
-    out.append(("full_finetune", {"warmup": True, "lr_ratio": 0.1, **network_budget(n_train)}))
+    out.append(("full_finetune", {"warmup": True, "lr_ratio": strategies.recipe(family).lr_ratio,
+                                  **network_budget(n_train)}))
     return out
 
 

@@ -104,6 +104,9 @@ class Profile:
     source_data: str | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds
     shift_measure: ShiftInfo | None = None  # None: a Profile written before shift measures were recorded
+    #: the backbone's network family (``layout.family``: "cnn" or "transformer"); it picks the fine-tuning
+    #: recipe the advice's rates are for (a Profile written before families were recorded is a CNN's)
+    family: str = "cnn"
 
     def block_values(self, metric: str, task: str | None = None) -> list[float | None]:
         """One value per block for ``metric`` (a BlockProfile field); per-task metrics use ``task``."""

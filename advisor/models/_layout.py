@@ -34,6 +34,8 @@ POOLS = {"nchw": ("avg",), "nlc": ("token", "avg"), "nhwc": ("avg",)}
 _CHANNEL_DIM = {"nchw": 1, "nlc": 2, "nhwc": 3}
 _SPACE_DIMS = {"nchw": (2, 3), "nhwc": (1, 2)}
 _NDIM = {"nchw": 4, "nlc": 3, "nhwc": 4}
+#: the network family of each layout: it picks the fine-tuning recipe (``advisor.strategies.recipe``)
+FAMILIES = {"nchw": "cnn", "nlc": "transformer", "nhwc": "transformer"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,11 @@ class Layout:
             raise AdvisorError("class-token pooling needs a class token (n_prefix >= 1)", "use pool='avg'")
 
     # ------------------------------------------------------------------ shapes
+    @property
+    def family(self) -> str:
+        """``"cnn"`` (``nchw``) or ``"transformer"`` (``nlc``, ``nhwc``): which fine-tuning recipe applies."""
+        return FAMILIES[self.kind]
+
     @property
     def channel_dim(self) -> int:
         """The dimension of a block output that holds the channels."""

@@ -27,6 +27,7 @@ from advisor.strategies._last_k import LAST_K
 from advisor.strategies._linear_probe import LINEAR_PROBE
 from advisor.strategies._multi_task import MULTI_TASK
 from advisor.strategies._pipeline import PIPELINE_VS_END_TO_END
+from advisor.strategies._recipes import RECIPE_PARAMS, RECIPES, Recipe, recipe
 from advisor.strategies._shared import DEFAULT_WARMUP_EPOCHS, NETWORK_DEFAULTS
 from advisor.strategies._svm_early import SVM_EARLY
 from advisor.strategies._table import parameter_table, space_table
@@ -45,7 +46,8 @@ for _s in (LINEAR_PROBE, SVM_EARLY, LAST_K, FULL_FINETUNE, MULTI_TASK, PIPELINE_
 del _s
 
 __all__ = [
-    "DEFAULT_WARMUP_EPOCHS", "KINDS", "NETWORK_DEFAULTS", "REQUIRED", "AllBlocks", "BlockCount", "BlockRef", "Boolean",
+    "DEFAULT_WARMUP_EPOCHS", "KINDS", "NETWORK_DEFAULTS", "RECIPES", "RECIPE_PARAMS", "Recipe", "recipe", "REQUIRED",
+    "AllBlocks", "BlockCount", "BlockRef", "Boolean",
     "Constraint", "Fractions", "Interval", "Labels", "Options", "Param", "Strategy", "all_strategies", "get", "names",
     "network_names", "parameter_table", "probe_names", "register", "space_table", "unregister",
 ]

@@ -21,7 +21,7 @@ from advisor.train._network import FittedNetwork, parse_network_params
 from advisor.train.export import from_fitted
 
 _FIT_KEYS = ("k", "head_lr", "lr_ratio", "layer_decay", "weight_decay", "epochs", "batch_size", "patience",
-             "warmup_epochs", "augment")
+             "warmup_epochs", "rate_warmup", "clip_grad", "augment")
 
 
 def fit_kwargs(p: dict) -> dict:
@@ -48,6 +48,7 @@ def _result(strategy: str, ctx: TrainContext, fitted: FittedNetwork, p: dict, t0
             "frozen_blocks": list(fitted.frozen_blocks),
             "boundary_from_cache": bool(fitted.boundary_from_cache),
             "param_group_lrs": dict(fitted.param_group_lrs),
+            "recipe": ctx.backbone.layout.family,
         },
         model=from_fitted(fitted),
     )
@@ -62,7 +63,8 @@ def _run(strategy: str, ctx: TrainContext, p: dict, callback: EpochCallback | No
 def run_last_k(ctx: TrainContext, params: dict, callback: EpochCallback | None = None) -> TrainResult:
     """Train the top ``params["k"]`` blocks and a new head; the blocks below stay frozen."""
     t0 = time.perf_counter()
-    p = parse_network_params(params, strategy="last_k", n_blocks=len(ctx.backbone.blocks))
+    p = parse_network_params(params, strategy="last_k", n_blocks=len(ctx.backbone.blocks),
+                             family=ctx.backbone.layout.family)
     return _run("last_k", ctx, p, callback, t0)
 
 
@@ -70,5 +72,5 @@ def run_full_finetune(ctx: TrainContext, params: dict, callback: EpochCallback |
     """Train every block and a new head (``warmup=True``: 2 heads-only epochs first, LP-FT)."""
     t0 = time.perf_counter()
     n = len(ctx.backbone.blocks)
-    p = parse_network_params(params, strategy="full_finetune", n_blocks=n)
+    p = parse_network_params(params, strategy="full_finetune", n_blocks=n, family=ctx.backbone.layout.family)
     return _run("full_finetune", ctx, p, callback, t0)

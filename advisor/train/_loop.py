@@ -14,6 +14,11 @@ of it (position embeddings, class tokens, Swin's relative-position tables: ``Bac
 * without augmentation the frozen part's output (the "boundary") comes from the
   activation cache when there is one and it fits, else it is recomputed per batch;
 * LP-FT: ``warmup_epochs`` epochs train the heads alone (whole backbone frozen) first;
+* ``rate_warmup``: when the blocks start training (after LP-FT's heads epochs), their rates rise
+  linearly from ``1/W`` of their value to it over their first ``W`` optimiser steps, ``W`` one epoch
+  of steps or a tenth of the fine-tuning steps, whichever is more; ``clip_grad > 0`` clips the
+  gradient norm of every trainable parameter to it (after unscaling, under float16 autocast). Both
+  are the transformer recipe's (``advisor.strategies._recipes``); a CNN has neither by default;
 * early stopping on the primary task's validation accuracy; the best epoch's weights
   are restored at the end.
 """
@@ -36,17 +41,45 @@ from advisor.train._network import FittedNetwork, check_k
 
 
 class Stepper:
-    """AdamW over the parameter groups, with a gradient scaler for float16 autocast on CUDA."""
+    """AdamW over the parameter groups, with a gradient scaler for float16 autocast on CUDA, optional
+    gradient-norm clipping (``clip_grad > 0``) and a linear warm-up of the block groups' rates
+    (:meth:`warm_up_blocks`)."""
 
-    def __init__(self, groups, *, head_lr: float, weight_decay: float, dev: torch.device):
+    def __init__(self, groups, *, head_lr: float, weight_decay: float, dev: torch.device, clip_grad: float = 0.0):
         self.opt = torch.optim.AdamW(groups, lr=head_lr, weight_decay=weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(dev) == torch.float16)
+        self.clip_grad = float(clip_grad)
+        #: each group's own rate, which the warm-up rises to
+        self.base_lrs = {g["name"]: float(g["lr"]) for g in self.opt.param_groups}
+        self._warm_steps = self._warm_done = 0
+
+    def warm_up_blocks(self, steps: int) -> None:
+        """From the next step on, the block groups' rates rise linearly to their own over ``steps`` steps
+        (step ``s`` of ``steps``: ``s / steps`` of the rate); the heads keep theirs."""
+        self._warm_steps, self._warm_done = max(0, int(steps)), 0
 
     def step(self, loss: torch.Tensor) -> None:
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self._warm_done < self._warm_steps:
+            self._warm_done += 1
+            f = self._warm_done / self._warm_steps
+            for g in self.opt.param_groups:
+                if g["name"].startswith("block:"):
+                    g["lr"] = self.base_lrs[g["name"]] * f
+        if self.clip_grad > 0:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"] if p.grad is not None],
+                                           self.clip_grad)
         self.scaler.step(self.opt)
         self.scaler.update()
+
+
+def warmup_steps(n_train: int, batch_size: int, epochs: int) -> int:
+    """The rate warm-up's length in optimiser steps: one epoch of steps, or a tenth of ``epochs``
+    epochs' steps, whichever is more."""
+    per_epoch = max(1, math.ceil(n_train / batch_size))
+    return max(per_epoch, math.ceil(0.1 * per_epoch * epochs))
 
 
 def train_epoch(net: Net, inputs: TopInputs, stepper: Stepper, phase: str, *, head_lr: float) -> float:
@@ -142,6 +175,8 @@ def fit_network(
     batch_size: int = 64,
     patience: int = 3,
     warmup_epochs: int = 0,
+    rate_warmup: bool = False,
+    clip_grad: float = 0.0,
     augment: bool = False,
     callback: EpochCallback | None = None,
     progress_stage: str = "train",
@@ -196,7 +231,7 @@ def fit_network(
     net.set_phase("eval")
     stepper = Stepper(param_groups(tasks, net, backbone.block_names[n_frozen:], head_lr=head_lr, lr_ratio=lr_ratio,
                                    layer_decay=layer_decay, weight_decay=weight_decay, decays=backbone.decays),
-                      head_lr=head_lr, weight_decay=weight_decay, dev=dev)
+                      head_lr=head_lr, weight_decay=weight_decay, dev=dev, clip_grad=clip_grad)
 
     inputs = None
     try:
@@ -211,6 +246,8 @@ def fit_network(
             if phase == "top" and epoch == warmup_epochs + 1:
                 stop.restart()
                 inputs.forget_features()  # the top blocks move from now on
+                if rate_warmup:
+                    stepper.warm_up_blocks(warmup_steps(len(train_idx), batch_size, epochs))
             if phase == "heads" and not augment:
                 inputs.features("val", keep=True)
             train_loss = train_epoch(net, inputs, stepper, phase, head_lr=head_lr)
@@ -246,7 +283,7 @@ def fit_network(
     return FittedNetwork(
         ctx=ctx, tasks=tasks, k=k, net=net, history=history, best_epoch=stop.best_epoch,
         trainable_params=int(trainable),
-        param_group_lrs={g["name"]: float(g["lr"]) for g in stepper.opt.param_groups},
+        param_group_lrs=dict(stepper.base_lrs),
         frozen_blocks=list(backbone.block_names[:n_frozen]), boundary_from_cache=from_cache,
         batch_size=batch_size, primary_task=primary, seconds=time.perf_counter() - t_start,
     )

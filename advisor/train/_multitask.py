@@ -74,7 +74,7 @@ def run_multi_task(ctx: TrainContext, params: dict, callback: EpochCallback | No
     """Train one shared network on every task (and, with ``compare``, one network per task)."""
     t0 = time.perf_counter()
     n = len(ctx.backbone.blocks)
-    p = parse_network_params(params, strategy="multi_task", n_blocks=n)
+    p = parse_network_params(params, strategy="multi_task", n_blocks=n, family=ctx.backbone.layout.family)
     tasks = _pick_tasks(ctx, p["tasks"])
     compare = p["compare"]
     if not isinstance(compare, (bool, np.bool_)):
@@ -89,6 +89,7 @@ def run_multi_task(ctx: TrainContext, params: dict, callback: EpochCallback | No
         "frozen_blocks": list(fitted.frozen_blocks),
         "boundary_from_cache": bool(fitted.boundary_from_cache),
         "param_group_lrs": dict(fitted.param_group_lrs),
+        "recipe": ctx.backbone.layout.family,
         "primary_task": primary,
     }
     result = TrainResult(

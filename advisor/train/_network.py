@@ -31,13 +31,20 @@ def check_k(k, n_blocks: int) -> int:
     return _strategies.get("last_k").param("k").check(k, "last_k", n_blocks)
 
 
-def parse_network_params(params: dict, *, strategy: str, n_blocks: int) -> dict[str, Any]:
+def parse_network_params(params: dict, *, strategy: str, n_blocks: int, family: str = "cnn") -> dict[str, Any]:
     """Validate plain-value parameters of a network strategy with the registry and fill in the defaults.
 
+    The parameters of the fine-tuning recipe (``lr_ratio``, ``layer_decay``, ``rate_warmup``,
+    ``clip_grad``) that ``params`` does not give take the backbone ``family``'s values
+    (:func:`advisor.strategies.recipe`; ``family`` is the backbone's ``layout.family``).
     ``warmup`` (bool) and ``warmup_epochs`` are folded together: ``warmup=True`` alone means
     ``DEFAULT_WARMUP_EPOCHS`` heads-only epochs. Every problem is an AdvisorError naming the parameter.
     """
+    recipe = _strategies.recipe(family)
     p = _strategies.get(strategy).validate(params, n_blocks=n_blocks)
+    for name, value in recipe.defaults().items():
+        if name in p and (params or {}).get(name) is None:
+            p[name] = value
     warmup, we = p.get("warmup"), p.get("warmup_epochs")
     if we is not None and warmup is not None and warmup != (we > 0):
         raise AdvisorError(f"warmup={warmup} contradicts warmup_epochs={we}", "pass only one of them")

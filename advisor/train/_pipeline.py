@@ -42,14 +42,15 @@ STRATEGY = "pipeline_vs_end_to_end"
 PIPELINE, END_TO_END = "pipeline", "end_to_end"
 
 _NETWORK_KEYS = ("head_lr", "lr_ratio", "layer_decay", "weight_decay", "epochs", "batch_size", "patience",
-                 "warmup_epochs", "augment")
+                 "warmup_epochs", "rate_warmup", "clip_grad", "augment")
 
 
-def _check_params(params: dict | None, n_blocks: int) -> dict:
-    """The parameters as declared in ``advisor.strategies`` (``k`` defaults to 2), defaults filled in."""
+def _check_params(params: dict | None, n_blocks: int, family: str = "cnn") -> dict:
+    """The parameters as declared in ``advisor.strategies`` (``k`` defaults to 2), defaults filled in
+    (those of the fine-tuning recipe from the backbone's ``family``)."""
     from advisor.train._network import parse_network_params
 
-    return parse_network_params(params or {}, strategy=STRATEGY, n_blocks=n_blocks)
+    return parse_network_params(params or {}, strategy=STRATEGY, n_blocks=n_blocks, family=family)
 
 
 def _indices_sha1(idx: np.ndarray) -> str:
@@ -244,7 +245,7 @@ def run_pipeline_vs_end_to_end(ctx: TrainContext, params: dict | None = None,
             "mark one label column as the intermediate label z of x -> z -> y with --intermediate COL "
             "(intermediate=COL in the API), or try the example dataset fashion-chain",
         )
-    p = _check_params(params, len(ctx.backbone.blocks))
+    p = _check_params(params, len(ctx.backbone.blocks), ctx.backbone.layout.family)
     run = _Runner(ctx, p)
 
     e2e = run.end_to_end(run.train, callback, keep=True)

@@ -196,3 +196,85 @@ def test_augmentation_acts_on_images_for_a_token_backbone(digits):
     assert plain.extra["boundary_from_cache"] is True and aug.extra["boundary_from_cache"] is False
     assert aug.history[0].train_loss != plain.history[0].train_loss  # it saw other inputs
     assert np.isfinite(aug.history[0].train_loss)
+
+
+# ----------------------------------------------------------------------------- the transformer recipe
+def test_the_recipe_fills_what_is_not_given_by_the_backbone_family():
+    """A CNN keeps the defaults every CNN result was trained with; a transformer gets its recipe wherever a
+    value is not given; a given value always wins, on either family."""
+    from advisor.strategies import NETWORK_DEFAULTS, RECIPE_PARAMS
+    from advisor.train._network import parse_network_params
+
+    cnn = parse_network_params({}, strategy="full_finetune", n_blocks=12)
+    assert {k: cnn[k] for k in RECIPE_PARAMS} == {"lr_ratio": 0.1, "layer_decay": 1.0, "rate_warmup": False,
+                                                  "clip_grad": 0.0}
+    assert {k: cnn[k] for k in RECIPE_PARAMS} == {k: NETWORK_DEFAULTS[k] for k in RECIPE_PARAMS}
+    vit = parse_network_params({}, strategy="full_finetune", n_blocks=12, family="transformer")
+    assert {k: vit[k] for k in RECIPE_PARAMS} == {"lr_ratio": 0.01, "layer_decay": 0.75, "rate_warmup": True,
+                                                  "clip_grad": 1.0}
+    given = {"lr_ratio": 0.1, "layer_decay": 1.0, "rate_warmup": False, "clip_grad": 0.0}
+    mine = parse_network_params({"k": 2, **given}, strategy="last_k", n_blocks=12, family="transformer")
+    assert {k: mine[k] for k in RECIPE_PARAMS} == given
+    assert parse_network_params({"k": 1, "clip_grad": 2.5}, strategy="last_k", n_blocks=12)["clip_grad"] == 2.5
+
+
+def test_rate_warm_up_raises_the_block_rates_linearly_and_leaves_the_heads_alone():
+    """Step s of W runs the block groups at s/W of their rate (the heads at theirs from the first step),
+    then at their own; clipping bounds the gradient norm the optimizer sees."""
+    from advisor.train._loop import Stepper, warmup_steps
+    from advisor.train._model import param_groups
+
+    bb, net = _vit_net(k=2)
+    net.set_phase("top")
+    groups = param_groups(["y"], net, bb.block_names[-2:], head_lr=1e-2, lr_ratio=0.1, layer_decay=0.5,
+                          weight_decay=0.0, decays=bb.decays)
+    stepper = Stepper(groups, head_lr=1e-2, weight_decay=0.0, dev=torch.device("cpu"), clip_grad=0.5)
+    base = dict(stepper.base_lrs)
+    stepper.warm_up_blocks(4)
+    x = torch.randn(3, 3, 32, 32)
+    seen, norms = [], []
+    orig = stepper.opt.step
+
+    def recording_step(*a, **k):  # what the optimizer sees at each step: rates and gradient norm
+        seen.append({g["name"]: g["lr"] for g in stepper.opt.param_groups})
+        norms.append(float(torch.norm(torch.stack([p.grad.norm() for g in stepper.opt.param_groups
+                                                    for p in g["params"] if p.grad is not None]))))
+        return orig(*a, **k)
+
+    stepper.opt.step = recording_step
+    for _ in range(6):
+        loss = 1e3 * net.heads[0](net.features(net.bottom(x))).pow(2).mean()  # a large gradient to clip
+        stepper.step(loss)
+    for s, lrs in enumerate(seen, start=1):
+        for name, lr in lrs.items():
+            want = base[name] * (min(s, 4) / 4 if name.startswith("block:") else 1.0)
+            assert lr == pytest.approx(want, rel=1e-12), (s, name)
+    assert max(norms) <= 0.5 * (1 + 1e-5)
+    # one epoch of steps, or a tenth of the fine-tuning's, whichever is more
+    assert warmup_steps(600, 64, 6) == 10 and warmup_steps(600, 64, 20) == 20 and warmup_steps(50, 64, 20) == 2
+
+
+def test_a_vit_trains_with_its_recipe_and_the_warm_up_starts_with_the_blocks(digits, monkeypatch):
+    """full_finetune on a ViT without rates given: the transformer recipe's values are used and recorded;
+    the rate warm-up starts when the blocks start training (after the LP-FT heads epoch), not before."""
+    import advisor.train._loop as loop
+    from advisor.train import run_strategy
+
+    calls = []
+
+    class Recording(loop.Stepper):
+        def warm_up_blocks(self, steps):
+            calls.append((steps, self.opt.state and len(self.opt.state)))
+            super().warm_up_blocks(steps)
+
+    monkeypatch.setattr(loop, "Stepper", Recording)
+    r = run_strategy(digits, "full_finetune", {"warmup_epochs": 1, "epochs": 2, "batch_size": 32, "patience": 5})
+    assert {k: r.params[k] for k in ("lr_ratio", "layer_decay", "rate_warmup", "clip_grad")} == \
+        {"lr_ratio": 0.01, "layer_decay": 0.75, "rate_warmup": True, "clip_grad": 1.0}
+    assert r.extra["recipe"] == "transformer"
+    n_train = len(digits.split.train)
+    assert len(calls) == 1 and calls[0][0] == loop.warmup_steps(n_train, 32, 2)
+    assert calls[0][1] > 0  # the heads epoch had already stepped the optimizer: the warm-up began after it
+    lrs = r.extra["param_group_lrs"]  # the groups' own rates, not where the warm-up left them
+    top = digits.backbone.block_names[-1]
+    assert lrs[f"block:{top}"] == pytest.approx(1e-2 * 0.01) and lrs["head:label"] == pytest.approx(1e-2)
