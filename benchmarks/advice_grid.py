@@ -1190,6 +1190,7 @@ def main(argv=None) -> int:
     held4 = [r for r in rows if r["part"] == HELDOUT4]
     vit_cal = [r for r in rows if r["part"] == VIT_CALIBRATION]
     vit_held = [r for r in rows if r["part"] == VIT_HELDOUT]
+    vit_held2 = [r for r in rows if r["part"] == VIT_HELDOUT2]
     if a.calibrate:
         # each calibration part on its own: a ViT threshold may differ from the CNN one where its data says so
         for part, part_rows in ((CALIBRATION, cal), (VIT_CALIBRATION, vit_cal)):
@@ -1211,12 +1212,14 @@ def main(argv=None) -> int:
               ("calibration", cal), ("ViT held-out (both ViT sources)", vit_held),
               ("ViT held-out, controlled ViT", [r for r in vit_held if r["id"].startswith("fmnist04-vit/")]),
               ("ViT held-out, ViT-S/14", [r for r in vit_held if r["id"].startswith("vits14/")]),
+              ("ViT held-out 2 (controlled ViT, written before the recipe's results)", vit_held2),
               ("ViT calibration", vit_cal)]
     out = {"version": version, "scenarios_scored": len(rows), "scenarios_selected": len(scs),
            "calibration": summarise(cal), "held_out": summarise(held), "held_out_2": summarise(held2),
            "held_out_3": summarise(held3), "held_out_4": summarise(held4),
            "held_out_2_to_4": summarise(unseen), "held_out_all": summarise(held + unseen),
-           "vit_calibration": summarise(vit_cal), "vit_held_out": summarise(vit_held), "rows": rows}
+           "vit_calibration": summarise(vit_cal), "vit_held_out": summarise(vit_held),
+           "vit_held_out_2": summarise(vit_held2), "rows": rows}
     out.update(failed=failed, missing=missing)
     text = (f"Advice grid, code version {version}: {len(rows)} of {len(scs)} selected scenarios scored"
             + (f"; not yet run: {', '.join(missing)}" if missing else "")
@@ -1227,6 +1230,7 @@ def main(argv=None) -> int:
             + (markdown(held2, out["held_out_2"], "Second held-out part") + "\n" if held2 else "")
             + (markdown(held, out["held_out"], "Held-out part") + "\n" if held or not rows else "")
             + (markdown(cal, out["calibration"], "Calibration part") if cal or not rows else "")
+            + ("\n" + markdown(vit_held2, out["vit_held_out_2"], "Second ViT held-out part") if vit_held2 else "")
             + ("\n" + markdown(vit_held, out["vit_held_out"], "ViT held-out part") if vit_held else "")
             + ("\n" + markdown(vit_cal, out["vit_calibration"], "ViT calibration part") if vit_cal else ""))
     print(text)

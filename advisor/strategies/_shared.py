@@ -47,7 +47,7 @@ NETWORK_PARAMS: tuple[Param, ...] = (
           example="true", flag=True, default_text="false",
           search={"type": "categorical", "choices": [True, False]}),
     Param("rate_warmup", Boolean(), _CNN.rate_warmup,
-          help="linear warm-up of the blocks' learning rates over their first epoch (at least 10% of their steps)",
+          help="linear warm-up of the blocks' learning rates over their first epoch of steps (a tenth of their steps if more)",
           example="true", flag=True, default_text=default_text("rate_warmup")),
     Param("clip_grad", Interval(float, 0.0), _CNN.clip_grad, help="gradient-norm clipping (0: none)",
           example="1.0", flag=True, default_text=default_text("clip_grad")),

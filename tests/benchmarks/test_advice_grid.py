@@ -147,7 +147,7 @@ def test_vit_sources_and_scenarios(grid):
     scs = grid.all_scenarios()
     twin = {"fmnist04": "fmnist04-vit", "imagenet": "vits14"}
     cnn_single = {s.family for s in scs if s.kind == "single" and s.source in twin}
-    vit = [s for s in scs if s.source in twin.values()]
+    vit = [s for s in scs if s.source in twin.values() and s.part != grid.VIT_HELDOUT2]
     assert {s.data for s in vit} == cnn_single and all(s.kind == "single" for s in vit)
     for s in vit:
         cnn = grid.Scenario(s.data, grid.FAMILIES[s.data]["sizes"][0])
@@ -160,6 +160,34 @@ def test_vit_sources_and_scenarios(grid):
     for part in (grid.VIT_CALIBRATION, grid.VIT_HELDOUT):
         sel = [s for s in vit if s.part == part]
         assert {s.source for s in sel} == set(twin.values()) and {s.small for s in sel} == {True, False}
+
+
+def test_second_vit_held_out_part_is_new_targets_on_the_controlled_vit(grid):
+    """The part that judges the transformer recipe: targets no CNN or earlier ViT scenario uses (new
+    combinations of the grid's class sets and transforms), on the controlled ViT, at 10 and 50 per class."""
+    scs = grid.all_scenarios()
+    new = [s for s in scs if s.part == grid.VIT_HELDOUT2]
+    assert len(new) == 8 and {s.per_class for s in new} == {10, 50}
+    assert {s.source for s in new} == {"fmnist04-vit"} and all(s.kind == "single" for s in new)
+    earlier = {s.data for s in scs if s.part != grid.VIT_HELDOUT2}
+    assert not {s.data for s in new} & earlier
+    assert all(s.data.startswith(("fm-new-", "fm-src-")) and s.data.rsplit("-", 1)[1] in
+               ("noise", "blur", "rot90", "pixelate") for s in new)
+
+
+def test_transformer_sources_take_the_transformer_recipe_in_the_budget(grid):
+    """On a transformer source the budget's rate ratios include the recipe's, and an advised network
+    config without a ratio is matched to its budget twin at the recipe's ratio, as the trainer fills it."""
+    from advisor.strategies import recipe
+
+    vit = grid.Scenario("vit-fm-new", 10)
+    cnn = grid.Scenario("fm-new", 10)
+    assert grid.grid_family(vit) == "transformer" and grid.grid_family(cnn) == "cnn"
+    ratios = {p["lr_ratio"] for s, p in grid.oracle_budget(vit, 6, 50) if s in ("last_k", "full_finetune")}
+    assert recipe("transformer").lr_ratio in ratios and ratios == set(grid.FAMILY_LR_RATIOS["transformer"])
+    assert {p["lr_ratio"] for s, p in grid.oracle_budget(cnn, 6, 50) if s == "last_k"} == set(grid.LR_RATIOS)
+    assert grid._norm_params("last_k", {"k": 1}, [], "transformer")["lr_ratio"] == 0.01
+    assert grid._norm_params("last_k", {"k": 1}, [])["lr_ratio"] == 0.1
 
 
 def test_a_vit_scenario_uses_its_cnn_twins_images(grid):
