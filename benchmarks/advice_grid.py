@@ -115,7 +115,15 @@ VIT_CALIBRATION, VIT_HELDOUT = "vit-calibration", "vit-held-out"
 # judge of it. These are new input shifts of the controlled ViT's targets (new combinations of the
 # grid's transforms and class sets), at 10 and 50 per class, the sizes the CPU budget allows.
 VIT_HELDOUT2 = "vit-held-out-2"
-PARTS = (CALIBRATION, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, VIT_CALIBRATION, VIT_HELDOUT, VIT_HELDOUT2)
+# A third transformer held-out part, written on 2026-12-05 (05:40 UTC) before any result of its own. The
+# second part's results were seen (in regime 2 the measured check ran LP-FT at the recipe's ratio 0.01
+# only, which the controlled ViT's fine-tunes lose to ratio 0.1, while the ViT-S/14 collapses at 0.1); the
+# check then gained LP-FT at both transformer ratios (advisor.advise.check.CHECK_LR_RATIOS), and this part
+# judges that change: two target families no part uses yet and a new size (25) of two held-out-2 families,
+# all at or below the check's 50 per class.
+VIT_HELDOUT3 = "vit-held-out-3"
+PARTS = (CALIBRATION, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, VIT_CALIBRATION, VIT_HELDOUT, VIT_HELDOUT2,
+         VIT_HELDOUT3)
 CALIBRATION_PARTS = (CALIBRATION, VIT_CALIBRATION)
 FAMILIES: dict[str, dict] = {
     # controlled source: MobileNetV2 pretrained on Fashion-MNIST classes 0-4 at 32 px
@@ -227,6 +235,15 @@ FAMILIES.update({
                              sizes=(10, 50), part=VIT_HELDOUT2, desc="classes 0-4 rotated by 90 degrees, unseen images"),
     "vit-fm-new-pixelate": dict(source="fmnist04-vit", data="fm-new-pixelate", shift="input", similar=False,
                                 sizes=(10, 50), part=VIT_HELDOUT2, desc="classes 5-9, box-averaged to 7x7 and blown up"),
+    "vit-fm-src-lowcontrast": dict(source="fmnist04-vit", data="fm-src-lowcontrast", shift="input", similar=False,
+                                   sizes=(10, 25, 50), part=VIT_HELDOUT3,
+                                   desc="classes 0-4, contrast x0.3 around mid-grey, unseen images"),
+    "vit-fm-new-invert": dict(source="fmnist04-vit", data="fm-new-invert", shift="input", similar=False,
+                              sizes=(10, 25, 50), part=VIT_HELDOUT3, desc="classes 5-9, inverted (255 - x)"),
+    "vit-fm-new-noise-25": dict(source="fmnist04-vit", data="fm-new-noise", shift="input", similar=False, sizes=(25,),
+                                part=VIT_HELDOUT3, desc="classes 5-9, additive Gaussian noise sigma 50 (of 255)"),
+    "vit-fm-src-rot90-25": dict(source="fmnist04-vit", data="fm-src-rot90", shift="input", similar=False, sizes=(25,),
+                                part=VIT_HELDOUT3, desc="classes 0-4 rotated by 90 degrees, unseen images"),
 })
 
 #: scenarios of --quick (about 15 minutes on 2 cores with a cold cache)
@@ -1191,6 +1208,7 @@ def main(argv=None) -> int:
     vit_cal = [r for r in rows if r["part"] == VIT_CALIBRATION]
     vit_held = [r for r in rows if r["part"] == VIT_HELDOUT]
     vit_held2 = [r for r in rows if r["part"] == VIT_HELDOUT2]
+    vit_held3 = [r for r in rows if r["part"] == VIT_HELDOUT3]
     if a.calibrate:
         # each calibration part on its own: a ViT threshold may differ from the CNN one where its data says so
         for part, part_rows in ((CALIBRATION, cal), (VIT_CALIBRATION, vit_cal)):
@@ -1212,6 +1230,7 @@ def main(argv=None) -> int:
               ("calibration", cal), ("ViT held-out (both ViT sources)", vit_held),
               ("ViT held-out, controlled ViT", [r for r in vit_held if r["id"].startswith("fmnist04-vit/")]),
               ("ViT held-out, ViT-S/14", [r for r in vit_held if r["id"].startswith("vits14/")]),
+              ("ViT held-out 3 (controlled ViT, written before the two-ratio check's results)", vit_held3),
               ("ViT held-out 2 (controlled ViT, written before the recipe's results)", vit_held2),
               ("ViT calibration", vit_cal)]
     out = {"version": version, "scenarios_scored": len(rows), "scenarios_selected": len(scs),
@@ -1219,7 +1238,7 @@ def main(argv=None) -> int:
            "held_out_3": summarise(held3), "held_out_4": summarise(held4),
            "held_out_2_to_4": summarise(unseen), "held_out_all": summarise(held + unseen),
            "vit_calibration": summarise(vit_cal), "vit_held_out": summarise(vit_held),
-           "vit_held_out_2": summarise(vit_held2), "rows": rows}
+           "vit_held_out_2": summarise(vit_held2), "vit_held_out_3": summarise(vit_held3), "rows": rows}
     out.update(failed=failed, missing=missing)
     text = (f"Advice grid, code version {version}: {len(rows)} of {len(scs)} selected scenarios scored"
             + (f"; not yet run: {', '.join(missing)}" if missing else "")
@@ -1230,6 +1249,7 @@ def main(argv=None) -> int:
             + (markdown(held2, out["held_out_2"], "Second held-out part") + "\n" if held2 else "")
             + (markdown(held, out["held_out"], "Held-out part") + "\n" if held or not rows else "")
             + (markdown(cal, out["calibration"], "Calibration part") if cal or not rows else "")
+            + ("\n" + markdown(vit_held3, out["vit_held_out_3"], "Third ViT held-out part") if vit_held3 else "")
             + ("\n" + markdown(vit_held2, out["vit_held_out_2"], "Second ViT held-out part") if vit_held2 else "")
             + ("\n" + markdown(vit_held, out["vit_held_out"], "ViT held-out part") if vit_held else "")
             + ("\n" + markdown(vit_cal, out["vit_calibration"], "ViT calibration part") if vit_cal else ""))

@@ -147,7 +147,7 @@ def test_vit_sources_and_scenarios(grid):
     scs = grid.all_scenarios()
     twin = {"fmnist04": "fmnist04-vit", "imagenet": "vits14"}
     cnn_single = {s.family for s in scs if s.kind == "single" and s.source in twin}
-    vit = [s for s in scs if s.source in twin.values() and s.part != grid.VIT_HELDOUT2]
+    vit = [s for s in scs if s.source in twin.values() and s.part not in (grid.VIT_HELDOUT2, grid.VIT_HELDOUT3)]
     assert {s.data for s in vit} == cnn_single and all(s.kind == "single" for s in vit)
     for s in vit:
         cnn = grid.Scenario(s.data, grid.FAMILIES[s.data]["sizes"][0])
@@ -169,10 +169,23 @@ def test_second_vit_held_out_part_is_new_targets_on_the_controlled_vit(grid):
     new = [s for s in scs if s.part == grid.VIT_HELDOUT2]
     assert len(new) == 8 and {s.per_class for s in new} == {10, 50}
     assert {s.source for s in new} == {"fmnist04-vit"} and all(s.kind == "single" for s in new)
-    earlier = {s.data for s in scs if s.part != grid.VIT_HELDOUT2}
+    earlier = {s.data for s in scs if s.part not in (grid.VIT_HELDOUT2, grid.VIT_HELDOUT3)}
     assert not {s.data for s in new} & earlier
     assert all(s.data.startswith(("fm-new-", "fm-src-")) and s.data.rsplit("-", 1)[1] in
                ("noise", "blur", "rot90", "pixelate") for s in new)
+
+
+def test_third_vit_held_out_part_is_unseen_scenarios_where_the_check_runs(grid):
+    """The part that judges the two-ratio check: scenarios no earlier part holds (two new target families,
+    and a size no part has), all at or below the check's 50 per class, so the check decides each."""
+    from advisor.advise.rules import CHECK_PER_CLASS
+
+    scs = grid.all_scenarios()
+    new = [s for s in scs if s.part == grid.VIT_HELDOUT3]
+    assert len(new) == 8 and all(s.per_class <= CHECK_PER_CLASS for s in new)
+    earlier = [s for s in scs if s.part != grid.VIT_HELDOUT3]
+    assert not {(s.data, s.per_class) for s in new} & {(s.data, s.per_class) for s in earlier}
+    assert {s.data for s in new} - {s.data for s in earlier} == {"fm-src-lowcontrast", "fm-new-invert"}
 
 
 def test_transformer_sources_take_the_transformer_recipe_in_the_budget(grid):
@@ -188,6 +201,11 @@ def test_transformer_sources_take_the_transformer_recipe_in_the_budget(grid):
     assert {p["lr_ratio"] for s, p in grid.oracle_budget(cnn, 6, 50) if s == "last_k"} == set(grid.LR_RATIOS)
     assert grid._norm_params("last_k", {"k": 1}, [], "transformer")["lr_ratio"] == 0.01
     assert grid._norm_params("last_k", {"k": 1}, [])["lr_ratio"] == 0.1
+    # every fine-tune the check runs is in the budget, on either family, so the grid scores it from records
+    for sc, fam in ((vit, "transformer"), (cnn, "cnn")):
+        budget = [(s, grid._norm_params(s, p, [], fam)) for s, p in grid.oracle_budget(sc, 6, 50)]
+        for s, p in grid.check_candidates(6, 50, fam):
+            assert (s, grid._norm_params(s, p, [], fam)) in budget, (s, p)
 
 
 def test_a_vit_scenario_uses_its_cnn_twins_images(grid):
