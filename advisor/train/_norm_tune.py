@@ -3,8 +3,8 @@ new head (BitFit, Ben Zaken et al. 2022; TinyTL's bias-only update, Cai et al. 2
 
 What trains (:func:`advisor.train._model.norm_and_bias_params`): every parameter of a BatchNorm, LayerNorm,
 GroupNorm (or a subclass, as timm's) and every parameter named ``bias``; kernels, linear matrices, position
-embeddings and class tokens stay as pretrained. On mobilenet_v2 and a ViT that is about 1% of full fine-tuning's
-parameters (the head included).
+embeddings and class tokens stay as pretrained. With a 10-class head that is 2.1% of full fine-tuning's
+parameters on mobilenet_v2 and 0.6% on ViT-Tiny (the head included).
 
 BatchNorm statistics: the blocks are in train mode while they train, so a CNN's BatchNorm running
 statistics follow the target's batches, as in full fine-tuning. The choice: the scales and shifts are

@@ -64,7 +64,7 @@ def test_last_k_learns_and_keeps_frozen_blocks_bit_identical(setup):
     assert r.history[r.best_epoch - 1].val_accuracy == r.val_accuracy
     assert r.params == {"k": 2, "head_lr": 1e-2, "lr_ratio": 0.1, "layer_decay": 1.0, "weight_decay": 1e-4,
                         "epochs": 3, "batch_size": 16, "patience": 3, "warmup_epochs": 0, "warmup": False,
-                        "augment": False}
+                        "rate_warmup": False, "clip_grad": 0.0, "augment": False}  # the CNN recipe's
     assert r.extra["frozen_blocks"] == ctx.backbone.block_names[:N_BLOCKS - 2]
     assert r.extra["boundary_from_cache"] is False
     top = ctx.backbone.blocks[N_BLOCKS - 2:]

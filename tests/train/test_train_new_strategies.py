@@ -218,3 +218,36 @@ def test_the_cli_trains_each_and_a_search_uses_the_declared_ranges(tmp_path, cap
                            cache_dir=str(tmp_path / "cache"), study_name=strategy, pruner="none")
         result = run_search(cfg)
         assert result.n_complete == 1 and result.best_strategy == strategy, strategy
+
+
+@pytest.mark.parametrize("extra", [["--strategy", "bn_adapt", "--probe", "svm_early"],
+                                   ["--strategy", "surgical", "--first", "0", "--last", "1", "--epochs", "1"],
+                                   ["--strategy", "norm_tune", "--epochs", "1"]], ids=lambda e: e[1])
+def test_a_saved_model_predicts_and_exports_like_itself(extra, cnn, tmp_path, capsys):
+    """``advisor train --save``, then ``advisor predict`` and a TorchScript ``advisor export`` of the file:
+    the same predictions as the reloaded module (bn_adapt's adapted statistics travel with it)."""
+    import csv
+
+    from advisor.train import load_model
+    from tests.test_cli import run_cli
+
+    save = tmp_path / "m.pt"
+    code, _, err = run_cli(["train", "digits:20", "--model", CNN, "--weights", "random", "--image-size", str(SIZE),
+                            "--no-cache", "--quiet", "--save", str(save), *extra], capsys)
+    assert code == 0, err
+    model, meta = load_model(save)
+    code, _, err = run_cli(["predict", str(save), "digits:20", "--out", str(tmp_path / "p.csv"), "--quiet"], capsys)
+    assert code == 0, err
+    with open(tmp_path / "p.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(cnn.dataset)
+    out = tmp_path / "m.torchscript"
+    code, _, err = run_cli(["export", str(save), "--format", "torchscript", "--out", str(out)], capsys)
+    assert code == 0, err
+    x = torch.stack([cnn.preprocess(cnn.dataset.load(i)) for i in range(8)])
+    with torch.no_grad():
+        want = model(x)
+        got = torch.jit.load(str(out))(x)
+    assert torch.allclose(got, want, atol=1e-5)
+    classes = meta["classes"][meta["primary"]]
+    assert [r["predicted"] for r in rows[:8]] == [classes[i] for i in want.argmax(1).tolist()]
