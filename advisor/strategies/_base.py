@@ -157,6 +157,9 @@ class Strategy:
     #: ``relate(params, n_blocks)``: checks between parameters after each is valid (``first <= last``);
     #: raises AdvisorError
     relate: Callable[[dict, int | None], None] | None = None
+    #: ``"module:function"``, ``f(backbone)`` raising AdvisorError for a backbone the strategy cannot use
+    #: (bn_adapt: one without BatchNorm); run as soon as the backbone is built, before the data loads
+    backbone_check: str = ""
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -223,6 +226,11 @@ class Strategy:
         if self.relate is not None:
             self.relate(out, n_blocks)
         return out
+
+    def check_backbone(self, backbone) -> None:
+        """AdvisorError when the strategy cannot use ``backbone`` (its declared ``backbone_check``)."""
+        if self.backbone_check:
+            _load(self.backbone_check)(backbone)
 
     def load_runner(self) -> Callable:
         """The trainer ``run(ctx, params, callback) -> TrainResult``, imported now."""

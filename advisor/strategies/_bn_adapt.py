@@ -23,6 +23,7 @@ BN_ADAPT = Strategy(
               unit="images", example="64"),
     ),
     runner="advisor.train._bn_adapt:run_bn_adapt",
+    backbone_check="advisor.train._bn_adapt:check_has_batchnorm",
     summary="no gradient step: every BatchNorm's statistics re-estimated on the train split, then the probe "
             "on the adapted features; needs BatchNorm",
 )

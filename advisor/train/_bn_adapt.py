@@ -10,7 +10,9 @@ adapted network's standardised pooled features, computed directly (never from th
 the pretrained network's). The adapted statistics are buffers of the blocks, so the saved model
 (:class:`advisor.train.export.TransferModel`) carries them: predict and export reproduce the accuracy.
 
-A network without BatchNorm (a ViT: LayerNorm only) is refused in one line before any image is read.
+A network without BatchNorm (a ViT: LayerNorm only) is refused in one line: by ``advisor train`` and
+:func:`advisor.train.train` before the data loads (the strategy's ``backbone_check``), and by the trainer
+before any image is read.
 """
 
 from __future__ import annotations

@@ -251,3 +251,20 @@ def test_a_saved_model_predicts_and_exports_like_itself(extra, cnn, tmp_path, ca
     assert torch.allclose(got, want, atol=1e-5)
     classes = meta["classes"][meta["primary"]]
     assert [r["predicted"] for r in rows[:8]] == [classes[i] for i in want.argmax(1).tolist()]
+
+
+def test_bn_adapt_on_a_vit_is_refused_before_the_data_loads_by_the_cli_and_the_api(monkeypatch, capsys):
+    """The strategy declares its backbone check; train() and the CLI build the backbone first and run it."""
+    import advisor.data
+    from advisor.train import train
+    from tests.test_cli import run_cli
+
+    def no_data(*a, **k):
+        raise AssertionError("the data must not load")
+
+    monkeypatch.setattr(advisor.data, "load_dataset", no_data)
+    _one_line(lambda: train("digits:20", VIT, "bn_adapt", weights="random", image_size=SIZE, device="cpu",
+                            cache_dir=False), "bn_adapt needs BatchNorm")
+    code, _, err = run_cli(["train", "digits:20", "--model", VIT, "--weights", "random", "--image-size", str(SIZE),
+                            "--strategy", "bn_adapt", "--no-cache", "--quiet"], capsys)
+    assert code == 2 and "bn_adapt needs BatchNorm" in err and len(err.strip().splitlines()) == 1
