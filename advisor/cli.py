@@ -423,6 +423,12 @@ def _report(args) -> int:
     return 0
 
 
+def _backbone_check(strategy: str):
+    """The strategy's check of the backbone (run before the data loads), or None when it declares none."""
+    declared = strategies.get(strategy)
+    return declared.check_backbone if declared.backbone_check else None
+
+
 def _flag_params() -> dict:
     """Parameter name -> (declaration, strategies that take it) for the parameters with a ``--NAME`` flag."""
     out: dict = {}
@@ -502,7 +508,8 @@ def _train(args) -> int:
         ctx = make_context(args.dataset, args.model, weights=args.weights, image_size=args.image_size,
                            device=args.device, seed=args.seed, cache_dir=False if args.no_cache else args.cache_dir,
                            label_columns=labels, intermediate=args.intermediate, workers=args.loader_workers,
-                           progress=progress, split=args.split, drop_rare_classes=args.drop_rare_classes)
+                           progress=progress, split=args.split, drop_rare_classes=args.drop_rare_classes,
+                           check_backbone=_backbone_check(args.strategy))
         result = run_strategy(ctx, args.strategy, params, on_epoch)
     tab = Table(title=f"{result.strategy} on {args.dataset} with {args.model}", title_justify="left")
     for col in ("split", "accuracy", "macro-F1"):

@@ -76,6 +76,7 @@ def make_context(
     progress=None,
     split=None,
     drop_rare_classes: bool = False,
+    check_backbone: Callable[[Any], None] | None = None,
 ) -> TrainContext:
     """Load data, split it, load the backbone once, and set up the activation cache.
 
@@ -83,6 +84,8 @@ def make_context(
     ``split``: train/val/test fractions (``"0.3,0.5,0.2"`` or three numbers); None: 0.6/0.2/0.2.
     A class of the primary task with too few items for one in each part (advisor.data.min_per_class) is
     refused, or with ``drop_rare_classes`` left out with an advisor.errors.AdvisorWarning naming it.
+    ``check_backbone(backbone)``: run on the backbone before the data loads (the backbone is then built
+    first), e.g. a strategy's :meth:`advisor.strategies.Strategy.check_backbone`.
     """
     import copy
     import time
@@ -92,13 +95,22 @@ def make_context(
 
     fractions = parse_split(split)
     dev = resolve_device(device)
+    pristine = None
+    t_model = 0.0
+    if check_backbone is not None:  # a strategy that cannot use this backbone fails before the data loads
+        t = time.perf_counter()
+        pristine = create_backbone(model, weights, device=str(dev), image_size=image_size)
+        t_model = time.perf_counter() - t
+        check_backbone(pristine)
     t0 = time.perf_counter()
     data = load_dataset(dataset, label_columns=label_columns, intermediate=intermediate, seed=seed)
     data = fit_to_split(data, fractions, drop_rare=drop_rare_classes)
     split = stratified_split(data.labels[:, data.tasks.index(data.primary_task)], seed=seed, fractions=fractions)
     t1 = time.perf_counter()
-    pristine = create_backbone(model, weights, device=str(dev), image_size=image_size)
-    timings = {"data": t1 - t0, "model": time.perf_counter() - t1}
+    if pristine is None:
+        pristine = create_backbone(model, weights, device=str(dev), image_size=image_size)
+        t_model = time.perf_counter() - t1
+    timings = {"data": t1 - t0, "model": t_model}
     pre = Preprocess.from_config(pristine.preprocessing, image_size)
     cache = None
     if cache_dir is not False:

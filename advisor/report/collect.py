@@ -280,12 +280,11 @@ def _study(client: Any, experiment: Any, parent: Any, tracking_uri: str) -> Stud
 
 # ------------------------------------------------------------------ the advised trial
 def canonical(strategy: str | None, params: dict[str, Any] | None, n_blocks: int | None) -> str | None:
-    """``full_finetune`` for ``last_k`` with every block trainable, else the strategy itself."""
-    k = (params or {}).get("k")
-    if strategy == "last_k" and n_blocks and isinstance(k, (int, float)) and not isinstance(k, bool) \
-            and int(k) >= n_blocks:
-        return "full_finetune"
-    return strategy
+    """``full_finetune`` for ``last_k`` with every block trainable, else the strategy itself: the
+    equivalences the strategies declare (:func:`advisor.strategies.canonical`)."""
+    from advisor import strategies
+
+    return strategies.canonical(strategy, params, n_blocks)
 
 
 def advised_trial(study: StudyData) -> TrialRecord | None:

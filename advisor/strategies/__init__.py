@@ -10,7 +10,7 @@ advice and the reports read it from the registry; nothing else lists strategies.
 This package imports only the standard library and :mod:`advisor.errors`.
 """
 
-from advisor.strategies._base import KINDS, REQUIRED, Param, Strategy
+from advisor.strategies._base import HEADS, KINDS, REQUIRED, Param, SameAs, Strategy
 from advisor.strategies._constraints import (
     AllBlocks,
     BlockCount,
@@ -22,17 +22,22 @@ from advisor.strategies._constraints import (
     Labels,
     Options,
 )
+from advisor.strategies._bn_adapt import BN_ADAPT
 from advisor.strategies._full_finetune import FULL_FINETUNE
 from advisor.strategies._last_k import LAST_K
 from advisor.strategies._linear_probe import LINEAR_PROBE
 from advisor.strategies._multi_task import MULTI_TASK
+from advisor.strategies._norm_tune import NORM_TUNE
 from advisor.strategies._pipeline import PIPELINE_VS_END_TO_END
 from advisor.strategies._recipes import RECIPE_PARAMS, RECIPES, Recipe, recipe
 from advisor.strategies._shared import DEFAULT_WARMUP_EPOCHS, NETWORK_DEFAULTS
+from advisor.strategies._surgical import SURGICAL
 from advisor.strategies._svm_early import SVM_EARLY
 from advisor.strategies._table import parameter_table, space_table
 from advisor.strategies.registry import (
     all_strategies,
+    canonical,
+    expressed_in,
     get,
     names,
     network_names,
@@ -41,13 +46,14 @@ from advisor.strategies.registry import (
     unregister,
 )
 
-for _s in (LINEAR_PROBE, SVM_EARLY, LAST_K, FULL_FINETUNE, MULTI_TASK, PIPELINE_VS_END_TO_END):
+for _s in (LINEAR_PROBE, SVM_EARLY, LAST_K, FULL_FINETUNE, MULTI_TASK, PIPELINE_VS_END_TO_END, SURGICAL, NORM_TUNE,
+           BN_ADAPT):
     register(_s, replace=True)
 del _s
 
 __all__ = [
-    "DEFAULT_WARMUP_EPOCHS", "KINDS", "NETWORK_DEFAULTS", "RECIPES", "RECIPE_PARAMS", "Recipe", "recipe", "REQUIRED",
+    "DEFAULT_WARMUP_EPOCHS", "HEADS", "KINDS", "NETWORK_DEFAULTS", "RECIPES", "RECIPE_PARAMS", "Recipe", "recipe", "REQUIRED",
     "AllBlocks", "BlockCount", "BlockRef", "Boolean",
-    "Constraint", "Fractions", "Interval", "Labels", "Options", "Param", "Strategy", "all_strategies", "get", "names",
+    "Constraint", "Fractions", "Interval", "Labels", "Options", "Param", "SameAs", "Strategy", "all_strategies", "canonical", "expressed_in", "get", "names",
     "network_names", "parameter_table", "probe_names", "register", "space_table", "unregister",
 ]

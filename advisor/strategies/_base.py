@@ -26,6 +26,10 @@ from advisor.strategies._constraints import Constraint, _Bad, closest
 #: (shared), or a comparison of a two-stage pipeline with an end-to-end network.
 KINDS = ("probe", "network", "multi", "pipeline")
 
+#: The heads a saved model (``advisor.train.export``) can rebuild: one ``Linear``, or ``Linear -> Softmax ->
+#: Linear`` (the pipeline's composed ``z -> y`` head). A strategy declares which of them its models end in.
+HEADS = ("linear", "two_stage")
+
 
 class _Required:
     def __repr__(self) -> str:
@@ -112,6 +116,28 @@ class Param:
             raise AdvisorError(head, bad.fix or f"e.g. {self.name}={self.example}") from None
 
 
+# =========================================================================== equivalences
+@dataclass(frozen=True)
+class SameAs:
+    """"Every run of this strategy is a run of ``strategy`` with ``params(n_blocks)``" (full_finetune is
+    last_k with k = n). ``covers(params, n)`` says whether a run of ``strategy`` with ``params`` is one of
+    them; its default: each of ``params(n)``'s values given, and whole numbers at least as large."""
+
+    strategy: str
+    params: Callable[[int], dict]
+    covers: Callable[[dict, int], bool] | None = None
+
+    def matches(self, params: dict | None, n_blocks: int) -> bool:
+        params = params or {}
+        if self.covers is not None:
+            return bool(self.covers(params, n_blocks))
+        for name, want in self.params(n_blocks).items():
+            got = params.get(name)
+            if not isinstance(got, (int, float)) or isinstance(got, bool) or int(got) < int(want):
+                return False
+        return True
+
+
 # =========================================================================== strategies
 @dataclass(frozen=True)
 class Strategy:
@@ -124,10 +150,22 @@ class Strategy:
     runner: str
     summary: str = ""  # what trains, one line for tables
     tables: str = "advisor.display:per_task_tables"  # the result's own tables, beyond the common ones
+    #: the heads its saved models end in (of :data:`HEADS`)
+    heads: tuple[str, ...] = ("linear",)
+    #: the runs of other strategies that are runs of this one (:class:`SameAs`)
+    same_as: tuple[SameAs, ...] = ()
+    #: ``relate(params, n_blocks)``: checks between parameters after each is valid (``first <= last``);
+    #: raises AdvisorError
+    relate: Callable[[dict, int | None], None] | None = None
+    #: ``"module:function"``, ``f(backbone)`` raising AdvisorError for a backbone the strategy cannot use
+    #: (bn_adapt: one without BatchNorm); run as soon as the backbone is built, before the data loads
+    backbone_check: str = ""
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"strategy {self.name}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if not self.heads or any(h not in HEADS for h in self.heads):
+            raise ValueError(f"strategy {self.name}: heads {self.heads!r} must be some of {', '.join(HEADS)}")
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise ValueError(f"strategy {self.name}: a parameter is declared twice in {names}")
@@ -185,7 +223,14 @@ class Strategy:
                     out[p.name] = None
                     continue
             out[p.name] = p.check(value, self.name, n_blocks)
+        if self.relate is not None:
+            self.relate(out, n_blocks)
         return out
+
+    def check_backbone(self, backbone) -> None:
+        """AdvisorError when the strategy cannot use ``backbone`` (its declared ``backbone_check``)."""
+        if self.backbone_check:
+            _load(self.backbone_check)(backbone)
 
     def load_runner(self) -> Callable:
         """The trainer ``run(ctx, params, callback) -> TrainResult``, imported now."""

@@ -55,3 +55,25 @@ def probe_names() -> tuple[str, ...]:
 def network_names() -> tuple[str, ...]:
     """The strategies that train a network over epochs."""
     return tuple(s.name for s in _STRATEGIES.values() if s.trains_network)
+
+
+def canonical(strategy: str | None, params: dict | None, n_blocks: int | None) -> str | None:
+    """The strategy a run is, by the declared equivalences: ``full_finetune`` for ``last_k`` with every block
+    trainable (``full_finetune`` declares it), else ``strategy`` itself."""
+    if strategy is None or not n_blocks:
+        return strategy
+    for s in _STRATEGIES.values():
+        for same in s.same_as:
+            if same.strategy == strategy and same.matches(params, int(n_blocks)):
+                return s.name
+    return strategy
+
+
+def expressed_in(strategy: str, available, n_blocks: int) -> tuple[str, dict] | None:
+    """``(other, params)``: ``strategy`` as a run of one of ``available`` (full_finetune as last_k with
+    k = n_blocks), by its declared equivalences; None when none of them holds it."""
+    s = _STRATEGIES.get(strategy)
+    for same in (s.same_as if s is not None else ()):
+        if same.strategy in available:
+            return same.strategy, dict(same.params(int(n_blocks)))
+    return None

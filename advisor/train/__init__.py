@@ -67,6 +67,9 @@ def train(dataset: str, model: str = "mobilenet_v2", strategy: str = "linear_pro
 
     The strategy and its parameters are checked first, so a typo fails before data and backbone load.
     """
-    strategies.get(strategy).validate(params)
+    declared = strategies.get(strategy)
+    declared.validate(params)
+    if declared.backbone_check:  # checked on the backbone before the data loads
+        context_kwargs.setdefault("check_backbone", declared.check_backbone)
     ctx = make_context(dataset, model, **context_kwargs)
     return run_strategy(ctx, strategy, params, callback)

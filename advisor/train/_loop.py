@@ -1,14 +1,17 @@
-"""The training loop shared by ``last_k``, ``full_finetune`` and ``multi_task``.
+"""The training loop shared by ``last_k``, ``full_finetune``, ``surgical``, ``norm_tune`` and ``multi_task``.
 
-``fit_network`` trains the top ``k`` blocks of ``ctx.backbone`` plus one new head per
+``fit_network`` trains the top ``k`` blocks of ``ctx.backbone`` (or any contiguous range of blocks
+``first..last``, ``block_range``) plus one new head per
 task (pooling by the backbone's layout + linear layer) with AdamW; weight decay applies to weights
 (conv kernels, linear matrices), never to biases, norm parameters and what the backbone declares free
 of it (position embeddings, class tokens, Swin's relative-position tables: ``Backbone.decays``):
 
-* blocks below the top ``k`` are frozen: no gradient, and kept in eval mode so their
-  BatchNorm running statistics never move;
+* blocks below the top ``k`` (below ``first``, and above ``last``) are frozen: no gradient, and kept in
+  eval mode so their BatchNorm running statistics never move; the blocks above still run forward and
+  pass gradients down to the trained range;
+* ``only(blocks)``: of the trained blocks' parameters only these train (norm_tune: norms and biases);
 * discriminative learning rates (ULMFiT): each head at ``head_lr``, the trainable block
-  ``t`` places from the top at ``head_lr * lr_ratio * layer_decay ** t``;
+  ``t`` places from the top of the trained range at ``head_lr * lr_ratio * layer_decay ** t``;
 * the loss is the sum over tasks of the mean cross-entropy over the samples whose label
   for that task is present (``-1`` = missing contributes nothing, exactly);
 * without augmentation the frozen part's output (the "boundary") comes from the
@@ -28,16 +31,18 @@ from __future__ import annotations
 import math
 import time
 from contextlib import suppress
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from advisor.context import TrainContext
 from advisor.errors import AdvisorError
 from advisor.train._base import EpochCallback, EpochRecord, accuracy
 from advisor.train._inputs import TopInputs, amp_dtype, autocast, check_finite, task_columns, tensor_batches
 from advisor.train._model import Net, make_heads, masked_loss, param_groups
-from advisor.train._network import FittedNetwork, check_k
+from advisor.train._network import FittedNetwork, check_k, check_range
 
 
 class Stepper:
@@ -166,7 +171,9 @@ def fit_network(
     train_idx,
     val_idx,
     *,
-    k: int,
+    k: int | None = None,
+    block_range: tuple[int, int] | None = None,
+    only: Callable[[Sequence[nn.Module]], Sequence[torch.Tensor]] | None = None,
     head_lr: float = 1e-2,
     lr_ratio: float = 0.1,
     layer_decay: float = 1.0,
@@ -181,7 +188,8 @@ def fit_network(
     callback: EpochCallback | None = None,
     progress_stage: str = "train",
 ) -> FittedNetwork:
-    """Train the top ``k`` blocks of ``ctx.backbone`` plus one new head per task; see the module docstring.
+    """Train the top ``k`` blocks of ``ctx.backbone`` (or blocks ``first..last`` of ``block_range``, 0-based and
+    inclusive; exactly one of the two) plus one new head per task; see the module docstring.
 
     ``epochs`` fine-tuning epochs follow ``warmup_epochs`` heads-only epochs. Validation
     accuracy of the primary task (``ctx.dataset.primary_task`` if in ``tasks``, else
@@ -191,7 +199,14 @@ def fit_network(
     t_start = time.perf_counter()
     backbone = ctx.backbone
     n_blocks = len(backbone.blocks)
-    k = check_k(k, n_blocks)
+    if (k is None) == (block_range is None):
+        raise ValueError("fit_network takes k or block_range, exactly one")
+    if block_range is None:
+        k = check_k(k, n_blocks)
+        first, last = n_blocks - k, n_blocks - 1
+    else:
+        first, last = check_range(block_range, n_blocks)
+        k = last - first + 1
     tasks = [str(t) for t in tasks]
     if not tasks:
         raise AdvisorError("no task to train", "pass at least one label column")
@@ -221,15 +236,17 @@ def fit_network(
     order_gen = torch.Generator().manual_seed(int(ctx.seed))
     aug_gen = torch.Generator().manual_seed(int(ctx.seed) + 1)
 
-    n_frozen = n_blocks - k
+    n_frozen = first
     heads = make_heads(int(backbone.feature_dim), [len(ctx.dataset.classes[t]) for t in tasks], ctx.seed)
-    net = Net(backbone.blocks, n_frozen, heads, backbone.layout).to(dev)
+    trained = list(backbone.blocks)[first:last + 1]
+    net = Net(backbone.blocks, n_frozen, heads, backbone.layout, last=None if last == n_blocks - 1 else last,
+              only=None if only is None else list(only(trained))).to(dev)
     if cuda:
         net = net.to(memory_format=torch.channels_last)
     for p in backbone.parameters():  # the source head and the frozen blocks never train
         p.requires_grad_(False)
     net.set_phase("eval")
-    stepper = Stepper(param_groups(tasks, net, backbone.block_names[n_frozen:], head_lr=head_lr, lr_ratio=lr_ratio,
+    stepper = Stepper(param_groups(tasks, net, backbone.block_names[n_frozen:last + 1], head_lr=head_lr, lr_ratio=lr_ratio,
                                    layer_decay=layer_decay, weight_decay=weight_decay, decays=backbone.decays),
                       head_lr=head_lr, weight_decay=weight_decay, dev=dev, clip_grad=clip_grad)
 
@@ -285,5 +302,6 @@ def fit_network(
         trainable_params=int(trainable),
         param_group_lrs=dict(stepper.base_lrs),
         frozen_blocks=list(backbone.block_names[:n_frozen]), boundary_from_cache=from_cache,
+        above_blocks=list(backbone.block_names[last + 1:]),
         batch_size=batch_size, primary_task=primary, seconds=time.perf_counter() - t_start,
     )

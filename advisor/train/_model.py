@@ -105,35 +105,72 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-class Net(nn.Module):
-    """Frozen bottom blocks, trainable top blocks and the task heads (modules shared with the backbone).
+#: The normalisation layers whose affine parameters ``norm_tune`` trains (timm's norms subclass these).
+NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 
-    ``layout`` is the backbone's :class:`~advisor.models.Layout`: the top's output is pooled by it
-    (a CNN's maps by spatial mean, a ViT's tokens by class token or patch mean). Both halves run
-    through the feature engine (:mod:`advisor.models.engine`), under the trainer's own precision.
+
+def norm_and_bias_params(modules: Sequence[nn.Module]) -> list[torch.Tensor]:
+    """The parameters of ``modules`` that ``norm_tune`` trains (BitFit, TinyTL): every normalisation layer's
+    own parameters (scale and shift) and every bias; nothing else (no kernel, matrix, embedding or token)."""
+    out: dict[int, torch.Tensor] = {}
+    for m in modules:
+        for sub in m.modules():
+            for name, p in sub.named_parameters(recurse=False):
+                if isinstance(sub, NORM_LAYERS) or name == "bias":
+                    out[id(p)] = p
+    return list(out.values())
+
+
+class Net(nn.Module):
+    """Frozen bottom blocks, trainable top blocks, frozen blocks above them, and the task heads (modules
+    shared with the backbone).
+
+    ``blocks[:n_frozen]`` are the frozen bottom (run without gradient; their output is what the activation
+    cache holds), ``blocks[n_frozen:last + 1]`` the trainable ``top`` and ``blocks[last + 1:]`` the frozen
+    ``above`` (``last`` None: the last block, so nothing is above, which is last_k). Gradients flow
+    through the blocks above to the top, but their parameters never train and they stay in eval mode,
+    like the bottom, so their BatchNorm statistics never move. ``only`` (parameters of the top blocks):
+    of the top's parameters only these train (norm_tune's norms and biases); None: all of them.
+    ``layout`` is the backbone's :class:`~advisor.models.Layout`: the last block's output is pooled by it
+    (a CNN's maps by spatial mean, a ViT's tokens by class token or patch mean). Every part runs through
+    the feature engine (:mod:`advisor.models.engine`), under the trainer's own precision.
     """
 
-    def __init__(self, blocks: Sequence[nn.Module], n_frozen: int, heads: nn.ModuleList, layout: Layout):
+    def __init__(self, blocks: Sequence[nn.Module], n_frozen: int, heads: nn.ModuleList, layout: Layout, *,
+                 last: int | None = None, only: Sequence[torch.Tensor] | None = None):
         super().__init__()
-        self.frozen = nn.ModuleList(list(blocks)[:n_frozen])
-        self.top = nn.ModuleList(list(blocks)[n_frozen:])
+        blocks = list(blocks)
+        end = len(blocks) if last is None else int(last) + 1
+        self.frozen = nn.ModuleList(blocks[:n_frozen])
+        self.top = nn.ModuleList(blocks[n_frozen:end])
+        self.above = nn.ModuleList(blocks[end:])
         self.heads = heads
         self.layout = layout
+        self._only = None if only is None else frozenset(id(p) for p in only)
 
     def bottom(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return engine.run(self.frozen, x)
 
     def features(self, h: torch.Tensor) -> torch.Tensor:
-        return engine.pooled(self.top, h, self.layout)
+        if not len(self.above):
+            return engine.pooled(self.top, h, self.layout)
+        return engine.pooled([*self.top, *self.above], h, self.layout)
+
+    def trains(self, p: torch.Tensor) -> bool:
+        """Whether a parameter of the top blocks trains (in the "top" phase)."""
+        return self._only is None or id(p) in self._only
 
     def set_phase(self, phase: str) -> None:
-        """``"eval"``: everything in eval mode; ``"heads"``: only heads train; ``"top"``: top blocks train too."""
+        """``"eval"``: everything in eval mode; ``"heads"``: only heads train; ``"top"``: top blocks train too
+        (those of their parameters that :meth:`trains` accepts)."""
         self.eval()
         for p in self.frozen.parameters():
             p.requires_grad_(False)
+        for p in self.above.parameters():
+            p.requires_grad_(False)
         for p in self.top.parameters():
-            p.requires_grad_(phase == "top")
+            p.requires_grad_(phase == "top" and self.trains(p))
         if phase == "top":
             self.top.train()
         if phase in ("heads", "top"):
@@ -152,8 +189,8 @@ class Net(nn.Module):
 def param_groups(tasks: Sequence[str], net: Net, top_names: Sequence[str], *, head_lr: float, lr_ratio: float,
                  layer_decay: float, weight_decay: float,
                  decays: Callable[[str, torch.Tensor], bool] = by_shape) -> list[dict[str, Any]]:
-    """Heads at ``head_lr``; the trainable block ``t`` places from the top at ``head_lr * lr_ratio *
-    layer_decay**t``; each split by :func:`decay_groups` into weights that decay and parameters that do not.
+    """Heads at ``head_lr``; the trainable block ``t`` places from the top of the trained range at
+    ``head_lr * lr_ratio * layer_decay**t`` (only the parameters :meth:`Net.trains` accepts); each split by :func:`decay_groups` into weights that decay and parameters that do not.
 
     Each group carries its own ``lr`` (layer-wise decay counts blocks: a ViT's transformer blocks); timm's
     ``lr_scale`` is never set, since only timm's own scheduler reads it. Block parameters are named as in
@@ -166,7 +203,7 @@ def param_groups(tasks: Sequence[str], net: Net, top_names: Sequence[str], *, he
     n_frozen = len(net.frozen)
     top = list(enumerate(zip(top_names, net.top), start=n_frozen))
     for depth, (i, (name, block)) in enumerate(reversed(top)):
-        named = ((f"blocks.{i}.{k}", p) for k, p in block.named_parameters())
+        named = ((f"blocks.{i}.{k}", p) for k, p in block.named_parameters() if net.trains(p))
         groups += decay_groups(named, lr=head_lr * lr_ratio * layer_decay ** depth,
                                weight_decay=weight_decay, name=f"block:{name}", decays=decays)
     return groups

@@ -31,6 +31,15 @@ def check_k(k, n_blocks: int) -> int:
     return _strategies.get("last_k").param("k").check(k, "last_k", n_blocks)
 
 
+def check_range(block_range, n_blocks: int) -> tuple[int, int]:
+    """``(first, last)`` as 0-based block indices with ``0 <= first <= last < n_blocks``, else AdvisorError."""
+    first, last = (int(v) for v in block_range)
+    if not 0 <= first <= last < n_blocks:
+        raise AdvisorError(f"bad block range {first}..{last}: the blocks are 0..{n_blocks - 1}",
+                           f"use 0 <= first <= last <= {n_blocks - 1}")
+    return first, last
+
+
 def parse_network_params(params: dict, *, strategy: str, n_blocks: int, family: str = "cnn") -> dict[str, Any]:
     """Validate plain-value parameters of a network strategy with the registry and fill in the defaults.
 
@@ -77,6 +86,7 @@ class FittedNetwork:
     param_group_lrs: dict[str, float]
     frozen_blocks: list[str]
     boundary_from_cache: bool
+    above_blocks: list[str] = field(default_factory=list)  # frozen blocks above the trained range
     batch_size: int = 64
     primary_task: str = ""
     seconds: float = 0.0

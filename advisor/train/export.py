@@ -98,7 +98,7 @@ def from_fitted(fitted, heads: dict[str, nn.Module] | None = None, primary: str 
     import copy
 
     net = fitted.net
-    blocks = [copy.deepcopy(b).cpu() for b in list(net.frozen) + list(net.top)]
+    blocks = [copy.deepcopy(b).cpu() for b in list(net.frozen) + list(net.top) + list(net.above)]
     if heads is None:
         heads = {t: copy.deepcopy(h).cpu() for t, h in zip(fitted.tasks, net.heads)}
     model = TransferModel(blocks, heads, primary or fitted.primary_task, layout=net.layout)
@@ -118,14 +118,29 @@ def from_probe(backbone, block: int, scaler, model, task: str, n_classes: int) -
 
 
 # --------------------------------------------------------------------------- files
-def _head_spec(head: nn.Module) -> dict:
-    """Enough to rebuild a head's architecture: a Linear, or Linear -> Softmax -> Linear."""
+def _head_spec(head: nn.Module, allowed: tuple[str, ...] | None = None, strategy: str = "") -> dict:
+    """Enough to rebuild a head's architecture: a Linear, or Linear -> Softmax -> Linear; ``allowed``: the
+    head kinds the strategy declares (``Strategy.heads``; all of :data:`advisor.strategies.HEADS` if None)."""
+    from advisor.strategies import HEADS
+
     if isinstance(head, nn.Linear):
-        return {"kind": "linear", "in": head.in_features, "out": head.out_features}
-    if isinstance(head, nn.Sequential) and len(head) == 3:
-        return {"kind": "two_stage", "in": head[0].in_features, "mid": head[0].out_features,
+        spec = {"kind": "linear", "in": head.in_features, "out": head.out_features}
+    elif isinstance(head, nn.Sequential) and len(head) == 3 and isinstance(head[0], nn.Linear) \
+            and isinstance(head[1], nn.Softmax) and isinstance(head[2], nn.Linear):
+        spec = {"kind": "two_stage", "in": head[0].in_features, "mid": head[0].out_features,
                 "out": head[2].out_features}
-    raise AdvisorError(f"cannot save a head of type {type(head).__name__}", "use a linear head")
+    else:
+        raise AdvisorError(f"cannot save a head of type {type(head).__name__}", f"use one of: {', '.join(HEADS)}")
+    if allowed is not None and spec["kind"] not in allowed:
+        raise AdvisorError(f"{strategy or 'this strategy'} declares heads {', '.join(allowed)}, not a {spec['kind']} "
+                           f"head", "declare the head kind in the strategy's heads")
+    return spec
+
+
+def _declared_heads(strategy: str) -> tuple[str, ...] | None:
+    from advisor import strategies
+
+    return strategies.get(strategy).heads if strategy in strategies.names() else None
 
 
 def _head_from_spec(spec: dict) -> nn.Module:
@@ -173,7 +188,8 @@ def model_output(result, path: str | Path, *, model_name: str, weights: str | No
         "layout": module.layout.to_dict(),
         "image_size": int(preprocess.crop_size),
         "primary": module.primary,
-        "heads": {t: _head_spec(h) for t, h in module.heads.items()},
+        "heads": {t: _head_spec(h, _declared_heads(result.strategy), result.strategy)
+                  for t, h in module.heads.items()},
         "standardise": module.standardise is not None,
         "classes": classes or {},
         "preprocess": preprocess_state(preprocess),

@@ -60,14 +60,15 @@ def check_in_space(space: Space, strategy: str, params: dict) -> None:
     assert set(params) == set(ss.params)
     for name, spec in ss.params.items():
         v = params[name]
-        if name == "block":
+        block = strategies.get(strategy).param(name).base == "block"  # svm_early's block, surgical's first/last
+        if block:
             v = NAMES.index(v)
         if spec.kind == "fixed":
-            assert v == depth(spec.value, index=name == "block") or v == spec.value, name
+            assert v == depth(spec.value, index=block) or v == spec.value, name
         elif spec.kind == "categorical":
             assert any(v == c and type(v) is type(c) for c in spec.choices) or NAMES[v] in spec.choices, name
         else:
-            lo, hi = depth(spec.low, index=name == "block"), depth(spec.high, index=name == "block")
+            lo, hi = depth(spec.low, index=block), depth(spec.high, index=block)
             assert lo - 1e-12 <= v <= hi + 1e-12, (name, v, lo, hi)
             assert isinstance(v, int if spec.kind == "int" else float) and not isinstance(v, bool), name
 

@@ -39,7 +39,8 @@ def test_every_name_list_reads_the_registry():
     from advisor.train import PROBE_STRATEGIES, RUNNERS
 
     names = strategies.names()
-    assert names == ("linear_probe", "svm_early", "last_k", "full_finetune", "multi_task", "pipeline_vs_end_to_end")
+    assert names == ("linear_probe", "svm_early", "last_k", "full_finetune", "multi_task", "pipeline_vs_end_to_end",
+                     "surgical", "norm_tune", "bn_adapt")
     assert STRATEGIES == names and tuple(RUNNERS) == names and tuple(PARAMS) == names
     assert set(PROBE_STRATEGIES) | set(NETWORK_STRATEGIES) == set(names)
     assert RUNNERS["last_k"] == ("advisor.train._finetune", "run_last_k")
@@ -190,3 +191,28 @@ def test_the_api_and_the_cli_refuse_a_bad_choice_before_loading_data(monkeypatch
     flags = [f"--param={k}={v}" for k, v in params.items()]
     code, _, err = run_cli(["train", "digits", "--strategy", strategy, *flags], capsys)
     _one_line_error(code, err, needle)
+
+
+def test_equivalences_and_head_kinds_are_declared_on_the_strategy():
+    """full_finetune declares that last_k with k = every block (and surgical over every block) is it; reports
+    and the advised trial read that; the saved model's head kinds come from the declaration too."""
+    import torch
+
+    from advisor.report.collect import canonical
+    from advisor.train.export import _head_spec
+
+    assert canonical("last_k", {"k": 19}, 19) == "full_finetune" == strategies.canonical("last_k", {"k": 19}, 19)
+    assert canonical("last_k", {"k": 18}, 19) == "last_k" and canonical("last_k", {"k": 19}, None) == "last_k"
+    assert canonical("surgical", {"first": 0, "last": 18}, 19) == "full_finetune"
+    assert canonical("surgical", {"first": 1, "last": 18}, 19) == "surgical"
+    assert strategies.expressed_in("full_finetune", {"last_k": None}, 19) == ("last_k", {"k": 19})
+    assert strategies.expressed_in("full_finetune", {"surgical": None}, 19) == ("surgical", {"first": 0, "last": 18})
+    assert strategies.expressed_in("last_k", {"full_finetune": None}, 19) is None
+    assert strategies.get("pipeline_vs_end_to_end").heads == ("linear", "two_stage")
+    assert all(s.heads == ("linear",) for s in strategies.all_strategies() if s.name != "pipeline_vs_end_to_end")
+    two = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Softmax(dim=1), torch.nn.Linear(3, 2))
+    assert _head_spec(two, ("linear", "two_stage"))["kind"] == "two_stage"
+    with pytest.raises(AdvisorError, match="last_k declares heads linear, not a two_stage head"):
+        _head_spec(two, strategies.get("last_k").heads, "last_k")
+    with pytest.raises(ValueError, match="heads"):
+        Strategy("x", "probe", (), runner="m:f", heads=("mlp",))

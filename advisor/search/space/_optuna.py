@@ -7,6 +7,7 @@ import math
 import numbers
 from typing import TYPE_CHECKING, Any, Sequence
 
+from advisor import strategies
 from advisor.errors import AdvisorError
 from advisor.search.space._base import ParamSpec, Space, is_bool, optuna_name, param_of, same
 from advisor.search.space._resolve import bounds, check_space, depth, plain
@@ -111,11 +112,11 @@ def advice_trial(advice: Advice, space: Space, n_blocks: int,
     linear ones, or the first choice. None when the space does not hold the strategy.
     """
     strategy, given = advice.strategy, dict(advice.params or {})
-    if strategy not in space.strategies:
-        if strategy == "full_finetune" and "last_k" in space.strategies:
-            strategy, given = "last_k", {**given, "k": n_blocks}
-        else:
+    if strategy not in space.strategies:  # full_finetune is last_k with k = n_blocks (its declaration)
+        inside = strategies.expressed_in(strategy, space.strategies, n_blocks)
+        if inside is None:
             return None
+        strategy, given = inside[0], {**given, **inside[1]}
     values = {name: _fit(space, strategy, spec, given.get(name), n_blocks, block_names)
               for name, spec in space.strategies[strategy].params.items() if spec.kind != "fixed"}
     return strategy, optuna_params(strategy, values, space, block_names)

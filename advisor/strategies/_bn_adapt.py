@@ -1,0 +1,29 @@
+"""``bn_adapt``: every BatchNorm layer's running statistics re-estimated on the target's training split (no
+gradient step: one pass, a cumulative average), then a probe on the adapted features (Li et al. 2017, AdaBN;
+Schneider et al. 2020). A network without BatchNorm (a ViT) refuses it."""
+
+from advisor.strategies._base import Param, Strategy
+from advisor.strategies._constraints import BlockRef, Interval, Options
+
+BN_ADAPT = Strategy(
+    name="bn_adapt",
+    kind="probe",
+    params=(
+        Param("probe", Options(("linear_probe", "svm_early")), "linear_probe",
+              help="the probe fitted on the adapted features", example='"svm_early"', flag=True,
+              search={"type": "categorical", "choices": ["linear_probe", "svm_early"]}),
+        Param("block", BlockRef(), None, help="block whose adapted features the probe reads (default: linear_probe the last, svm_early 2/3 depth)",
+              example='"60%"', default_text="the probe's"),
+        Param("C", Interval(float, 0.0, None, "neither"), None, help="the probe's inverse regularisation strength (default: linear_probe 1.0, svm_early 0.1)",
+              example="1e-3", flag=True, default_text="the probe's",
+              search={"type": "float", "low": 1e-4, "high": 1e2, "log": True}),
+        Param("max_iter", Interval(int, 1), None, help="solver iterations at most (default: linear_probe 1000, svm_early 5000)", example="1000",
+              default_text="the probe's"),
+        Param("adapt_batch_size", Interval(int, 2), 64, help="images per batch of the statistics pass",
+              unit="images", example="64"),
+    ),
+    runner="advisor.train._bn_adapt:run_bn_adapt",
+    backbone_check="advisor.train._bn_adapt:check_has_batchnorm",
+    summary="no gradient step: every BatchNorm's statistics re-estimated on the train split, then the probe "
+            "on the adapted features; needs BatchNorm",
+)

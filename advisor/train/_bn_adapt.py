@@ -1,0 +1,130 @@
+"""``bn_adapt``: re-estimate every BatchNorm layer's running statistics on the target, then fit a probe.
+
+No gradient step (AdaBN, Li et al. 2017; Schneider et al. 2020 on ImageNet-C). The statistics of every
+BatchNorm layer of the blocks the probe reads (blocks ``0..block``) are reset and re-estimated in one pass over
+the target's training split, in eval mode except for those layers, with ``momentum=None``: PyTorch's cumulative
+average, each batch's mean and variance counted equally, so the order of the batches does not matter.
+Then the probe (``probe``: ``linear_probe``, logistic regression on the last block, or ``svm_early``, a linear
+SVM on an earlier block; ``C``, ``max_iter`` and ``block`` default to that probe's own) is fitted on the
+adapted network's standardised pooled features, computed directly (never from the activation cache, which holds
+the pretrained network's). The adapted statistics are buffers of the blocks, so the saved model
+(:class:`advisor.train.export.TransferModel`) carries them: predict and export reproduce the accuracy.
+
+A network without BatchNorm (a ViT: LayerNorm only) is refused in one line: by ``advisor train`` and
+:func:`advisor.train.train` before the data loads (the strategy's ``backbone_check``), and by the trainer
+before any image is read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from advisor import strategies
+from advisor.context import TrainContext
+from advisor.errors import AdvisorError
+from advisor.models import engine
+from advisor.train._base import EpochCallback, TrainResult
+from advisor.train._inputs import image_loader, to_device
+
+_PROBE_DEFAULTS = {name: strategies.get(name) for name in ("linear_probe", "svm_early")}
+
+
+def batchnorm_layers(blocks: Sequence[nn.Module]) -> list[nn.modules.batchnorm._BatchNorm]:
+    """Every BatchNorm layer (1d, 2d, 3d, timm's subclasses) of ``blocks`` that keeps running statistics."""
+    return [m for b in blocks for m in b.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
+def check_has_batchnorm(backbone) -> None:
+    """One-line AdvisorError when ``backbone`` has no BatchNorm layer with running statistics."""
+    if not batchnorm_layers(list(backbone.blocks)):
+        raise AdvisorError(f"bn_adapt needs BatchNorm layers and {backbone.name} has none "
+                           f"(a {backbone.layout.family} normalises each input on its own)",
+                           "use linear_probe, norm_tune or a CNN with BatchNorm")
+
+
+@torch.no_grad()
+def adapt_batchnorm(ctx: TrainContext, blocks: Sequence[nn.Module], indices, batch_size: int = 64) -> dict:
+    """Reset and re-estimate the running statistics of every BatchNorm layer of ``blocks`` on dataset items
+    ``indices`` (one pass, cumulative average); nothing else changes. Returns what it did."""
+    layers = batchnorm_layers(blocks)
+    modes = [(m, m.training) for b in blocks for m in b.modules()]
+    momenta = [(m, m.momentum) for m in layers]
+    dev = torch.device(ctx.device)
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    seen = batches = 0
+    try:
+        for b in blocks:
+            b.eval()
+        for m in layers:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the pass
+            m.train()
+        with engine.float32(dev):
+            for x, _ in image_loader(ctx, idx, batch_size):
+                if x.shape[0] < 2:
+                    continue  # a batch of one has no spread to measure
+                engine.run(blocks, to_device(x, dev))
+                seen += int(x.shape[0])
+                batches += 1
+    finally:
+        for m, momentum in momenta:
+            m.momentum = momentum
+        for m, was in modes:
+            m.training = was
+    if not batches:
+        raise AdvisorError(f"bn_adapt needs at least 2 training images, got {idx.size}", "use a larger dataset")
+    return {"layers": len(layers), "images": seen, "batches": batches}
+
+
+def run_bn_adapt(ctx: TrainContext, params: dict, callback: EpochCallback | None = None) -> TrainResult:
+    """Adapt the BatchNorm statistics to the train split, then fit the probe (see the module docstring)."""
+    from advisor.train import _probe
+
+    t0 = time.perf_counter()
+    bb = ctx.backbone
+    n = len(bb.block_names)
+    p = strategies.get("bn_adapt").validate(params, n_blocks=n)
+    check_has_batchnorm(bb)  # before any image is read
+    probe = p["probe"]
+    own = _PROBE_DEFAULTS[probe].validate({}, n_blocks=n)
+    C = own["C"] if p["C"] is None else p["C"]
+    max_iter = own["max_iter"] if p["max_iter"] is None else p["max_iter"]
+    if probe == "svm_early":
+        block = _probe._svm_block(ctx, p["block"])
+    else:
+        block = n - 1 if p["block"] is None else _probe._svm_block(ctx, p["block"])
+    used = {"probe": probe, "block": bb.block_names[block], "C": C, "max_iter": max_iter,
+            "adapt_batch_size": p["adapt_batch_size"]}
+
+    labelled = np.asarray(ctx.split.train, dtype=np.int64)
+    t1 = time.perf_counter()
+    adapted = adapt_batchnorm(ctx, list(bb.blocks)[:block + 1], labelled, p["adapt_batch_size"])
+    seconds_adapt = time.perf_counter() - t1
+
+    if probe == "svm_early":
+        from sklearn.svm import LinearSVC
+
+        def make():
+            return LinearSVC(C=C, max_iter=max_iter, random_state=ctx.seed)
+
+        loss = _probe._hinge
+    else:
+        from sklearn.linear_model import LogisticRegression
+
+        def make():
+            return LogisticRegression(C=C, solver="lbfgs", max_iter=max_iter, random_state=ctx.seed)
+
+        loss = _probe._log_loss
+    # the cache holds the pretrained network's activations: the adapted features are computed here
+    result = _probe._run(dataclasses.replace(ctx, cache=None), "bn_adapt", used, block, make, loss, callback)
+    result.extra.update({"probe": probe, "adapted_bn_layers": adapted["layers"], "adapt_images": adapted["images"],
+                         "seconds_adapt": seconds_adapt})
+    result.wall_time = time.perf_counter() - t0
+    return result
