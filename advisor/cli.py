@@ -445,7 +445,7 @@ def _add_strategy_flags(group) -> None:
     for name, (p, users) in _flag_params().items():
         who = "network strategies" if sorted(users) == networks else ", ".join(users)
         text = f"{p.help} [{who}" + (f"; {p.unit}" if p.unit else "") + "]"
-        if p.default_text and "on a transformer" in p.default_text:  # a default that follows the family
+        if name in strategies.RECIPE_PARAMS:  # a default that follows the backbone's family
             text += f" (default: {p.default_text})"
         kw: dict = {"dest": name, "default": None, "help": text}
         if isinstance(p.constraint, strategies.Boolean):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from advisor.errors import AdvisorError
+from tests.train.test_train_finetune import one_line_error
 
 CNN, VIT, SIZE = "timm:mobilenetv2_050", "timm:vit_tiny_patch16_224", 32
 FAST = {"epochs": 2, "batch_size": 16, "patience": 5}
@@ -29,16 +29,6 @@ def cnn():
 @pytest.fixture(scope="module")
 def vit():
     return _context(VIT)
-
-
-def _one_line(fn, *fragments: str) -> str:
-    with pytest.raises(AdvisorError) as info:
-        fn()
-    msg = str(info.value)
-    assert "\n" not in msg, msg
-    for f in fragments:
-        assert f in msg, f"{f!r} not in {msg!r}"
-    return msg
 
 
 def _block_states(blocks) -> list[dict[str, torch.Tensor]]:
@@ -86,19 +76,19 @@ def test_surgical_on_a_vit_by_block_names_and_the_cache_below_first(tmp_path):
     assert r.extra["boundary_from_cache"] is True and r.extra["frozen_blocks"] == list(names[:2])
 
 
-def test_surgical_refuses_a_bad_range_in_one_line(cnn):
+def test_surgical_refuses_a_bad_range_inone_line_error(cnn):
     from advisor import strategies
     from advisor.train import run_strategy
 
     n = len(cnn.backbone.block_names)
     surgical = strategies.get("surgical")
-    _one_line(lambda: surgical.validate({"first": 3, "last": 1}, n_blocks=n), "first=3 last=1", "first <= last")
-    _one_line(lambda: surgical.validate({"first": "3", "last": "1"}), "first is above last")
-    _one_line(lambda: surgical.validate({"first": 0, "last": n}, n_blocks=n), f"last={n}", f"0..{n - 1}")
-    _one_line(lambda: surgical.validate({"first": 0}), "surgical needs last")
+    one_line_error(lambda: surgical.validate({"first": 3, "last": 1}, n_blocks=n), "first=3 last=1", "first <= last")
+    one_line_error(lambda: surgical.validate({"first": "3", "last": "1"}), "first is above last")
+    one_line_error(lambda: surgical.validate({"first": 0, "last": n}, n_blocks=n), f"last={n}", f"0..{n - 1}")
+    one_line_error(lambda: surgical.validate({"first": 0}), "surgical needs last")
     names = cnn.backbone.block_names
-    _one_line(lambda: run_strategy(cnn, "surgical", {"first": names[3], "last": names[1]}), "is above", names[3])
-    _one_line(lambda: run_strategy(cnn, "surgical", {"first": "nope", "last": names[1]}), "first='nope'",
+    one_line_error(lambda: run_strategy(cnn, "surgical", {"first": names[3], "last": names[1]}), "is above", names[3])
+    one_line_error(lambda: run_strategy(cnn, "surgical", {"first": "nope", "last": names[1]}), "first='nope'",
               "not a block")
 
 
@@ -186,7 +176,7 @@ def test_bn_adapt_refuses_a_vit_in_one_line_before_any_image_is_read(vit, monkey
         raise AssertionError("no image may be read")
 
     monkeypatch.setattr(advisor.data, "TorchView", no_images)
-    _one_line(lambda: run_strategy(vit, "bn_adapt", {}), "bn_adapt needs BatchNorm", VIT, "has none")
+    one_line_error(lambda: run_strategy(vit, "bn_adapt", {}), "bn_adapt needs BatchNorm", VIT, "has none")
 
 
 def test_surgical_saves_and_reloads_to_the_same_accuracy(cnn, tmp_path):
@@ -263,7 +253,7 @@ def test_bn_adapt_on_a_vit_is_refused_before_the_data_loads_by_the_cli_and_the_a
         raise AssertionError("the data must not load")
 
     monkeypatch.setattr(advisor.data, "load_dataset", no_data)
-    _one_line(lambda: train("digits:20", VIT, "bn_adapt", weights="random", image_size=SIZE, device="cpu",
+    one_line_error(lambda: train("digits:20", VIT, "bn_adapt", weights="random", image_size=SIZE, device="cpu",
                             cache_dir=False), "bn_adapt needs BatchNorm")
     code, _, err = run_cli(["train", "digits:20", "--model", VIT, "--weights", "random", "--image-size", str(SIZE),
                             "--strategy", "bn_adapt", "--no-cache", "--quiet"], capsys)
