@@ -23,6 +23,22 @@ Columns:
   images. The recomputed BN column checks that this pass reproduces the stored analyses (exactly only
   when the controlled source's weights file is the grid's own; a retrained one differs in its digest).
 - the same two from EVERY image of the sample (a diagnostic, not the package's measurement).
+Second round (issue 20), protocol written on 2026-12-05 at 08:10 UTC, before any per-block number was looked at
+and before any reference shift of the controlled ViT was ever computed. The first round's mean-over-blocks
+reference shift scored AUC 0.46 on the controlled CNN. Candidate summaries of the same per-block, per-channel
+symmetric KL against reference moments of the source sample (``SUMMARIES``):
+  R1 ``mean``:         mean over all blocks (the first round's);
+  R2 ``first``:        the first block alone (the stem's output: where an input-level shift lives, and where
+                       new classes of the same domain move the statistics least);
+  R3 ``bottom_third``: mean over the first ceil(n/3) blocks;
+  R4 ``class_rel``:    per block, the KL divided by the mean KL of each source class's own moments against the
+                       whole source sample (how far the target is, in units of how far the source's own classes
+                       are), then the mean over blocks: the reference stores per-class moments when its
+                       sample has labels.
+Selection: the candidate with the highest AUC on the controlled CNN's single-task scenarios (fmnist04, 39, the
+first round's set), the lower-numbered on a tie. Judge: the selected candidate's AUC on the controlled ViT's
+single-task scenarios (fmnist04-vit, every part; measured for the first time here), against BN shift's AUC on
+the controlled CNN (the issue's bar). Every candidate's AUC on both sources is reported, selected or not.
 ImageNet MobileNetV2 has no source sample here (no ImageNet images on this machine): reference moments
 are absent there, as the tables say.
 """
