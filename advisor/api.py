@@ -286,8 +286,10 @@ def reference(
     data, backbone, pre = ctx.dataset, ctx.backbone, ctx.preprocess
     t = time.perf_counter()
     idx = stratified_sample(data.labels[:, data.tasks.index(data.primary_task)], min(sample, len(data)), seed)
+    # every image of the sample (not analyze's first quarter of each batch): the reference is made once, and a
+    # sample drawn from a dataset stored class by class would otherwise give a batch's quarter one class only
     col = collect(backbone, data, idx, pre, device=ctx.device, batch_size=batch_size, with_bn=False,
-                  with_source=False, with_moments=True)
+                  with_source=False, with_moments=True, bn_every=1)
     size = int(pre.crop_size)
     path = save_reference(backbone, size, col.moments, dataset=dataset, n_images=len(idx), root=root)
     return ReferenceResult(path=str(path), digest=weights_digest(backbone), model=model,

@@ -19,9 +19,32 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+import numpy as np
+
 #: What a measure can ask the one analyze pass to gather (``advisor.measure.collect.collect``).
 BN_INPUTS = "bn_inputs"  # per-channel moments of every BatchNorm layer's input
 BLOCK_MOMENTS = "block_moments"  # per-channel moments of every block's output, over positions/tokens
+
+
+#: How a measure's per-block values become the one number the rules compare with its threshold.
+SUMMARIES = {
+    "mean": "mean over blocks",
+    "median": "median over blocks",
+    "first": "first block",
+}
+
+
+def summarise(values, stat: str) -> float | None:
+    """``values`` (one per block, ``None`` where a block has none) summarised by ``stat`` (:data:`SUMMARIES`);
+    ``None`` when no block has a value ("first" takes the first block that has one)."""
+    if stat not in SUMMARIES:
+        raise ValueError(f"unknown shift summary {stat!r}; one of {', '.join(SUMMARIES)}")
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return None
+    if stat == "first":
+        return vals[0]
+    return float(np.median(vals) if stat == "median" else np.mean(vals))
 
 
 class ShiftMeasure(ABC):
@@ -35,6 +58,8 @@ class ShiftMeasure(ABC):
         threshold: the :class:`advisor.advise.rules.Thresholds` field its summary is compared with
             ("different from the source" at or above), or ``None`` for a measure that gives no value.
         caption: one sentence for table captions: what the number is.
+        summary: how the rules summarise its per-block values (a key of :data:`SUMMARIES`), or ``None`` for
+            the rules' own ``Thresholds.shift_stat``.
 
     Lifecycle: :meth:`prepare` on the backbone (``None``: it applies; else the reason it does not),
     then :meth:`block_shifts` on what the pass collected.
@@ -46,6 +71,7 @@ class ShiftMeasure(ABC):
     collects: ClassVar[frozenset[str]] = frozenset()
     threshold: ClassVar[str | None] = None
     caption: ClassVar[str]
+    summary: ClassVar[str | None] = None
 
     #: Why the measure gives no value (set by :meth:`absent`-style measures; ``None`` when it measures).
     reason: str | None = None

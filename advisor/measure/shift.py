@@ -19,11 +19,11 @@ from __future__ import annotations
 from advisor.measure._bn_shift import BNStatsShift
 from advisor.measure._no_shift import NoShift
 from advisor.measure._reference_shift import ReferenceShift
-from advisor.measure._shift_base import BLOCK_MOMENTS, BN_INPUTS, ShiftMeasure
+from advisor.measure._shift_base import BLOCK_MOMENTS, BN_INPUTS, SUMMARIES, ShiftMeasure, summarise
 from advisor.measure.profile import Profile, ShiftInfo
 
-__all__ = ["BLOCK_MOMENTS", "BN_INPUTS", "BNStatsShift", "NoShift", "ReferenceShift", "ShiftMeasure",
-           "choose_shift", "measure_of", "shift_info"]
+__all__ = ["BLOCK_MOMENTS", "BN_INPUTS", "SUMMARIES", "BNStatsShift", "NoShift", "ReferenceShift", "ShiftMeasure",
+           "choose_shift", "measure_of", "shift_info", "summarise"]
 
 #: Every measure by name.
 MEASURES: dict[str, type[ShiftMeasure]] = {m.name: m for m in (ReferenceShift, BNStatsShift, NoShift)}

@@ -169,6 +169,9 @@ def test_reference_moments_separate_a_shifted_target(world, tmp_path, monkeypatc
     assert DEFAULT_THRESHOLDS.reference_shift_different is None
     ev = [e for e in shifted.advice.evidence if e.name.startswith("ref. shift")]
     assert len(ev) == 1 and ev[0].verdict.startswith("informative only")
+    # summarised by the first block (the measure's declaration, benchmarks/shift_auc.py), not the mean
+    assert ev[0].name == "ref. shift, first block (sym. KL, nats)"
+    assert ev[0].value == round(shifted.profile.blocks[0].shift, 4) != round(_mean_shift(shifted.profile), 4)
     strict = advise(same.profile, Thresholds(reference_shift_different=1e-9))
     assert [e.verdict for e in strict.evidence if e.name.startswith("ref. shift")] == ["different"]
     lax = advise(shifted.profile, Thresholds(reference_shift_different=1e9))
@@ -268,3 +271,39 @@ def test_cli_reference_then_analyze_and_bad_files(world, tmp_path):
                       env=advisor_env({"ADVISOR_REFERENCE_DIR": str(blocker / "sub")}))
     assert_refused(out, "cannot write reference moments", "ADVISOR_REFERENCE_DIR")
     assert blocker.read_text() == "x"
+
+
+def test_shift_summaries():
+    from advisor.measure.shift import SUMMARIES, summarise
+
+    vals = [None, 3.0, 1.0, 8.0]
+    assert summarise(vals, "first") == 3.0  # the first block that has a value
+    assert summarise(vals, "mean") == 4.0 and summarise(vals, "median") == 3.0
+    assert summarise([None, None], "first") is None
+    with pytest.raises(ValueError, match="unknown shift summary"):
+        summarise(vals, "max")
+    assert set(SUMMARIES) == {"mean", "median", "first"}
+    # each measure's declared summary is one the rules know; BatchNorm's is the rules' calibrated shift_stat
+    assert ReferenceShift.summary == "first" and BNStatsShift.summary is None and NoShift.summary is None
+
+
+def test_reference_uses_every_image_of_its_sample(world, tmp_path, monkeypatch):
+    """``advisor reference`` takes every image of its sample, not analyze's first quarter of each batch: a sample
+    stored class by class would otherwise leave whole classes out of a batch's quarter."""
+    from advisor.measure._block_moments import BlockMoments
+
+    monkeypatch.setenv("ADVISOR_REFERENCE_DIR", str(tmp_path))
+    seen = []
+    update = BlockMoments.update
+
+    def spy(self, i, x):
+        if i == 0:
+            seen.append((x.shape[0], self.every))
+        return update(self, i, x)
+
+    monkeypatch.setattr(BlockMoments, "update", spy)
+    r = reference(str(world / "source.npz"), VIT, weights=str(world / "vit.pth"), image_size=SIZE, sample=40,
+                  batch_size=16)
+    assert sum(n for n, _ in seen) == 40 and {e for _, e in seen} == {1}
+    ref = load_reference(create_backbone(VIT, str(world / "vit.pth"), image_size=SIZE), SIZE, tmp_path)
+    assert ref is not None and Path(r.path).is_file()
