@@ -1,0 +1,149 @@
+"""The measured check's candidate sets, scored from the advice grid's records (issue 22, section 1): regret and
+cost side by side, with no training.
+
+    .venv/bin/python benchmarks/check_sets.py [--cnn-version 8098388255bb] [--vit-version d2fba15e86da] [--json PATH]
+
+Every configuration a candidate set runs is in the oracle's budget (``advice_grid.oracle_budget``: probes at the
+check's C values, early SVMs at its blocks, last_k at the budget's block boundaries and rate ratios, full
+fine-tuning with and without LP-FT), so the grid already holds each one's validation and test accuracy and its
+wall time. A set's check is rebuilt from those records (``advice_grid.grid_check`` with the set's candidates), the
+advice is recomputed with it (``advisor.advise.advise``) and scored against the oracle. Cost = the summed wall
+time of the set's records on the scenarios where the check runs (the grid trains last_k from the frozen-prefix
+activation cache, filled once per scenario; the fill is not in the records: ``benchmarks/analyze_cost.py``
+measures a real analyze end to end).
+
+Protocol, written on 2026-12-05 before any of these sets was scored (commit history):
+  A ``lpft``:       today's check (``advisor.advise.check.candidates``): linear probes and early SVMs at each C,
+                    then full fine-tuning after a linear-probe warm-up at the family's check ratios;
+  B ``last_k_mid``: the same probes, then last_k at the budget's middle boundary (a quarter of the blocks:
+                    ``last_ks(n)[1]``) at the family's check ratios, from the activation cache;
+  C ``last_k_all``: the same probes, then last_k at each of the budget's boundaries (a tenth, a quarter and half
+                    of the blocks) at the family's check ratios.
+Selection on the calibration parts (CNN and ViT): the cheaper of B and C whose mean strategy regret is at most
+A's + 0.3 points (the issue's margin), B on a tie. Judge: the held-out parts (every single-task held-out part, CNN
+and ViT; their records exist, these sets' results on them did not): if the selected set's mean strategy regret
+there exceeds A's by more than 0.3 points, A stays. Every set's numbers are reported, selected or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import advice_grid as grid  # noqa: E402
+from advisor.advise import check  # noqa: E402
+
+MARGIN = 0.3  # points of mean strategy regret a cheaper set may lose (issue 22)
+
+
+def _probes(n_blocks: int) -> list[tuple[str, dict]]:
+    out = [("linear_probe", {"C": c}) for c in check.PROBE_C]
+    for b in check.probe_blocks(n_blocks):
+        out += [("svm_early", {"block": b, "C": c}) for c in check.PROBE_C]
+    return out
+
+
+def set_lpft(n_blocks: int, n_train: int, family: str = "cnn"):
+    return check.candidates(n_blocks, n_train, family)
+
+
+def set_last_k_mid(n_blocks: int, n_train: int, family: str = "cnn"):
+    k = grid.last_ks(n_blocks)[min(1, len(grid.last_ks(n_blocks)) - 1)]
+    return _probes(n_blocks) + [("last_k", {"k": k, "lr_ratio": r, **check.network_budget(n_train)})
+                                for r in check.CHECK_LR_RATIOS[family]]
+
+
+def set_last_k_all(n_blocks: int, n_train: int, family: str = "cnn"):
+    return _probes(n_blocks) + [("last_k", {"k": k, "lr_ratio": r, **check.network_budget(n_train)})
+                                for k in grid.last_ks(n_blocks) for r in check.CHECK_LR_RATIOS[family]]
+
+
+SETS = {"A lpft": set_lpft, "B last_k_mid": set_last_k_mid, "C last_k_all": set_last_k_all}
+CALIBRATION = (grid.CALIBRATION, grid.VIT_CALIBRATION)
+HELD_OUT = (grid.HELDOUT, grid.HELDOUT2, grid.VIT_HELDOUT, grid.VIT_HELDOUT2, grid.VIT_HELDOUT3)
+
+
+def score(version_of, log=print) -> dict[str, list[dict]]:
+    """``{set: rows}``: every single-task scenario with complete records, scored with the set's check."""
+    from advisor.advise import advise
+    from advisor.advise.rules import DEFAULT_THRESHOLDS, wants_check
+
+    out = {name: [] for name in SETS}
+    for sc in grid.all_scenarios():
+        if sc.kind != "single" or sc.part not in CALIBRATION + HELD_OUT:
+            continue
+        runner = grid.Runner(sc, version_of(sc))
+        for name, fn in SETS.items():
+            grid.check_candidates = fn
+            row = grid.score_scenario(sc, runner, advise, compute=False)
+            if row is None:
+                break
+            shape = runner.shape()
+            chk = grid.grid_check(sc, runner)
+            applies = wants_check(runner.analysis().profile, DEFAULT_THRESHOLDS)
+            row["check_runs"] = applies
+            row["check_seconds"] = float(sum(r.seconds for r in chk.runs)) if applies else 0.0
+            row["check_network_seconds"] = float(sum(r.seconds for r in chk.runs if r.strategy in
+                                                     ("last_k", "full_finetune"))) if applies else 0.0
+            row["n_train"] = shape["n_train"]
+            out[name].append(row)
+    grid.check_candidates = check.candidates
+    return out
+
+
+def summary(rows: list[dict]) -> dict:
+    if not rows:
+        return {"n": 0}
+    sr = np.array([r["strategy_regret"] for r in rows])
+    cr = np.array([r["config_regret"] for r in rows])
+    return {"n": len(rows), "checked": int(sum(r["check_runs"] for r in rows)),
+            "within_1pt": float(np.mean(sr <= 1.0)), "mean_strategy_regret": float(sr.mean()),
+            "mean_config_regret": float(cr.mean()), "check_seconds": float(sum(r["check_seconds"] for r in rows)),
+            "check_network_seconds": float(sum(r["check_network_seconds"] for r in rows))}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cnn-version", default="8098388255bb", help="grid results of the CNN sources")
+    ap.add_argument("--vit-version", default="d2fba15e86da", help="grid results of the transformer sources")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+
+    def version_of(sc):
+        return a.vit_version if grid.grid_family(sc) == "transformer" else a.cnn_version
+
+    rows = score(version_of)
+    groups = {"calibration": CALIBRATION, "held-out": HELD_OUT}
+    groups.update({p: (p,) for p in CALIBRATION + HELD_OUT})
+    table = {name: {g: summary([r for r in rs if r["part"] in parts]) for g, parts in groups.items()}
+             for name, rs in rows.items()}
+    print(f"{'set':14s} {'part':18s} {'n':>3s} {'checked':>7s} {'within 1pt':>10s} {'strat. regret':>13s} "
+          f"{'config regret':>13s} {'check s':>8s} {'network s':>9s}")
+    for name, t in table.items():
+        for g, s in t.items():
+            if s["n"]:
+                print(f"{name:14s} {g:18s} {s['n']:3d} {s['checked']:7d} {100 * s['within_1pt']:9.0f}% "
+                      f"{s['mean_strategy_regret']:13.2f} {s['mean_config_regret']:13.2f} {s['check_seconds']:8.0f} "
+                      f"{s['check_network_seconds']:9.0f}")
+    base = table["A lpft"]
+    ok = [n for n in ("B last_k_mid", "C last_k_all") if table[n]["calibration"]["mean_strategy_regret"]
+          <= base["calibration"]["mean_strategy_regret"] + MARGIN]
+    selected = min(ok, key=lambda n: (table[n]["calibration"]["check_seconds"], n)) if ok else "A lpft"
+    judged = table[selected]["held-out"]["mean_strategy_regret"] - base["held-out"]["mean_strategy_regret"]
+    keep = selected if judged <= MARGIN else "A lpft"
+    print(f"selected on calibration: {selected}; held-out mean strategy regret vs A: {judged:+.2f} points "
+          f"(margin {MARGIN}): the check uses {keep}")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"table": table, "selected": selected, "held_out_delta": judged,
+                                            "kept": keep, "rows": rows}, indent=1, default=float) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
