@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,8 @@ def analyze(
     split=None,
     check: str = "auto",
     drop_rare_classes: bool = False,
+    check_budget: float | None = None,
+    on_check_plan: Callable | None = None,
 ) -> Analysis:
     """Measure ``dataset`` through ``model`` block by block and recommend a strategy.
 
@@ -83,21 +86,28 @@ def analyze(
     check : the measured check (advisor.advise.check): "auto" runs it where the advice's rules say
         (a single task with at most ``check_per_class`` training images per class), "on" on any single
         task, "off" never. It trains on the training split and scores on the validation split only.
+    check_budget : seconds the check may take: its candidates run cheapest first while they fit (each
+        estimated on this device before it starts, advisor.advise.check_cost); the rest are skipped and
+        named in the advice. None: no limit.
+    on_check_plan : called with the check's plan (advisor.advise.check_cost.Plan: candidates, estimates,
+        skipped) before the check trains anything.
     """
     from advisor.context import make_context
 
     _check_sample(sample)
     _check_check(check)
     _check_batch(batch_size)
+    _check_budget(check_budget)
     ctx = make_context(dataset, model, weights=weights, image_size=image_size, device=device, seed=seed,
                        cache_dir=False, label_columns=label_columns, intermediate=intermediate, split=split,
                        drop_rare_classes=drop_rare_classes)
     return _analyze_ctx(ctx, dataset, model, sample=sample, batch_size=batch_size, source_data=source_data,
-                        progress=progress, check=check)
+                        progress=progress, check=check, check_budget=check_budget, announce=on_check_plan)
 
 
 def analyze_context(ctx, dataset: str, model: str, *, sample: int = 1000, batch_size: int = 64,
-                    progress: ProgressFn | None = None, check: str = "auto") -> Analysis:
+                    progress: ProgressFn | None = None, check: str = "auto", check_budget: float | None = None,
+                    on_check_plan: Callable | None = None) -> Analysis:
     """:func:`analyze` on what a training context already loaded (data, split, backbone,
     preprocessing), so a search that needs the advice does not load them twice. The result
     equals ``analyze(dataset, model, ...)`` with the context's seed and image size. Its timings
@@ -105,8 +115,9 @@ def analyze_context(ctx, dataset: str, model: str, *, sample: int = 1000, batch_
     _check_sample(sample)
     _check_check(check)
     _check_batch(batch_size)
+    _check_budget(check_budget)
     return _analyze_ctx(ctx, dataset, model, sample=sample, batch_size=batch_size, source_data=None,
-                        progress=progress, check=check)
+                        progress=progress, check=check, check_budget=check_budget, announce=on_check_plan)
 
 
 CHECK_MODES = ("auto", "on", "off")
@@ -123,43 +134,100 @@ def _check_batch(batch_size) -> None:
                            "use --forward-batch with a positive integer, e.g. 64")
 
 
+def _check_budget(budget) -> None:
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                               or not math.isfinite(budget) or budget <= 0):
+        raise AdvisorError(f"bad check budget {budget!r}", "use --check-budget with a positive number of seconds, "
+                           "e.g. 60 (or --check off to skip the check)")
+
+
 def _check_check(check) -> None:
     if check not in CHECK_MODES:
         raise AdvisorError(f"bad check mode {check!r}", f"use one of {', '.join(CHECK_MODES)}")
 
 
-def run_check(ctx, progress=None):
+def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_image: float | None = None,
+              announce=None):
     """Run the measured check's candidates (advisor.advise.check) on ``ctx``: trained on the training
     split, scored on the validation split; the test split is never touched. The probes share one
-    forward pass through an activation cache (a temporary one when ``ctx`` has none)."""
+    forward pass through an activation cache (a temporary one when ``ctx`` has none).
+
+    Before anything trains, every candidate's cost is estimated on this device (advisor.advise.check_cost,
+    from ``forward_per_image``, the seconds of one image's forward pass, and a short timed step) and
+    ``announce(plan)`` is told. ``budget`` (seconds): the candidates run cheapest first while the time spent
+    plus the next one's estimate stays within it; the rest are recorded as skipped. ``progress(done, total)``
+    counts estimated seconds and moves inside a run, epoch by epoch."""
     import tempfile
 
     import numpy as np
 
-    from advisor.advise.check import CheckRun, MeasuredCheck, candidates
+    from advisor.advise import check_cost
+    from advisor.advise.check import CheckRun, MeasuredCheck, SkippedRun, candidates
     from advisor.context import without_test
     from advisor.train import run_strategy
 
-    cands = candidates(len(ctx.backbone.block_names), len(ctx.split.train), ctx.backbone.layout.family)
+    _check_budget(budget)
+    n_blocks = len(ctx.backbone.block_names)
+    n_train, n_val = len(ctx.split.train), len(ctx.split.val)
+    cands = candidates(n_blocks, n_train, ctx.backbone.layout.family)
+    t_plan = time.perf_counter()
+    if forward_per_image is None:  # no trained block: a forward alone
+        fixed, per = check_cost.step_seconds(ctx.backbone, n_blocks, int(ctx.preprocess.crop_size), 2, ctx.device)
+        forward_per_image = per + fixed / 64
+    costs = check_cost.Costs(forward_per_image=float(forward_per_image), n_train=n_train, n_val=n_val)
+    n_classes = len(ctx.dataset.classes[ctx.dataset.primary_task])
+    for s, p in cands:
+        if s in check_cost.NETWORKS:
+            first = check_cost.first_trained(s, p, n_blocks)
+            if first not in costs.steps:
+                costs.steps[first] = check_cost.step_seconds(ctx.backbone, first, int(ctx.preprocess.crop_size),
+                                                             n_classes, ctx.device)
+    planned = check_cost.plan(cands, costs, n_blocks, budget)
+    plan_seconds, fill_seconds = time.perf_counter() - t_plan, 0.0
+    if announce:
+        announce(planned)
+    total = max(1, round(planned.seconds))
+    done = 0.0
+    runs, skipped = [], []
+    t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="advisor-check-") as tmp:
         c = without_test(ctx)
         if c.cache is None:
             from advisor.context.cache import ActivationCache
 
             c = dataclasses.replace(c, cache=ActivationCache(tmp))
-        # one forward pass fills every block the probes read
-        c.cache.ensure(c, np.concatenate([c.split.train, c.split.val]),
-                       pooled=tuple(range(len(c.backbone.block_names))))
-        runs = []
-        for i, (strategy, params) in enumerate(cands):
-            r = run_strategy(c, strategy, params)
+        for strategy, params in cands:
+            est = check_cost.estimate(strategy, params, costs, n_blocks)
+            if skipped or (budget is not None and time.perf_counter() - t_start + est > budget):
+                skipped.append(SkippedRun(strategy, dict(params), round(est, 1)))
+                continue
+            if not costs.filled:
+                # one forward pass fills every block the probes read
+                t_fill = time.perf_counter()
+                c.cache.ensure(c, np.concatenate([c.split.train, c.split.val]), pooled=tuple(range(n_blocks)))
+                fill_seconds = time.perf_counter() - t_fill
+                costs.filled = True
+
+            def moved(stage, epoch, epochs, base=done, est=est):
+                if progress and epochs:
+                    progress(min(total, round(base + est * epoch / epochs)), total)
+
+            r = run_strategy(dataclasses.replace(c, progress=moved), strategy, params)
             runs.append(CheckRun(strategy, params, float(r.val_accuracy), round(float(r.wall_time), 3)))
+            if strategy not in check_cost.NETWORKS:
+                costs.probe = max(costs.probe if len(runs) > 1 else 0.0, float(r.wall_time))
+            done += est
             if progress:
-                progress(i + 1, len(cands))
-    return MeasuredCheck(runs=runs, n_val=int(len(ctx.split.val)))
+                progress(min(total, round(done)), total)
+    if progress:
+        progress(total, total)
+    return MeasuredCheck(runs=runs, n_val=int(n_val), skipped=skipped, budget_seconds=budget,
+                         estimated_seconds=round(planned.seconds, 1), plan_seconds=round(plan_seconds, 3),
+                         fill_seconds=round(fill_seconds, 3))
 
 
-def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progress, check="auto") -> Analysis:
+def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progress, check="auto",
+                 check_budget=None, announce=None) -> Analysis:
     """Measure what ``ctx`` (advisor.context.make_context) loaded; its loading times count in the total."""
     from advisor.data import load_dataset, stratified_sample
     from advisor.measure.blocks import block_profiles
@@ -227,7 +295,8 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
     adv = advise(profile, thresholds)
     if check != "off" and wants_check(profile, thresholds):
         t1 = time.perf_counter()
-        adv = advise(profile, thresholds, run_check(ctx, stage("check")))
+        adv = advise(profile, thresholds, run_check(ctx, stage("check"), budget=check_budget, announce=announce,
+                                                    forward_per_image=col.seconds["forward"] / max(1, len(chosen))))
         timings["check"] = time.perf_counter() - t1
     timings["advise"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0

@@ -98,6 +98,11 @@ def _build() -> argparse.ArgumentParser:
                    help="the measured check: run the cheap candidates (probes on every few blocks, one LP-FT "
                         "fine-tune) and let the validation split decide; auto (default): where the training "
                         "split has at most 50 images per class")
+    a.add_argument("--check-budget", type=float, default=None, metavar="SECONDS",
+                   help="the measured check's time limit: its candidates run cheapest first while their estimates "
+                        "(timed on this device before it starts) fit; the skipped ones are named (default: none)")
+    a.add_argument("--profile-time", action="store_true",
+                   help="print where analyze's time went: loading, forward pass, metrics, and each check run")
     a.add_argument("--json", metavar="PATH", default=None, help="write Profile and Advice as JSON")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     a.set_defaults(func=_analyze)
@@ -625,7 +630,12 @@ def _analyze(args) -> int:
                   TimeRemainingColumn(), console=err, disable=args.quiet, transient=False) as bar:
         tasks = {}
         names = {"measure": "forward pass (images)", "source": "source sample (images)", "metrics": "metrics (blocks)",
-                 "check": "measured check (runs)"}
+                 "check": "measured check (est. s)"}
+
+        def announce(plan):
+            skipped = f"; {len(plan.skipped)} skipped by --check-budget {plan.budget:g}" if plan.skipped else ""
+            err.print(f"measured check: {len(plan.run)} candidates, about {plan.seconds:.0f} s on this device"
+                      f"{skipped} (skip it: --check off; limit it: --check-budget SECONDS)")
 
         def progress(stage, done, total):
             if stage not in tasks:
@@ -636,8 +646,13 @@ def _analyze(args) -> int:
                          image_size=args.image_size, device=args.device, seed=args.seed,
                          batch_size=args.forward_batch, source_data=args.source_data, label_columns=labels,
                          intermediate=args.intermediate, progress=progress, split=args.split, check=args.check,
-                         drop_rare_classes=args.drop_rare_classes)
+                         drop_rare_classes=args.drop_rare_classes, check_budget=args.check_budget,
+                         on_check_plan=announce)
     print_analysis(result, console)
+    if args.profile_time:
+        from advisor.display import time_table
+
+        console.print(time_table(result))
     if args.json:
         result.save(args.json, "--json")
         console.print(f"wrote {args.json}")

@@ -109,6 +109,43 @@ def check_table(advice: Advice, profile: Profile) -> Table | None:
         shown = ", ".join(f"{k}={v}" for k, v in p.items() if k in ("block", "C", "warmup", "lr_ratio", "epochs"))
         t.add_row(r.strategy + (" *" if r is win else ""), shown, _f(r.val_accuracy, 4), _f(r.seconds, 1))
     t.caption = f"* the advice (highest validation accuracy; a tie goes to the cheaper run). SE {chk.standard_error():.3f}"
+    for r in chk.skipped:
+        t.add_row(f"[dim]{r.strategy} (skipped)[/dim]", _params(r.params, r.strategy),
+                  "-", f"~{r.estimated_seconds:.0f}")
+    if chk.skipped:
+        t.caption += f"; skipped: over --check-budget {chk.budget_seconds:g} s (seconds estimated)"
+    return t
+
+
+#: analyze's timing keys in the order the work happens, and what each one is
+TIME_STAGES = (("data", "load the dataset"), ("model", "load the model"), ("forward", "forward pass over the sample"),
+               ("pass", "the pass's other work (moments, loading images)"), ("source_pass", "source sample pass"),
+               ("metrics", "per-block metrics"), ("check", "measured check, in all"), ("advise", "advice, check included"),
+               ("total", "total"))
+
+
+def time_table(analysis) -> Table:
+    """Where analyze's time went (``analyze --profile-time``): loading, the pass, the metrics, and the measured
+    check's plan, its cache fill and each of its runs."""
+    tm = dict(analysis.profile.timings or {})
+    t = Table(title="Where the time went", title_justify="left")
+    for col, just in (("stage", "left"), ("seconds", "right"), ("share", "right")):
+        t.add_column(col, justify=just)
+    total = tm.get("total") or float("nan")
+    rows = []
+    for key, what in TIME_STAGES:
+        if key not in tm:
+            continue
+        v = tm[key] - tm.get("forward", 0.0) if key == "pass" else tm[key]
+        rows.append((what, v))
+        chk = analysis.advice.check
+        if key == "check" and chk is not None:
+            rows.append(("  estimating the check's cost (timed steps)", chk.plan_seconds))
+            rows.append(("  its one pass over training and validation images", chk.fill_seconds))
+            for r in chk.runs:
+                rows.append((f"  {r.strategy} {_params(r.params, r.strategy)}", r.seconds))
+    for what, v in rows:
+        t.add_row(what, _f(v, 2), f"{100 * v / total:.0f}%" if total == total and total > 0 else "-")
     return t
 
 

@@ -71,11 +71,27 @@ class CheckRun:
 
 
 @dataclass
+class SkippedRun:
+    """A candidate a ``--check-budget`` left out, with its estimated seconds (``advisor.advise.check_cost``)."""
+
+    strategy: str
+    params: dict
+    estimated_seconds: float
+
+
+@dataclass
 class MeasuredCheck:
-    """Every candidate the check ran, in :func:`candidates` order, and the validation split's size."""
+    """Every candidate the check ran, in :func:`candidates` order, and the validation split's size; with a
+    budget, the candidates it skipped. ``estimated_seconds``: what the plan said before the check started;
+    ``plan_seconds`` and ``fill_seconds``: where the time went besides the runs (each run's is its own)."""
 
     runs: list[CheckRun] = field(default_factory=list)
     n_val: int = 0
+    skipped: list[SkippedRun] = field(default_factory=list)
+    budget_seconds: float | None = None
+    estimated_seconds: float | None = None
+    plan_seconds: float = 0.0  # the estimate's own timed steps
+    fill_seconds: float = 0.0  # the one forward pass over the training and validation images
 
     def winner(self) -> CheckRun | None:
         """The highest validation accuracy; the first (cheapest) on a tie."""

@@ -249,6 +249,10 @@ def _apply_check(rules: Advice, check: MeasuredCheck, profile: Profile, t: Thres
                   f"{'probe' if win.strategy not in probes else 'fine-tune'} ({other.strategy})." if other else ".")]
     if rules.strategy != win.strategy:
         reasons.append(f"The size and similarity rules alone would have said {rules.strategy}.")
+    if check.skipped:
+        left = ", ".join(f"{r.strategy} {r.params} (about {r.estimated_seconds:.0f} s)" for r in check.skipped)
+        reasons.append(f"The check's budget ({check.budget_seconds:.0f} s) left out {left}; validation chose "
+                       "among the rest.")
     # a clear win (several standard errors) is confident; a coin toss is not
     confidence = 0.5 if not math.isfinite(margin) or not math.isfinite(se) else \
         float(np.clip(0.5 + 0.45 * math.tanh(margin / (2 * se)), 0.35, 0.95))
