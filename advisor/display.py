@@ -244,11 +244,17 @@ def pipeline_tables(result) -> list:
 def print_search(result, console: Console) -> None:
     """The study in three tables: counts, the best trial against the advised one, the top trials."""
     t = Table(title=f"Study {result.study_name}", title_justify="left")
-    for col in ("trials", "complete", "pruned", "failed", "resumed with", "retried", "wall time"):
+    for col in ("trials", "complete", "pruned", "failed", "from the check", "resumed with", "retried", "wall time"):
         t.add_column(col, justify="right")
     t.add_row(str(result.n_trials), str(result.n_complete), str(result.n_pruned), str(result.n_failed),
-              str(result.resumed_from), ", ".join(map(str, result.retried)) or "-", f"{result.wall_time:.0f} s")
+              str(getattr(result, "from_check", 0)), str(result.resumed_from),
+              ", ".join(map(str, result.retried)) or "-", f"{result.wall_time:.0f} s")
+    if getattr(result, "from_check", 0):
+        t.caption = ("from the check: runs analyze's measured check made on this split, added to the study as "
+                     "finished trials and not trained again")
     console.print(t)
+    if getattr(result, "check_not_reused", None):
+        console.print(f"the measured check's runs were not reused: {result.check_not_reused}")
     b = Table(title="Best trial and the advised configuration", title_justify="left")
     for col in ("", "trial", "strategy", "validation accuracy", "test accuracy", "parameters"):
         b.add_column(col, justify="right" if col in ("trial", "validation accuracy", "test accuracy") else "left")
@@ -268,7 +274,8 @@ def print_search(result, console: Console) -> None:
         for col in ("trial", "strategy", "validation accuracy", "epochs", "seconds", "parameters"):
             top.add_column(col, justify="left" if col in ("strategy", "parameters") else "right")
         for tr in done:
-            top.add_row(str(tr["number"]), tr["strategy"] or "-", _f(tr["value"], 4), str(tr["epochs"]),
+            top.add_row(str(tr["number"]) + (" (check)" if tr.get("from_check") else ""), tr["strategy"] or "-",
+                        _f(tr["value"], 4), str(tr["epochs"]),
                         _f(tr["wall_time"], 1), _params(tr["params"], tr["strategy"]))
         console.print(top)
     failed = [tr for tr in result.trials if tr["state"] == "fail" and tr.get("fail_reason")]

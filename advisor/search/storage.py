@@ -335,6 +335,8 @@ def _counts(trials) -> tuple[list, list]:
     stale = _stale_numbers(trials)
     done, pending = [], []
     for t in trials:
+        if "from_check" in t.user_attrs:  # run by analyze's measured check, not by the search
+            continue
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
             done.append(t)
         elif t.state == TrialState.FAIL and t.number not in stale and not t.user_attrs.get("surplus"):
@@ -345,7 +347,8 @@ def _counts(trials) -> tuple[list, list]:
 
 
 def finished_count(study) -> int:
-    """Trials that count against ``--trials``: complete, pruned, and failed except retried and surplus ones."""
+    """Trials that count against ``--trials``: complete, pruned, and failed except retried and surplus ones, and
+    except those added from the measured check (``advisor.search._seed``)."""
     return len(_counts(study.get_trials(deepcopy=False))[0])
 
 

@@ -82,6 +82,9 @@ class SearchResult:
     refit_error: str | None = None  # why the refit failed (then there is no test accuracy)
     model_uri: str | None = None  # the best model, logged as the advisor pyfunc (models:/MODEL_ID)
     registered_version: str | None = None  # its version in the Model Registry (--register NAME)
+    from_check: int = 0  # trials added from the measured check's runs (trained by analyze, not again)
+    check_left_out: list[str] = field(default_factory=list)  # check runs outside the space, and why
+    check_not_reused: str | None = None  # why a saved analysis's check runs were not added
 
 
 def default_study_name(dataset: str, model: str, strategy: str) -> str:
@@ -140,6 +143,23 @@ def _get_advice(cfg: SearchConfig, ctx, progress, saved=None):
     return analyze_context(ctx, cfg.dataset, cfg.model, sample=cfg.analyze_sample, progress=analyze_progress)
 
 
+def _first_unseen(advice, space, block_names, study) -> tuple[str, dict] | None:
+    """``(what, optuna params)``: the advised configuration inside ``space`` unless a trial of ``study`` already
+    holds it (the check ran it), else the first of the advice's alternatives that none holds; None when every
+    one is held or outside the space."""
+    from advisor.search.space import advice_trial
+
+    held = [dict(t.params) for t in study.get_trials(deepcopy=False)]
+    options = [("advice", advice)] + [(f"alternative {i}", dataclasses.replace(advice, strategy=a.strategy,
+                                                                               params=dict(a.params or {})))
+                                      for i, a in enumerate(advice.alternatives, 1)]
+    for what, option in options:
+        got = advice_trial(option, space, len(block_names), block_names)
+        if got is not None and got[1] not in held:
+            return what, got[1]
+    return None
+
+
 def _counts(study) -> dict[str, int]:
     from optuna.trial import TrialState
 
@@ -163,6 +183,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     import optuna
 
     from advisor.context import make_context
+    from advisor.search._seed import same_split, seed_study
     from advisor.search.space import advice_trial, check_space, space_to_yaml
     from advisor.search.storage import (best_trial, check_storage, describe_storage, finished_count, open_storage,
                                         recover_stale_trials)
@@ -230,12 +251,23 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     before = finished_count(study)
     retried = recover_stale_trials(study)
     advice_params = None
+    seeded, left_out, seed_note = [], [], None
     if advice is not None:
+        new_study = not study.get_trials(deepcopy=False)
+        if new_study and advice.check is not None:
+            # the measured check's runs are trials already run on this split: added, never trained again
+            seed_note = same_split(analysis.profile, ctx) if saved_analysis is not None else None
+            if seed_note is None:
+                seeded, left_out = seed_study(study, advice.check, space, block_names, ctx.backbone.layout.family)
         advised = advice_trial(advice, space, len(block_names), block_names)
         if advised is not None:
             advice_params = advised[1]
-            if not study.get_trials(deepcopy=False):
-                study.enqueue_trial(advice_params, user_attrs={"advice": True})
+        if new_study:
+            # trial 0: the advice, or, when the check already ran it, the best configuration it suggests that
+            # has not run
+            first = _first_unseen(advice, space, block_names, study)
+            if first is not None:
+                study.enqueue_trial(first[1], user_attrs={"advice": True, "advised_as": first[0]})
     study.set_user_attr("dataset", cfg.dataset)
     study.set_user_attr("model", cfg.model)
 
@@ -254,7 +286,10 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     if advice is not None:
         tags.update({"advisor.advice_strategy": advice.strategy, "advisor.advice_confidence": str(advice.confidence),
                      "advisor.advice_summary": advice.summary[:4000],
-                     "advisor.advice_in_space": "true" if advice_params is not None else "false"})
+                     "advisor.advice_in_space": "true" if advice_params is not None else "false",
+                     "advisor.trials_from_check": str(len(seeded))})
+        if seed_note:
+            tags["advisor.check_not_reused"] = seed_note
     tracker = StudyTracker.open(uri, experiment, study_name, tags=tags, resume=True)
     files: dict[str, Any] = {"search_space.yaml": space_to_yaml(space)}
     if analysis is not None:
@@ -296,6 +331,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     # 7. the best trial, trained again on the full context and evaluated on the test split once
     result = _summarise(study, cfg, study_name, storage_desc, uri, experiment, tracker.parent_run_id, advice,
                         advice_params, before, retried, t_start)
+    result.from_check, result.check_left_out, result.check_not_reused = len(seeded), left_out, seed_note
     best = best_trial(study)
     if best is not None:
         refit = _refit_best(best, ctx)
@@ -451,7 +487,9 @@ def _reconcile_runs(study, tracker) -> None:
         params = {"strategy": t.user_attrs.get("strategy"), **(t.user_attrs.get("params") or dict(t.params))}
         warm = int(t.user_attrs.get("warmup_epochs") or 0)  # steps count fine-tuning epochs only
         history = [{"epoch": int(s) + warm, "val_accuracy": float(v)} for s, v in sorted(t.intermediate_values.items())]
-        tags = {"advisor.advised": "true"} if t.user_attrs.get("advice") else None
+        tags = {"advisor.advised": "true"} if t.user_attrs.get("advice") else {}
+        if "from_check" in t.user_attrs:  # trained by analyze's measured check on this split, not by the search
+            tags["advisor.from_check"] = "true"
         try:
             tracker.log_trial(t.number, params, state, t.value if state == "complete" else None, history,
                               t.user_attrs.get("wall_time"), reason=reason, extra_tags=tags,
@@ -481,7 +519,8 @@ def _summarise(study, cfg, study_name, storage_desc, uri, experiment, parent_run
                "value": t.value if t.state.name == "COMPLETE" else None,  # a pruned trial's is its last report
                "strategy": t.user_attrs.get("strategy"), "params": t.user_attrs.get("params") or dict(t.params),
                "fail_reason": t.user_attrs.get("fail_reason"), "wall_time": t.user_attrs.get("wall_time"),
-               "epochs": _epochs_run(t), "advice": bool(t.user_attrs.get("advice"))}
+               "epochs": _epochs_run(t), "advice": bool(t.user_attrs.get("advice")),
+               "from_check": "from_check" in t.user_attrs}
         trials.append(rec)
         if rec["advice"] and advice_number is None and t.number not in retried_numbers:
             advice_number, advice_value = t.number, t.value

@@ -171,23 +171,73 @@ def test_a_warm_up_trial_is_never_pruned_before_its_backbone_trains(tmp_path):
         assert {e - 2: v for e, v in history.items() if e > 2} == pytest.approx(dict(t.intermediate_values))
 
 
-def test_strategy_auto_runs_analyze_and_tries_the_advice_first(tmp_path):
+def test_strategy_auto_starts_from_the_check_and_tries_the_advice_first(tmp_path):
+    """analyze's measured check ran its candidates on this very split: those inside the space are finished
+    trials (never trained again, not counted against --trials), and the first trained trial is the advice's
+    best configuration that has not run yet."""
     from advisor.api import analyze
+    from advisor.search._seed import check_trial
     from advisor.search.space import advice_trial, space_from_advice
 
     cfg = SearchConfig(dataset="digits:30", strategy="auto", trials=2, image_size=32, workspace=str(tmp_path / "ws"),
                        cache_dir=str(tmp_path / "cache"), analyze_sample=200, study_name="auto")
     r = run_search(cfg)
-    advice = analyze("digits:30", "mobilenet_v2", sample=200, image_size=32).advice
-    assert r.advice_strategy == advice.strategy and r.advice_trial == 0
-    first = _study(tmp_path / "ws", "auto").trials[0]
-    strategy, params = advice_trial(advice, space_from_advice(advice), 19)
-    assert first.user_attrs["advice"] is True and first.params == pytest.approx(params)
+    analysis = analyze("digits:30", "mobilenet_v2", sample=200, image_size=32)
+    advice, check = analysis.advice, analysis.advice.check
+    space = space_from_advice(advice)
+    names = list(analysis.profile.blocks[i].name for i in range(len(analysis.profile.blocks)))
+    inside = [run for run in check.runs if not isinstance(check_trial(run.strategy, run.params, space, names, "cnn"),
+                                                            str)]
+    assert r.advice_strategy == advice.strategy and inside and r.from_check == len(inside)
+    assert len(r.check_left_out) == len(check.runs) - len(inside)
+    trials = _study(tmp_path / "ws", "auto").trials
+    seeded, trained = trials[:len(inside)], trials[len(inside):]
+    for t, run in zip(seeded, inside):  # the check's own numbers, in its order (the same seed and split)
+        assert t.state.name == "COMPLETE" and t.user_attrs["from_check"] == check.runs.index(run)
+        assert t.value == pytest.approx(run.val_accuracy) and t.user_attrs["wall_time"] > 0
+    assert len(trained) == cfg.trials and all("from_check" not in t.user_attrs for t in trained)
+    first = trained[0]
+    assert first.user_attrs["advice"] is True and r.advice_trial == first.number
+    advised = advice_trial(advice, space, len(names), names)[1]
+    held = [dict(t.params) for t in seeded]
+    assert dict(first.params) not in held  # never the check's winner again
+    assert first.user_attrs["advised_as"] == ("advice" if advised not in held else "alternative 1")
     client, parent, runs = _nested(r.tracking_uri, r.parent_run_id)
     assert parent.data.tags["advisor.advice_strategy"] == advice.strategy
-    assert runs[0].data.tags.get("advisor.advised") == "true" and "advisor.advised" not in runs[1].data.tags
+    assert parent.data.tags["advisor.trials_from_check"] == str(len(inside))
+    by_trial = {int(run.data.tags["advisor.trial_number"]): run for run in runs}
+    assert sorted(by_trial) == [t.number for t in trials]  # one MLflow run per trial, the check's included
+    assert all(by_trial[t.number].data.tags.get("advisor.from_check") == "true" for t in seeded)
+    assert by_trial[first.number].data.tags.get("advisor.advised") == "true"
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"profile.json", "advice.json", "search_space.yaml"} <= artifacts
+    logged = json.loads(Path(client.download_artifacts(parent.info.run_id, "advice.json", str(tmp_path))).read_text())
+    seconds = [run["seconds"] for run in logged["check"]["runs"]]
+    assert [t.user_attrs["wall_time"] for t in seeded] == [seconds[t.user_attrs["from_check"]] for t in seeded]
+
+    # resumed with one more trial: the check's runs are not added twice, one more trial trains
+    again = run_search(SearchConfig(**{**cfg.__dict__, "trials": 3}))
+    trials = _study(tmp_path / "ws", "auto").trials
+    assert again.from_check == 0 and len(trials) == len(inside) + 3
+    assert sum("from_check" in t.user_attrs for t in trials) == len(inside)
+
+
+def test_a_saved_analysis_seeds_only_a_study_on_its_own_split(tmp_path):
+    from advisor.api import analyze
+
+    def search(saved, name):
+        return run_search(SearchConfig(dataset="digits:30", strategy="auto", trials=1, image_size=32,
+                                       workspace=str(tmp_path / "ws"), cache_dir=str(tmp_path / "cache"),
+                                       advice=str(saved), study_name=name))
+
+    same, other = tmp_path / "same.json", tmp_path / "other.json"
+    analyze("digits:30", "mobilenet_v2", sample=200, image_size=32).save(same)
+    analyze("digits:30", "mobilenet_v2", sample=200, image_size=32, split="0.5,0.3,0.2").save(other)
+    r = search(same, "same")
+    assert r.from_check > 0 and r.check_not_reused is None
+    r = search(other, "other")
+    assert r.from_check == 0 and r.check_not_reused == "the saved analysis used another split"
+    assert all("from_check" not in t.user_attrs for t in _study(tmp_path / "ws", "other").trials)
 
 
 def _cli_args(tmp: Path, space: str, trials: int, name: str, *extra: str) -> list[str]:
