@@ -253,6 +253,14 @@ def print_search(result, console: Console) -> None:
         t.caption = ("from the check: runs analyze's measured check made on this split, added to the study as "
                      "finished trials and not trained again")
     console.print(t)
+    timings = getattr(result, "timings", None) or {}
+    if timings:
+        words = {"load": "loading", "analyze": "analyze", "analyze_check": "its check", "stores": "stores and study",
+                 "trials": "trials", "reconcile_runs": "MLflow runs", "refit": "refit", "log_best": "best model logged"}
+        parts = [f"{words[k]} {v:.1f} s" for k, v in timings.items() if k in words]
+        cache = getattr(result, "cache_stats", None)
+        console.print("time: " + ", ".join(parts) + (f"; cache: {cache.get('computed', 0)} items computed, "
+                                                      f"{cache.get('served', 0)} served" if cache else ""))
     if getattr(result, "check_not_reused", None):
         console.print(f"the measured check's runs were not reused: {result.check_not_reused}")
     b = Table(title="Best trial and the advised configuration", title_justify="left")

@@ -85,6 +85,8 @@ class SearchResult:
     from_check: int = 0  # trials added from the measured check's runs (trained by analyze, not again)
     check_left_out: list[str] = field(default_factory=list)  # check runs outside the space, and why
     check_not_reused: str | None = None  # why a saved analysis's check runs were not added
+    timings: dict = field(default_factory=dict)  # seconds per stage: load, analyze (its check), stores, trials, ...
+    cache_stats: dict | None = None  # this process's activation cache: items computed (fills), served (hits), ...
 
 
 def default_study_name(dataset: str, model: str, strategy: str) -> str:
@@ -223,7 +225,12 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
                        seed=cfg.seed, cache_dir=cfg.cache_dir, label_columns=cfg.label_columns,
                        intermediate=cfg.intermediate, workers=cfg.loader_workers, split=cfg.split,
                        drop_rare_classes=cfg.drop_rare_classes)
+    mark = time.perf_counter()
     analysis = _get_advice(cfg, ctx, stage_progress("analyze"), saved_analysis)
+    spent = {"load": sum(float(ctx.timings.get(k, 0.0)) for k in ("data", "model")),
+             "analyze": time.perf_counter() - mark}
+    if analysis is not None and saved_analysis is None:
+        spent["analyze_check"] = float(analysis.profile.timings.get("check", 0.0))
     advice = analysis.advice if analysis is not None else None
     space = _load_space(cfg, advice)
     block_names = list(ctx.backbone.block_names)
@@ -234,6 +241,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     experiment = cfg.experiment or study_name
 
     # 4. the stores, created only now, then the study
+    mark = time.perf_counter()
     import mlflow  # noqa: F401 - its import configures the "mlflow" logger, so quieten it afterwards
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about database migrations
@@ -298,6 +306,8 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     tracker.log_artifacts(files)
 
     # 5. the trials
+    spent["stores"] = time.perf_counter() - mark
+    mark = time.perf_counter()
     status = "FINISHED"
     try:
         remaining = max(0, cfg.trials - finished_count(study))
@@ -326,7 +336,10 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
         raise
 
     # 6. MLflow holds one ended run per finished trial
+    spent["trials"] = time.perf_counter() - mark
+    mark = time.perf_counter()
     _reconcile_runs(study, tracker)
+    spent["reconcile_runs"] = time.perf_counter() - mark
 
     # 7. the best trial, trained again on the full context and evaluated on the test split once
     result = _summarise(study, cfg, study_name, storage_desc, uri, experiment, tracker.parent_run_id, advice,
@@ -334,7 +347,10 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     result.from_check, result.check_left_out, result.check_not_reused = len(seeded), left_out, seed_note
     best = best_trial(study)
     if best is not None:
+        mark = time.perf_counter()
         refit = _refit_best(best, ctx)
+        spent["refit"] = time.perf_counter() - mark
+        mark = time.perf_counter()
         result.test_accuracy, result.test_macro_f1 = refit["test_accuracy"], refit["test_macro_f1"]
         result.refit_val_accuracy, result.refit_reproduced = refit["val_accuracy"], refit["reproduced"]
         result.refit_error = refit["error"]
@@ -362,11 +378,31 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
                 raise AdvisorError(f"the search finished (all trials recorded) but its best model could not be "
                                    f"logged: {type(e).__name__}: {' '.join(str(e).split())[:300]}",
                                    "check the tracking store's artifact location") from None
+        spent["log_best"] = time.perf_counter() - mark
     if cfg.register and result.registered_version is None:
         _log.warning("nothing registered as %s: the search has no refit best model", cfg.register)
-    tracker.finish(status)
     result.wall_time = time.perf_counter() - t_start
+    result.timings = {k: round(v, 3) for k, v in spent.items()}
+    result.timings["total"] = round(result.wall_time, 3)
+    if ctx.cache is not None:  # this process's cache (worker processes keep their own counts)
+        result.cache_stats = dict(ctx.cache.stats)
+    _log_timings(tracker, result)
+    tracker.finish(status)
     return result
+
+
+def _log_timings(tracker, result) -> None:
+    """The search's time breakdown and this process's cache counts as metrics of the parent run
+    (``time_<stage>_s``, ``cache_<count>``)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"time_{k}_s", float(v), now, 0) for k, v in result.timings.items()]
+    metrics += [Metric(f"cache_{k}", float(v), now, 0) for k, v in (result.cache_stats or {}).items()]
+    try:
+        tracker.client.log_batch(tracker.parent_run_id, metrics=metrics)
+    except Exception as e:  # noqa: BLE001 - the breakdown must not lose a finished search
+        _log.warning("could not log the time breakdown: %s", e)
 
 
 def _optimize_here(study, ctx, space, tracker, cfg, n_trials, progress) -> None:

@@ -211,6 +211,12 @@ def test_strategy_auto_starts_from_the_check_and_tries_the_advice_first(tmp_path
     assert by_trial[first.number].data.tags.get("advisor.advised") == "true"
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"profile.json", "advice.json", "search_space.yaml"} <= artifacts
+    # where the time went, on the result and on the parent run
+    assert {"load", "analyze", "analyze_check", "stores", "trials", "reconcile_runs", "refit", "log_best",
+            "total"} <= set(r.timings) and r.timings["analyze_check"] > 0
+    assert r.timings["total"] >= r.timings["analyze"] + r.timings["trials"] + r.timings["refit"]
+    assert parent.data.metrics["time_trials_s"] == pytest.approx(r.timings["trials"], abs=1e-3)
+    assert r.cache_stats["served"] > 0 and parent.data.metrics["cache_served"] == r.cache_stats["served"]
     logged = json.loads(Path(client.download_artifacts(parent.info.run_id, "advice.json", str(tmp_path))).read_text())
     seconds = [run["seconds"] for run in logged["check"]["runs"]]
     assert [t.user_attrs["wall_time"] for t in seeded] == [seconds[t.user_attrs["from_check"]] for t in seeded]
