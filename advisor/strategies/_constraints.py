@@ -273,5 +273,6 @@ class Pattern(Constraint):
         try:
             re.compile(value)
         except re.error as e:
-            raise _Bad(f"is not a regular expression ({e})", "escape special characters, e.g. 'blocks\\.3\\.'") from None
+            raise _Bad(f"is not a regular expression ({e})",
+                       "escape special characters, e.g. 'blocks\\.3\\.'") from None
         return value

@@ -162,7 +162,8 @@ def select_targets(backbone, target: str | None, rank: int) -> list[Target]:
         if t.groups > 1:
             if rank % t.groups:
                 raise AdvisorError(f"lora rank {rank} is not divisible by the groups ({t.groups}) of targeted conv "
-                                   f"{t.name}", f"use a rank divisible by {t.groups}, or a target that leaves {t.name} out")
+                                   f"{t.name}",
+                                   f"use a rank divisible by {t.groups}, or a target that leaves {t.name} out")
             raise AdvisorError(f"lora target {target!r} matches grouped conv {t.name} (groups {t.groups}), whose "
                                "adapter peft cannot merge into its weights (a lora model is saved merged)",
                                "use a target that leaves grouped (depthwise) convs out, e.g. 'conv_pw'")

@@ -210,18 +210,22 @@ def test_auto_rgn_scales_each_tensors_rate_by_its_relative_gradient_norm_over_th
                 dev=torch.device("cpu"), rgn=True)
 
 
-def test_auto_rgn_trains_every_block_with_its_scales_recorded(cnn):
+@pytest.mark.parametrize("which", ["cnn", "vit"])
+def test_auto_rgn_trains_every_block_with_its_scales_recorded(which, request):
     from advisor.train import run_strategy
 
-    before = _block_states(cnn.backbone.blocks)
-    r = run_strategy(cnn, "auto_rgn", FAST)
+    ctx = request.getfixturevalue(which)
+    before = _block_states(ctx.backbone.blocks)
+    r = run_strategy(ctx, "auto_rgn", FAST)
     assert "layer_decay" not in r.params and r.extra["frozen_blocks"] == []
+    assert r.params["lr_ratio"] == (0.1 if which == "cnn" else 0.01)  # the family's recipe
     after = _block_states(r.model.blocks)
     assert all(not _same(a, b) for a, b in zip(before, after))
     scales = r.extra["rgn_mean_scale"]
-    assert set(scales) == {"head:label", *(f"block:{n}" for n in cnn.backbone.block_names)}
+    assert set(scales) == {"head:label", *(f"block:{n}" for n in ctx.backbone.block_names)}
     assert all(0.0 < v <= 1.0 for v in scales.values())
-    assert r.trainable_params == _full_count(cnn)
+    assert min(scales.values()) < 1.0  # rates were scaled down, not left as they were
+    assert r.trainable_params == _full_count(ctx)
 
 
 # ----------------------------------------------------------------------------- save, predict, export, search
@@ -237,10 +241,13 @@ def test_a_saved_model_predicts_and_exports_like_itself(extra, cnn, tmp_path, ca
     from tests.test_cli import run_cli
 
     save = tmp_path / "m.pt"
-    code, _, err = run_cli(["train", "digits:20", "--model", CNN, "--weights", "random", "--image-size", str(SIZE),
-                            "--no-cache", "--quiet", "--save", str(save), "--json", str(tmp_path / "r.json"), *extra],
-                           capsys)
+    code, out, err = run_cli(["train", "digits:20", "--model", CNN, "--weights", "random", "--image-size", str(SIZE),
+                              "--no-cache", "--quiet", "--save", str(save), "--json", str(tmp_path / "r.json"),
+                              *extra], capsys)
     assert code == 0, err
+    # its own table: where the adapters went and the merge's rounding; Auto-RGN's scale per block
+    assert ("lora adapters (merged into the weights)" in out) if extra[1] == "lora" \
+        else ("Auto-RGN: mean rate scale" in out and "block:stem" in out), out
     run = json.loads((tmp_path / "r.json").read_text())
     model, meta = load_model(save)
     assert meta["strategy"] == extra[1]
@@ -314,8 +321,8 @@ def test_help_does_not_import_peft():
     import sys
     from pathlib import Path
 
-    code = "import sys; from advisor.cli import main\ntry:\n    main(['train', '--help'])\nexcept SystemExit:\n    pass\n" \
-           "print('peft' in sys.modules, 'transformers' in sys.modules)"
+    code = ("import sys; from advisor.cli import main\ntry:\n    main(['train', '--help'])\n"
+            "except SystemExit:\n    pass\nprint('peft' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2]).stdout
     assert "--rank" in out and "--target" in out
