@@ -428,10 +428,10 @@ def _report(args) -> int:
     return 0
 
 
-def _backbone_check(strategy: str):
-    """The strategy's check of the backbone (run before the data loads), or None when it declares none."""
-    declared = strategies.get(strategy)
-    return declared.check_backbone if declared.backbone_check else None
+def _backbone_check(strategy: str, params: dict | None = None):
+    """The strategy's check of the backbone and ``params`` (run before the data loads), or None when it declares
+    none."""
+    return strategies.get(strategy).backbone_checker(params)
 
 
 def _flag_params() -> dict:
@@ -514,7 +514,7 @@ def _train(args) -> int:
                            device=args.device, seed=args.seed, cache_dir=False if args.no_cache else args.cache_dir,
                            label_columns=labels, intermediate=args.intermediate, workers=args.loader_workers,
                            progress=progress, split=args.split, drop_rare_classes=args.drop_rare_classes,
-                           check_backbone=_backbone_check(args.strategy))
+                           check_backbone=_backbone_check(args.strategy, params))
         result = run_strategy(ctx, args.strategy, params, on_epoch)
     tab = Table(title=f"{result.strategy} on {args.dataset} with {args.model}", title_justify="left")
     for col in ("split", "accuracy", "macro-F1"):

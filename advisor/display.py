@@ -189,6 +189,32 @@ def per_task_tables(result) -> list:
     return [t]
 
 
+def lora_tables(result) -> list:
+    """Where the adapters went, and that merging them changed the logits by rounding only."""
+    ex = result.extra or {}
+    t = Table(title="lora adapters (merged into the weights)", title_justify="left")
+    for col in ("adapted layers", "blocks", "largest logit change by the merge", "largest logit"):
+        t.add_column(col, justify="right" if col != "blocks" else "left")
+    blocks = ex.get("adapted_blocks") or []
+    shown = ", ".join(blocks) if len(blocks) <= 6 else f"{blocks[0]} .. {blocks[-1]} ({len(blocks)})"
+    t.add_row(_f(ex.get("adapted_layers")), shown, f"{ex.get('merge_max_abs_diff', float('nan')):.2e}",
+              _f(ex.get("merge_logit_scale"), 3))
+    return [t, *per_task_tables(result)]
+
+
+def auto_rgn_tables(result) -> list:
+    """Auto-RGN's mean rate scale per block (and head): which layers it let move."""
+    scales = (result.extra or {}).get("rgn_mean_scale") or {}
+    if not scales:
+        return per_task_tables(result)
+    t = Table(title="Auto-RGN: mean rate scale (|g|/|w| over the largest) per block", title_justify="left")
+    for col in ("group", "mean scale"):
+        t.add_column(col, justify="left" if col == "group" else "right")
+    for name, v in scales.items():
+        t.add_row(name, _f(v, 4))
+    return [t, *per_task_tables(result)]
+
+
 def multi_task_tables(result) -> list:
     """The verdict on sharing is a choice, so it is shown on validation; test is the final number, once."""
     ex = result.extra or {}

@@ -2,8 +2,9 @@
 
 MLflow 3 sends usage telemetry from the moment it is imported (``import mlflow`` starts a client that
 fetches its configuration from an outside host); Hugging Face's hub (timm's weights) reports usage with
-its downloads. Every entry point imports :mod:`advisor` first -- the CLI, the Python API, the search's
-worker processes, the pyfunc that ``mlflow models serve`` loads -- so :func:`apply_defaults`, called by
+its downloads (so do ``transformers`` and ``peft``, which the lora strategy imports when it runs, through the
+same ``huggingface_hub`` switches). Every entry point imports :mod:`advisor` first -- the CLI, the Python API,
+the search's worker processes, the pyfunc that ``mlflow models serve`` loads -- so :func:`apply_defaults`, called by
 ``advisor/__init__.py``, turns these off before MLflow or the hub reads them, and child processes
 inherit them. Each is a ``setdefault``: a variable the user set, to anything, is left as given.
 

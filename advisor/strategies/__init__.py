@@ -21,11 +21,14 @@ from advisor.strategies._constraints import (
     Interval,
     Labels,
     Options,
+    Pattern,
 )
+from advisor.strategies._auto_rgn import AUTO_RGN
 from advisor.strategies._bn_adapt import BN_ADAPT
 from advisor.strategies._full_finetune import FULL_FINETUNE
 from advisor.strategies._last_k import LAST_K
 from advisor.strategies._linear_probe import LINEAR_PROBE
+from advisor.strategies._lora import DEFAULT_TARGETS as LORA_DEFAULT_TARGETS, LORA
 from advisor.strategies._multi_task import MULTI_TASK
 from advisor.strategies._norm_tune import NORM_TUNE
 from advisor.strategies._pipeline import PIPELINE_VS_END_TO_END
@@ -47,13 +50,13 @@ from advisor.strategies.registry import (
 )
 
 for _s in (LINEAR_PROBE, SVM_EARLY, LAST_K, FULL_FINETUNE, MULTI_TASK, PIPELINE_VS_END_TO_END, SURGICAL, NORM_TUNE,
-           BN_ADAPT):
+           BN_ADAPT, LORA, AUTO_RGN):
     register(_s, replace=True)
 del _s
 
 __all__ = [
     "DEFAULT_WARMUP_EPOCHS", "HEADS", "KINDS", "NETWORK_DEFAULTS", "RECIPES", "RECIPE_PARAMS", "Recipe", "recipe", "REQUIRED",
     "AllBlocks", "BlockCount", "BlockRef", "Boolean",
-    "Constraint", "Fractions", "Interval", "Labels", "Options", "Param", "SameAs", "Strategy", "all_strategies", "canonical", "expressed_in", "get", "names",
+    "Constraint", "Fractions", "Interval", "Labels", "LORA_DEFAULT_TARGETS", "Options", "Pattern", "Param", "SameAs", "Strategy", "all_strategies", "canonical", "expressed_in", "get", "names",
     "network_names", "parameter_table", "probe_names", "register", "space_table", "unregister",
 ]

@@ -157,8 +157,9 @@ class Strategy:
     #: ``relate(params, n_blocks)``: checks between parameters after each is valid (``first <= last``);
     #: raises AdvisorError
     relate: Callable[[dict, int | None], None] | None = None
-    #: ``"module:function"``, ``f(backbone)`` raising AdvisorError for a backbone the strategy cannot use
-    #: (bn_adapt: one without BatchNorm); run as soon as the backbone is built, before the data loads
+    #: ``"module:function"``, ``f(backbone, params)`` raising AdvisorError for a backbone the strategy cannot use
+    #: (bn_adapt: one without BatchNorm) or parameters that do not fit it (lora: a target that matches no layer);
+    #: run as soon as the backbone is built, before the data loads (``params``: as given, may be None)
     backbone_check: str = ""
 
     def __post_init__(self):
@@ -227,10 +228,18 @@ class Strategy:
             self.relate(out, n_blocks)
         return out
 
-    def check_backbone(self, backbone) -> None:
-        """AdvisorError when the strategy cannot use ``backbone`` (its declared ``backbone_check``)."""
+    def check_backbone(self, backbone, params: dict | None = None) -> None:
+        """AdvisorError when the strategy cannot use ``backbone``, or ``params`` (plain values, as given) do not
+        fit it (its declared ``backbone_check``)."""
         if self.backbone_check:
-            _load(self.backbone_check)(backbone)
+            _load(self.backbone_check)(backbone, params)
+
+    def backbone_checker(self, params: dict | None = None) -> Callable | None:
+        """``f(backbone)``: :meth:`check_backbone` with ``params``, for ``make_context(check_backbone=...)``; None
+        when the strategy declares no check."""
+        if not self.backbone_check:
+            return None
+        return lambda backbone: self.check_backbone(backbone, params)
 
     def load_runner(self) -> Callable:
         """The trainer ``run(ctx, params, callback) -> TrainResult``, imported now."""

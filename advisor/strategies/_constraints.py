@@ -254,3 +254,25 @@ class Fractions(Constraint):
         if not items or not all(is_real(f) and 0 < float(f) <= 1 for f in items):
             raise _Bad("must be fractions in (0, 1]", "e.g. [0.25, 0.5, 1.0]")
         return sorted({float(f) for f in items})
+
+
+@dataclass(frozen=True)
+class Pattern(Constraint):
+    """A regular expression (Python ``re`` syntax), searched in names (lora's ``target``: module names)."""
+
+    base = "pattern"
+
+    def describe(self) -> str:
+        return "a regular expression"
+
+    def check(self, value, n_blocks=None):
+        import re
+
+        if not isinstance(value, str) or not value.strip():
+            raise _Bad("must be a non-empty regular expression", "e.g. target='conv_pw|conv_pwl' or 'qkv|fc1'")
+        try:
+            re.compile(value)
+        except re.error as e:
+            raise _Bad(f"is not a regular expression ({e})",
+                       "escape special characters, e.g. 'blocks\\.3\\.'") from None
+        return value

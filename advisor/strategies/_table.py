@@ -35,7 +35,8 @@ def _accepts(p: Param) -> str:
     """What a space file may give the parameter, in a few words."""
     short = {"bool": "bool", "int": "int " + p.describe().removeprefix("a whole number "),
              "float": p.describe().removeprefix("a number "),
-             "text": " or ".join(f'`"{o}"`' for o in p.options) + ", quoted"}
+             "text": " or ".join(f'`"{o}"`' for o in p.options) + ", quoted",
+             "pattern": "a regular expression, quoted"}
     text = "1..n or percent" if p.base == "int" and p.depth else \
         "name, index or percent" if p.base == "block" else short.get(p.base, p.describe().removeprefix("a "))
     if p.required:

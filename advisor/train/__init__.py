@@ -70,6 +70,6 @@ def train(dataset: str, model: str = "mobilenet_v2", strategy: str = "linear_pro
     declared = strategies.get(strategy)
     declared.validate(params)
     if declared.backbone_check:  # checked on the backbone before the data loads
-        context_kwargs.setdefault("check_backbone", declared.check_backbone)
+        context_kwargs.setdefault("check_backbone", declared.backbone_checker(params))
     ctx = make_context(dataset, model, **context_kwargs)
     return run_strategy(ctx, strategy, params, callback)

@@ -41,7 +41,7 @@ def batchnorm_layers(blocks: Sequence[nn.Module]) -> list[nn.modules.batchnorm._
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
 
 
-def check_has_batchnorm(backbone) -> None:
+def check_has_batchnorm(backbone, params: dict | None = None) -> None:
     """One-line AdvisorError when ``backbone`` has no BatchNorm layer with running statistics."""
     if not batchnorm_layers(list(backbone.blocks)):
         raise AdvisorError(f"bn_adapt needs BatchNorm layers and {backbone.name} has none "

@@ -1,4 +1,5 @@
-"""The training loop shared by ``last_k``, ``full_finetune``, ``surgical``, ``norm_tune`` and ``multi_task``.
+"""The training loop shared by ``last_k``, ``full_finetune``, ``surgical``, ``norm_tune``, ``lora``, ``auto_rgn``
+and ``multi_task``.
 
 ``fit_network`` trains the top ``k`` blocks of ``ctx.backbone`` (or any contiguous range of blocks
 ``first..last``, ``block_range``) plus one new head per
@@ -9,7 +10,9 @@ of it (position embeddings, class tokens, Swin's relative-position tables: ``Bac
 * blocks below the top ``k`` (below ``first``, and above ``last``) are frozen: no gradient, and kept in
   eval mode so their BatchNorm running statistics never move; the blocks above still run forward and
   pass gradients down to the trained range;
-* ``only(blocks)``: of the trained blocks' parameters only these train (norm_tune: norms and biases);
+* ``only(blocks)``: of the trained blocks' parameters only these train (norm_tune: norms and biases; lora: the
+  adapters, which its trainer injects into the blocks first);
+* ``rgn``: Auto-RGN, each tensor's rate scaled at every step by its relative gradient norm over the largest;
 * discriminative learning rates (ULMFiT): each head at ``head_lr``, the trainable block
   ``t`` places from the top of the trained range at ``head_lr * lr_ratio * layer_decay ** t``;
 * the loss is the sum over tasks of the mean cross-entropy over the samples whose label
@@ -47,16 +50,23 @@ from advisor.train._network import FittedNetwork, check_k, check_range
 
 class Stepper:
     """AdamW over the parameter groups, with a gradient scaler for float16 autocast on CUDA, optional
-    gradient-norm clipping (``clip_grad > 0``) and a linear warm-up of the block groups' rates
-    (:meth:`warm_up_blocks`)."""
+    gradient-norm clipping (``clip_grad > 0``), a linear warm-up of the block groups' rates
+    (:meth:`warm_up_blocks`) and, with ``rgn``, Auto-RGN's per-tensor rates (:meth:`scale_by_rgn`)."""
 
-    def __init__(self, groups, *, head_lr: float, weight_decay: float, dev: torch.device, clip_grad: float = 0.0):
+    def __init__(self, groups, *, head_lr: float, weight_decay: float, dev: torch.device, clip_grad: float = 0.0,
+                 rgn: bool = False):
         self.opt = torch.optim.AdamW(groups, lr=head_lr, weight_decay=weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(dev) == torch.float16)
         self.clip_grad = float(clip_grad)
         #: each group's own rate, which the warm-up rises to
         self.base_lrs = {g["name"]: float(g["lr"]) for g in self.opt.param_groups}
         self._warm_steps = self._warm_done = 0
+        self._block_factor = 1.0  # the warm-up's fraction of the block groups' rates (1 when not warming up)
+        self.rgn = bool(rgn)
+        if self.rgn and any(len(g["params"]) != 1 for g in self.opt.param_groups):
+            raise ValueError("Auto-RGN scales each tensor's rate: give every tensor its own parameter group")
+        #: Auto-RGN: per group name, the sum of the scales applied and the number of tensor-steps (their mean)
+        self.rgn_sums: dict[str, list[float]] = {}
 
     def warm_up_blocks(self, steps: int) -> None:
         """From the next step on, the block groups' rates rise linearly to their own over ``steps`` steps
@@ -69,15 +79,52 @@ class Stepper:
         if self._warm_done < self._warm_steps:
             self._warm_done += 1
             f = self._warm_done / self._warm_steps
+            self._block_factor = f
             for g in self.opt.param_groups:
                 if g["name"].startswith("block:"):
                     g["lr"] = self.base_lrs[g["name"]] * f
+        unscaled = False
         if self.clip_grad > 0:
             self.scaler.unscale_(self.opt)
+            unscaled = True
             torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"] if p.grad is not None],
                                            self.clip_grad)
+        if self.rgn:
+            if not unscaled and self.scaler.is_enabled():
+                self.scaler.unscale_(self.opt)  # the norms of the true gradients
+            self.scale_by_rgn()
         self.scaler.step(self.opt)
         self.scaler.update()
+
+    @torch.no_grad()
+    def scale_by_rgn(self) -> None:
+        """Auto-RGN (Lee et al. 2023): every tensor ``i`` with a gradient steps at its group's rate times
+        ``r_i / max_j r_j``, ``r_i = |g_i| / |w_i|`` (Frobenius norms, before the step; the maximum over the
+        tensors with a gradient in this step). A tensor whose norm is 0 (a bias initialised to zero) has no
+        relative gradient: it steps at its group's full rate and does not enter the maximum. Non-finite
+        gradients (a float16 overflow, whose step the scaler skips) count as a scale of 0."""
+        live = [g for g in self.opt.param_groups if g["params"][0].grad is not None]
+        if not live:
+            return
+        grads = torch.stack([torch.linalg.vector_norm(g["params"][0].grad.float()) for g in live])
+        weights = torch.stack([torch.linalg.vector_norm(g["params"][0].detach().float()) for g in live])
+        has_norm = weights > 0
+        ratio = torch.where(has_norm, grads / torch.where(has_norm, weights, torch.ones_like(weights)),
+                            torch.zeros_like(grads))
+        ratio = torch.nan_to_num(ratio, nan=0.0, posinf=0.0, neginf=0.0)
+        top = ratio.max()
+        scale = torch.where(top > 0, ratio / torch.where(top > 0, top, torch.ones_like(top)), torch.zeros_like(ratio))
+        scale = torch.where(has_norm, scale, torch.ones_like(scale))
+        for g, s in zip(live, scale.tolist()):
+            factor = self._block_factor if g["name"].startswith("block:") else 1.0
+            g["lr"] = self.base_lrs[g["name"]] * factor * s
+            acc = self.rgn_sums.setdefault(g["name"], [0.0, 0])
+            acc[0] += s
+            acc[1] += 1
+
+    def rgn_mean_scales(self) -> dict[str, float]:
+        """Auto-RGN: each group name's mean scale over its tensors and steps (which blocks it let move)."""
+        return {name: total / count for name, (total, count) in self.rgn_sums.items() if count}
 
 
 def warmup_steps(n_train: int, batch_size: int, epochs: int) -> int:
@@ -185,6 +232,7 @@ def fit_network(
     rate_warmup: bool = False,
     clip_grad: float = 0.0,
     augment: bool = False,
+    rgn: bool = False,
     callback: EpochCallback | None = None,
     progress_stage: str = "train",
 ) -> FittedNetwork:
@@ -194,7 +242,8 @@ def fit_network(
     ``epochs`` fine-tuning epochs follow ``warmup_epochs`` heads-only epochs. Validation
     accuracy of the primary task (``ctx.dataset.primary_task`` if in ``tasks``, else
     ``tasks[0]``) drives the callback, early stopping and the choice of the best epoch.
-    ``callback(epoch, val_acc)`` may raise TrainingPruned, which propagates.
+    ``callback(epoch, val_acc)`` may raise TrainingPruned, which propagates. ``rgn``: Auto-RGN, each tensor in a
+    group of its own whose rate :meth:`Stepper.scale_by_rgn` scales at every step.
     """
     t_start = time.perf_counter()
     backbone = ctx.backbone
@@ -246,9 +295,11 @@ def fit_network(
     for p in backbone.parameters():  # the source head and the frozen blocks never train
         p.requires_grad_(False)
     net.set_phase("eval")
-    stepper = Stepper(param_groups(tasks, net, backbone.block_names[n_frozen:last + 1], head_lr=head_lr, lr_ratio=lr_ratio,
-                                   layer_decay=layer_decay, weight_decay=weight_decay, decays=backbone.decays),
-                      head_lr=head_lr, weight_decay=weight_decay, dev=dev, clip_grad=clip_grad)
+    groups = param_groups(tasks, net, backbone.block_names[n_frozen:last + 1], head_lr=head_lr, lr_ratio=lr_ratio,
+                          layer_decay=layer_decay, weight_decay=weight_decay, decays=backbone.decays)
+    if rgn:  # one tensor per group: Auto-RGN gives each its own rate
+        groups = [{**g, "params": [p]} for g in groups for p in g["params"]]
+    stepper = Stepper(groups, head_lr=head_lr, weight_decay=weight_decay, dev=dev, clip_grad=clip_grad, rgn=rgn)
 
     inputs = None
     try:
@@ -304,4 +355,5 @@ def fit_network(
         frozen_blocks=list(backbone.block_names[:n_frozen]), boundary_from_cache=from_cache,
         above_blocks=list(backbone.block_names[last + 1:]),
         batch_size=batch_size, primary_task=primary, seconds=time.perf_counter() - t_start,
+        extra={"rgn_mean_scale": stepper.rgn_mean_scales()} if rgn else {},
     )

@@ -40,7 +40,7 @@ def test_every_name_list_reads_the_registry():
 
     names = strategies.names()
     assert names == ("linear_probe", "svm_early", "last_k", "full_finetune", "multi_task", "pipeline_vs_end_to_end",
-                     "surgical", "norm_tune", "bn_adapt")
+                     "surgical", "norm_tune", "bn_adapt", "lora", "auto_rgn")
     assert STRATEGIES == names and tuple(RUNNERS) == names and tuple(PARAMS) == names
     assert set(PROBE_STRATEGIES) | set(NETWORK_STRATEGIES) == set(names)
     assert RUNNERS["last_k"] == ("advisor.train._finetune", "run_last_k")

@@ -50,8 +50,9 @@ def _parse_spec(strategy: str, name: str, raw: object, src: str, where: str) -> 
         fix = "write the value itself (e.g. epochs: 8) to fix it" if kind == "fixed" else \
             f"{closest(kind, ['int', 'float', 'categorical'])}use int, float or categorical"
         raise fail(src, f"{where}.type", f"must be int, float or categorical, got {kind!r}", fix)
-    if dom.base in ("bool", "text") and kind != "categorical":
-        choices = "[true, false]" if dom.base == "bool" else "[" + ", ".join(f'"{o}"' for o in dom.options) + "]"
+    if dom.base in ("bool", "text", "pattern") and kind != "categorical":
+        choices = "[true, false]" if dom.base == "bool" else "[" + ", ".join(f'"{o}"' for o in dom.options) + "]" \
+            if dom.base == "text" else f"[{dom.example}, ...]"
         raise fail(src, f"{where}.type", f"is {kind}, but {name} is {dom.describe()}",
                    f"search it with {{type: categorical, choices: {choices}}} or write one value")
     if kind == "float" and dom.base in ("int", "block"):

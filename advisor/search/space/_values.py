@@ -57,6 +57,12 @@ def value(raw: object, dom: Param, src: str, where: str) -> Any:
         if raw not in dom.options:
             raise fail(src, where, f"must be {dom.describe()}, got {raw!r}", f"quote it, e.g. \"{dom.options[0]}\"")
         return raw
+    if dom.base == "pattern":
+        try:
+            return dom.constraint.check(raw)
+        except _Bad as bad:
+            raise fail(src, where, f"{bad.problem}, got {raw!r}",
+                       bad.fix or f"e.g. {dom.name}: {dom.example}") from None
     if dom.listed:
         if not isinstance(raw, list):
             raise fail(src, where, f"must be a list, got {raw!r}", f"e.g. {dom.name}: {dom.example}")
