@@ -182,14 +182,15 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
             if first not in costs.steps:
                 costs.steps[first] = check_cost.step_seconds(ctx.backbone, first, int(ctx.preprocess.crop_size),
                                                              n_classes, ctx.device)
-    planned = check_cost.plan(cands, costs, n_blocks, budget)
     plan_seconds, fill_seconds = time.perf_counter() - t_plan, 0.0
+    # the estimate's own timed steps count against the budget
+    planned = check_cost.plan(cands, costs, n_blocks, None if budget is None else max(0.0, budget - plan_seconds))
     if announce:
         announce(planned)
     total = max(1, round(planned.seconds))
     done = 0.0
     runs, skipped = [], []
-    t_start = time.perf_counter()
+    t_start = t_plan
     with tempfile.TemporaryDirectory(prefix="advisor-check-") as tmp:
         c = without_test(ctx)
         if c.cache is None:

@@ -213,6 +213,11 @@ def advise(profile: Profile, thresholds: Thresholds | None = None, check: Measur
     rules = _advise_rules(profile, t)
     if check is not None and check.runs and wants_check(profile, t):
         return _apply_check(rules, check, profile, t)
+    if check is not None and check.skipped and not check.runs:
+        rules.notes.append(f"The measured check's budget ({check.budget_seconds:.0f} s) left out every candidate "
+                           f"(about {sum(r.estimated_seconds for r in check.skipped):.0f} s in all): the rules "
+                           "alone decided.")
+        rules.check = check
     return rules
 
 

@@ -115,6 +115,16 @@ def test_a_budget_skips_the_expensive_candidates_and_says_so(monkeypatch, tmp_pa
     assert back.skipped == chk.skipped and back.budget_seconds == chk.budget_seconds
 
 
+def test_a_budget_below_every_candidate_leaves_the_rules_to_decide(monkeypatch):
+    monkeypatch.setattr(check_cost, "step_seconds", lambda *a, **k: (0.5, 0.05))
+    b = advisor.analyze("digits:20", MODEL, weights="random", sample=100, image_size=32, check="on",
+                        check_budget=0.01)
+    chk = b.advice.check
+    assert chk is not None and not chk.runs and len(chk.skipped) == len(candidates(len(b.profile.blocks), 120))
+    assert any("left out every candidate" in n and "the rules alone decided" in n for n in b.advice.notes)
+    assert not any(e.name.startswith("measured:") for e in b.advice.evidence)
+
+
 @pytest.mark.parametrize("bad", [0, -3, float("nan"), True, "60"])
 def test_bad_budget_is_one_clear_error(bad):
     with pytest.raises(AdvisorError, match="bad check budget"):
