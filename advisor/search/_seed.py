@@ -112,10 +112,12 @@ def check_trial(strategy: str, params: dict, space: Space, block_names: Sequence
     return values, dists, strategy, as_run
 
 
-def seed_study(study, check, space: Space, block_names: Sequence[str], family: str) -> tuple[list[int], list[str]]:
+def seed_study(study, check, space: Space, block_names: Sequence[str], family: str,
+               advised: dict | None = None) -> tuple[list[int], list[str]]:
     """Add every check run inside ``space`` as a finished trial of ``study`` (only once: a study that already
-    holds trials from a check gets none). Returns the added trials' numbers and, for each run left out,
-    why."""
+    holds trials from a check gets none); the one whose Optuna parameters equal ``advised`` (the advice's
+    configuration in this space) is marked as the advised trial (user attribute ``advice``). Returns the added
+    trials' numbers and, for each run left out, why."""
     import optuna
 
     trials = study.get_trials(deepcopy=False)
@@ -132,9 +134,11 @@ def seed_study(study, check, space: Space, block_names: Sequence[str], family: s
         if key in seen or not math.isfinite(run.val_accuracy):
             continue  # two runs that are one configuration of this space: the first (cheaper) one counts
         seen.add(key)
-        study.add_trial(optuna.trial.create_trial(
-            params=values, distributions=dists, value=float(run.val_accuracy),
-            user_attrs={FROM_CHECK: i, "strategy": strategy, "params": as_run, "wall_time": float(run.seconds)}))
+        attrs = {FROM_CHECK: i, "strategy": strategy, "params": as_run, "wall_time": float(run.seconds)}
+        if advised is not None and values == advised:
+            attrs["advice"] = True  # the advice's own configuration: the check ran it
+        study.add_trial(optuna.trial.create_trial(params=values, distributions=dists, value=float(run.val_accuracy),
+                                                  user_attrs=attrs))
         added.append(study.get_trials(deepcopy=False)[-1].number)
     return added, left_out
 

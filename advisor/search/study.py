@@ -262,20 +262,22 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     seeded, left_out, seed_note = [], [], None
     if advice is not None:
         new_study = not study.get_trials(deepcopy=False)
-        if new_study and advice.check is not None:
-            # the measured check's runs are trials already run on this split: added, never trained again
-            seed_note = same_split(analysis.profile, ctx) if saved_analysis is not None else None
-            if seed_note is None:
-                seeded, left_out = seed_study(study, advice.check, space, block_names, ctx.backbone.layout.family)
         advised = advice_trial(advice, space, len(block_names), block_names)
         if advised is not None:
             advice_params = advised[1]
+        if new_study and advice.check is not None:
+            # the measured check's runs are trials already run on this split: added, never trained again (the
+            # one holding the advised configuration is the advised trial)
+            seed_note = same_split(analysis.profile, ctx) if saved_analysis is not None else None
+            if seed_note is None:
+                seeded, left_out = seed_study(study, advice.check, space, block_names, ctx.backbone.layout.family,
+                                              advised=advice_params)
         if new_study:
-            # trial 0: the advice, or, when the check already ran it, the best configuration it suggests that
-            # has not run
+            # the first trained trial: the advice, or, when the check already ran it, the advice's first
+            # alternative that has not run
             first = _first_unseen(advice, space, block_names, study)
             if first is not None:
-                study.enqueue_trial(first[1], user_attrs={"advice": True, "advised_as": first[0]})
+                study.enqueue_trial(first[1], user_attrs={"advice": first[0] == "advice", "advised_as": first[0]})
     study.set_user_attr("dataset", cfg.dataset)
     study.set_user_attr("model", cfg.model)
 

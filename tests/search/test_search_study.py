@@ -197,18 +197,25 @@ def test_strategy_auto_starts_from_the_check_and_tries_the_advice_first(tmp_path
         assert t.value == pytest.approx(run.val_accuracy) and t.user_attrs["wall_time"] > 0
     assert len(trained) == cfg.trials and all("from_check" not in t.user_attrs for t in trained)
     first = trained[0]
-    assert first.user_attrs["advice"] is True and r.advice_trial == first.number
     advised = advice_trial(advice, space, len(names), names)[1]
     held = [dict(t.params) for t in seeded]
     assert dict(first.params) not in held  # never the check's winner again
-    assert first.user_attrs["advised_as"] == ("advice" if advised not in held else "alternative 1")
+    # the advised trial is the one holding the advice's configuration: the check's run when it ran it, else
+    # the first trained trial; then the first trained trial is the advice's first alternative that has not run
+    holder = next(t for t in trials if t.user_attrs.get("advice"))
+    assert r.advice_trial == holder.number and dict(holder.params) == advised
+    assert sum(bool(t.user_attrs.get("advice")) for t in trials) == 1
+    if advised in held:
+        assert "from_check" in holder.user_attrs and first.user_attrs["advised_as"] == "alternative 1"
+    else:
+        assert holder is first and first.user_attrs["advised_as"] == "advice"
     client, parent, runs = _nested(r.tracking_uri, r.parent_run_id)
     assert parent.data.tags["advisor.advice_strategy"] == advice.strategy
     assert parent.data.tags["advisor.trials_from_check"] == str(len(inside))
     by_trial = {int(run.data.tags["advisor.trial_number"]): run for run in runs}
     assert sorted(by_trial) == [t.number for t in trials]  # one MLflow run per trial, the check's included
     assert all(by_trial[t.number].data.tags.get("advisor.from_check") == "true" for t in seeded)
-    assert by_trial[first.number].data.tags.get("advisor.advised") == "true"
+    assert [n for n, run in by_trial.items() if run.data.tags.get("advisor.advised") == "true"] == [holder.number]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"profile.json", "advice.json", "search_space.yaml"} <= artifacts
     # where the time went, on the result and on the parent run
