@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from tests.train.test_train_finetune import one_line_error
-from tests.train.test_train_new_strategies import CNN, FAST, SIZE, VIT, _block_states, _context, _full_count, _same
+from tests.train.test_train_new_strategies import (CNN, FAST, SIZE, VIT, _block_states, _context, _full_count, _same,
+                                                  predicts_and_exports_like_itself)
 
 pytest.importorskip("peft")
 
@@ -234,7 +235,6 @@ def test_auto_rgn_trains_every_block_with_its_scales_recorded(which, request):
 def test_a_saved_model_predicts_and_exports_like_itself(extra, cnn, tmp_path, capsys):
     """``advisor train --save`` (lora: merged), then ``advisor predict`` and a TorchScript ``advisor export``: the
     same predictions as the reloaded module, whose test accuracy is the run's."""
-    import csv
     import json
 
     from advisor.train import evaluate_model, load_model
@@ -252,20 +252,7 @@ def test_a_saved_model_predicts_and_exports_like_itself(extra, cnn, tmp_path, ca
     model, meta = load_model(save)
     assert meta["strategy"] == extra[1]
     assert evaluate_model(model, cnn, cnn.split.test)["accuracy"] == pytest.approx(run["test_accuracy"], abs=1e-12)
-    code, _, err = run_cli(["predict", str(save), "digits:20", "--out", str(tmp_path / "p.csv"), "--quiet"], capsys)
-    assert code == 0, err
-    with open(tmp_path / "p.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    out = tmp_path / "m.torchscript"
-    code, _, err = run_cli(["export", str(save), "--format", "torchscript", "--out", str(out)], capsys)
-    assert code == 0, err
-    x = torch.stack([cnn.preprocess(cnn.dataset.load(i)) for i in range(8)])
-    with torch.no_grad():
-        want = model(x)
-        got = torch.jit.load(str(out))(x)
-    assert torch.allclose(got, want, atol=1e-5)
-    classes = meta["classes"][meta["primary"]]
-    assert [r["predicted"] for r in rows[:8]] == [classes[i] for i in want.argmax(1).tolist()]
+    predicts_and_exports_like_itself(save, model, meta, cnn, tmp_path, capsys)
 
 
 def test_lora_on_a_vit_saves_and_reloads_to_the_same_accuracy(vit, tmp_path):

@@ -210,14 +210,36 @@ def test_the_cli_trains_each_and_a_search_uses_the_declared_ranges(tmp_path, cap
         assert result.n_complete == 1 and result.best_strategy == strategy, strategy
 
 
+def predicts_and_exports_like_itself(save, model, meta, ctx, tmp_path, capsys) -> list[dict]:
+    """``advisor predict`` and a TorchScript ``advisor export`` of the saved ``save``: the export's outputs are the
+    reloaded module's, and the predicted labels on the first images are its argmax. Returns the predicted rows."""
+    import csv
+
+    from tests.test_cli import run_cli
+
+    code, _, err = run_cli(["predict", str(save), "digits:20", "--out", str(tmp_path / "p.csv"), "--quiet"], capsys)
+    assert code == 0, err
+    with open(tmp_path / "p.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = tmp_path / "m.torchscript"
+    code, _, err = run_cli(["export", str(save), "--format", "torchscript", "--out", str(out)], capsys)
+    assert code == 0, err
+    x = torch.stack([ctx.preprocess(ctx.dataset.load(i)) for i in range(8)])
+    with torch.no_grad():
+        want = model(x)
+        got = torch.jit.load(str(out))(x)
+    assert torch.allclose(got, want, atol=1e-5)
+    classes = meta["classes"][meta["primary"]]
+    assert [r["predicted"] for r in rows[:8]] == [classes[i] for i in want.argmax(1).tolist()]
+    return rows
+
+
 @pytest.mark.parametrize("extra", [["--strategy", "bn_adapt", "--probe", "svm_early"],
                                    ["--strategy", "surgical", "--first", "0", "--last", "1", "--epochs", "1"],
                                    ["--strategy", "norm_tune", "--epochs", "1"]], ids=lambda e: e[1])
 def test_a_saved_model_predicts_and_exports_like_itself(extra, cnn, tmp_path, capsys):
     """``advisor train --save``, then ``advisor predict`` and a TorchScript ``advisor export`` of the file:
     the same predictions as the reloaded module (bn_adapt's adapted statistics travel with it)."""
-    import csv
-
     from advisor.train import load_model
     from tests.test_cli import run_cli
 
@@ -226,21 +248,8 @@ def test_a_saved_model_predicts_and_exports_like_itself(extra, cnn, tmp_path, ca
                             "--no-cache", "--quiet", "--save", str(save), *extra], capsys)
     assert code == 0, err
     model, meta = load_model(save)
-    code, _, err = run_cli(["predict", str(save), "digits:20", "--out", str(tmp_path / "p.csv"), "--quiet"], capsys)
-    assert code == 0, err
-    with open(tmp_path / "p.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = predicts_and_exports_like_itself(save, model, meta, cnn, tmp_path, capsys)
     assert len(rows) == len(cnn.dataset)
-    out = tmp_path / "m.torchscript"
-    code, _, err = run_cli(["export", str(save), "--format", "torchscript", "--out", str(out)], capsys)
-    assert code == 0, err
-    x = torch.stack([cnn.preprocess(cnn.dataset.load(i)) for i in range(8)])
-    with torch.no_grad():
-        want = model(x)
-        got = torch.jit.load(str(out))(x)
-    assert torch.allclose(got, want, atol=1e-5)
-    classes = meta["classes"][meta["primary"]]
-    assert [r["predicted"] for r in rows[:8]] == [classes[i] for i in want.argmax(1).tolist()]
 
 
 def test_bn_adapt_on_a_vit_is_refused_before_the_data_loads_by_the_cli_and_the_api(monkeypatch, capsys):
