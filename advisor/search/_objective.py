@@ -12,6 +12,10 @@ after every trial. The test split is not in the context the trials see (``withou
 No model is kept: the main process refits the best configuration at the end (``study.py``), so a
 worker on another machine needs to hand back nothing but its trial's record.
 
+A tracking server that stays gone (:class:`~advisor.track.retry.TrackingUnavailable`, after retries with
+backoff) stops the study the same way, after the trial: the study keeps the trial as it ended, and a
+rerun logs its MLflow run (``study.py`` reconciles the runs).
+
 A fatal device error (a CUDA device-side assert, an illegal memory access, a cuDNN or cuBLAS
 failure: :func:`is_fatal_device_error`) leaves the CUDA context unusable, so no later trial in
 this process could run. That trial is recorded as failed like any other, the study is stopped
@@ -37,6 +41,7 @@ from typing import Any
 from advisor.errors import AdvisorError
 from advisor.strategies import probe_names
 from advisor.track.pause import pause_point
+from advisor.track.retry import TrackingUnavailable
 from advisor.track.study_runs import ADVISED_TAG
 
 
@@ -87,6 +92,7 @@ class Objective:
         self.block_names = list(ctx.backbone.block_names)
         self.fail_on = set(fail_on or ())  # trial numbers to fail on purpose (tests of failure handling)
         self.fatal: str | None = None  # the one-line reason after a fatal device error; the study is stopped
+        self.fatal_error: AdvisorError | None = None  # the error to raise, when not a plain AdvisorError(fatal)
 
     def __call__(self, trial) -> float:
         import optuna
@@ -173,6 +179,10 @@ class Objective:
                                            history, wall, reason=reason, metrics=metrics, extra_tags=tags)
                 except Exception as e:  # noqa: BLE001 - tracking trouble must not lose the trial
                     trial.set_user_attr("tracking_error", str(e)[:300])
+                    if isinstance(e, TrackingUnavailable):  # waited with backoff: the server stays gone
+                        # the trial is kept in the study as it ended; no later trial starts in this process
+                        self.fatal, self.fatal_error = str(e), e
+                        trial.study.stop()
             del result
             gc.collect()
             if torch.cuda.is_available() and self.fatal is None:  # a broken CUDA context cannot free memory

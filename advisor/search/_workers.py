@@ -19,6 +19,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
+#: A worker's exit status when the tracking server stayed unreachable (the main process reports it).
+TRACKING_GONE_EXIT = 3
+
 
 def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri: str,
             parent_run_id: str, space_path: str, workspace: str) -> None:
@@ -55,9 +58,13 @@ def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri:
     objective = Objective(ctx, space, tracker, budget=budget, fail_on=set(cfg.fail_trials))
     with QuietFatalTrials(objective):
         study.optimize(objective, n_trials=None, timeout=cfg.timeout, catch=(TrialFailed,), callbacks=[budget])
-    if objective.fatal:  # the trial is recorded and logged; this process's GPU context is unusable
+    if objective.fatal:  # the trial is recorded; this process's GPU context (or the tracking server) is unusable
         import sys
 
+        from advisor.track.retry import TrackingUnavailable
+
+        if isinstance(objective.fatal_error, TrackingUnavailable):  # the main process says it, once
+            raise SystemExit(TRACKING_GONE_EXIT)
         sys.stderr.write(f"advisor: error: worker {index}: {objective.fatal}\n")
         sys.stderr.flush()
         raise SystemExit(2)
@@ -115,6 +122,13 @@ def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, par
 
         progress("trials", finished_count(study) - start, remaining, best_note(study))
     bad = [p.exitcode for p in procs if p.exitcode != 0]
+    if TRACKING_GONE_EXIT in bad:  # one line, from the main process, naming the server
+        from advisor.track.retry import TrackingUnavailable
+
+        raise TrackingUnavailable(f"MLflow tracking server {uri} unreachable: {bad.count(TRACKING_GONE_EXIT)} "
+                                  f"of {len(procs)} search workers stopped after waiting for it",
+                                  "start it again and rerun the same command: the study keeps every finished trial "
+                                  "and their runs are logged then (ADVISOR_TRACKING_PATIENCE sets how long to wait)")
     if bad:
         raise AdvisorError(f"{len(bad)} of {len(procs)} search workers exited with an error (exit codes {bad})",
                            "run again with --workers 1 to see the error; the finished trials are kept")

@@ -11,6 +11,7 @@ letting MLflow's client retry an unreachable server for minutes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.client
 import json
@@ -255,13 +256,29 @@ def _check_sqlite(uri: str, hint: str, create: bool = True) -> None:
     try:
         from mlflow import MlflowClient
 
-        MlflowClient(uri).search_experiments(max_results=1)
+        with file_lock(path.absolute()):  # processes started together: one creates (migrates) the schema
+            MlflowClient(uri).search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any store failure becomes one clear line
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise AdvisorError(
             f"cannot open the MLflow tracking database {path.absolute()} ({first[:300]})",
             f"delete or move the file if it is not an MLflow database, or {fix}",
         ) from None
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """An exclusive ``flock`` on ``<path>.advisor-lock`` (beside ``path``) for the ``with`` block: processes on
+    this machine that create or change the same file take turns. Released when the process dies."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".advisor-lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def check_sqlite_file(path: Path, fix: str, what: str = "tracking database") -> None:
