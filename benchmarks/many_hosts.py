@@ -271,7 +271,7 @@ def run_hosts(args, pg: Postgres, server: MlflowServer, root: Path, name: str, d
     hosts = [Host(i, root / name / f"host{i}", args, storage, server.url, name, workers[i % len(workers)], uts)
              for i in range(n_hosts)]
     rng = random.Random(args.seed + 1)
-    t_start = time.monotonic()
+    t_start, t_wall = time.monotonic(), time.time()
     for h in hosts:
         h.start()
     say(f"{name}: {n_hosts} hosts started ({', '.join(f'{h.hostname}: {h.workers} worker(s)' for h in hosts)})")
@@ -289,7 +289,9 @@ def run_hosts(args, pg: Postgres, server: MlflowServer, root: Path, name: str, d
             _, _, done, pend = study_state(storage, name)
             finished = len(done)
             if finished >= args_trials(args, name) and not pend and t_done is None:
-                t_done = time.monotonic()
+                # the last trial's end, from the study (the monitor may have been busy with a fault)
+                last = max(t.datetime_complete.timestamp() for t in done if t.datetime_complete is not None)
+                t_done = t_start + (last - t_wall)
         except Exception as e:  # noqa: BLE001 - the study may not exist yet, or PostgreSQL is restarting
             if "not found" not in str(e).lower() and "does not exist" not in str(e).lower():
                 say(f"monitor: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
@@ -391,10 +393,14 @@ def check(args, pg: Postgres, server: MlflowServer, run: dict, name: str, root: 
     for r in trial_runs:
         by_number.setdefault(int(r.data.tags["advisor.trial_number"]), []).append(r)
     status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
-    bad = [t.number for t in done if len(by_number.get(t.number, [])) != 1
+    # every finished trial: the counted ones and those failed as stale and retried (a surplus trial withdrew
+    # before it sampled anything and has no run)
+    ended = [t for t in trials if t.state.is_finished() and not t.user_attrs.get("surplus")]
+    bad = [t.number for t in ended if len(by_number.get(t.number, [])) != 1
            or by_number[t.number][0].info.status != status[t.state.name]]
-    out.append(("one ended MLflow run per finished trial", not bad and len(trial_runs) == len(done),
-                f"{len(trial_runs)} trial runs; wrong or missing for trials {bad}"))
+    out.append(("one ended MLflow run per finished trial", not bad and len(trial_runs) == len(ended),
+                f"{len(trial_runs)} trial runs for {len(ended)} finished trials ({len(done)} counted, "
+                f"{len(ended) - len(done)} failed as stale and retried); wrong or missing for trials {bad}"))
     running = [r.info.run_name for r in runs if r.info.status == "RUNNING"]
     out.append(("no run RUNNING", not running, f"{running}"))
     best = best_trial(study)
@@ -547,8 +553,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {'PASS' if ok else 'FAIL'}  {what}: {detail}")
         tpm = args.trials / (run["wall"] / 60)
         print("\nnumbers:")
-        print(f"  {args.hosts} hosts: {args.trials} trials in {run['wall']:.0f} s = {tpm:.1f} trials/min "
-              f"(with the faults; host runs {[h.runs for h in run['hosts']]})")
+        print(f"  {args.hosts} hosts: {args.trials} trials in {run['wall']:.0f} s from the start to the last trial's "
+              f"end = {tpm:.1f} trials/min ({'with the faults; ' if sched else ''}runs per host "
+              f"{[h.runs for h in run['hosts']]})")
         if base is not None:
             btpm = args.trials / (base["wall"] / 60)
             print(f"  1 host alone ({base['hosts'][0].workers} worker(s), no faults): {args.trials} trials in "

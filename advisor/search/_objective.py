@@ -93,6 +93,7 @@ class Objective:
         self.fail_on = set(fail_on or ())  # trial numbers to fail on purpose (tests of failure handling)
         self.fatal: str | None = None  # the one-line reason after a fatal device error; the study is stopped
         self.fatal_error: AdvisorError | None = None  # the error to raise, when not a plain AdvisorError(fatal)
+        self.last_trial_id: int | None = None  # the storage id of the trial running or run last
 
     def __call__(self, trial) -> float:
         import optuna
@@ -102,6 +103,7 @@ class Objective:
         from advisor.search.storage import worker_id
         from advisor.train import TrainingPruned, run_strategy
 
+        self.last_trial_id = trial._trial_id
         trial.set_user_attr("worker", worker_id())
         if self.budget is not None and not self.budget.claim(trial):
             raise TrialFailed("surplus trial: the study already holds its trials")
@@ -235,6 +237,35 @@ def _plain(params: dict) -> dict:
 def _plain_record(h) -> dict:
     return {"epoch": h.epoch, "train_loss": h.train_loss, "val_accuracy": h.val_accuracy,
             "val_loss": h.val_loss, "seconds": h.seconds}
+
+
+def optimize(study, objective: Objective, timeout: float | None, callbacks: list) -> None:
+    """``study.optimize`` until the budget stops it, going on when the trial that just ran was failed as stale by
+    another process meanwhile (its heartbeat could not be recorded for longer than the grace period, e.g. during
+    a database outage): Optuna then cannot record its result and raises; the trial's retry trains the same
+    configuration again and is counted once."""
+    import time as _time
+
+    from optuna.trial import TrialState
+
+    from advisor.search.storage import _stale_numbers
+
+    deadline = None if timeout is None else _time.monotonic() + timeout
+    while True:
+        left = None if deadline is None else max(0.0, deadline - _time.monotonic())
+        try:
+            study.optimize(objective, n_trials=None, timeout=left, catch=(TrialFailed,), callbacks=callbacks)
+            return
+        except (AssertionError, ValueError, RuntimeError):
+            tid = objective.last_trial_id
+            if tid is None or (deadline is not None and _time.monotonic() >= deadline):
+                raise
+            mine = study._storage.get_trial(tid)
+            if mine.state != TrialState.FAIL or mine.number not in _stale_numbers(study.get_trials(deepcopy=False)):
+                raise
+            logging.getLogger(__name__).warning(
+                "trial %d was failed as stale while it ran (no heartbeat for longer than the grace period); "
+                "its retry trains the same configuration again", mine.number)
 
 
 class QuietFatalTrials:

@@ -30,7 +30,7 @@ def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri:
     from advisor.context import make_context
     from advisor.search._budget import TrialBudget
     from advisor.search._config import SearchConfig
-    from advisor.search._objective import Objective, QuietFatalTrials, TrialFailed
+    from advisor.search._objective import Objective, QuietFatalTrials, optimize
     from advisor.search._pruners import make_pruner
     from advisor.search.space import load_space
     from advisor.search.storage import open_storage
@@ -57,7 +57,7 @@ def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri:
     budget = TrialBudget(cfg.trials)
     objective = Objective(ctx, space, tracker, budget=budget, fail_on=set(cfg.fail_trials))
     with QuietFatalTrials(objective):
-        study.optimize(objective, n_trials=None, timeout=cfg.timeout, catch=(TrialFailed,), callbacks=[budget])
+        optimize(study, objective, cfg.timeout, [budget])
     if objective.fatal:  # the trial is recorded; this process's GPU context (or the tracking server) is unusable
         import sys
 

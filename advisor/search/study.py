@@ -10,11 +10,16 @@ The order of work, chosen so that bad input fails before anything expensive:
 3. with ``strategy="auto"`` or ``space="auto"``: the Advice (run analyze, or read a saved one);
 4. only now the stores are created (the workspace, MLflow's database, the journal), and the study is
    created or resumed: trials a dead worker left RUNNING are failed and their
-   configurations enqueued again; on a new study the advised configuration is enqueued first;
+   configurations enqueued again; on a new study the advised configuration is enqueued first; all of
+   this, and finding or creating the MLflow parent run, under the study's lock, so that hosts started
+   together make one study and one parent run (:mod:`advisor.search._hosts`);
 5. the trials run (seeded TPE, Hyperband over fine-tuning epochs) in this process or in ``workers``
    processes sharing the storage, handed out one at a time until the study holds exactly
    ``trials`` finished trials (:class:`~advisor.search._budget.TrialBudget`);
-6. every finished trial has exactly one ended MLflow run (runs a killed process left unfinished
+6. when other hosts work on the same study, this one waits for their trials (a retry of a dead
+   worker's trial it runs itself) and then either claims the refit -- exactly one host does -- or
+   says where the result will appear (:mod:`advisor.search._hosts`); the claimant goes on: every
+   finished trial has exactly one ended MLflow run (runs a killed process left unfinished
    are replaced);
 7. the best trial (highest validation accuracy, lowest number among ties) is trained again here
    on the full context -- trainers are seeded by ``ctx.seed``, so this reproduces the trial (the
@@ -446,7 +451,7 @@ def _refit_and_log(study, ctx, cfg, tracker, uri, result, study_name, experiment
 
 def _optimize_here(study, ctx, space, tracker, cfg, n_trials, progress) -> None:
     from advisor.search._budget import TrialBudget
-    from advisor.search._objective import Objective, TrialFailed
+    from advisor.search._objective import Objective, optimize
     from advisor.search.storage import best_note, finished_count
 
     budget = TrialBudget(cfg.trials)
@@ -460,8 +465,7 @@ def _optimize_here(study, ctx, space, tracker, cfg, n_trials, progress) -> None:
     if progress:
         progress("trials", 0, n_trials, "")
     with QuietFatalTrials(objective):
-        study.optimize(objective, n_trials=None, timeout=cfg.timeout, catch=(TrialFailed,),
-                       callbacks=[budget, on_trial])
+        optimize(study, objective, cfg.timeout, [budget, on_trial])
     if objective.fatal:
         raise objective.fatal_error or AdvisorError(objective.fatal)
 

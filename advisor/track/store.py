@@ -182,9 +182,30 @@ def _json_object(body: bytes) -> bool:
 
 
 def _check_http(uri: str, timeout: float, hint: str) -> None:
+    """See :func:`check_tracking`. A server that answers 5xx (it is there, its backend store is not: a restart,
+    a database outage) is asked again with backoff for ``ADVISOR_TRACKING_PATIENCE`` seconds."""
+    import time
+
+    from advisor.track.retry import patience
+
+    start, delay = time.monotonic(), 1.0
+    while True:
+        status, body = _ask_http(uri, timeout, hint)
+        spent = time.monotonic() - start
+        if status < 500 or spent >= patience():
+            break
+        time.sleep(min(delay, max(0.1, patience() - spent)))
+        delay = min(2 * delay, 30.0)
+    if status >= 500:
+        raise AdvisorError(f"MLflow tracking server {uri} answered HTTP {status} for {spent:.0f} s (its backend "
+                           f"store may be down)", "check the server's log and its database, or " + hint)
+    _check_answer(uri, status, body, hint)
+
+
+def _ask_http(uri: str, timeout: float, hint: str) -> tuple[int, bytes]:
     try:
         _request(f"{uri}/health", timeout)  # a proxy may lack /health: the API below decides
-        status, body = _request(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout)
+        return _request(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout)
     except urllib.error.URLError as exc:
         reason = exc.reason
         raise _unreachable(uri, getattr(reason, "strerror", None) or reason, hint) from None
@@ -193,6 +214,9 @@ def _check_http(uri: str, timeout: float, hint: str) -> None:
                            f"{type(exc).__name__})", "check the URL and port, or " + hint) from None
     except (OSError, ValueError) as exc:  # socket timeout, malformed URL, ...
         raise _unreachable(uri, str(exc) or type(exc).__name__, hint) from None
+
+
+def _check_answer(uri: str, status: int, body: bytes, hint: str) -> None:
     if status in (401, 403):
         raise AdvisorError(
             f"MLflow tracking server {uri} refused access (HTTP {status})",

@@ -169,3 +169,40 @@ def test_a_patient_client_wraps_every_method():
 
     client = PatientClient(Client(), "http://x", wait=5)
     assert client.get_run("r1") == "r1" and client.tracking_uri == "http://x"
+
+
+def test_a_tracking_server_that_stays_gone_stops_the_search_with_one_line_and_the_study_keeps_the_trial(
+        tmp_path, capsys, monkeypatch, one_torch_thread):
+    from advisor.cli import main
+    from advisor.track.study_runs import StudyTracker
+    from tests.search.test_search_study import TINY_SPACE, _nested, _study
+
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY_SPACE.replace("epochs: 3", "epochs: 1"))
+    args = ["search", "digits:30", "--strategy", "last_k", "--space", str(space), "--trials", "3", "--image-size",
+            "32", "--weights", "random", "--workspace", str(tmp_path / "ws"), "--cache-dir", str(tmp_path / "cache"),
+            "--study-name", "gone", "--experiment", "gone", "--pruner", "none", "--quiet"]
+    real = StudyTracker.log_trial
+
+    def gone(self, number, *a, **k):
+        if number == 1:
+            raise TrackingUnavailable("MLflow tracking server http://x unreachable for 120 s while log batch (...)",
+                                      "start it again and rerun the same command")
+        return real(self, number, *a, **k)
+
+    monkeypatch.setattr(StudyTracker, "log_trial", gone)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unreachable for 120 s" in err and "Traceback" not in err
+    study = _study(tmp_path / "ws", "gone")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]  # trial 1 kept; no trial 2 started
+    assert "unreachable" in study.trials[1].user_attrs["tracking_error"]
+    monkeypatch.setattr(StudyTracker, "log_trial", real)  # the server is back: the same command resumes
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    study = _study(tmp_path / "ws", "gone")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3 and study.user_attrs["refit"]["state"] == "done"
+    parent_id = next(line for line in out.split("parent run ")[1:]).split()[0]
+    _, parent, runs = _nested(f"sqlite:///{tmp_path / 'ws' / 'mlflow.db'}", parent_id)
+    assert [int(r.data.tags["advisor.trial_number"]) for r in runs] == [0, 1, 2]  # trial 1's run logged on resume
+    assert all(r.info.status == "FINISHED" for r in runs) and parent.info.status == "FINISHED"
