@@ -190,9 +190,14 @@ def _check_http(uri: str, timeout: float, hint: str) -> None:
 
     start, delay = time.monotonic(), 1.0
     while True:
-        status, body = _ask_http(uri, timeout, hint)
+        try:
+            status, body = _ask_http(uri, timeout, hint)
+        except _Busy as busy:  # it accepted the connection but did not answer in time: a busy server
+            status, body = 0, b""
+            if time.monotonic() - start >= patience():
+                raise _unreachable(uri, busy.reason, hint) from None
         spent = time.monotonic() - start
-        if status < 500 or spent >= patience():
+        if 0 < status < 500 or spent >= patience():
             break
         time.sleep(min(delay, max(0.1, patience() - spent)))
         delay = min(2 * delay, 30.0)
@@ -202,10 +207,18 @@ def _check_http(uri: str, timeout: float, hint: str) -> None:
     _check_answer(uri, status, body, hint)
 
 
+class _Busy(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 def _ask_http(uri: str, timeout: float, hint: str) -> tuple[int, bytes]:
     try:
         _request(f"{uri}/health", timeout)  # a proxy may lack /health: the API below decides
         return _request(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout)
+    except TimeoutError:  # connected, no answer in time (a connect timeout is a URLError below)
+        raise _Busy("timed out") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         raise _unreachable(uri, getattr(reason, "strerror", None) or reason, hint) from None
