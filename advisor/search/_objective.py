@@ -174,7 +174,7 @@ class Objective:
             wall = time.perf_counter() - t0
             history = [_plain_record(h) for h in result.history] if result is not None else epochs
             metrics = {"trainable_params": float(result.trainable_params)} if result is not None else {}
-            if self.tracker is not None and reason != "interrupted":
+            if self.tracker is not None and reason != "interrupted" and not _failed_meanwhile(trial):
                 try:
                     tags = {ADVISED_TAG: "true"} if trial.user_attrs.get("advice") else None
                     self.tracker.log_trial(trial.number, {"strategy": strategy, **_plain(params)}, state, value,
@@ -189,6 +189,18 @@ class Objective:
             gc.collect()
             if torch.cuda.is_available() and self.fatal is None:  # a broken CUDA context cannot free memory
                 torch.cuda.empty_cache()
+
+
+def _failed_meanwhile(trial) -> bool:
+    """Whether another process failed this trial as stale while it ran (its heartbeat could not be recorded, e.g.
+    during a database outage): then its run is logged by the search's reconciliation, as failed, and a run
+    logged here would contradict the study."""
+    from optuna.trial import TrialState
+
+    try:
+        return trial.study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING
+    except Exception:  # noqa: BLE001 - cannot tell: log as usual
+        return False
 
 
 def _with_cache_pause(progress):

@@ -71,9 +71,9 @@ def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri:
 
 
 def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, parent_run_id: str, remaining: int,
-                          workspace: Path, progress: Callable | None, space=None) -> None:
+                          workspace: Path, progress: Callable | None, space=None, study=None) -> None:
     """Run trials in ``min(cfg.workers, remaining)`` spawned processes until the study holds ``cfg.trials``
-    of them; raises if a worker crashed."""
+    of them (``study``: the caller's, read for the progress); raises if a worker crashed."""
     import optuna
 
     from advisor.errors import AdvisorError
@@ -100,7 +100,8 @@ def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, par
                 os.environ.pop("CUDA_VISIBLE_DEVICES", None)
             else:
                 os.environ["CUDA_VISIBLE_DEVICES"] = env_before
-    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_desc, workspace))
+    if study is None:  # the caller's study keeps its storage: no second engine in this process
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage_desc, workspace))
     start = finished_count(study)
     try:
         while any(p.is_alive() for p in procs):

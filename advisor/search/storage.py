@@ -291,18 +291,30 @@ def _patient(method):
                 if retried and method.__name__ == "set_trial_state_values":
                     return True  # the first attempt was committed, only its answer was lost
                 raise
-            except (StorageInternalError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as e:
+            except (StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as e:
                 cause = e.__cause__ if isinstance(e, StorageInternalError) else e
-                if isinstance(e, StorageInternalError) and not isinstance(
-                        cause, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
-                    raise
-                if time.monotonic() - start >= storage_patience():
+                if not _lost_connection(cause) or time.monotonic() - start >= storage_patience():
                     raise
                 retried = True
+                try:  # this thread's session holds the dead connection's transaction: start afresh
+                    self.remove_session()
+                except Exception:  # noqa: BLE001 - the next attempt says whether the database is back
+                    pass
                 time.sleep(delay)
                 delay = min(2 * delay, 8.0)
 
     return call
+
+
+def _lost_connection(e) -> bool:
+    """Whether a SQLAlchemy error says the database could not be reached or the connection died (worth a retry),
+    rather than that the statement was wrong."""
+    import sqlalchemy.exc
+
+    if isinstance(e, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+                      sqlalchemy.exc.PendingRollbackError)):
+        return True
+    return isinstance(e, sqlalchemy.exc.DBAPIError) and bool(getattr(e, "connection_invalidated", False))
 
 
 def _patient_rdb_class():
@@ -314,7 +326,9 @@ def _patient_rdb_class():
              "create_new_trial", "set_trial_param", "get_trial_param", "set_trial_state_values",
              "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
              "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials", "get_best_trial",
-             "record_heartbeat", "_get_stale_trial_ids")
+             "record_heartbeat", "_get_stale_trial_ids",
+             # what Optuna's _CachedStorage calls on the RDB storage it wraps
+             "_create_new_trial", "_get_best_trial_id", "_get_trials", "_set_trial_param")
     methods = {n: _patient(getattr(RDBStorage, n)) for n in names if hasattr(RDBStorage, n)}
     doc = ("Optuna's RDBStorage, patient with a database that is briefly gone: a call that fails because the "
            "server cannot be reached (a restart, a network cut) is retried with backoff for "

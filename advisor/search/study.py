@@ -333,9 +333,9 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
                 else:
                     from advisor.search._workers import optimize_in_processes
 
+                    # the same study object: one storage engine (one connection pool) per process
                     optimize_in_processes(cfg, study_name, storage_desc, uri, tracker.parent_run_id, remaining,
-                                          workspace, progress, space=space)
-                    study = optuna.load_study(study_name=study_name, storage=open_storage(cfg.storage, workspace))
+                                          workspace, progress, space=space, study=study)
             ending = finish_trials(study, cfg.trials, lock, me, linger_seconds(study))
             if ending.role != "run":
                 break
@@ -349,8 +349,8 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
         # a fatal device error (or a crashed worker) stops the search: the finished trials stay in the
         # study, every one of them gets its ended MLflow run, and the parent run ends FAILED, not RUNNING
         try:
-            _reconcile_runs(optuna.load_study(study_name=study_name, storage=open_storage(cfg.storage, workspace)),
-                            tracker)
+            with lock():  # one host at a time: two hosts reconciling at once would both replace a run
+                _reconcile_runs(study, tracker)
         except Exception as e:  # noqa: BLE001 - the error that stopped the search is the one to report
             _log.warning("could not bring the MLflow runs up to date: %s", e)
         tracker.finish("FAILED")
@@ -374,7 +374,8 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
         return result
 
     # 6. MLflow holds one ended run per finished trial
-    _reconcile_runs(study, tracker)
+    with lock():
+        _reconcile_runs(study, tracker)
 
     # 7. the best trial, trained again on the full context and evaluated on the test split once
     beat = ClaimBeat(study, lock, {**ending.claim})

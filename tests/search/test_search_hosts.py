@@ -206,3 +206,56 @@ def test_a_tracking_server_that_stays_gone_stops_the_search_with_one_line_and_th
     _, parent, runs = _nested(f"sqlite:///{tmp_path / 'ws' / 'mlflow.db'}", parent_id)
     assert [int(r.data.tags["advisor.trial_number"]) for r in runs] == [0, 1, 2]  # trial 1's run logged on resume
     assert all(r.info.status == "FINISHED" for r in runs) and parent.info.status == "FINISHED"
+
+
+def test_a_storage_call_is_retried_while_the_database_is_unreachable_and_a_wrong_statement_is_not(monkeypatch):
+    import sqlalchemy.exc
+    from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
+
+    from advisor.search.storage import _patient
+
+    class Fake:
+        removed = 0
+
+        def remove_session(self):
+            self.removed += 1
+
+    calls = []
+
+    def get_trial(self, trial_id):
+        calls.append(trial_id)
+        if len(calls) < 3:
+            try:
+                raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("server closed the connection"))
+            except sqlalchemy.exc.OperationalError as e:
+                raise StorageInternalError("An exception is raised during the commit.") from e
+        return "trial"
+
+    fake = Fake()
+    assert _patient(get_trial)(fake, 7) == "trial" and calls == [7, 7, 7] and fake.removed == 2
+
+    def set_trial_state_values(self, trial_id, state):
+        calls.append(state)
+        if calls.count(state) == 1:
+            raise sqlalchemy.exc.OperationalError("UPDATE", {}, Exception("connection reset"))
+        raise UpdateFinishedTrialError("already finished")  # the first attempt was committed
+
+    assert _patient(set_trial_state_values)(fake, 1, "COMPLETE") is True
+
+    def bad(self):
+        calls.append("bad")
+        try:
+            raise sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("duplicate key"))
+        except sqlalchemy.exc.IntegrityError as e:
+            raise StorageInternalError("commit") from e
+
+    with pytest.raises(StorageInternalError):
+        _patient(bad)(fake)
+    assert calls.count("bad") == 1
+    monkeypatch.setenv("ADVISOR_STORAGE_PATIENCE", "0")  # a database that stays gone: the error, at once
+
+    def gone(self):
+        raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        _patient(gone)(fake)
