@@ -383,15 +383,39 @@ def _search(args) -> int:
 
         result = run_search(cfg, progress=progress)
     print_search(result, console)
+    for line in _search_ending(result):
+        console.print(line, markup=False)
     if result.model_uri:
         console.print(f"best model: runs:/{result.parent_run_id}/model ({result.model_uri}); "
                       f"advisor predict --experiment {result.experiment} DATA", markup=False)
     if result.registered_version:
-        console.print(f"registered as models:/{args.register}/{result.registered_version}", markup=False)
+        console.print(f"registered as models:/{result.register or args.register}/{result.registered_version}",
+                      markup=False)
     if args.json:
         write_json(result, args.json, "--json")
         console.print(f"wrote {args.json}")
     return 0
+
+
+def _search_ending(result) -> list[str]:
+    """How this host's part of the study ended, when another host ends it; the parent run's link, once."""
+    where = result.run_url or (f"MLflow run {result.parent_run_id} (experiment {result.experiment!r}, "
+                               f"{result.tracking_uri})")
+    registry = f" and as a new version of models:/{result.register}" if result.register else ""
+    lines = []
+    if result.ending == "elsewhere":
+        lines.append(f"{result.refit_by} is training the best trial again: its test metrics and model will appear "
+                     f"on {where}{registry}")
+    elif result.ending == "unfinished":
+        lines.append(f"trials {', '.join(map(str, result.still_running))} still run on "
+                     f"{', '.join(result.running_on) or 'other hosts'}: the last host to finish trains the best trial "
+                     f"again and logs it on {where}{registry}; a host killed meanwhile: run its command again")
+    elif result.ending == "recorded":
+        lines.append(f"the study's best trial was trained again earlier (by {result.refit_by}): its results are "
+                     f"shown, nothing was trained or registered again")
+    if result.run_url and result.ending in ("refit", "recorded"):
+        lines.append(f"MLflow: {result.run_url}")
+    return lines
 
 
 def _report(args) -> int:

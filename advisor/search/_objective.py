@@ -12,6 +12,10 @@ after every trial. The test split is not in the context the trials see (``withou
 No model is kept: the main process refits the best configuration at the end (``study.py``), so a
 worker on another machine needs to hand back nothing but its trial's record.
 
+A tracking server that stays gone (:class:`~advisor.track.retry.TrackingUnavailable`, after retries with
+backoff) stops the study the same way, after the trial: the study keeps the trial as it ended, and a
+rerun logs its MLflow run (``study.py`` reconciles the runs).
+
 A fatal device error (a CUDA device-side assert, an illegal memory access, a cuDNN or cuBLAS
 failure: :func:`is_fatal_device_error`) leaves the CUDA context unusable, so no later trial in
 this process could run. That trial is recorded as failed like any other, the study is stopped
@@ -37,6 +41,7 @@ from typing import Any
 from advisor.errors import AdvisorError
 from advisor.strategies import probe_names
 from advisor.track.pause import pause_point
+from advisor.track.retry import TrackingUnavailable
 from advisor.track.study_runs import ADVISED_TAG
 
 
@@ -87,6 +92,8 @@ class Objective:
         self.block_names = list(ctx.backbone.block_names)
         self.fail_on = set(fail_on or ())  # trial numbers to fail on purpose (tests of failure handling)
         self.fatal: str | None = None  # the one-line reason after a fatal device error; the study is stopped
+        self.fatal_error: AdvisorError | None = None  # the error to raise, when not a plain AdvisorError(fatal)
+        self.last_trial_id: int | None = None  # the storage id of the trial running or run last
 
     def __call__(self, trial) -> float:
         import optuna
@@ -96,6 +103,7 @@ class Objective:
         from advisor.search.storage import worker_id
         from advisor.train import TrainingPruned, run_strategy
 
+        self.last_trial_id = trial._trial_id
         trial.set_user_attr("worker", worker_id())
         if self.budget is not None and not self.budget.claim(trial):
             raise TrialFailed("surplus trial: the study already holds its trials")
@@ -166,17 +174,33 @@ class Objective:
             wall = time.perf_counter() - t0
             history = [_plain_record(h) for h in result.history] if result is not None else epochs
             metrics = {"trainable_params": float(result.trainable_params)} if result is not None else {}
-            if self.tracker is not None and reason != "interrupted":
+            if self.tracker is not None and reason != "interrupted" and not _failed_meanwhile(trial):
                 try:
                     tags = {ADVISED_TAG: "true"} if trial.user_attrs.get("advice") else None
                     self.tracker.log_trial(trial.number, {"strategy": strategy, **_plain(params)}, state, value,
                                            history, wall, reason=reason, metrics=metrics, extra_tags=tags)
                 except Exception as e:  # noqa: BLE001 - tracking trouble must not lose the trial
                     trial.set_user_attr("tracking_error", str(e)[:300])
+                    if isinstance(e, TrackingUnavailable):  # waited with backoff: the server stays gone
+                        # the trial is kept in the study as it ended; no later trial starts in this process
+                        self.fatal, self.fatal_error = str(e), e
+                        trial.study.stop()
             del result
             gc.collect()
             if torch.cuda.is_available() and self.fatal is None:  # a broken CUDA context cannot free memory
                 torch.cuda.empty_cache()
+
+
+def _failed_meanwhile(trial) -> bool:
+    """Whether another process failed this trial as stale while it ran (its heartbeat could not be recorded, e.g.
+    during a database outage): then its run is logged by the search's reconciliation, as failed, and a run
+    logged here would contradict the study."""
+    from optuna.trial import TrialState
+
+    try:
+        return trial.study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING
+    except Exception:  # noqa: BLE001 - cannot tell: log as usual
+        return False
 
 
 def _with_cache_pause(progress):
@@ -225,6 +249,35 @@ def _plain(params: dict) -> dict:
 def _plain_record(h) -> dict:
     return {"epoch": h.epoch, "train_loss": h.train_loss, "val_accuracy": h.val_accuracy,
             "val_loss": h.val_loss, "seconds": h.seconds}
+
+
+def optimize(study, objective: Objective, timeout: float | None, callbacks: list) -> None:
+    """``study.optimize`` until the budget stops it, going on when the trial that just ran was failed as stale by
+    another process meanwhile (its heartbeat could not be recorded for longer than the grace period, e.g. during
+    a database outage): Optuna then cannot record its result and raises; the trial's retry trains the same
+    configuration again and is counted once."""
+    import time as _time
+
+    from optuna.trial import TrialState
+
+    from advisor.search.storage import _stale_numbers
+
+    deadline = None if timeout is None else _time.monotonic() + timeout
+    while True:
+        left = None if deadline is None else max(0.0, deadline - _time.monotonic())
+        try:
+            study.optimize(objective, n_trials=None, timeout=left, catch=(TrialFailed,), callbacks=callbacks)
+            return
+        except (AssertionError, ValueError, RuntimeError):
+            tid = objective.last_trial_id
+            if tid is None or (deadline is not None and _time.monotonic() >= deadline):
+                raise
+            mine = study._storage.get_trial(tid)
+            if mine.state != TrialState.FAIL or mine.number not in _stale_numbers(study.get_trials(deepcopy=False)):
+                raise
+            logging.getLogger(__name__).warning(
+                "trial %d was failed as stale while it ran (no heartbeat for longer than the grace period); "
+                "its retry trains the same configuration again", mine.number)
 
 
 class QuietFatalTrials:

@@ -19,6 +19,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
+#: A worker's exit status when the tracking server stayed unreachable (the main process reports it).
+TRACKING_GONE_EXIT = 3
+
 
 def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri: str,
             parent_run_id: str, space_path: str, workspace: str) -> None:
@@ -27,7 +30,7 @@ def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri:
     from advisor.context import make_context
     from advisor.search._budget import TrialBudget
     from advisor.search._config import SearchConfig
-    from advisor.search._objective import Objective, QuietFatalTrials, TrialFailed
+    from advisor.search._objective import Objective, QuietFatalTrials, optimize
     from advisor.search._pruners import make_pruner
     from advisor.search.space import load_space
     from advisor.search.storage import open_storage
@@ -54,19 +57,23 @@ def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri:
     budget = TrialBudget(cfg.trials)
     objective = Objective(ctx, space, tracker, budget=budget, fail_on=set(cfg.fail_trials))
     with QuietFatalTrials(objective):
-        study.optimize(objective, n_trials=None, timeout=cfg.timeout, catch=(TrialFailed,), callbacks=[budget])
-    if objective.fatal:  # the trial is recorded and logged; this process's GPU context is unusable
+        optimize(study, objective, cfg.timeout, [budget])
+    if objective.fatal:  # the trial is recorded; this process's GPU context (or the tracking server) is unusable
         import sys
 
+        from advisor.track.retry import TrackingUnavailable
+
+        if isinstance(objective.fatal_error, TrackingUnavailable):  # the main process says it, once
+            raise SystemExit(TRACKING_GONE_EXIT)
         sys.stderr.write(f"advisor: error: worker {index}: {objective.fatal}\n")
         sys.stderr.flush()
         raise SystemExit(2)
 
 
 def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, parent_run_id: str, remaining: int,
-                          workspace: Path, progress: Callable | None, space=None) -> None:
+                          workspace: Path, progress: Callable | None, space=None, study=None) -> None:
     """Run trials in ``min(cfg.workers, remaining)`` spawned processes until the study holds ``cfg.trials``
-    of them; raises if a worker crashed."""
+    of them (``study``: the caller's, read for the progress); raises if a worker crashed."""
     import optuna
 
     from advisor.errors import AdvisorError
@@ -93,7 +100,8 @@ def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, par
                 os.environ.pop("CUDA_VISIBLE_DEVICES", None)
             else:
                 os.environ["CUDA_VISIBLE_DEVICES"] = env_before
-    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_desc, workspace))
+    if study is None:  # the caller's study keeps its storage: no second engine in this process
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage_desc, workspace))
     start = finished_count(study)
     try:
         while any(p.is_alive() for p in procs):
@@ -115,6 +123,13 @@ def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, par
 
         progress("trials", finished_count(study) - start, remaining, best_note(study))
     bad = [p.exitcode for p in procs if p.exitcode != 0]
+    if TRACKING_GONE_EXIT in bad:  # one line, from the main process, naming the server
+        from advisor.track.retry import TrackingUnavailable
+
+        raise TrackingUnavailable(f"MLflow tracking server {uri} unreachable: {bad.count(TRACKING_GONE_EXIT)} "
+                                  f"of {len(procs)} search workers stopped after waiting for it",
+                                  "start it again and rerun the same command: the study keeps every finished trial "
+                                  "and their runs are logged then (ADVISOR_TRACKING_PATIENCE sets how long to wait)")
     if bad:
         raise AdvisorError(f"{len(bad)} of {len(procs)} search workers exited with an error (exit codes {bad})",
                            "run again with --workers 1 to see the error; the finished trials are kept")

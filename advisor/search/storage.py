@@ -24,16 +24,21 @@ the highest value, the lowest number among equal values.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
 import socket
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
 from advisor.errors import AdvisorError
 
+#: Optuna's heartbeat interval for RDB storages; a trial is stale after twice this (``ADVISOR_HEARTBEAT_SECONDS``).
 HEARTBEAT_SECONDS = 30
+#: Seconds a database may stay unreachable before a storage call gives up (``ADVISOR_STORAGE_PATIENCE``).
+STORAGE_PATIENCE = 120.0
 #: Retries of one configuration whose workers kept dying (after that its last attempt counts as failed).
 MAX_RETRIES = 3
 #: A journal trial RUNNING this long without a ``worker`` attribute was started by a process that died.
@@ -162,6 +167,7 @@ def open_storage(url: str | None, workspace: str | Path):
         return JournalStorage(JournalFileBackend(str(path)))
     if not desc.startswith(_RDB_PREFIXES):
         raise AdvisorError(f"unknown study storage {desc!r}", _STORAGE_FIX)
+    beat = heartbeat_seconds()
     try:
         import warnings
 
@@ -172,8 +178,10 @@ def open_storage(url: str | None, workspace: str | Path):
             # Optuna >= 4.9 names the callback heartbeat_stale_trial_callback, older ones failed_trial_callback
             key = ("heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback"
                    in inspect.signature(RDBStorage).parameters else "failed_trial_callback")
-            return RDBStorage(desc, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=2 * HEARTBEAT_SECONDS,
-                              engine_kwargs=_engine_kwargs(desc), **{key: RetryStaleTrial(max_retry=MAX_RETRIES)})
+            with storage_lock(desc, workspace, "schema"):  # hosts starting together create the tables once
+                return _patient_rdb()(desc, heartbeat_interval=beat, grace_period=2 * beat,
+                                   engine_kwargs=_engine_kwargs(desc),
+                                   **{key: RetryStaleTrial(max_retry=MAX_RETRIES)})
     except ImportError as e:  # Optuna re-raises SQLAlchemy's missing driver module as a plain ImportError
         missing = getattr(e.__cause__, "name", None) or getattr(e, "name", None) or "its driver module"
         hint = _DRIVERS.get(missing, missing)
@@ -186,6 +194,163 @@ def open_storage(url: str | None, workspace: str | Path):
                            ) from None
     finally:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _env_seconds(name: str, default: float, minimum: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value >= minimum:
+        raise AdvisorError(f"bad {name} {raw!r}", f"use a number of seconds of at least {minimum:g}")
+    return value
+
+
+def heartbeat_seconds() -> int:
+    """Optuna's heartbeat interval: ``ADVISOR_HEARTBEAT_SECONDS`` (whole seconds, at least 1) or 30."""
+    return int(_env_seconds("ADVISOR_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS, 1))
+
+
+def storage_patience() -> float:
+    return _env_seconds("ADVISOR_STORAGE_PATIENCE", STORAGE_PATIENCE, 0)
+
+
+@contextlib.contextmanager
+def storage_lock(desc: str, workspace: str | Path, name: str):
+    """Hold a lock named ``name`` that every process using the storage ``desc`` sees, for the ``with`` block.
+
+    PostgreSQL: a session advisory lock (``pg_advisory_lock``) on its own connection; MySQL: ``GET_LOCK``;
+    a journal or SQLite file (one machine): an exclusive ``flock`` on ``<file>.advisor-lock`` beside it.
+    Other databases: no lock (say so in the docs). A process that dies releases its lock with its
+    connection or its file descriptor."""
+    key = f"advisor:{name}"
+    desc = describe_storage(desc if desc else None, workspace)
+    if desc.startswith(("postgresql", "postgres:", "mysql")):
+        import sqlalchemy
+        from sqlalchemy.pool import NullPool
+
+        pg = desc.startswith("postgres")
+        engine = sqlalchemy.create_engine(desc, poolclass=NullPool, **({"connect_args": {"connect_timeout": 10}}
+                                                                       if pg else {}))
+        try:
+            with engine.connect() as conn:
+                if pg:
+                    number = zlib.crc32(key.encode()) - (1 << 31)  # a signed 32-bit key
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": number})
+                    conn.commit()
+                    try:
+                        yield
+                    finally:
+                        conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": number})
+                        conn.commit()
+                else:
+                    conn.execute(sqlalchemy.text("SELECT GET_LOCK(:k, 600)"), {"k": key})
+                    try:
+                        yield
+                    finally:
+                        conn.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:k)"), {"k": key})
+        finally:
+            engine.dispose()
+        return
+    path = None
+    if desc.startswith("journal:"):
+        path = Path(desc[len("journal:"):])
+    elif desc.startswith("sqlite:"):
+        from advisor.track.store import sqlite_path
+
+        db = sqlite_path(desc)
+        path = db.absolute() if db is not None and db.name not in ("", ":memory:") else None
+    if path is None:
+        yield
+        return
+    from advisor.track.store import file_lock
+
+    with file_lock(path.with_name(f"{path.name}.{name.replace('/', '_')}")):
+        yield
+
+
+def _patient(method):
+    """``method`` of an RDBStorage, retried while the database cannot be reached (see :class:`PatientRDBStorage`)."""
+    import functools
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        import time
+
+        import sqlalchemy.exc
+        from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
+
+        start, delay, retried = time.monotonic(), 0.5, False
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except UpdateFinishedTrialError:
+                if retried and method.__name__ == "set_trial_state_values":
+                    return True  # the first attempt was committed, only its answer was lost
+                raise
+            except (StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as e:
+                cause = e.__cause__ if isinstance(e, StorageInternalError) else e
+                if not _lost_connection(cause) or time.monotonic() - start >= storage_patience():
+                    raise
+                retried = True
+                try:  # this thread's session holds the dead connection's transaction: start afresh
+                    self.remove_session()
+                except Exception:  # noqa: BLE001 - the next attempt says whether the database is back
+                    pass
+                time.sleep(delay)
+                delay = min(2 * delay, 8.0)
+
+    return call
+
+
+def _lost_connection(e) -> bool:
+    """Whether a SQLAlchemy error says the database could not be reached or the connection died (worth a retry),
+    rather than that the statement was wrong."""
+    import sqlalchemy.exc
+
+    if isinstance(e, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+                      sqlalchemy.exc.PendingRollbackError)):
+        return True
+    return isinstance(e, sqlalchemy.exc.DBAPIError) and bool(getattr(e, "connection_invalidated", False))
+
+
+def _patient_rdb_class():
+    from optuna.storages import RDBStorage
+
+    names = ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+             "get_study_id_from_name", "get_study_name_from_id", "get_study_directions", "get_study_user_attrs",
+             "get_study_system_attrs", "get_trial_user_attrs", "get_trial_system_attrs", "get_all_studies",
+             "create_new_trial", "set_trial_param", "get_trial_param", "set_trial_state_values",
+             "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
+             "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials", "get_best_trial",
+             "record_heartbeat", "_get_stale_trial_ids",
+             # what Optuna's _CachedStorage calls on the RDB storage it wraps
+             "_create_new_trial", "_get_best_trial_id", "_get_trials", "_set_trial_param")
+    methods = {n: _patient(getattr(RDBStorage, n)) for n in names if hasattr(RDBStorage, n)}
+    doc = ("Optuna's RDBStorage, patient with a database that is briefly gone: a call that fails because the "
+           "server cannot be reached (a restart, a network cut) is retried with backoff for "
+           "ADVISOR_STORAGE_PATIENCE seconds (120) before it raises. A trial that finished during an outage is "
+           "recorded when the database is back; a running trial keeps running, and its heartbeat resumes.")
+    return type("PatientRDBStorage", (RDBStorage,), {**methods, "__doc__": doc, "__module__": __name__})
+
+
+_PATIENT: list = []
+
+
+def _patient_rdb():
+    """The class :class:`PatientRDBStorage`, built on first use (importing this module must not import Optuna)."""
+    if not _PATIENT:
+        _PATIENT.append(_patient_rdb_class())
+    return _PATIENT[0]
+
+
+def __getattr__(name: str):
+    if name == "PatientRDBStorage":
+        return _patient_rdb()
+    raise AttributeError(name)
 
 
 def _engine_kwargs(url: str) -> dict:
@@ -276,9 +441,11 @@ def recover_stale_trials(study) -> list[int]:
     """Fail the trials a dead worker left RUNNING and enqueue their configurations again; returns their numbers.
 
     RDB storages: Optuna's heartbeat decides (``fail_stale_trials``, whose callback is
-    :class:`RetryStaleTrial`; Optuna also runs it before every trial of ``study.optimize``), and a
+    :class:`RetryStaleTrial`; Optuna also runs it before every trial of ``study.optimize``); a
     trial that never beat nor recorded its worker is stale :data:`UNCLAIMED_GRACE_SECONDS` after it
-    started. Journal files: :func:`is_stale`. Several processes may call this at once: a trial is
+    started, and one whose worker ran on this host and is gone is stale at once (:func:`is_stale`:
+    a host restarted after a crash need not wait out the heartbeat's grace period). Journal files:
+    :func:`is_stale`. Several processes may call this at once: a trial is
     failed by exactly one of them, and only that one enqueues its retry.
     """
     import warnings
@@ -294,7 +461,7 @@ def recover_stale_trials(study) -> list[int]:
             fail_stale_trials(study)
         stale = before & _stale_numbers(study.get_trials(deepcopy=False))  # failed and retried just now
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if not t.user_attrs.get("worker") and is_stale(t) and _fail_and_retry(study, t):
+            if is_stale(t) and _fail_and_retry(study, t):  # no worker yet, or a dead process on this host
                 stale.add(t.number)
         return sorted(stale)
     return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))

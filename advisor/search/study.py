@@ -10,11 +10,16 @@ The order of work, chosen so that bad input fails before anything expensive:
 3. with ``strategy="auto"`` or ``space="auto"``: the Advice (run analyze, or read a saved one);
 4. only now the stores are created (the workspace, MLflow's database, the journal), and the study is
    created or resumed: trials a dead worker left RUNNING are failed and their
-   configurations enqueued again; on a new study the advised configuration is enqueued first;
+   configurations enqueued again; on a new study the advised configuration is enqueued first; all of
+   this, and finding or creating the MLflow parent run, under the study's lock, so that hosts started
+   together make one study and one parent run (:mod:`advisor.search._hosts`);
 5. the trials run (seeded TPE, Hyperband over fine-tuning epochs) in this process or in ``workers``
    processes sharing the storage, handed out one at a time until the study holds exactly
    ``trials`` finished trials (:class:`~advisor.search._budget.TrialBudget`);
-6. every finished trial has exactly one ended MLflow run (runs a killed process left unfinished
+6. when other hosts work on the same study, this one waits for their trials (a retry of a dead
+   worker's trial it runs itself) and then either claims the refit -- exactly one host does -- or
+   says where the result will appear (:mod:`advisor.search._hosts`); the claimant goes on: every
+   finished trial has exactly one ended MLflow run (runs a killed process left unfinished
    are replaced);
 7. the best trial (highest validation accuracy, lowest number among ties) is trained again here
    on the full context -- trainers are seeded by ``ctx.seed``, so this reproduces the trial (the
@@ -25,6 +30,7 @@ The order of work, chosen so that bad input fails before anything expensive:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import sys
@@ -38,6 +44,7 @@ from advisor.errors import AdvisorError
 from advisor.search._config import SearchConfig
 from advisor.search._objective import QuietFatalTrials
 from advisor.search._pruners import make_pruner
+from advisor.track.retry import TrackingUnavailable
 
 _log = logging.getLogger(__name__)
 
@@ -87,6 +94,15 @@ class SearchResult:
     check_not_reused: str | None = None  # why a saved analysis's check runs were not added
     timings: dict = field(default_factory=dict)  # seconds per stage: load, analyze (its check), stores, trials, ...
     cache_stats: dict | None = None  # this process's activation cache: items computed (fills), served (hits), ...
+    # several hosts on one study (advisor/search/_hosts.py): how this invocation ended -- "refit" (it trained the
+    # best trial again), "recorded" (the study's refit was already done: its results), "elsewhere" (another host
+    # refits), "unfinished" (trials still run on other hosts; the last to finish refits)
+    ending: str = "refit"
+    refit_by: str | None = None  # host:pid of the process that refits (or refitted) the study's best trial
+    still_running: list[int] = field(default_factory=list)  # trials other hosts ran when this one left
+    running_on: list[str] = field(default_factory=list)  # their workers (host:pid)
+    register: str | None = None  # the registered model name the refitting host uses
+    run_url: str | None = None  # the parent run's page on a tracking server
 
 
 def default_study_name(dataset: str, model: str, strategy: str) -> str:
@@ -187,9 +203,10 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     from advisor.context import make_context
     from advisor.search._seed import same_split, seed_study
     from advisor.search.space import advice_trial, check_space, space_to_yaml
-    from advisor.search.storage import (best_trial, check_storage, describe_storage, finished_count, open_storage,
-                                        recover_stale_trials)
+    from advisor.search.storage import (check_storage, describe_storage, finished_count, open_storage,
+                                        recover_stale_trials, storage_lock)
     from advisor.track import StudyTracker, check_tracking, default_tracking_uri, resolve_tracking_uri
+    from advisor.track.retry import quiet_http_defaults
     from advisor.track.store import sqlite_path
 
     t_start = time.perf_counter()
@@ -214,6 +231,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     local_store = default_tracking_uri(workspace)
     uri = resolve_tracking_uri(cfg.tracking_uri, workspace)
     check_tracking(uri, local_store=local_store, create=False)
+    quiet_http_defaults(uri)  # a server: our backoff instead of MLflow's, no "View run" line per trial
     check_storage(cfg.storage, workspace)
     storage_desc = describe_storage(cfg.storage, workspace)
 
@@ -253,75 +271,90 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     if sqlite_path(uri) is not None:
         check_tracking(uri, local_store=local_store)  # creates or migrates MLflow's database
     storage = open_storage(cfg.storage, workspace)
+    lock = functools.partial(storage_lock, storage_desc, workspace, f"study:{study_name}")
     sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=5)
-    study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", sampler=sampler,
-                                pruner=make_pruner(cfg.pruner, space), load_if_exists=True)
-    before = finished_count(study)
-    retried = recover_stale_trials(study)
-    advice_params = None
-    seeded, left_out, seed_note = [], [], None
-    if advice is not None:
-        new_study = not study.get_trials(deepcopy=False)
-        advised = advice_trial(advice, space, len(block_names), block_names)
-        if advised is not None:
-            advice_params = advised[1]
-        if new_study and advice.check is not None:
-            # the measured check's runs are trials already run on this split: added, never trained again (the
-            # one holding the advised configuration is the advised trial)
-            seed_note = same_split(analysis.profile, ctx) if saved_analysis is not None else None
-            if seed_note is None:
-                seeded, left_out = seed_study(study, advice.check, space, block_names, ctx.backbone.layout.family,
-                                              advised=advice_params)
-        if new_study:
-            # the first trained trial: the advice, or, when the check already ran it, the advice's first
-            # alternative that has not run
-            first = _first_unseen(advice, space, block_names, study)
-            if first is not None:
-                study.enqueue_trial(first[1], user_attrs={"advice": first[0] == "advice", "advised_as": first[0]})
-    study.set_user_attr("dataset", cfg.dataset)
-    study.set_user_attr("model", cfg.model)
+    with lock():  # hosts started together: one creates the study, seeds it and makes the parent run
+        study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", sampler=sampler,
+                                    pruner=make_pruner(cfg.pruner, space), load_if_exists=True)
+        before = finished_count(study)
+        retried = recover_stale_trials(study)
+        advice_params = None
+        seeded, left_out, seed_note = [], [], None
+        if advice is not None:
+            new_study = not study.get_trials(deepcopy=False)
+            advised = advice_trial(advice, space, len(block_names), block_names)
+            if advised is not None:
+                advice_params = advised[1]
+            if new_study and advice.check is not None:
+                # the measured check's runs are trials already run on this split: added, never trained again
+                # (the one holding the advised configuration is the advised trial)
+                seed_note = same_split(analysis.profile, ctx) if saved_analysis is not None else None
+                if seed_note is None:
+                    seeded, left_out = seed_study(study, advice.check, space, block_names,
+                                                  ctx.backbone.layout.family, advised=advice_params)
+            if new_study:
+                # the first trained trial: the advice, or, when the check already ran it, the advice's first
+                # alternative that has not run
+                first = _first_unseen(advice, space, block_names, study)
+                if first is not None:
+                    study.enqueue_trial(first[1], user_attrs={"advice": first[0] == "advice",
+                                                              "advised_as": first[0]})
+        study.set_user_attr("dataset", cfg.dataset)
+        study.set_user_attr("model", cfg.model)
 
-    tags = {
-        "advisor.dataset": cfg.dataset,
-        "advisor.dataset_fingerprint": ctx.dataset.fingerprint(),
-        "advisor.model": cfg.model,
-        "advisor.strategy": strategy_tag,
-        "advisor.study_name": study_name,
-        "advisor.storage": storage_desc,
-        "advisor.image_size": str(ctx.preprocess.crop_size),
-        "advisor.device": str(ctx.device),
-        "advisor.seed": str(cfg.seed),
-        "advisor.split": ",".join(f"{f:g}" for f in fractions),
-    }
-    if advice is not None:
-        tags.update({"advisor.advice_strategy": advice.strategy, "advisor.advice_confidence": str(advice.confidence),
-                     "advisor.advice_summary": advice.summary[:4000],
-                     "advisor.advice_in_space": "true" if advice_params is not None else "false",
-                     "advisor.trials_from_check": str(len(seeded))})
-        if seed_note:
-            tags["advisor.check_not_reused"] = seed_note
-    tracker = StudyTracker.open(uri, experiment, study_name, tags=tags, resume=True)
+        tags = {
+            "advisor.dataset": cfg.dataset,
+            "advisor.dataset_fingerprint": ctx.dataset.fingerprint(),
+            "advisor.model": cfg.model,
+            "advisor.strategy": strategy_tag,
+            "advisor.study_name": study_name,
+            "advisor.storage": storage_desc,
+            "advisor.image_size": str(ctx.preprocess.crop_size),
+            "advisor.device": str(ctx.device),
+            "advisor.seed": str(cfg.seed),
+            "advisor.split": ",".join(f"{f:g}" for f in fractions),
+        }
+        if advice is not None:
+            tags.update({"advisor.advice_strategy": advice.strategy,
+                         "advisor.advice_confidence": str(advice.confidence),
+                         "advisor.advice_summary": advice.summary[:4000],
+                         "advisor.advice_in_space": "true" if advice_params is not None else "false",
+                         "advisor.trials_from_check": str(len(seeded))})
+            if seed_note:
+                tags["advisor.check_not_reused"] = seed_note
+        tracker = StudyTracker.open(uri, experiment, study_name, tags=tags, resume=True)
     files: dict[str, Any] = {"search_space.yaml": space_to_yaml(space)}
     if analysis is not None:
         files["profile.json"] = analysis.profile
         files["advice.json"] = analysis.advice
     tracker.log_artifacts(files)
 
-    # 5. the trials
+    # 5. the trials; then, with the other hosts, who refits (advisor/search/_hosts.py)
+    from advisor.search._hosts import ClaimBeat, finish_trials, linger_seconds
+    from advisor.search.storage import worker_id
+
     spent["stores"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    status = "FINISHED"
-    try:
-        remaining = max(0, cfg.trials - finished_count(study))
-        if remaining:
-            if cfg.workers == 1:
-                _optimize_here(study, ctx, space, tracker, cfg, remaining, progress)
-            else:
-                from advisor.search._workers import optimize_in_processes
 
-                optimize_in_processes(cfg, study_name, storage_desc, uri, tracker.parent_run_id, remaining,
-                                      workspace, progress, space=space)
-                study = optuna.load_study(study_name=study_name, storage=open_storage(cfg.storage, workspace))
+    status = "FINISHED"
+    me = worker_id()
+    try:
+        for _ in range(MAX_ROUNDS):
+            remaining = max(0, cfg.trials - finished_count(study))
+            if remaining:
+                if cfg.workers == 1:
+                    _optimize_here(study, ctx, space, tracker, cfg, remaining, progress)
+                else:
+                    from advisor.search._workers import optimize_in_processes
+
+                    # the same study object: one storage engine (one connection pool) per process
+                    optimize_in_processes(cfg, study_name, storage_desc, uri, tracker.parent_run_id, remaining,
+                                          workspace, progress, space=space, study=study)
+            ending = finish_trials(study, cfg.trials, lock, me, linger_seconds(study))
+            if ending.role != "run":
+                break
+    except TrackingUnavailable:
+        raise  # the server is gone: nothing more can be logged; the study keeps the trials, a rerun logs them
     except KeyboardInterrupt:
         status = "KILLED"
         tracker.finish("KILLED")
@@ -330,67 +363,57 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
         # a fatal device error (or a crashed worker) stops the search: the finished trials stay in the
         # study, every one of them gets its ended MLflow run, and the parent run ends FAILED, not RUNNING
         try:
-            _reconcile_runs(optuna.load_study(study_name=study_name, storage=open_storage(cfg.storage, workspace)),
-                            tracker)
+            with lock():  # one host at a time: two hosts reconciling at once would both replace a run
+                _reconcile_runs(study, tracker)
         except Exception as e:  # noqa: BLE001 - the error that stopped the search is the one to report
             _log.warning("could not bring the MLflow runs up to date: %s", e)
         tracker.finish("FAILED")
         raise
 
-    # 6. MLflow holds one ended run per finished trial
     spent["trials"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    _reconcile_runs(study, tracker)
-    spent["reconcile_runs"] = time.perf_counter() - mark
-
-    # 7. the best trial, trained again on the full context and evaluated on the test split once
     result = _summarise(study, cfg, study_name, storage_desc, uri, experiment, tracker.parent_run_id, advice,
                         advice_params, before, retried, t_start)
     result.from_check, result.check_left_out, result.check_not_reused = len(seeded), left_out, seed_note
-    best = best_trial(study)
-    if best is not None:
-        mark = time.perf_counter()
-        refit = _refit_best(best, ctx)
-        spent["refit"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        result.test_accuracy, result.test_macro_f1 = refit["test_accuracy"], refit["test_macro_f1"]
-        result.refit_val_accuracy, result.refit_reproduced = refit["val_accuracy"], refit["reproduced"]
-        result.refit_error = refit["error"]
-        extra = {"refit_val_accuracy": refit["val_accuracy"]}
-        tags = {"advisor.refit_reproduced": _flag(refit["reproduced"])}
-        if refit["error"]:
-            tags["advisor.refit_error"] = refit["error"]
-        tracker.log_best(best.number, {"strategy": best.user_attrs.get("strategy"),
-                                       **(best.user_attrs.get("params") or {})},
-                         {"test_accuracy": result.test_accuracy, "test_macro_f1": result.test_macro_f1},
-                         value=best.value, extra_metrics=extra, extra_tags=tags)
-        if refit["result"] is not None:
-            try:
-                result.model_uri, result.registered_version = _log_best_model(
-                    refit["result"], ctx, cfg, tracker, uri, {
-                        "advisor.study_name": study_name, "advisor.dataset": cfg.dataset,
-                        "advisor.dataset_fingerprint": ctx.dataset.fingerprint(), "advisor.model": cfg.model,
-                        "advisor.strategy": best.user_attrs.get("strategy"), "advisor.best_trial": best.number,
-                        "advisor.test_accuracy": result.test_accuracy, "advisor.experiment": experiment,
-                        "advisor.run_id": tracker.parent_run_id})
-            except Exception as e:  # the trials and the best trial's record are kept: end the run, then say why
-                tracker.finish(status)
-                if isinstance(e, AdvisorError):
-                    raise
-                raise AdvisorError(f"the search finished (all trials recorded) but its best model could not be "
-                                   f"logged: {type(e).__name__}: {' '.join(str(e).split())[:300]}",
-                                   "check the tracking store's artifact location") from None
-        spent["log_best"] = time.perf_counter() - mark
+    result.ending, result.refit_by = ending.role, ending.claim.get("by")
+    result.still_running, result.running_on = ending.running, ending.workers
+    result.register = ending.claim.get("register", cfg.register)
+    result.run_url = _run_url(uri, tracker.experiment_id, tracker.parent_run_id)
+    if ending.role in ("elsewhere", "unfinished"):
+        # another host ends the study: it reconciles the runs, refits, registers and ends the parent run
+        _time_it(result, spent, ctx, t_start)
+        return result
+    if ending.role == "recorded":  # the study's refit was done by an earlier run or another host: report it
+        _recorded(result, ending.claim)
+        _time_it(result, spent, ctx, t_start)
+        tracker.finish(status)
+        return result
+
+    # 6. MLflow holds one ended run per finished trial
+    mark = time.perf_counter()
+    with lock():
+        _reconcile_runs(study, tracker)
+    spent["reconcile_runs"] = time.perf_counter() - mark
+
+    # 7. the best trial, trained again on the full context and evaluated on the test split once
+    beat = ClaimBeat(study, lock, {**ending.claim})
+    with beat:
+        _refit_and_log(study, ctx, cfg, tracker, uri, result, study_name, experiment, status, spent)
+    beat.done(**{k: getattr(result, k) for k in _RECORDED}, register=cfg.register)
     if cfg.register and result.registered_version is None:
         _log.warning("nothing registered as %s: the search has no refit best model", cfg.register)
+    _time_it(result, spent, ctx, t_start)
+    _log_timings(tracker, result)
+    tracker.finish(status)
+    return result
+
+
+def _time_it(result: SearchResult, spent: dict, ctx, t_start: float) -> None:
+    """The invocation's wall time, its seconds per stage and this process's cache counts, into ``result``."""
     result.wall_time = time.perf_counter() - t_start
     result.timings = {k: round(v, 3) for k, v in spent.items()}
     result.timings["total"] = round(result.wall_time, 3)
     if ctx.cache is not None:  # this process's cache (worker processes keep their own counts)
         result.cache_stats = dict(ctx.cache.stats)
-    _log_timings(tracker, result)
-    tracker.finish(status)
-    return result
 
 
 def _log_timings(tracker, result) -> None:
@@ -407,9 +430,76 @@ def _log_timings(tracker, result) -> None:
         _log.warning("could not log the time breakdown: %s", e)
 
 
+#: Rounds of "run trials, then look at the study" (a round runs the retries of trials whose workers died).
+MAX_ROUNDS = 10
+#: Results of the refit that the claim records, so that other hosts and reruns report them.
+_RECORDED = ("test_accuracy", "test_macro_f1", "refit_val_accuracy", "refit_reproduced", "refit_error",
+             "model_uri", "registered_version")
+
+
+def _recorded(result: SearchResult, claim: dict) -> None:
+    for k in _RECORDED:
+        if k in claim:
+            setattr(result, k, claim[k])
+    result.refit_by = claim.get("by")
+
+
+def _run_url(uri: str, experiment_id: str, run_id: str) -> str | None:
+    """The parent run's page on a tracking server (``http(s)://``), else None."""
+    if not str(uri).lower().startswith(("http://", "https://")):
+        return None
+    return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def _refit_and_log(study, ctx, cfg, tracker, uri, result, study_name, experiment, status, spent) -> None:
+    """Step 7: refit the best trial, record it on the parent run, log (and register) its model into ``result``
+    (seconds spent on each, ``refit`` and ``log_best``, into ``spent``)."""
+    from advisor.search.storage import best_trial
+
+    best = best_trial(study)
+    if best is None:
+        return
+    mark = time.perf_counter()
+    refit = _refit_best(best, ctx)
+    spent["refit"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    result.test_accuracy, result.test_macro_f1 = refit["test_accuracy"], refit["test_macro_f1"]
+    result.refit_val_accuracy, result.refit_reproduced = refit["val_accuracy"], refit["reproduced"]
+    result.refit_error = refit["error"]
+    extra = {"refit_val_accuracy": refit["val_accuracy"]}
+    tags = {"advisor.refit_reproduced": _flag(refit["reproduced"])}
+    if refit["error"]:
+        tags["advisor.refit_error"] = refit["error"]
+    tracker.log_best(best.number, {"strategy": best.user_attrs.get("strategy"),
+                                   **(best.user_attrs.get("params") or {})},
+                     {"test_accuracy": result.test_accuracy, "test_macro_f1": result.test_macro_f1},
+                     value=best.value, extra_metrics=extra, extra_tags=tags)
+    if refit["result"] is None:
+        spent["log_best"] = time.perf_counter() - mark
+        return
+    try:
+        result.model_uri, result.registered_version = _log_best_model(
+            refit["result"], ctx, cfg, tracker, uri, {
+                "advisor.study_name": study_name, "advisor.dataset": cfg.dataset,
+                "advisor.dataset_fingerprint": ctx.dataset.fingerprint(), "advisor.model": cfg.model,
+                "advisor.strategy": best.user_attrs.get("strategy"), "advisor.best_trial": best.number,
+                "advisor.test_accuracy": result.test_accuracy, "advisor.experiment": experiment,
+                "advisor.run_id": tracker.parent_run_id})
+    except TrackingUnavailable:
+        raise
+    except Exception as e:  # the trials and the best trial's record are kept: end the run, then say why
+        tracker.finish(status)
+        if isinstance(e, AdvisorError):
+            raise
+        raise AdvisorError(f"the search finished (all trials recorded) but its best model could not be "
+                           f"logged: {type(e).__name__}: {' '.join(str(e).split())[:300]}",
+                           "check the tracking store's artifact location") from None
+    spent["log_best"] = time.perf_counter() - mark
+
+
 def _optimize_here(study, ctx, space, tracker, cfg, n_trials, progress) -> None:
     from advisor.search._budget import TrialBudget
-    from advisor.search._objective import Objective, TrialFailed
+    from advisor.search._objective import Objective, optimize
     from advisor.search.storage import best_note, finished_count
 
     budget = TrialBudget(cfg.trials)
@@ -423,10 +513,9 @@ def _optimize_here(study, ctx, space, tracker, cfg, n_trials, progress) -> None:
     if progress:
         progress("trials", 0, n_trials, "")
     with QuietFatalTrials(objective):
-        study.optimize(objective, n_trials=None, timeout=cfg.timeout, catch=(TrialFailed,),
-                       callbacks=[budget, on_trial])
+        optimize(study, objective, cfg.timeout, [budget, on_trial])
     if objective.fatal:
-        raise AdvisorError(objective.fatal)
+        raise objective.fatal_error or AdvisorError(objective.fatal)
 
 
 def _flag(value: bool | None) -> str:

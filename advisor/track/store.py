@@ -11,6 +11,7 @@ letting MLflow's client retry an unreachable server for minutes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.client
 import json
@@ -181,9 +182,43 @@ def _json_object(body: bytes) -> bool:
 
 
 def _check_http(uri: str, timeout: float, hint: str) -> None:
+    """See :func:`check_tracking`. A server that answers 5xx (it is there, its backend store is not: a restart,
+    a database outage) is asked again with backoff for ``ADVISOR_TRACKING_PATIENCE`` seconds."""
+    import time
+
+    from advisor.track.retry import patience
+
+    start, delay = time.monotonic(), 1.0
+    while True:
+        try:
+            status, body = _ask_http(uri, timeout, hint)
+        except _Busy as busy:  # it accepted the connection but did not answer in time: a busy server
+            status, body = 0, b""
+            if time.monotonic() - start >= patience():
+                raise _unreachable(uri, busy.reason, hint) from None
+        spent = time.monotonic() - start
+        if 0 < status < 500 or spent >= patience():
+            break
+        time.sleep(min(delay, max(0.1, patience() - spent)))
+        delay = min(2 * delay, 30.0)
+    if status >= 500:
+        raise AdvisorError(f"MLflow tracking server {uri} answered HTTP {status} for {spent:.0f} s (its backend "
+                           f"store may be down)", "check the server's log and its database, or " + hint)
+    _check_answer(uri, status, body, hint)
+
+
+class _Busy(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _ask_http(uri: str, timeout: float, hint: str) -> tuple[int, bytes]:
     try:
         _request(f"{uri}/health", timeout)  # a proxy may lack /health: the API below decides
-        status, body = _request(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout)
+        return _request(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout)
+    except TimeoutError:  # connected, no answer in time (a connect timeout is a URLError below)
+        raise _Busy("timed out") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         raise _unreachable(uri, getattr(reason, "strerror", None) or reason, hint) from None
@@ -192,6 +227,9 @@ def _check_http(uri: str, timeout: float, hint: str) -> None:
                            f"{type(exc).__name__})", "check the URL and port, or " + hint) from None
     except (OSError, ValueError) as exc:  # socket timeout, malformed URL, ...
         raise _unreachable(uri, str(exc) or type(exc).__name__, hint) from None
+
+
+def _check_answer(uri: str, status: int, body: bytes, hint: str) -> None:
     if status in (401, 403):
         raise AdvisorError(
             f"MLflow tracking server {uri} refused access (HTTP {status})",
@@ -255,13 +293,29 @@ def _check_sqlite(uri: str, hint: str, create: bool = True) -> None:
     try:
         from mlflow import MlflowClient
 
-        MlflowClient(uri).search_experiments(max_results=1)
+        with file_lock(path.absolute()):  # processes started together: one creates (migrates) the schema
+            MlflowClient(uri).search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any store failure becomes one clear line
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise AdvisorError(
             f"cannot open the MLflow tracking database {path.absolute()} ({first[:300]})",
             f"delete or move the file if it is not an MLflow database, or {fix}",
         ) from None
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """An exclusive ``flock`` on ``<path>.advisor-lock`` (beside ``path``) for the ``with`` block: processes on
+    this machine that create or change the same file take turns. Released when the process dies."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".advisor-lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def check_sqlite_file(path: Path, fix: str, what: str = "tracking database") -> None:

@@ -4,7 +4,8 @@ Everything goes through an explicit :class:`mlflow.MlflowClient` and explicit ru
 ids -- never MLflow's process-global active-run stack -- so several worker
 processes can log trials under one parent at the same time
 (:meth:`StudyTracker.attach`). Logging a trial is idempotent per trial number, so
-a resumed study does not duplicate trials.
+a resumed study does not duplicate trials. Against a tracking server the client is patient
+(:mod:`advisor.track.retry`): a server that is briefly gone is waited for, with backoff.
 
 Tags on the parent run: ``advisor.kind = "study"``, ``advisor.study_name`` plus
 whatever the caller passes (dataset fingerprint, model, strategy, advice).
@@ -147,7 +148,9 @@ class StudyTracker:
         """
         from mlflow import MlflowClient
 
-        client = MlflowClient(tracking_uri)
+        from advisor.track.retry import patient_client
+
+        client = patient_client(MlflowClient(tracking_uri), tracking_uri)  # a server may restart meanwhile
         experiment_id = cls._experiment_id(client, experiment)
         tags = dict(tags or {})
         run_tags = {_key(k): _text(v, _MAX_TAG) for k, v in tags.items() if v is not None}
@@ -170,7 +173,9 @@ class StudyTracker:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        client = MlflowClient(tracking_uri)
+        from advisor.track.retry import patient_client
+
+        client = patient_client(MlflowClient(tracking_uri), tracking_uri)
         try:
             run = client.get_run(parent_run_id)
         except MlflowException as exc:

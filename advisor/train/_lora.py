@@ -79,7 +79,7 @@ def check_peft() -> str:
         version = "0"
     if _version_tuple(version) < MIN_PEFT:
         raise AdvisorError(f"lora needs peft >= {'.'.join(map(str, MIN_PEFT))}, found {version}",
-                           f"pip install -U 'advisor[lora]'")
+                           "pip install -U 'advisor[lora]'")
     return version
 
 
