@@ -11,8 +11,12 @@ Servers (started here, in a scratch folder, on free ports):
 Hosts: each is one ``advisor search`` process (``--workers`` worker processes under it) with its own
 ``HOME``, ``TORCH_HOME`` (the offline pretrained weights symlinked into it), cache folder, workspace and
 working directory, and -- where ``unshare -u`` works -- its own hostname (a UTS namespace), so that no
-host can tell another's processes from its own. They share the network namespace of this machine (no
-veth pairs): separate folders and hostnames, not separate networks.
+host can tell another's processes from its own. Where this runs as root and ``ip netns`` works (``--netns``,
+on by default there), each host also runs in its own network namespace joined to this machine by a veth
+pair (a /30: this machine's end 10.231.x.1, the host's 10.231.x.2): its only routes are to the servers'
+ports on that address -- PostgreSQL and ``mlflow server`` listen on it -- and its ``127.0.0.1`` is its own.
+A host reaches the two servers by their URLs and nothing else. Otherwise the hosts share this machine's
+network: separate folders and hostnames, not separate networks (the rehearsal prints which).
 
 Faults (``--faults``, each once, at a finished-trial count drawn from ``--seed``; printed first):
 ``kill-worker`` (kill -9 one process that runs trials: a spawned worker where a host has several, else
@@ -81,7 +85,7 @@ def free_port() -> int:
 
 # ------------------------------------------------------------------ PostgreSQL
 class Postgres:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, listen: tuple[str, ...] = ()):
         bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: p.parent.name)
         if not bins:
             raise SystemExit("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin): apt-get install postgresql")
@@ -91,6 +95,10 @@ class Postgres:
         if self.as_user:
             shutil.chown(self.data, "postgres")
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
+        self.listen = ",".join(("127.0.0.1", *listen))
+        if listen:  # the hosts' network namespaces reach it on their veth pairs' addresses
+            with open(self.data / "pg_hba.conf", "a") as f:
+                f.write(f"host all all {Network.SUBNET} trust\n")
         self.start()
 
     def _run(self, tool: str, *args: str) -> None:
@@ -99,13 +107,13 @@ class Postgres:
 
     def start(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-l", str(self.data / "server.log"), "-o",
-                  f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1", "start")
+                  f"-p {self.port} -k {self.data} -c listen_addresses={self.listen}", "start")
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-w", "-m", "fast", "stop")
 
-    def url(self, db: str, driver: str = "") -> str:
-        return f"postgresql{driver}://postgres@127.0.0.1:{self.port}/{db}"
+    def url(self, db: str, driver: str = "", address: str = "127.0.0.1") -> str:
+        return f"postgresql{driver}://postgres@{address}:{self.port}/{db}"
 
     def sql(self, query: str, db: str = "postgres") -> list[tuple]:
         import sqlalchemy
@@ -122,14 +130,18 @@ class Postgres:
 
 # ------------------------------------------------------------------ MLflow server
 class MlflowServer:
-    def __init__(self, backend: str, artifacts: Path, log: Path):
+    def __init__(self, backend: str, artifacts: Path, log: Path, everywhere: bool = False):
         self.backend, self.artifacts, self.log, self.port = backend, artifacts, log, free_port()
         self.proc: subprocess.Popen | None = None
         self.url = f"http://127.0.0.1:{self.port}"
+        self.bind = "0.0.0.0" if everywhere else "127.0.0.1"  # 0.0.0.0: the hosts' veth addresses too
+
+    def url_at(self, address: str) -> str:
+        return f"http://{address}:{self.port}"
 
     def start(self, timeout: float = 300) -> None:
         cmd = [str(Path(PY).with_name("mlflow")), "server", "--backend-store-uri", self.backend,
-               "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1", "--port", str(self.port),
+               "--artifacts-destination", str(self.artifacts), "--host", self.bind, "--port", str(self.port),
                "--workers", "2"]
         env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
         self.proc = subprocess.Popen(cmd, stdout=open(self.log, "a"), stderr=subprocess.STDOUT, env=env,
@@ -173,11 +185,72 @@ def can_unshare() -> bool:
         return False
 
 
+class Network:
+    """One network namespace per host slot, each joined to this machine by a veth pair on its own /30 of
+    :data:`SUBNET`: this machine's end ``10.231.x.(4k+1)``, the namespace's ``.(4k+2)``, the namespace's
+    loopback up. The servers listen on every machine-side address; a host in slot k reaches them at
+    :meth:`gateway` ``(k)`` and reaches nothing else (no default route, no forwarding)."""
+
+    SUBNET = "10.231.0.0/16"
+
+    def __init__(self, slots: int):
+        self.tag = f"{os.getpid() % 100000}"
+        self.slots = slots
+        self.made: list[int] = []
+        for k in range(slots):
+            self._make(k)
+
+    @staticmethod
+    def available() -> bool:
+        if os.geteuid() != 0 or shutil.which("ip") is None:
+            return False
+        name = f"advprobe{os.getpid() % 100000}"
+        ok = subprocess.run(["ip", "netns", "add", name], capture_output=True).returncode == 0
+        if ok:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        return ok
+
+    def _addr(self, k: int, end: int) -> str:
+        base = 4 * k + end
+        return f"10.231.{base // 256}.{base % 256}"
+
+    def gateway(self, k: int) -> str:
+        return self._addr(k, 1)
+
+    def ns(self, k: int) -> str:
+        return f"advh{self.tag}-{k}"
+
+    def _veth(self, k: int) -> tuple[str, str]:
+        return f"avh{k}x{self.tag}a", f"avh{k}x{self.tag}b"
+
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(self.gateway(k) for k in self.made)
+
+    def _make(self, k: int) -> None:
+        ns, (a, b) = self.ns(k), self._veth(k)
+        steps = [["ip", "netns", "add", ns], ["ip", "link", "add", a, "type", "veth", "peer", "name", b],
+                 ["ip", "link", "set", b, "netns", ns], ["ip", "addr", "add", f"{self.gateway(k)}/30", "dev", a],
+                 ["ip", "link", "set", a, "up"],
+                 ["ip", "netns", "exec", ns, "ip", "addr", "add", f"{self._addr(k, 2)}/30", "dev", b],
+                 ["ip", "netns", "exec", ns, "ip", "link", "set", b, "up"],
+                 ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"]]
+        self.made.append(k)
+        for cmd in steps:
+            subprocess.run(cmd, check=True, capture_output=True)
+
+    def close(self) -> None:
+        for k in self.made:
+            subprocess.run(["ip", "link", "del", self._veth(k)[0]], capture_output=True)
+            subprocess.run(["ip", "netns", "del", self.ns(k)], capture_output=True)
+        self.made = []
+
+
 class Host:
     def __init__(self, index: int, folder: Path, args, storage: str, tracking: str, name: str, workers: int,
-                 uts: bool, trials: int | None = None):
-        self.index, self.folder, self.workers, self.uts = index, folder, workers, uts
+                 uts: bool, trials: int | None = None, netns: str | None = None):
+        self.index, self.folder, self.workers, self.uts, self.netns = index, folder, workers, uts, netns
         self.hostname = f"host{index}"
+        self.storage, self.tracking = storage, tracking
         self.runs = 0
         self.proc: subprocess.Popen | None = None
         for sub in ("home", "torch/hub/checkpoints", "cache", "ws", "cwd"):
@@ -204,6 +277,8 @@ class Host:
         cmd = self.cmd
         if self.uts:  # its own hostname: worker ids host<i>:pid, as on separate machines
             cmd = ["unshare", "-u", "sh", "-c", 'hostname "$0" && exec "$@"', self.hostname, *cmd]
+        if self.netns:  # its own network: the two servers' URLs on its veth pair, nothing else
+            cmd = ["ip", "netns", "exec", self.netns, *cmd]
         out = open(self.folder / f"run{self.runs}.out", "w")
         err = open(self.folder / f"run{self.runs}.err", "w")
         self.proc = subprocess.Popen(cmd, cwd=self.folder / "cwd", env=self.env, stdout=out, stderr=err,
@@ -264,12 +339,25 @@ def study_state(storage_url: str, name: str):
     return study, trials, done, pending
 
 
+def host_urls(pg: Postgres, server: MlflowServer, db: str, net: Network | None, slot: int) -> dict:
+    """The two URLs a host in ``slot`` is given (its veth pair's far end where it has its own network), and
+    its network namespace."""
+    if net is None:
+        return {"storage": pg.url(db), "tracking": server.url, "netns": None}
+    gw = net.gateway(slot)
+    return {"storage": pg.url(db, address=gw), "tracking": server.url_at(gw), "netns": net.ns(slot)}
+
+
 def run_hosts(args, pg: Postgres, server: MlflowServer, root: Path, name: str, db: str, n_hosts: int,
-              workers: list[int], faults: list[tuple[int, str]], uts: bool, log: dict) -> dict:
+              workers: list[int], faults: list[tuple[int, str]], uts: bool, log: dict,
+              net: Network | None = None) -> dict:
     """Start the hosts at once, inject the faults, run dead hosts again, until every host exited 0."""
-    storage = pg.url(db)
-    hosts = [Host(i, root / name / f"host{i}", args, storage, server.url, name, workers[i % len(workers)], uts)
-             for i in range(n_hosts)]
+    storage = pg.url(db)  # the monitor's, on this machine
+    hosts = []
+    for i in range(n_hosts):
+        u = host_urls(pg, server, db, net, i)
+        hosts.append(Host(i, root / name / f"host{i}", args, u["storage"], u["tracking"], name,
+                          workers[i % len(workers)], uts, netns=u["netns"]))
     rng = random.Random(args.seed + 1)
     t_start, t_wall = time.monotonic(), time.time()
     for h in hosts:
@@ -373,7 +461,8 @@ def inject(fault: str, at: int, hosts: list[Host], pg: Postgres, server: MlflowS
     say(line)
 
 
-def check(args, pg: Postgres, server: MlflowServer, run: dict, name: str, root: Path, log: dict) -> list[tuple]:
+def check(args, pg: Postgres, server: MlflowServer, run: dict, name: str, root: Path, log: dict,
+          net: Network | None = None) -> list[tuple]:
     """The checks against both stores; returns (name, passed, detail)."""
     from mlflow import MlflowClient
     from optuna.trial import TrialState
@@ -430,13 +519,27 @@ def check(args, pg: Postgres, server: MlflowServer, run: dict, name: str, root: 
     log["endings"] = endings
     out.append(("one refit", refit.get("state") == "done" and list(endings.values()).count("refit") == 1,
                 f"claim by {refit.get('by')}; endings {endings}"))
+    if net is not None:  # the namespaces: the servers by their URLs, nothing else (not this machine's loopback)
+        probe = ("import socket,sys\nfor h,p in ((sys.argv[1],int(sys.argv[3])),(sys.argv[2],int(sys.argv[3])),"
+                 "(sys.argv[2],int(sys.argv[4]))):\n s=socket.socket(); s.settimeout(3)\n"
+                 " print(h, p, s.connect_ex((h,p)) == 0)\n s.close()")
+        res = subprocess.run(["ip", "netns", "exec", net.ns(0), PY, "-c", probe, net.gateway(0), "127.0.0.1",
+                              str(pg.port), str(server.port)], capture_output=True, text=True, timeout=60)
+        seen = [line.split() for line in res.stdout.splitlines()]
+        ok = [x[2] for x in seen] == ["True", "False", "False"]
+        out.append(("a host's network reaches the servers only at their URLs", ok,
+                    "from host0's namespace: " + "; ".join(f"{h}:{p} {'open' if o == 'True' else 'unreachable'}"
+                                                           for h, p, o in seen)))
     views = [h.hostname for h in run["hosts"] if "View run" in h.output() + h.errors()]
     out.append(("no MLflow 'View run' line in any host's output", not views, f"{views}"))
     # a fresh host: nothing but the tracking URL
-    fresh = Host(99, root / name / "fresh", args, run["storage"], server.url, name, 1, False)
+    u = host_urls(pg, server, "optuna", net, net.slots - 1 if net else 0)
+    fresh = Host(99, root / name / "fresh", args, u["storage"], u["tracking"], name, 1, False, netns=u["netns"])
     env = {**fresh.env}
-    pred = subprocess.run([PY, "-m", "advisor.cli", "predict", f"models:/{name}/1", args.dataset.split(":")[0] + ":5",
-                           "--tracking-uri", server.url, "--workspace", str(fresh.folder / "ws"),
+    inside = ["ip", "netns", "exec", fresh.netns] if fresh.netns else []
+    pred = subprocess.run([*inside, PY, "-m", "advisor.cli", "predict", f"models:/{name}/1",
+                           args.dataset.split(":")[0] + ":5",
+                           "--tracking-uri", fresh.tracking, "--workspace", str(fresh.folder / "ws"),
                            "--json", str(fresh.folder / "pred.json"), "--quiet"],
                           cwd=fresh.folder / "cwd", env=env, capture_output=True, text=True, timeout=600)
     detail = (pred.stderr.strip().splitlines() or ["ok"])[-1][:200]
@@ -448,8 +551,8 @@ def check(args, pg: Postgres, server: MlflowServer, run: dict, name: str, root: 
             pass
     out.append((f"a fresh host predicts from models:/{name}/1", pred.returncode == 0, detail))
     exp_out = fresh.folder / "model.ts"
-    export = subprocess.run([PY, "-m", "advisor.cli", "export", f"models:/{name}/1", "--format", "torchscript",
-                             "--out", str(exp_out), "--tracking-uri", server.url,
+    export = subprocess.run([*inside, PY, "-m", "advisor.cli", "export", f"models:/{name}/1", "--format",
+                             "torchscript", "--out", str(exp_out), "--tracking-uri", fresh.tracking,
                              "--workspace", str(fresh.folder / "ws")],
                             cwd=fresh.folder / "cwd", env=env, capture_output=True, text=True, timeout=600)
     out.append((f"a fresh host exports models:/{name}/1", export.returncode == 0 and exp_out.is_file(),
@@ -511,6 +614,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="also run one host alone on the same budget, for trials per minute")
     ap.add_argument("--max-restarts", type=int, default=3, help="runs again of a host that died")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds for the hosts of one study")
+    ap.add_argument("--netns", action=argparse.BooleanOptionalAction, default=None,
+                    help="each host in its own network namespace joined by a veth pair (default: where root and "
+                         "'ip netns' allow it)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
@@ -525,33 +631,42 @@ def main(argv: list[str] | None = None) -> int:
         os.chmod(root, 0o755)  # the postgres user reaches its data folder
     sched = schedule(faults, args.trials, args.seed)
     uts = can_unshare()
+    netns_ok = Network.available()
+    if args.netns and not netns_ok:
+        ap.error("--netns needs root and a working 'ip netns' (iproute2)")
+    use_netns = netns_ok if args.netns is None else args.netns
+    network_note = ("one network namespace per host, joined by a veth pair (only the two servers' URLs reach out)"
+                    if use_netns else "shared (no network namespaces: " + ("--no-netns)" if netns_ok else
+                                                                             "not root, or no 'ip netns')"))
     print(f"rehearsal: {args.hosts} hosts, workers {workers} (cycled), {args.trials} trials of {args.strategy} on "
           f"{args.dataset} at {args.image_size} px; heartbeat {args.heartbeat} s (grace {2 * args.heartbeat} s); "
           f"seed {args.seed}; hostnames: {'one UTS namespace per host' if uts else 'shared (unshare -u failed)'}; "
-          f"network: shared (no veth pairs); scratch {root}")
+          f"network: {network_note}; scratch {root}")
     print("fault schedule (finished trials: fault):", ", ".join(f"{a}: {f}" for a, f in sched) or "none")
     log: dict = {"events": [], "schedule": sched, "args": vars(args)}
-    pg = server = None
+    pg = server = net = None
     code = 1
     try:
-        pg = Postgres(root / "pg")
+        # one slot per host and one for the fresh host that predicts at the end
+        net = Network(args.hosts + 1) if use_netns else None
+        pg = Postgres(root / "pg", listen=net.addresses() if net else ())
         for db in ("optuna", "mlflow", "optuna_one"):
             pg.sql(f"CREATE DATABASE {db}")
         max_conn = pg.sql("SHOW max_connections")[0][0]
         (root / "server-only").mkdir()
         server = MlflowServer(pg.url("mlflow", "+psycopg"), root / "server-only" / "artifacts",
-                              root / "mlflow-server.log")
+                              root / "mlflow-server.log", everywhere=net is not None)
         server.start()
         say(f"PostgreSQL on port {pg.port} (max_connections {max_conn}); mlflow server at {server.url}, "
             f"artifacts in {root / 'server-only'} (no host sees it)")
         _TRIALS["many"] = args.trials
-        run = run_hosts(args, pg, server, root, "many", "optuna", args.hosts, workers, sched, uts, log)
-        checks = check(args, pg, server, run, "many", root, log)
+        run = run_hosts(args, pg, server, root, "many", "optuna", args.hosts, workers, sched, uts, log, net)
+        checks = check(args, pg, server, run, "many", root, log, net)
         base = None
         if args.baseline:
             _TRIALS["one"] = args.trials
             base = run_hosts(args, pg, server, root, "one", "optuna_one", 1, [sum(workers) // len(workers) or 1],
-                             [], uts, {"events": []})
+                             [], uts, {"events": []}, net)
         ops = storage_op_times(pg.url("optuna"))
         print("\nevents:")
         for e in log["events"]:
@@ -584,7 +699,8 @@ def main(argv: list[str] | None = None) -> int:
                 "wall": run["wall"], "trials_per_minute": tpm, "steady_trials_per_minute": run["steady"],
                 "baseline_trials_per_minute": None if base is None else args.trials / (base["wall"] / 60),
                 "peak_connections": run["peak"], "max_connections": int(max_conn), "storage_ms": ops,
-                "host_runs": [h.runs for h in run["hosts"]], "pass": code == 0}, indent=2))
+                "host_runs": [h.runs for h in run["hosts"]], "network": network_note, "pass": code == 0},
+                indent=2))
     finally:
         if server is not None:
             server.stop()
@@ -593,6 +709,8 @@ def main(argv: list[str] | None = None) -> int:
                 pg.stop()
             except subprocess.CalledProcessError:
                 pass
+        if net is not None:
+            net.close()
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
         else:
