@@ -801,9 +801,11 @@ LORA_RANKS = (4, 8)
 
 
 def thirds(n_blocks: int) -> list[tuple[int, int]]:
-    """(first, last) block ranges of the first, middle and last third, 0-based and inclusive."""
-    cut = [round(n_blocks * i / 3) for i in range(4)]
-    return [(cut[i], max(cut[i], cut[i + 1] - 1)) for i in range(3)]
+    """(first, last) block ranges of the first, middle and last third, 0-based and inclusive: the rules' own
+    (:func:`advisor.advise.rules.thirds`), so that surgical advice on a third is a configuration of the budget."""
+    from advisor.advise.rules import thirds as rule_thirds
+
+    return rule_thirds(n_blocks)
 
 
 def wide_budget(sc: Scenario, n_blocks: int, n_train: int) -> list[tuple[str, dict]]:
@@ -1208,6 +1210,10 @@ SEARCH_SINGLE = {
     "shift_stat": ("mean", "median"),
     "check_per_class": (0, 10, 50, 100),
 }
+#: Searched after SEARCH_SINGLE, with its choice fixed (the rules' advice from where the shift lives, issue 21:
+#: None keeps a rule off). Only wide-budget rows can score them (bn_adapt and surgical are not in the seeds' budget).
+SEARCH_PEAK = {"bn_adapt_peak_shift": (None, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0),
+               "surgical_peak_shift": (None, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)}
 SEARCH_MT = {"mt_min_balance": (0.1, 0.25, 0.5, 0.75), "mt_min_curve_corr": (0.0, 0.25, 0.5, 0.75, 0.9),
              "mt_min_params": (250_000, 500_000, 1_000_000, 2_000_000, 4_000_000)}
 SEARCH_PIPELINE = {"pipeline_per_class": (10, 20, 30, 50, 100, 200, 300, 1000)}
@@ -1233,8 +1239,11 @@ def calibrate(rows: list[dict], profiles: dict, log=print, checks: dict | None =
     checks = checks or {}
     base = rules.DEFAULT_THRESHOLDS
     chosen = dataclasses.asdict(base)
-    for kind, space in (("single", SEARCH_SINGLE), ("multi_task", SEARCH_MT), ("pipeline", SEARCH_PIPELINE)):
+    for kind, space in (("single", SEARCH_SINGLE), ("single", SEARCH_PEAK), ("multi_task", SEARCH_MT),
+                        ("pipeline", SEARCH_PIPELINE)):
         sel = [r for r in rows if r["kind"] == kind]
+        if space is SEARCH_PEAK:  # only rows whose oracle ran bn_adapt and surgical can judge these rules
+            sel = [r for r in sel if {"bn_adapt", "surgical"} & set(r.get("strategy_best") or {})]
         if not sel:
             continue
         best = None
@@ -1247,7 +1256,8 @@ def calibrate(rows: list[dict], profiles: dict, log=print, checks: dict | None =
             regret = float(np.mean([strategy_regret_under(r, rules.advise(profiles[r["id"]], t, checks.get(r["id"])))
                                     for r in sel]))
             changed = sum(cand[n] != getattr(base, n) for n in names)
-            dist = sum(abs(math.log((cand[n] + 1e-3) / (getattr(base, n) + 1e-3))) if isinstance(cand[n], (int, float))
+            dist = sum(abs(math.log((cand[n] + 1e-3) / (getattr(base, n) + 1e-3)))
+                       if isinstance(cand[n], (int, float)) and isinstance(getattr(base, n), (int, float))
                        else float(cand[n] != getattr(base, n)) for n in names)
             key = (round(regret, 6), changed, dist)
             if best is None or key < best[0]:

@@ -19,6 +19,14 @@ from advisor.advise.check import MeasuredCheck
 from advisor.measure.profile import BlockProfile, Profile, best_index
 from advisor.measure.shift import SUMMARIES, measure_of, summarise
 
+# Advice from where the shift lives (issue 21): the per-block shift's peak, in the first third of the blocks
+# (an input-level shift), at least this large (in the shift measure's own units, nats of symmetric KL) advises
+# re-estimating BatchNorm on the target (bn_adapt, small data; a network with BatchNorm) or tuning the first
+# third only (surgical, medium and large data: Lee et al., 2023, first block for input-level shifts). None: the
+# rule is off. Both are left to ``--calibrate`` on the calibration part's wide-budget results.
+BN_ADAPT_PEAK_SHIFT: float | None = None
+SURGICAL_PEAK_SHIFT: float | None = None
+
 # Constants marked [grid] were chosen by ``benchmarks/advice_grid.py --calibrate`` on the grid's
 # calibration scenarios only (README, "How good is the advice"); before it they were 50, 500,
 # k-NN accuracy, C 0.1, LP-FT when the last block is informative, and 50.
@@ -127,6 +135,10 @@ class Thresholds:
     warmup_rule: str = WARMUP_RULE
     #: the measured check decides at or below this many training images per class (median); 0: never
     check_per_class: float = CHECK_PER_CLASS
+    #: an input-level shift peak at least this large advises bn_adapt on small data (None: never)
+    bn_adapt_peak_shift: float | None = BN_ADAPT_PEAK_SHIFT
+    #: an input-level shift peak at least this large advises surgical on the first third (None: never)
+    surgical_peak_shift: float | None = SURGICAL_PEAK_SHIFT
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -157,6 +169,67 @@ def best_block(profile: Profile, t: Thresholds = DEFAULT_THRESHOLDS) -> BlockPro
 def best_block_rule(t: Thresholds = DEFAULT_THRESHOLDS) -> str:
     """:func:`best_block` in words, for the captions of the tables that mark it."""
     return f"the deepest block within {BEST_TIE} of the highest {METRIC_LABELS[t.transfer_metric]}"
+
+
+def thirds(n_blocks: int) -> list[tuple[int, int]]:
+    """(first, last) 0-based inclusive block ranges of the network's first, middle and last third."""
+    cut = [round(n_blocks * i / 3) for i in range(4)]
+    return [(cut[i], max(cut[i], cut[i + 1] - 1)) for i in range(3)]
+
+
+LEVELS = ("input-level", "feature-level", "top-level")
+
+
+def shift_peak(profile: Profile) -> tuple[BlockProfile, str, tuple[int, int]] | None:
+    """The block where the per-block shift is largest, its level (which third of the network: input-,
+    feature- or top-level) and that third's block range; None without a measured shift."""
+    shifts = [(b.shift, b) for b in profile.blocks if b.shift is not None and math.isfinite(b.shift)]
+    if not shifts:
+        return None
+    peak = max(shifts, key=lambda s: s[0])[1]
+    ranges = thirds(len(profile.blocks))
+    third = next(i for i, (a, b) in enumerate(ranges) if peak.index <= b)
+    return peak, LEVELS[third], ranges[third]
+
+
+def _peak_rule(profile: Profile, t: Thresholds, per_class: float, n: int, different: bool):
+    """Advice from where the shift lives, when a calibrated threshold turns it on: ``(strategy, params, summary,
+    reasons, alternatives, margin)`` or None. An input-level peak (the first third) at least
+    ``t.bn_adapt_peak_shift`` on small data, on a network with BatchNorm: bn_adapt (re-estimate the statistics,
+    no gradient step, then the linear probe); at least ``t.surgical_peak_shift`` on medium or large data:
+    surgical on the first third (Lee et al., 2023)."""
+    found = shift_peak(profile)
+    if found is None:
+        return None
+    peak, level, (a, b) = found
+    shift = measure_of(profile)
+    if level != "input-level" or peak.shift is None:
+        return None
+    names = profile.blocks[a].name, profile.blocks[b].name
+    where = f"{shift.label} peaks at {peak.name} ({peak.shift:.2f}), in the first third ({names[0]}..{names[1]})"
+    if (per_class < t.small_per_class and t.bn_adapt_peak_shift is not None and shift.name == "bn_stats"
+            and peak.shift >= t.bn_adapt_peak_shift):
+        return ("bn_adapt", {"probe": "linear_probe", "C": t.probe_c},
+                "Small, with an input-level shift: re-estimate every BatchNorm layer's statistics on the target "
+                "(no gradient step), then train a linear classifier on the adapted last block's features.",
+                [f"{per_class:g} samples per class is too few to fine-tune without overfitting.",
+                 f"The {where}: the input statistics moved, which re-estimated BatchNorm statistics absorb "
+                 f"(>= {t.bn_adapt_peak_shift})."],
+                [Alternative("linear_probe", {"C": t.probe_c}, "the same probe on the source statistics"),
+                 Alternative("surgical", {"first": a, "last": b}, f"tune {names[0]}..{names[1]} and the head")],
+                abs(math.log(max(peak.shift, 1e-6) / t.bn_adapt_peak_shift)))
+    if per_class >= t.small_per_class and t.surgical_peak_shift is not None and peak.shift >= t.surgical_peak_shift:
+        ratio = lr_ratios(profile, t)[1 if different else 0]
+        return ("surgical", {"first": a, "last": b, "lr_ratio": ratio},
+                f"Input-level shift: fine-tune only blocks {names[0]}..{names[1]} (the first third) and the head; "
+                "every other block stays frozen.",
+                [f"The {where} (>= {t.surgical_peak_shift}): surgical fine-tuning tunes where the shift lives "
+                 "(Lee et al., 2023: the first blocks for input-level shifts).",
+                 f"{per_class:g} samples per class supports tuning some blocks."],
+                [Alternative("last_k", {"k": max(1, math.ceil(n / 3))}, "the usual top blocks instead"),
+                 Alternative("full_finetune", {"warmup": True}, "every block, if the shift reaches higher")],
+                abs(math.log(max(peak.shift, 1e-6) / t.surgical_peak_shift)))
+    return None
 
 
 def _margin_confidence(*margins: float) -> float:
@@ -344,10 +417,13 @@ def _advise_rules(profile: Profile, t: Thresholds) -> Advice:
                      "rests on the transferability curves (does an early block beat the last?) and, at small "
                      "sizes, on the measured check.")
     elif shifts:
-        peak = max(shifts, key=lambda s: s[0])[1]
-        where = "input-level" if peak.index < n / 3 else "feature-level" if peak.index < 2 * n / 3 else "top-level"
-        notes.append(f"The shift from the source peaks at {peak.name} ({where}); surgical fine-tuning "
-                     f"(Lee et al., 2023) suggests tuning the blocks around it first.")
+        peak, where, (a, b) = shift_peak(profile)
+        evidence.append(Evidence(f"{shift.label}, peak block", peak.name,
+                                 f"first third {profile.blocks[thirds(n)[0][0]].name}.."
+                                 f"{profile.blocks[thirds(n)[0][1]].name}: input-level", where))
+        notes.append(f"The shift from the source peaks at {peak.name} ({where}, blocks {profile.blocks[a].name}.."
+                     f"{profile.blocks[b].name}); surgical fine-tuning (Lee et al., 2023) tunes where the shift "
+                     f"lives.")
 
     # 1. Pipeline versus end-to-end: intermediate labels exist.
     if profile.intermediate:
@@ -382,6 +458,15 @@ def _advise_rules(profile: Profile, t: Thresholds) -> Advice:
     agree = abs(logme_best - best_i) <= 1
     confidence = _margin_confidence(size_margin, sim_margin) - (0.0 if agree else 0.1)
     early_blocks = [b.name for b in profile.blocks[max(0, best_i - 2): min(best_i + 3, n - 1)]]
+
+    by_peak = _peak_rule(profile, t, per_class, n, different)
+    if by_peak is not None:
+        strategy, params, summary, reasons, alts, peak_margin = by_peak
+        k_range = (0, max(1, math.ceil(n / 3))) if strategy == "bn_adapt" else (1, max(1, math.ceil(n / 3)))
+        space = _space(strategy, n, k_range, (0.03, 1.0), profile, [last.name], [True, False], t)
+        return Advice(strategy=strategy, params=params,
+                      confidence=round(_margin_confidence(size_margin, peak_margin), 3), summary=summary,
+                      evidence=evidence, reasons=reasons, alternatives=alts, search_space=space, notes=notes)
 
     if per_class < t.small_per_class:
         if gap > t.early_margin:

@@ -173,3 +173,30 @@ def test_check_is_ignored_above_its_size_and_on_multi_task():
     assert not R.wants_check(two)
     never = R.Thresholds(check_per_class=0)
     assert advise(make_profile(10, RISING, shift=0.2), never, chk).strategy == "linear_probe"
+
+
+def test_the_shift_peak_is_located_by_thirds_and_named_in_the_evidence():
+    shift = [2.0, 0.5, 0.4, 0.3, 0.2, 0.2, 0.1, 0.1]  # peaks at the stem: input-level
+    peak, level, rng = R.shift_peak(make_profile(100, RISING, shift=shift))
+    assert (peak.name, level, rng) == ("b0", "input-level", (0, 2)) and R.thirds(8) == [(0, 2), (3, 4), (5, 7)]
+    assert R.shift_peak(make_profile(100, RISING, shift=shift[::-1]))[1:] == ("top-level", (5, 7))
+    a = advise(make_profile(100, RISING, shift=shift))
+    assert any(e.name.endswith("peak block") and e.value == "b0" and e.verdict == "input-level" for e in a.evidence)
+    assert a.strategy == "last_k"  # the rule is off until --calibrate turns it on
+
+
+def test_an_input_level_peak_advises_surgical_on_the_first_third_or_bn_adapt_on_small_data():
+    shift = [2.0, 0.5, 0.4, 0.3, 0.2, 0.2, 0.1, 0.1]
+    t = R.Thresholds(surgical_peak_shift=1.0, bn_adapt_peak_shift=1.0)
+    a = advise(make_profile(100, RISING, shift=shift), t)
+    assert a.strategy == "surgical" and (a.params["first"], a.params["last"]) == (0, 2)
+    assert "b0..b2" in a.summary and any("peaks at b0 (2.00)" in r for r in a.reasons)
+    small = advise(make_profile(20, RISING, shift=shift), t)
+    assert small.strategy == "bn_adapt" and small.params["probe"] == "linear_probe"
+    # below the threshold, or a peak higher up the network: the size and similarity rules as before
+    assert advise(make_profile(100, RISING, shift=[s / 4 for s in shift]), t).strategy == "last_k"
+    assert advise(make_profile(100, RISING, shift=shift[::-1]), t).strategy == "last_k"
+    # the strategy the rule names is valid for the network it reads
+    from advisor import strategies
+
+    strategies.get("surgical").validate(a.params, 8)
