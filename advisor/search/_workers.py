@@ -130,9 +130,23 @@ def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, par
                                   f"of {len(procs)} search workers stopped after waiting for it",
                                   "start it again and rerun the same command: the study keeps every finished trial "
                                   "and their runs are logged then (ADVISOR_TRACKING_PATIENCE sets how long to wait)")
+    if bad and all(code < 0 for code in bad):  # killed from outside (kill -9, the out-of-memory killer)
+        names = sorted({_signal_name(-code) for code in bad})
+        raise AdvisorError(f"{len(bad)} of {len(procs)} search workers were killed ({', '.join(names)}); the others "
+                           f"finished their trials", "run the same command again: it resumes the study (the killed "
+                           "workers' trials are failed as stale and retried); check memory if nobody killed them")
     if bad:
         raise AdvisorError(f"{len(bad)} of {len(procs)} search workers exited with an error (exit codes {bad})",
                            "run again with --workers 1 to see the error; the finished trials are kept")
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _gpu_count() -> int:

@@ -175,3 +175,28 @@ def test_kill_during_an_activation_cache_write(tmp_path):
     assert first.params == retry.params  # the same seeded first configuration
     assert retry.state.name == first.state.name == "COMPLETE" and retry.value == first.value
     assert result["test_accuracy"] == ref.test_accuracy
+
+
+def test_a_killed_worker_is_one_line_and_the_same_command_resumes(tmp_path):
+    """kill -9 one of two worker processes in its trial: the host ends with one line naming the signal and
+    the fix (no 'see the error' hint: there is none to see), exit 2; the same command then finishes the study."""
+    args = _args(tmp_path, 3, "--workers", "2")
+    flag = tmp_path / "paused"
+    env = dict(os.environ, OMP_NUM_THREADS="1", ADVISOR_PAUSE_AT="trial:1", ADVISOR_PAUSE_FILE=str(flag))
+    proc = subprocess.Popen([sys.executable, "-m", "advisor.cli", *args], cwd=str(ROOT), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not flag.exists():
+        assert proc.poll() is None, "the search ended before trial 1: " + proc.stderr.read()[-3000:]
+        assert time.time() < deadline, "no worker reached trial 1"
+        time.sleep(0.1)
+    worker = int(flag.read_text())
+    assert worker != proc.pid  # a spawned worker, not the host
+    os.kill(worker, signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "1 of 2 search workers were killed (SIGKILL)" in lines[-1] and "run the same command again" in lines[-1]
+    assert "Traceback" not in err
+    before = _finished(tmp_path)
+    _rerun_and_check(tmp_path, args, before, trials=3)
