@@ -15,7 +15,7 @@ import numpy as np
 
 from advisor import strategies
 from advisor.advise.advice import Advice, Alternative, Evidence, SearchSpace
-from advisor.advise.check import MeasuredCheck
+from advisor.advise.check import BUDGET_KEYS, SHIFT_MAX_TRAIN, STEPS, MeasuredCheck, shift_peak
 from advisor.measure.profile import BlockProfile, Profile, best_index
 from advisor.measure.shift import SUMMARIES, measure_of, summarise
 
@@ -222,12 +222,16 @@ def advise(profile: Profile, thresholds: Thresholds | None = None, check: Measur
 
 
 def _run_params(run, profile: Profile) -> dict:
-    """A check run's parameters as advice parameters: the block by name, no training budget."""
+    """A check run's parameters as advice parameters: blocks by name (every parameter the strategy declares as a
+    block), without the check's training budget (epochs, patience, batch size)."""
+    declared = strategies.get(run.strategy)
     params = dict(run.params)
-    if run.strategy == "svm_early" and isinstance(params.get("block"), int):
-        params["block"] = profile.blocks[params["block"]].name
-    if strategies.get(run.strategy).kind == "network":  # last_k, full_finetune: no training budget
-        params = {k: params[k] for k in ("k", "warmup", "lr_ratio") if k in params}
+    for name, value in params.items():
+        if declared.has(name) and declared.param(name).base == "block" and isinstance(value, int) \
+                and not isinstance(value, bool):
+            params[name] = profile.blocks[value].name
+    if declared.kind == "network":
+        params = {k: v for k, v in params.items() if k not in BUDGET_KEYS}
     return params
 
 
@@ -241,6 +245,10 @@ def _apply_check(rules: Advice, check: MeasuredCheck, profile: Profile, t: Thres
     se = check.standard_error()
     margin = (win.val_accuracy - other.val_accuracy) if other is not None else float("nan")
     evidence = list(rules.evidence)
+    if check.shift_note:
+        evidence.append(Evidence("measured check: training images, for the shift's candidates", check.n_train,
+                                 f"at most {SHIFT_MAX_TRAIN} (a check fine-tune within {STEPS} steps)",
+                                 check.shift_note))
     for r in sorted({r.strategy: check.best_of([r.strategy]) for r in check.runs}.values(),
                     key=lambda r: -r.val_accuracy):
         evidence.append(Evidence(f"measured: {r.strategy} (best of its runs), validation accuracy",
@@ -338,13 +346,12 @@ def _advise_rules(profile: Profile, t: Thresholds) -> Advice:
             f"Early features: block {best.name} (#{best_i + 1} of {n}) separates the classes better than the last "
             f"block by {gap * 100:.1f} points of {metric}; the top blocks are too source-specific here."
         )
-    shifts = [(b.shift, b) for b in profile.blocks if b.shift is not None]
+    peak = shift_peak(profile)
     if shown_shift is None:
         notes.append(f"No shift from the source is measured ({shift.reason or 'no block has a value'}): similarity "
                      "rests on the transferability curves (does an early block beat the last?) and, at small "
                      "sizes, on the measured check.")
-    elif shifts:
-        peak = max(shifts, key=lambda s: s[0])[1]
+    elif peak is not None:
         where = "input-level" if peak.index < n / 3 else "feature-level" if peak.index < 2 * n / 3 else "top-level"
         notes.append(f"The shift from the source peaks at {peak.name} ({where}); surgical fine-tuning "
                      f"(Lee et al., 2023) suggests tuning the blocks around it first.")
