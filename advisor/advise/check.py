@@ -135,9 +135,7 @@ def offer(n_blocks: int, n_train: int, family: str = "cnn", profile=None, *, bac
     before = {(s, repr(sorted(p.items()))) for s, p in
               offer(n_blocks, n_train, family, profile, backbone=backbone, shift=False).candidates}
     added = [(s, p) for s, p in out if (s, repr(sorted(p.items()))) not in before]
-    names = list(dict.fromkeys(s for s, _ in added))
-    said = [f"{s} on blocks {budget.peak[0]}..{budget.peak[1]}" if budget.peak and
-            strategies.get(s).trains_network else s for s in names]
+    said = list(dict.fromkeys(_named(s, p) for s, p in added))
     where = (f"the largest shift is at {peak.name} (block {peak.index}, {peak.shift:.3g}), in the third "
              f"{budget.peak[0]}..{budget.peak[1]}" if peak else "no shift is measured, so no block range is chosen")
     text = (f"{', '.join(said) if said else 'none'} joined the check ({n_train} training images is at most "
@@ -145,6 +143,13 @@ def offer(n_blocks: int, n_train: int, family: str = "cnn", profile=None, *, bac
     if refused:
         text += "; left out: " + "; ".join(f"{s} ({why})" for s, why in refused.items())
     return Offer(out, text)
+
+
+def _named(strategy: str, params: dict) -> str:
+    """``surgical on blocks 6..12``: a candidate by its strategy and the blocks its declared block parameters name."""
+    declared = strategies.get(strategy)
+    blocks = [str(v) for k, v in params.items() if declared.has(k) and declared.param(k).base == "block"]
+    return strategy + (f" on blocks {'..'.join(blocks)}" if blocks else "")
 
 
 def candidates(n_blocks: int, n_train: int, family: str = "cnn", profile=None, *, backbone=None,
