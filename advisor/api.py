@@ -147,7 +147,7 @@ def _check_check(check) -> None:
 
 
 def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_image: float | None = None,
-              announce=None):
+              announce=None, profile=None):
     """Run the measured check's candidates (advisor.advise.check) on ``ctx``: trained on the training
     split, scored on the validation split; the test split is never touched. The probes share one
     forward pass through an activation cache (a temporary one when ``ctx`` has none).
@@ -156,20 +156,23 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
     from ``forward_per_image``, the seconds of one image's forward pass, and a short timed step) and
     ``announce(plan)`` is told. ``budget`` (seconds): the candidates run cheapest first while the time spent
     plus the next one's estimate stays within it; the rest are recorded as skipped. ``progress(done, total)``
-    counts estimated seconds and moves inside a run, epoch by epoch."""
+    counts estimated seconds and moves inside a run, epoch by epoch. ``profile``: the analysis of ``ctx``; with
+    it the shift's candidates join where they are cheap enough (advisor.advise.check.offer)."""
     import tempfile
 
     import numpy as np
 
+    from advisor import strategies
     from advisor.advise import check_cost
-    from advisor.advise.check import CheckRun, MeasuredCheck, SkippedRun, candidates
+    from advisor.advise.check import CheckRun, MeasuredCheck, SkippedRun, offer
     from advisor.context import without_test
     from advisor.train import run_strategy
 
     _check_budget(budget)
     n_blocks = len(ctx.backbone.block_names)
     n_train, n_val = len(ctx.split.train), len(ctx.split.val)
-    cands = candidates(n_blocks, n_train, ctx.backbone.layout.family)
+    offered = offer(n_blocks, n_train, ctx.backbone.layout.family, profile, backbone=ctx.backbone)
+    cands = offered.candidates
     t_plan = time.perf_counter()
     if forward_per_image is None:  # no trained block: a forward alone
         fixed, per = check_cost.step_seconds(ctx.backbone, n_blocks, int(ctx.preprocess.crop_size), 2, ctx.device)
@@ -177,11 +180,10 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
     costs = check_cost.Costs(forward_per_image=float(forward_per_image), n_train=n_train, n_val=n_val)
     n_classes = len(ctx.dataset.classes[ctx.dataset.primary_task])
     for s, p in cands:
-        if s in check_cost.NETWORKS:
-            first = check_cost.first_trained(s, p, n_blocks)
-            if first not in costs.steps:
-                costs.steps[first] = check_cost.step_seconds(ctx.backbone, first, int(ctx.preprocess.crop_size),
-                                                             n_classes, ctx.device)
+        first = check_cost.first_trained(s, p, n_blocks)
+        if first is not None and first not in costs.steps:
+            costs.steps[first] = check_cost.step_seconds(ctx.backbone, first, int(ctx.preprocess.crop_size),
+                                                         n_classes, ctx.device)
     plan_seconds, fill_seconds = time.perf_counter() - t_plan, 0.0
     # the estimate's own timed steps count against the budget
     planned = check_cost.plan(cands, costs, n_blocks, None if budget is None else max(0.0, budget - plan_seconds))
@@ -209,20 +211,25 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
                 fill_seconds = time.perf_counter() - t_fill
                 costs.filled = True
 
-            def moved(stage, epoch, epochs, base=done, est=est):
+            def moved(stage, epoch, epochs, base=done, est=est, high=[0]):
+                # a run reports epochs, and images of any pass it makes itself (bn_adapt's features, the
+                # frozen prefix of a surgical range): the bar takes the furthest point, never going back
                 if progress and epochs:
-                    progress(min(total, round(base + est * epoch / epochs)), total)
+                    high[0] = max(high[0], min(total, round(base + est * epoch / epochs)))
+                    progress(high[0], total)
 
             r = run_strategy(dataclasses.replace(c, progress=moved), strategy, params)
             runs.append(CheckRun(strategy, params, float(r.val_accuracy), round(float(r.wall_time), 3)))
-            if strategy not in check_cost.NETWORKS:
+            if check_cost.first_trained(strategy, params, n_blocks) is None \
+                    and not strategies.get(strategy).forward_images:  # a fit on cached features
                 costs.probe = max(costs.probe if len(runs) > 1 else 0.0, float(r.wall_time))
             done += est
             if progress:
                 progress(min(total, round(done)), total)
     if progress:
         progress(total, total)
-    return MeasuredCheck(runs=runs, n_val=int(n_val), skipped=skipped, budget_seconds=budget,
+    return MeasuredCheck(runs=runs, n_val=int(n_val), n_train=int(n_train), shift_note=offered.shift_note,
+                         skipped=skipped, budget_seconds=budget,
                          estimated_seconds=round(planned.seconds, 1), plan_seconds=round(plan_seconds, 3),
                          fill_seconds=round(fill_seconds, 3))
 
@@ -297,7 +304,8 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
     if check != "off" and wants_check(profile, thresholds):
         t1 = time.perf_counter()
         adv = advise(profile, thresholds, run_check(ctx, stage("check"), budget=check_budget, announce=announce,
-                                                    forward_per_image=col.seconds["forward"] / max(1, len(chosen))))
+                                                    forward_per_image=col.seconds["forward"] / max(1, len(chosen)),
+                                                    profile=profile))
         timings["check"] = time.perf_counter() - t1
     timings["advise"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0

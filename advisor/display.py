@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from advisor import strategies
 from advisor.advise import Advice
 from advisor.advise.rules import best_block, best_block_rule
 from advisor.measure.profile import Profile
@@ -103,10 +104,13 @@ def check_table(advice: Advice, profile: Profile) -> Table | None:
     for col, just in (("strategy", "left"), ("parameters", "left"), ("val acc", "right"), ("seconds", "right")):
         t.add_column(col, justify=just)
     for r in sorted(chk.runs, key=lambda r: -r.val_accuracy):
+        declared = strategies.get(r.strategy) if r.strategy in strategies.names() else None
         p = dict(r.params)
-        if r.strategy == "svm_early" and isinstance(p.get("block"), int):
-            p["block"] = profile.blocks[p["block"]].name
-        shown = ", ".join(f"{k}={v}" for k, v in p.items() if k in ("block", "C", "warmup", "lr_ratio", "epochs"))
+        for k, v in p.items():  # every block parameter by name
+            if declared is not None and declared.has(k) and declared.param(k).base == "block" \
+                    and isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(profile.blocks):
+                p[k] = profile.blocks[v].name
+        shown = ", ".join(f"{k}={v}" for k, v in p.items() if k not in ("patience", "batch_size"))
         t.add_row(r.strategy + (" *" if r is win else ""), shown, _f(r.val_accuracy, 4), _f(r.seconds, 1))
     t.caption = f"* the advice (highest validation accuracy; a tie goes to the cheaper run). SE {chk.standard_error():.3f}"
     for r in chk.skipped:

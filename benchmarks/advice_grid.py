@@ -801,11 +801,12 @@ LORA_RANKS = (4, 8)
 
 
 def thirds(n_blocks: int) -> list[tuple[int, int]]:
-    """(first, last) block ranges of the first, middle and last third, 0-based and inclusive: the rules' own
-    (:func:`advisor.advise.rules.thirds`), so that surgical advice on a third is a configuration of the budget."""
-    from advisor.advise.rules import thirds as rule_thirds
+    """(first, last) block ranges of the first, middle and last third, 0-based and inclusive: the check's own
+    (:func:`advisor.advise.check.thirds`, which the rules' surgical advice also uses), so that surgical advice on a
+    third is a configuration of the budget."""
+    from advisor.advise.check import thirds as check_thirds
 
-    return rule_thirds(n_blocks)
+    return check_thirds(n_blocks)
 
 
 def wide_budget(sc: Scenario, n_blocks: int, n_train: int) -> list[tuple[str, dict]]:

@@ -125,7 +125,7 @@ def test_measured_check_trains_on_train_and_scores_on_validation_only(digits_csv
     chk = res.advice.check
     assert chk is not None and res.profile.size.task("digit").median_per_class == 18
     n_blocks = len(res.profile.blocks)
-    assert [r.strategy for r in chk.runs] == [s for s, _ in candidates(n_blocks, 180)]
+    assert [r.strategy for r in chk.runs] == [s for s, _ in candidates(n_blocks, 180, "cnn", res.profile)]
     assert chk.n_val == res.profile.size.split["val"] > 0
     assert seen and all(n_test == 0 and n_val == chk.n_val for _, n_test, n_val in seen)
     win = max(chk.runs, key=lambda r: r.val_accuracy)

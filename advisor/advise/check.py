@@ -8,6 +8,10 @@ fine-tune of a few hundred images takes about 120 optimiser steps. So ``advisor 
 :func:`candidates` on the training split, scores each on the validation split (never on test), and
 the advice takes the best. This module only defines the budget and the record; ``advisor.api`` runs
 it and ``advisor.advise.rules`` reads it.
+
+Which runs the check makes is each strategy's own declaration (``Strategy.check``): this module hands every
+registered strategy one :class:`~advisor.strategies.CheckBudget` (the C values, the early blocks, a fine-tune's
+budget, the family's rate ratios, the shift's peak) and keeps their candidates, probes first.
 """
 
 from __future__ import annotations
@@ -16,12 +20,25 @@ import math
 from dataclasses import dataclass, field
 
 from advisor import strategies
+from advisor.errors import AdvisorError
 
 #: inverse regularisation strengths tried for each probe
 PROBE_C = (0.1, 1.0)
-#: a fine-tune of the check runs about this many optimiser steps of BATCH images, in 4 to 20 epochs
+#: a fine-tune of the check runs about this many optimiser steps of BATCH images, in MIN_EPOCHS to MAX_EPOCHS epochs
 STEPS = 120
 BATCH = 64
+MIN_EPOCHS, MAX_EPOCHS = 4, 20
+#: The switch of the shift's candidates (issue 21): the runs that answer a measured shift (bn_adapt on a BatchNorm
+#: network, surgical on the block range that holds the shift's peak: each strategy's ``check`` declaration) join
+#: the check when a profile is given and the training split is at most SHIFT_MAX_TRAIN images. On for analyze;
+#: ``candidates(..., shift=False)`` (or no profile) gives the list the advice grid's stored runs were made with.
+SHIFT_CANDIDATES = True
+#: The shift's candidates join up to this many training images: STEPS x BATCH / MIN_EPOCHS (1,920). Up to it a
+#: check fine-tune runs at most STEPS optimiser steps (network_budget), so the surgical run costs at most what the
+#: check's own LP-FT run does (the cost model, advisor.advise.check_cost, times a step from its first block up:
+#: never more than from block 0) and bn_adapt's passes (2 x train + validation images forward, at each C) less; above
+#: it the 4-epoch floor makes every fine-tune grow with the data, so only the check's own candidates run.
+SHIFT_MAX_TRAIN = STEPS * BATCH // MIN_EPOCHS
 #: the backbone/head rate ratios the check's LP-FT fine-tune runs at, by network family. A CNN: its
 #: recipe's 0.1. A transformer: the recipe's 0.01 and 0.1, since the right one follows the pretraining more
 #: than the architecture: on the grid (regime 2), the pretrained ViT-S/14 collapsed at 0.1 (s14-digits/10:
@@ -42,22 +59,104 @@ def network_budget(n_train: int) -> dict:
     epochs (10 per class of 5 classes: 20 epochs of 1 step; 500 per class: 4 epochs of 40 steps);
     patience a quarter of the epochs (at least 2)."""
     steps = max(1, math.ceil(n_train / BATCH))
-    epochs = int(min(20, max(4, math.ceil(STEPS / steps))))
+    epochs = int(min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(STEPS / steps))))
     return {"epochs": epochs, "patience": max(2, epochs // 4), "batch_size": BATCH}
 
 
-def candidates(n_blocks: int, n_train: int, family: str = "cnn") -> list[tuple[str, dict]]:
-    """What the check runs, cheapest first (a tie on validation goes to the first): the linear probe and
-    the early-block SVMs at each C, then full fine-tuning after a linear-probe warm-up (LP-FT) at each of
-    the family's :data:`CHECK_LR_RATIOS` (a CNN: 0.1; a transformer: 0.01, then 0.1)."""
+#: the keys of :func:`network_budget`: a check run's training budget, not part of what it advises
+BUDGET_KEYS = tuple(network_budget(1))
+
+
+def shift_peak(profile):
+    """The block where ``profile``'s shift measure is largest (the first on a tie); None without a measured shift."""
+    shifts = [b for b in profile.blocks if b.shift is not None and math.isfinite(b.shift)]
+    return max(shifts, key=lambda b: b.shift) if shifts else None
+
+
+def thirds(n_blocks: int) -> list[tuple[int, int]]:
+    """The first, middle and last third of the blocks as ``(first, last)`` ranges, 0-based and inclusive."""
+    cut = [round(n_blocks * i / 3) for i in range(4)]
+    return [(cut[i], max(cut[i], cut[i + 1] - 1)) for i in range(3)]
+
+
+def peak_range(n_blocks: int, index: int) -> tuple[int, int]:
+    """The third of the blocks that holds block ``index`` (:func:`thirds`): input-level, middle or top."""
+    return next((a, b) for a, b in thirds(n_blocks) if a <= index <= b)
+
+
+@dataclass
+class Offer:
+    """What the check will run (strategy, params), cheapest first, and a sentence on the shift's candidates
+    (which joined and why, or why none did; empty with the switch off)."""
+
+    candidates: list[tuple[str, dict]]
+    shift_note: str = ""
+
+
+def offer(n_blocks: int, n_train: int, family: str = "cnn", profile=None, *, backbone=None,
+          shift: bool | None = None) -> Offer:
+    """The check's candidates: every registered strategy's declared ``check`` runs (``Strategy.check``) for one
+    :class:`~advisor.strategies.CheckBudget`, the probes first, then the rest, each group in registration order;
+    a tie on validation goes to the first. Today: the linear probe and the early-block SVMs at each C, then full
+    fine-tuning after a linear-probe warm-up (LP-FT) at each of the family's :data:`CHECK_LR_RATIOS` (a CNN: 0.1;
+    a transformer: 0.01, then 0.1).
+
+    The shift's candidates (bn_adapt's linear probe at each C after a target BatchNorm pass; surgical on the third
+    of the blocks holding ``profile``'s largest shift, at the recipe's ratio) join when ``shift`` (default
+    :data:`SHIFT_CANDIDATES`) is on, a ``profile`` is given and ``n_train`` is at most :data:`SHIFT_MAX_TRAIN`.
+    ``backbone``: a candidate whose strategy refuses it (``Strategy.backbone_check``: bn_adapt without BatchNorm)
+    is left out."""
     if family not in CHECK_LR_RATIOS:
         strategies.recipe(family)  # the one-line error for an unknown family
-    out = [("linear_probe", {"C": c}) for c in PROBE_C]
-    for b in probe_blocks(n_blocks):
-        out += [("svm_early", {"block": b, "C": c}) for c in PROBE_C]
-    out += [("full_finetune", {"warmup": True, "lr_ratio": r, **network_budget(n_train)})
-            for r in CHECK_LR_RATIOS[family]]
-    return out
+    shift = SHIFT_CANDIDATES if shift is None else bool(shift)
+    peak = shift_peak(profile) if profile is not None else None
+    small = n_train <= SHIFT_MAX_TRAIN
+    base = dict(n_blocks=n_blocks, n_train=n_train, family=family, probe_c=tuple(PROBE_C),
+                probe_blocks=tuple(probe_blocks(n_blocks)), network=network_budget(n_train),
+                lr_ratios=tuple(CHECK_LR_RATIOS[family]))
+    on = shift and profile is not None and small
+    budget = strategies.CheckBudget(**base, shift=on, peak=peak_range(n_blocks, peak.index) if on and peak else None)
+    declared = sorted(strategies.all_strategies(), key=lambda s: s.trains_network)  # stable: probes first
+    out, refused = [], {}
+    for s in declared:
+        for params in s.check_candidates(budget):
+            if backbone is not None and s.name not in refused:
+                try:
+                    s.check_backbone(backbone, params)
+                except AdvisorError as e:
+                    refused[s.name] = e.problem
+            if s.name not in refused:
+                out.append((s.name, params))
+    if not shift or profile is None:
+        return Offer(out)
+    if not small:
+        return Offer(out, f"the shift's candidates are left out: {n_train} training images is more than "
+                          f"{SHIFT_MAX_TRAIN}, above which every check fine-tune grows with the data")
+    before = {(s, repr(sorted(p.items()))) for s, p in
+              offer(n_blocks, n_train, family, profile, backbone=backbone, shift=False).candidates}
+    added = [(s, p) for s, p in out if (s, repr(sorted(p.items()))) not in before]
+    said = list(dict.fromkeys(_named(s, p) for s, p in added))
+    where = (f"the largest shift is at {peak.name} (block {peak.index}, {peak.shift:.3g}), in the third "
+             f"{budget.peak[0]}..{budget.peak[1]}" if peak else "no shift is measured, so no block range is chosen")
+    text = (f"{', '.join(said) if said else 'none'} joined the check ({n_train} training images is at most "
+            f"{SHIFT_MAX_TRAIN}); {where}")
+    if refused:
+        text += "; left out: " + "; ".join(f"{s} ({why})" for s, why in refused.items())
+    return Offer(out, text)
+
+
+def _named(strategy: str, params: dict) -> str:
+    """``surgical on blocks 6..12``: a candidate by its strategy and the blocks its declared block parameters name."""
+    declared = strategies.get(strategy)
+    blocks = [str(v) for k, v in params.items() if declared.has(k) and declared.param(k).base == "block"]
+    return strategy + (f" on blocks {'..'.join(blocks)}" if blocks else "")
+
+
+def candidates(n_blocks: int, n_train: int, family: str = "cnn", profile=None, *, backbone=None,
+               shift: bool | None = None) -> list[tuple[str, dict]]:
+    """What the check runs, cheapest first (see :func:`offer`); without ``profile`` (or with ``shift=False``)
+    the list before the shift's candidates existed, which the advice grid's stored runs were made with."""
+    return offer(n_blocks, n_train, family, profile, backbone=backbone, shift=shift).candidates
 
 
 @dataclass
@@ -87,6 +186,9 @@ class MeasuredCheck:
 
     runs: list[CheckRun] = field(default_factory=list)
     n_val: int = 0
+    n_train: int = 0
+    #: which of the shift's candidates joined and why (:func:`offer`); empty when the switch was off
+    shift_note: str = ""
     skipped: list[SkippedRun] = field(default_factory=list)
     budget_seconds: float | None = None
     estimated_seconds: float | None = None

@@ -15,7 +15,9 @@ SECONDS`` keeps the cheapest candidates that fit (:func:`plan`). The estimate of
 A network candidate then costs ``epochs`` passes of its training images through that step (at most: early
 stopping can end it sooner) plus one validation pass per epoch through its trained blocks; an LP-FT
 warm-up's heads-only epochs read the cache and are not counted. A probe fits on cached pooled features: its cost is the fit
-alone, taken as :data:`PROBE_SECONDS` until the first probe has run, then as the slowest probe so far.
+alone, taken as :data:`PROBE_SECONDS` until the first probe has run, then as the slowest probe so far; a probe that
+passes images forward itself (bn_adapt: its declared ``forward_images``) adds those at ``forward_per_image``.
+Which block a network candidate trains from is its strategy's declaration (``Strategy.lowest_trained``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from dataclasses import dataclass, field
 STEP_IMAGES = (4, 16)
 #: a probe's fit before one has been timed (seconds; scikit-learn on at most a few thousand pooled vectors)
 PROBE_SECONDS = 1.0
-NETWORKS = ("full_finetune", "last_k", "surgical")
 
 
 @dataclass
@@ -83,22 +84,23 @@ def step_seconds(backbone, first: int, image_size: int, n_classes: int, device="
     return max(0.0, t1 - n1 * per_image), per_image
 
 
-def first_trained(strategy: str, params: dict, n_blocks: int) -> int:
-    """The lowest block a network candidate trains."""
-    if strategy == "full_finetune":
-        return 0
-    if strategy == "last_k":
-        return max(0, n_blocks - int(params["k"]))
-    return int(params.get("first", 0))
+def first_trained(strategy: str, params: dict, n_blocks: int) -> int | None:
+    """The lowest block a network candidate trains (its strategy's declaration); None for a probe."""
+    from advisor import strategies
+
+    return strategies.get(strategy).lowest_trained(params, n_blocks)
 
 
 def estimate(strategy: str, params: dict, costs: Costs, n_blocks: int) -> float:
     """Estimated seconds of one candidate (see the module docstring); the cache's fill counts in the first
     candidate that needs it (``costs.filled`` then turns true)."""
+    from advisor import strategies
+
     fill = 0.0 if costs.filled else costs.forward_per_image * (costs.n_train + costs.n_val)
-    if strategy not in NETWORKS:
-        return fill + costs.probe
     first = first_trained(strategy, params, n_blocks)
+    if first is None:
+        own = strategies.get(strategy).forward_images
+        return fill + costs.probe + (costs.forward_per_image * own(costs.n_train, costs.n_val) if own else 0.0)
     fixed, per_image = costs.steps[first]
     epochs = int(params.get("epochs", 10))
     batch = int(params.get("batch_size", 64))

@@ -15,7 +15,8 @@ import numpy as np
 
 from advisor import strategies
 from advisor.advise.advice import Advice, Alternative, Evidence, SearchSpace
-from advisor.advise.check import MeasuredCheck
+from advisor.advise.check import (BUDGET_KEYS, SHIFT_MAX_TRAIN, STEPS, MeasuredCheck, peak_range, shift_peak,
+                                  thirds)
 from advisor.measure.profile import BlockProfile, Profile, best_index
 from advisor.measure.shift import SUMMARIES, measure_of, summarise
 
@@ -171,25 +172,18 @@ def best_block_rule(t: Thresholds = DEFAULT_THRESHOLDS) -> str:
     return f"the deepest block within {BEST_TIE} of the highest {METRIC_LABELS[t.transfer_metric]}"
 
 
-def thirds(n_blocks: int) -> list[tuple[int, int]]:
-    """(first, last) 0-based inclusive block ranges of the network's first, middle and last third."""
-    cut = [round(n_blocks * i / 3) for i in range(4)]
-    return [(cut[i], max(cut[i], cut[i + 1] - 1)) for i in range(3)]
-
-
 LEVELS = ("input-level", "feature-level", "top-level")
 
 
-def shift_peak(profile: Profile) -> tuple[BlockProfile, str, tuple[int, int]] | None:
-    """The block where the per-block shift is largest, its level (which third of the network: input-,
-    feature- or top-level) and that third's block range; None without a measured shift."""
-    shifts = [(b.shift, b) for b in profile.blocks if b.shift is not None and math.isfinite(b.shift)]
-    if not shifts:
+def shift_level(profile: Profile) -> tuple[BlockProfile, str, tuple[int, int]] | None:
+    """Where the shift lives: the block where the per-block shift is largest (:func:`check.shift_peak`), its level
+    (which third of the network holds it: input-, feature- or top-level) and that third's block range (the range
+    the check's surgical candidate trains); None without a measured shift."""
+    peak = shift_peak(profile)
+    if peak is None:
         return None
-    peak = max(shifts, key=lambda s: s[0])[1]
-    ranges = thirds(len(profile.blocks))
-    third = next(i for i, (a, b) in enumerate(ranges) if peak.index <= b)
-    return peak, LEVELS[third], ranges[third]
+    rng = peak_range(len(profile.blocks), peak.index)
+    return peak, LEVELS[thirds(len(profile.blocks)).index(rng)], rng
 
 
 def _peak_rule(profile: Profile, t: Thresholds, per_class: float, n: int, different: bool):
@@ -198,7 +192,7 @@ def _peak_rule(profile: Profile, t: Thresholds, per_class: float, n: int, differ
     ``t.bn_adapt_peak_shift`` on small data, on a network with BatchNorm: bn_adapt (re-estimate the statistics,
     no gradient step, then the linear probe); at least ``t.surgical_peak_shift`` on medium or large data:
     surgical on the first third (Lee et al., 2023)."""
-    found = shift_peak(profile)
+    found = shift_level(profile)
     if found is None:
         return None
     peak, level, (a, b) = found
@@ -295,12 +289,16 @@ def advise(profile: Profile, thresholds: Thresholds | None = None, check: Measur
 
 
 def _run_params(run, profile: Profile) -> dict:
-    """A check run's parameters as advice parameters: the block by name, no training budget."""
+    """A check run's parameters as advice parameters: blocks by name (every parameter the strategy declares as a
+    block), without the check's training budget (epochs, patience, batch size)."""
+    declared = strategies.get(run.strategy)
     params = dict(run.params)
-    if run.strategy == "svm_early" and isinstance(params.get("block"), int):
-        params["block"] = profile.blocks[params["block"]].name
-    if strategies.get(run.strategy).kind == "network":  # last_k, full_finetune: no training budget
-        params = {k: params[k] for k in ("k", "warmup", "lr_ratio") if k in params}
+    for name, value in params.items():
+        if declared.has(name) and declared.param(name).base == "block" and isinstance(value, int) \
+                and not isinstance(value, bool):
+            params[name] = profile.blocks[value].name
+    if declared.kind == "network":
+        params = {k: v for k, v in params.items() if k not in BUDGET_KEYS}
     return params
 
 
@@ -314,6 +312,10 @@ def _apply_check(rules: Advice, check: MeasuredCheck, profile: Profile, t: Thres
     se = check.standard_error()
     margin = (win.val_accuracy - other.val_accuracy) if other is not None else float("nan")
     evidence = list(rules.evidence)
+    if check.shift_note:
+        evidence.append(Evidence("measured check: training images, for the shift's candidates", check.n_train,
+                                 f"at most {SHIFT_MAX_TRAIN} (a check fine-tune within {STEPS} steps)",
+                                 check.shift_note))
     for r in sorted({r.strategy: check.best_of([r.strategy]) for r in check.runs}.values(),
                     key=lambda r: -r.val_accuracy):
         evidence.append(Evidence(f"measured: {r.strategy} (best of its runs), validation accuracy",
@@ -411,13 +413,12 @@ def _advise_rules(profile: Profile, t: Thresholds) -> Advice:
             f"Early features: block {best.name} (#{best_i + 1} of {n}) separates the classes better than the last "
             f"block by {gap * 100:.1f} points of {metric}; the top blocks are too source-specific here."
         )
-    shifts = [(b.shift, b) for b in profile.blocks if b.shift is not None]
     if shown_shift is None:
         notes.append(f"No shift from the source is measured ({shift.reason or 'no block has a value'}): similarity "
                      "rests on the transferability curves (does an early block beat the last?) and, at small "
                      "sizes, on the measured check.")
-    elif shifts:
-        peak, where, (a, b) = shift_peak(profile)
+    elif shift_level(profile) is not None:
+        peak, where, (a, b) = shift_level(profile)
         evidence.append(Evidence(f"{shift.label}, peak block", peak.name,
                                  f"first third {profile.blocks[thirds(n)[0][0]].name}.."
                                  f"{profile.blocks[thirds(n)[0][1]].name}: input-level", where))

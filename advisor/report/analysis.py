@@ -141,10 +141,20 @@ def _n_val(study: StudyData) -> int | None:
 
 
 def _strategy_words(strategy: str | None, params: dict | None, n_blocks: int | None) -> str:
-    if strategy == "last_k" and canonical(strategy, params, n_blocks) == "full_finetune":
-        return f"last_k with k = all {n_blocks} blocks (full fine-tuning)"
-    if strategy == "last_k" and params and "k" in params:
-        return f"last_k (k = {params['k']})"
+    """``last_k (k = 3)``; ``last_k with k = 19 (full_finetune)`` where a declared equivalence makes the run
+    another strategy's; the block-count and block parameters a strategy declares are named."""
+    from advisor import strategies
+
+    if strategy not in strategies.names():
+        return str(strategy)
+    declared = strategies.get(strategy)
+    given = {k: v for k, v in (params or {}).items()
+             if declared.has(k) and (declared.param(k).depth or declared.param(k).base == "block")}
+    same = canonical(strategy, params, n_blocks)
+    if same != strategy and given:
+        return f"{strategy} with {', '.join(f'{k} = {v}' for k, v in given.items())} ({same})"
+    if given and declared.kind != "probe":
+        return f"{strategy} ({', '.join(f'{k} = {v}' for k, v in given.items())})"
     return str(strategy)
 
 

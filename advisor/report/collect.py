@@ -306,7 +306,7 @@ def advised_trial(study: StudyData) -> TrialRecord | None:
     if first.strategy == advised:
         return first
     n = study.n_blocks
-    if canonical(first.strategy, first.params, n) == advised == "full_finetune":
+    if canonical(first.strategy, first.params, n) == advised:  # a run of another strategy that is the advised one
         return first
     return None
 

@@ -158,8 +158,9 @@ def _agreement_block(study: StudyData) -> Block:
         if adv is not None:
             how = ("its trial run is tagged advisor.advised=true" if adv.advised else
                    "advisor search --strategy auto enqueues it as the study's first trial")
-            block.paragraphs.append(f"The advised configuration is trial #{adv.number} ({how}); full_finetune counts "
-                                    "as last_k with k = all blocks.")
+            block.paragraphs.append(f"The advised configuration is trial #{adv.number} ({how}); a run that a "
+                                    "strategy declares as its own counts as it (full_finetune: last_k with k = all "
+                                    "blocks).")
     return block
 
 

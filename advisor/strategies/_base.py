@@ -138,6 +138,29 @@ class SameAs:
         return True
 
 
+# =========================================================================== the measured check
+@dataclass(frozen=True)
+class CheckBudget:
+    """What the measured check (``advisor.advise.check``) offers every strategy to build its candidates from;
+    a strategy's ``check`` declaration turns it into the parameters of the runs it contributes.
+
+    ``probe_c``: the probes' inverse regularisation strengths; ``probe_blocks``: the block indices an early-block
+    probe is tried on; ``network``: a fine-tune's training budget (epochs, patience, batch size); ``lr_ratios``:
+    the family's backbone/head rate ratios, the recipe's first; ``shift``: whether the candidates that answer a
+    measured shift are wanted (small data and the switch on); ``peak``: the ``(first, last)`` block range, 0-based
+    and inclusive, that holds the profile's largest shift (None without a measured shift or without ``shift``)."""
+
+    n_blocks: int
+    n_train: int
+    family: str
+    probe_c: tuple[float, ...]
+    probe_blocks: tuple[int, ...]
+    network: dict
+    lr_ratios: tuple[float, ...]
+    shift: bool = False
+    peak: tuple[int, int] | None = None
+
+
 # =========================================================================== strategies
 @dataclass(frozen=True)
 class Strategy:
@@ -161,6 +184,15 @@ class Strategy:
     #: (bn_adapt: one without BatchNorm) or parameters that do not fit it (lora: a target that matches no layer);
     #: run as soon as the backbone is built, before the data loads (``params``: as given, may be None)
     backbone_check: str = ""
+    #: ``check(budget) -> [params, ...]``: the runs this strategy adds to the measured check (a
+    #: :class:`CheckBudget` in, plain parameters out, cheapest first); None: the check never runs it
+    check: Callable[[CheckBudget], list[dict]] | None = None
+    #: ``trained_from(params, n_blocks)``: the lowest block a run trains (last_k: ``n - k``); None: block 0
+    #: for a strategy that trains a network. The check's cost model times a step from that block up.
+    trained_from: Callable[[dict, int], int] | None = None
+    #: ``forward_images(n_train, n_val)``: images a run passes forward itself, outside the activation cache
+    #: (bn_adapt: its statistics pass, then its adapted features), for the check's cost model; None: none
+    forward_images: Callable[[int, int], int] | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -178,6 +210,16 @@ class Strategy:
     def trains_network(self) -> bool:
         """Whether a run trains a network over epochs (so a pruner can stop it); probes are one fit."""
         return self.kind != "probe"
+
+    def lowest_trained(self, params: dict, n_blocks: int) -> int | None:
+        """The lowest block a run with ``params`` trains (its declared ``trained_from``); None for a probe."""
+        if not self.trains_network:
+            return None
+        return int(self.trained_from(params, n_blocks)) if self.trained_from is not None else 0
+
+    def check_candidates(self, budget: CheckBudget) -> list[dict]:
+        """The parameters of the runs this strategy adds to the measured check (its declared ``check``)."""
+        return [dict(p) for p in self.check(budget)] if self.check is not None else []
 
     @property
     def names(self) -> list[str]:

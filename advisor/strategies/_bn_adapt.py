@@ -26,4 +26,8 @@ BN_ADAPT = Strategy(
     backbone_check="advisor.train._bn_adapt:check_has_batchnorm",
     summary="no gradient step: every BatchNorm's statistics re-estimated on the train split, then the probe "
             "on the adapted features; needs BatchNorm",
+    # when the check offers the shift's candidates: the linear probe on the adapted last block, at each C
+    check=lambda b: [{"probe": "linear_probe", "C": c} for c in b.probe_c] if b.shift else [],
+    # its statistics pass over the train split, then the adapted features of train and validation
+    forward_images=lambda n_train, n_val: 2 * n_train + n_val,
 )

@@ -21,4 +21,6 @@ FULL_FINETUNE = Strategy(
     # last_k with k = every block is this, and so is surgical from block 0 to the last
     same_as=(SameAs("last_k", lambda n: {"k": n}),
              SameAs("surgical", lambda n: {"first": 0, "last": n - 1}, covers=lambda p, n: _every_block(p, n))),
+    # the check's fine-tune: after a linear-probe warm-up (LP-FT), at each of the family's check rate ratios
+    check=lambda b: [{"warmup": True, "lr_ratio": r, **b.network} for r in b.lr_ratios],
 )

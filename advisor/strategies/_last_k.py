@@ -9,4 +9,5 @@ LAST_K = Strategy(
     params=(k_param(REQUIRED), *NETWORK_PARAMS),
     runner="advisor.train._finetune:run_last_k",
     summary="the top k blocks and a new head; blocks below frozen, their BatchNorm in eval mode",
+    trained_from=lambda p, n: max(0, n - int(p["k"])),
 )

@@ -25,6 +25,15 @@ def _in_order(params: dict, n_blocks: int | None) -> None:
                            f"use first <= last, e.g. first={last} last={first}")
 
 
+def _check(b) -> list[dict]:
+    """The measured check's surgical run, when it offers the shift's candidates: the block range that holds the
+    profile's largest shift (``b.peak``), at the family's recipe rate ratio, without a warm-up."""
+    if not b.shift or b.peak is None:
+        return []
+    first, last = b.peak
+    return [{"first": first, "last": last, "lr_ratio": b.lr_ratios[0], **b.network}]
+
+
 SURGICAL = Strategy(
     name="surgical",
     kind="network",
@@ -39,4 +48,6 @@ SURGICAL = Strategy(
     summary="blocks `first`..`last` (anywhere) and a new head; every other block frozen, its BatchNorm in "
             "eval mode; rates decay from `last` down",
     relate=_in_order,
+    check=_check,
+    trained_from=lambda p, n: _index(p.get("first")) or 0,  # a block name: counted from 0 (the most it costs)
 )

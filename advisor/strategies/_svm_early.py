@@ -15,4 +15,6 @@ SVM_EARLY = Strategy(
     ),
     runner="advisor.train._probe:run_svm_early",
     summary="linear SVM on an earlier block's pooled features",
+    # on each of the check's early blocks, at each of its C values
+    check=lambda b: [{"block": block, "C": c} for block in b.probe_blocks for c in b.probe_c],
 )

@@ -81,7 +81,11 @@ def test_the_plan_is_told_before_the_check_and_recorded(planned_check):
     chk = a.advice.check
     assert len(plans) == 1 and [s for s, _, _ in plans[0].run] == [r.strategy for r in chk.runs]
     n_blocks = len(a.profile.blocks)
-    assert [r.strategy for r in chk.runs] == [s for s, _ in candidates(n_blocks, a.profile.size.split["train"])]
+    n_train = a.profile.size.split["train"]
+    assert [(r.strategy, r.params) for r in chk.runs] == candidates(n_blocks, n_train, "cnn", a.profile)
+    # the shift's candidates joined (a BatchNorm network, a measured shift, small data), and the evidence says so
+    assert {"bn_adapt", "surgical"} <= {r.strategy for r in chk.runs} and "joined the check" in chk.shift_note
+    assert chk.n_train == n_train
     assert chk.estimated_seconds == pytest.approx(plans[0].seconds, abs=0.1) and chk.estimated_seconds > 0
     assert chk.plan_seconds > 0 and chk.fill_seconds > 0 and not chk.skipped and chk.budget_seconds is None
 
@@ -95,7 +99,7 @@ def test_progress_moves_inside_the_fine_tune(planned_check):
     n_runs = len(a.advice.check.runs)
     assert len(moves) > n_runs + 1  # per-epoch updates of the fine-tune besides one per run
     # inside the fine-tune (the last run), before it ends, the bar stood between the probes' share and the total
-    before_ft = round(sum(e for s, _, e in plans[0].run if s not in check_cost.NETWORKS))
+    before_ft = round(sum(e for s, p, e in plans[0].run if check_cost.first_trained(s, p, len(a.profile.blocks)) is None))
     assert any(before_ft < d < total for d, _ in moves)
 
 
@@ -107,10 +111,10 @@ def test_a_budget_skips_the_expensive_candidates_and_says_so(monkeypatch, tmp_pa
     b = advisor.analyze("digits:20", MODEL, weights="random", sample=100, image_size=32, check="on",
                         check_budget=600)
     chk = b.advice.check
-    assert [s.strategy for s in chk.skipped] == ["full_finetune"]
-    assert all(r.strategy != "full_finetune" for r in chk.runs) and chk.runs
+    assert [s.strategy for s in chk.skipped] == ["full_finetune", "surgical"]  # the networks, after every probe
+    assert all(r.strategy not in ("full_finetune", "surgical") for r in chk.runs) and chk.runs
     assert any("left out full_finetune" in r for r in b.advice.reasons)
-    assert b.advice.strategy in {"linear_probe", "svm_early"}
+    assert b.advice.strategy in {"linear_probe", "svm_early", "bn_adapt"}
     b.save(tmp_path / "a.json")
     back = Analysis.load(tmp_path / "a.json").advice.check
     assert back.skipped == chk.skipped and back.budget_seconds == chk.budget_seconds
@@ -121,7 +125,8 @@ def test_a_budget_below_every_candidate_leaves_the_rules_to_decide(monkeypatch):
     b = advisor.analyze("digits:20", MODEL, weights="random", sample=100, image_size=32, check="on",
                         check_budget=0.01)
     chk = b.advice.check
-    assert chk is not None and not chk.runs and len(chk.skipped) == len(candidates(len(b.profile.blocks), 120))
+    assert chk is not None and not chk.runs and len(chk.skipped) == len(candidates(len(b.profile.blocks), 120, "cnn",
+                                                                                   b.profile))
     assert any("left out every candidate" in n and "the rules alone decided" in n for n in b.advice.notes)
     assert not any(e.name.startswith("measured:") for e in b.advice.evidence)
 

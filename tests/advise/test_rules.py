@@ -177,9 +177,9 @@ def test_check_is_ignored_above_its_size_and_on_multi_task():
 
 def test_the_shift_peak_is_located_by_thirds_and_named_in_the_evidence():
     shift = [2.0, 0.5, 0.4, 0.3, 0.2, 0.2, 0.1, 0.1]  # peaks at the stem: input-level
-    peak, level, rng = R.shift_peak(make_profile(100, RISING, shift=shift))
+    peak, level, rng = R.shift_level(make_profile(100, RISING, shift=shift))
     assert (peak.name, level, rng) == ("b0", "input-level", (0, 2)) and R.thirds(8) == [(0, 2), (3, 4), (5, 7)]
-    assert R.shift_peak(make_profile(100, RISING, shift=shift[::-1]))[1:] == ("top-level", (5, 7))
+    assert R.shift_level(make_profile(100, RISING, shift=shift[::-1]))[1:] == ("top-level", (5, 7))
     a = advise(make_profile(100, RISING, shift=shift))
     assert any(e.name.endswith("peak block") and e.value == "b0" and e.verdict == "input-level" for e in a.evidence)
     assert a.strategy == "last_k"  # the rule is off until --calibrate turns it on

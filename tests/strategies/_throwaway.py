@@ -1,5 +1,6 @@
 """A throwaway strategy, the way a new one is added: this one file, then ``register(SHRUNK_PROBE)``.
-It brings its own table too (``tables``), which ``advisor train`` prints after the common ones.
+It brings its own table too (``tables``), which ``advisor train`` prints after the common ones, and its runs in
+the measured check (``check``: one run at each of the check's C values, as the shrinkage that gives it).
 
 ``shrunk_probe`` is a logistic-regression probe on the last block whose only parameter is the
 share ``shrink`` of L2 shrinkage (C = 1 / shrink - 1 would do; here C = 1 - shrink + 0.01).
@@ -16,6 +17,7 @@ SHRUNK_PROBE = Strategy(
     runner="tests.strategies._throwaway:run_shrunk_probe",
     summary="a test's logistic regression with its own parameter",
     tables="tests.strategies._throwaway:shrunk_tables",
+    check=lambda b: [{"shrink": round(1.01 - c, 4)} for c in b.probe_c if 0.0 <= 1.01 - c <= 1.0],
 )
 
 

@@ -216,3 +216,49 @@ def test_equivalences_and_head_kinds_are_declared_on_the_strategy():
         _head_spec(two, strategies.get("last_k").heads, "last_k")
     with pytest.raises(ValueError, match="heads"):
         Strategy("x", "probe", (), runner="m:f", heads=("mlp",))
+
+
+def test_a_throwaway_strategy_is_checked_advised_saved_predicted_and_exported(shrunk_probe, tmp_path, capsys,
+                                                                              one_torch_thread):
+    """The same one file, registered: the measured check runs its declared candidates, the advice can name it
+    (with its parameters, a search space and the advised trial), and a saved run predicts and exports like
+    itself; no other file knows it."""
+    import advisor
+    from advisor.advise import advise
+    from advisor.advise.check import MeasuredCheck, candidates
+    from advisor.advise.rules import DEFAULT_THRESHOLDS
+    from advisor.context import make_context
+    from advisor.search.space import advice_trial, space_from_advice
+    from advisor.train import load_model
+    from tests.train.test_train_new_strategies import predicts_and_exports_like_itself
+
+    model = "timm:mobilenetv2_050"
+    # checkable: analyze's check runs it, trained on the train split and scored on validation, like any candidate
+    a = advisor.analyze("digits:20", model, weights="random", sample=100, image_size=32, check="on")
+    chk = a.advice.check
+    mine = [r for r in chk.runs if r.strategy == "shrunk_probe"]
+    assert [r.params for r in mine] == [{"shrink": 0.91}, {"shrink": 0.01}]  # C = 0.1 and 1.0, its declaration
+    assert [(r.strategy, r.params) for r in chk.runs] == candidates(len(a.profile.blocks),
+                                                                    a.profile.size.split["train"], "cnn", a.profile)
+    assert all(0.0 <= r.val_accuracy <= 1.0 for r in mine)
+    # advisable: where its run is the best validation run the check names it, with its parameters
+    best = max(mine, key=lambda r: r.val_accuracy)
+    sub = MeasuredCheck(runs=[r for r in chk.runs if r is best or r.val_accuracy < best.val_accuracy],
+                        n_val=chk.n_val)
+    adv = advise(a.profile, DEFAULT_THRESHOLDS, sub)
+    assert adv.strategy == "shrunk_probe" and adv.params == best.params
+    assert any(e.name.startswith("measured: shrunk_probe") for e in adv.evidence)
+    space = space_from_advice(adv)
+    assert space.strategies["shrunk_probe"].params["shrink"].value == best.params["shrink"]
+    assert advice_trial(adv, space, len(a.profile.blocks))[0] == "shrunk_probe"
+    # savable, predictable, exportable: advisor train --save, then advisor predict and a TorchScript export
+    save = tmp_path / "m.pt"
+    code, _, err = run_cli(["train", "digits:20", "--model", model, "--weights", "random", "--image-size", "32",
+                            "--strategy", "shrunk_probe", "--shrink", "0.3", "--no-cache", "--quiet", "--save",
+                            str(save)], capsys)
+    assert code == 0, err
+    net, meta = load_model(save)
+    assert meta["strategy"] == "shrunk_probe" and meta["params"] == {"shrink": 0.3}
+    ctx = make_context("digits:20", model, weights="random", image_size=32, seed=0, device="cpu", cache_dir=False)
+    rows = predicts_and_exports_like_itself(save, net, meta, ctx, tmp_path, capsys)
+    assert len(rows) == len(ctx.dataset)
