@@ -1208,7 +1208,7 @@ SEARCH_SINGLE = {
     "shift_stat": ("mean", "median"),
     "check_per_class": (0, 10, 50, 100),
 }
-SEARCH_MT = {"mt_min_balance": (0.1, 0.25, 0.5, 0.75), "mt_min_curve_corr": (0.0, 0.25, 0.5, 0.75, 0.9),
+SEARCH_MT = {"mt_min_balance": (0.1, 0.25, 0.5, 0.75), "mt_min_transfer": (0.0, 0.25, 0.5, 0.75, 0.9),
              "mt_min_params": (250_000, 500_000, 1_000_000, 2_000_000, 4_000_000)}
 SEARCH_PIPELINE = {"pipeline_per_class": (10, 20, 30, 50, 100, 200, 300, 1000)}
 

@@ -90,16 +90,43 @@ def test_confidence_grows_with_distance_from_threshold():
     assert 0.35 <= near < far <= 0.95
 
 
+def _transfer(profile, a_to_b, b_to_a, tasks=("a", "b")):
+    from advisor.measure.profile import TaskTransfer
+
+    a, b = tasks
+    profile.task_transfer = [TaskTransfer(s, d, profile.blocks[-1].name, 100, 0.5, 0.2, 0.8, 0.1, v)
+                             for s, d, v in ((a, b, a_to_b), (b, a, b_to_a))]
+    return profile
+
+
 def test_multi_task_when_conditions_hold_and_named_when_not():
     tasks = {"a": (100, RISING), "b": (90, [v * 0.9 for v in RISING])}
-    a = advise(make_profile(100, RISING, tasks=tasks))
+    a = advise(_transfer(make_profile(100, RISING, tasks=tasks), 0.95, 0.3))
     assert a.strategy == "multi_task" and a.params["tasks"] == ["a", "b"]
+    shared = next(e for e in a.evidence if e.name.startswith("shared features"))
+    assert shared.value == 0.95 and shared.verdict == "shared"  # the larger direction of the pair
     unbalanced = {"a": (100, RISING), "b": (10, RISING)}
-    b = advise(make_profile(100, RISING, tasks=unbalanced))
+    b = advise(_transfer(make_profile(100, RISING, tasks=unbalanced), 0.95, 0.3))
     assert b.strategy != "multi_task"
     assert any("unbalanced" in n for n in b.notes)
-    small_net = advise(make_profile(100, RISING, tasks=tasks, params=500_000))
+    small_net = advise(_transfer(make_profile(100, RISING, tasks=tasks, params=500_000), 0.95, 0.3))
     assert small_net.strategy != "multi_task" and any("network is small" in n for n in small_net.notes)
+
+
+def test_multi_task_needs_tasks_whose_probes_carry_each_other():
+    """Curves alike (the old measure's 'shared') do not make tasks share features: the probe transfer decides."""
+    tasks = {"a": (100, RISING), "b": (100, RISING)}
+    apart = advise(_transfer(make_profile(100, RISING, tasks=tasks), 0.1, R.MT_MIN_TRANSFER - 0.01))
+    assert apart.strategy != "multi_task" and any("share little" in n for n in apart.notes)
+    at = advise(_transfer(make_profile(100, RISING, tasks=tasks), 0.1, R.MT_MIN_TRANSFER))
+    assert at.strategy == "multi_task"
+    strict = R.Thresholds(mt_min_transfer=0.9)
+    assert advise(_transfer(make_profile(100, RISING, tasks=tasks), 0.1, 0.8), strict).strategy != "multi_task"
+    # a Profile without the measure (written before it, or too few images labelled for both) never says shared
+    old = advise(make_profile(100, RISING, tasks=tasks))
+    assert old.strategy != "multi_task" and any("not measured" in n for n in old.notes)
+    one_way = _transfer(make_profile(100, RISING, tasks=tasks), None, None)
+    assert advise(one_way).strategy != "multi_task"
 
 
 def test_pipeline_when_intermediate_labels_exist():
