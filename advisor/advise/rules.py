@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor import strategies
+from advisor.advise import confidence as calibration
 from advisor.advise.advice import Advice, Alternative, Evidence, SearchSpace
 from advisor.advise.check import MeasuredCheck
 from advisor.measure.profile import BlockProfile, Profile, best_index
@@ -218,13 +219,21 @@ def advise(profile: Profile, thresholds: Thresholds | None = None, check: Measur
     t = thresholds or DEFAULT_THRESHOLDS
     rules = _advise_rules(profile, t)
     if check is not None and check.runs and wants_check(profile, t):
-        return _apply_check(rules, check, profile, t)
+        return _calibrate(_apply_check(rules, check, profile, t), profile, True)
     if check is not None and check.skipped and not check.runs:
         rules.notes.append(f"The measured check's budget ({check.budget_seconds:.0f} s) left out every candidate "
                            f"(about {sum(r.estimated_seconds for r in check.skipped):.0f} s in all): the rules "
                            "alone decided.")
         rules.check = check
-    return rules
+    return _calibrate(rules, profile, False)
+
+
+def _calibrate(advice: Advice, profile: Profile, used_check: bool) -> Advice:
+    """The margin's score becomes ``raw_confidence``; ``confidence`` is its calibrated probability."""
+    advice.decided_by = calibration.decider(profile, used_check)
+    advice.raw_confidence = advice.confidence
+    advice.confidence = calibration.calibrated(advice.raw_confidence, advice.decided_by)
+    return advice
 
 
 def _run_params(run, profile: Profile) -> dict:

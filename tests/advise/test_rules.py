@@ -85,9 +85,23 @@ def test_thresholds_are_the_boundaries():
 
 
 def test_confidence_grows_with_distance_from_threshold():
-    near = advise(make_profile(R.SMALL_PER_CLASS - 2, RISING)).confidence
-    far = advise(make_profile(2, RISING)).confidence
-    assert 0.35 <= near < far <= 0.95
+    near, far = advise(make_profile(R.SMALL_PER_CLASS - 2, RISING)), advise(make_profile(2, RISING))
+    assert 0.35 <= near.raw_confidence < far.raw_confidence <= 0.95
+    # the calibrated probability keeps the margin's order among the rules' decisions
+    assert near.decided_by == far.decided_by == "rules" and 0 < near.confidence < far.confidence < 1
+
+
+def test_confidence_is_the_margin_through_the_package_table():
+    from advisor.advise import confidence as C
+    from advisor.advise._confidence_table import TABLE
+
+    a = advise(make_profile(100, RISING, shift=0.2))
+    assert a.confidence == C.calibrated(a.raw_confidence, "rules", TABLE)
+    ident = C.calibrated(a.raw_confidence, "rules", {"method": "identity"})
+    assert ident == round(a.raw_confidence, 3)
+    two = advise(make_profile(100, RISING, tasks={"a": (100, RISING), "b": (100, RISING)}))
+    chain = advise(make_profile(20, RISING, tasks={"z": (200, RISING), "y": (20, RISING)}, intermediate="z"))
+    assert two.decided_by == chain.decided_by == "structural"
 
 
 def _transfer(profile, a_to_b, b_to_a, tasks=("a", "b")):
@@ -177,7 +191,7 @@ def test_check_decides_on_small_data_and_keeps_the_rules_choice_as_alternative()
     measured = [e for e in a.evidence if e.name.startswith("measured:")]
     assert [e.value for e in measured] == [0.80, 0.72, 0.70]  # best first
     # 8 points over a standard error of 4: a clear win is confident
-    assert a.confidence > 0.7
+    assert a.raw_confidence > 0.7 and a.decided_by == "check"
 
 
 def test_check_names_the_svm_block_and_ties_go_to_the_cheapest():
@@ -186,7 +200,10 @@ def test_check_names_the_svm_block_and_ties_go_to_the_cheapest():
                  ("full_finetune", {"warmup": True, "lr_ratio": 0.1}, 0.75))
     a = advise(p, check=chk)
     assert a.strategy == "svm_early" and a.params == {"block": "b3", "C": 1.0}
-    assert a.confidence == 0.5  # no margin over the best fine-tune: a coin toss
+    assert a.raw_confidence == 0.5  # no margin over the best fine-tune: a coin toss
+    clear = advise(p, check=_check(("linear_probe", {"C": 1.0}, 0.70), ("svm_early", {"block": 3, "C": 1.0}, 0.95),
+                                   ("full_finetune", {"warmup": True, "lr_ratio": 0.1}, 0.75)))
+    assert clear.confidence > a.confidence  # calibrated, the clear win still reads higher
 
 
 def test_check_is_ignored_above_its_size_and_on_multi_task():
