@@ -238,6 +238,7 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
                  check_budget=None, announce=None) -> Analysis:
     """Measure what ``ctx`` (advisor.context.make_context) loaded; its loading times count in the total."""
     from advisor.data import load_dataset, stratified_sample
+    from advisor.measure._task_transfer import task_transfers
     from advisor.measure.blocks import block_profiles
     from advisor.measure.collect import collect
     from advisor.measure.shift import BLOCK_MOMENTS, BN_INPUTS, choose_shift, shift_info
@@ -277,6 +278,9 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
     blocks = block_profiles(col, backbone.block_names, data.tasks, seed=seed, shifts=shift.block_shifts(col),
                             source_pooled=source_pooled, progress=stage("metrics"))
     source = source_profile(col.source_probs, col.labels[:, task_i]) if col.source_probs is not None else None
+    final = [task for task in data.tasks if task != data.intermediate]
+    transfers = task_transfers(col.pooled[-1], col.labels, list(data.tasks), final, backbone.block_names[-1],
+                               seed=seed) if len(final) >= 2 else []
     timings["metrics"] = time.perf_counter() - t
 
     profile = Profile(
@@ -296,6 +300,7 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
         source_data=source_data,
         shift_measure=shift_info(shift),
         family=backbone.layout.family,
+        task_transfer=transfers,
     )
     t = time.perf_counter()
     thresholds = DEFAULT_THRESHOLDS if check != "on" else dataclasses.replace(DEFAULT_THRESHOLDS,

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from advisor.advise import confidence
 from advisor.advise.check import PROBE_C as CHECK_PROBE_C
 from advisor.advise.check import candidates as check_candidates
 from advisor.advise.check import network_budget, probe_blocks
@@ -861,7 +862,13 @@ def _config_key(strategy: str, params: dict) -> str:
 
 
 def _scenario_dir(sc: Scenario, version: str) -> Path:
-    return RESULTS / version / sc.id.replace("/", "__")
+    """The scenario's folder under ``version``; a comma-separated list of versions takes the first that holds
+    the scenario (the CNN and ViT parts were run by different code versions)."""
+    versions = version.split(",")
+    for v in versions:
+        if (RESULTS / v / sc.id.replace("/", "__")).is_dir():
+            return RESULTS / v / sc.id.replace("/", "__")
+    return RESULTS / versions[0] / sc.id.replace("/", "__")
 
 
 def _write(path: Path, obj) -> None:
@@ -1084,7 +1091,7 @@ def score_scenario(sc: Scenario, runner: Runner, advise_fn, *, compute: bool) ->
     advice = advise_fn(analysis.profile, check=grid_check(sc, runner))
     row = {"id": sc.id, "part": sc.part, "kind": sc.kind, "shift": sc.shift, "similar": sc.similar,
            "per_class": sc.per_class, "advised": advice.strategy, "advised_params": to_dict(advice.params),
-           "confidence": advice.confidence}
+           "confidence": advice.confidence, "raw_confidence": advice.raw_confidence, "decided_by": advice.decided_by}
     if sc.kind in ("multi_task", "pipeline"):
         rec = records[0]
         opts = rec["options"]
@@ -1155,6 +1162,11 @@ def summarise(rows: list[dict]) -> dict:
             bands[f"{lo:.1f}-{min(hi, 1.0):.1f}"] = {"n": len(sel), "within_1pt": float(np.mean(
                 [r["strategy_regret"] <= 1.0 for r in sel]))}
     out["confidence_bands"] = bands
+    right = [r["strategy_regret"] <= 1.0 for r in rows]
+    out["mean_confidence"] = float(np.mean([r["confidence"] for r in rows]))
+    out["ece"] = confidence.ece([r["confidence"] for r in rows], right)
+    if all(r.get("raw_confidence") is not None for r in rows):
+        out["ece_raw"] = confidence.ece([r["raw_confidence"] for r in rows], right)
     return out
 
 
@@ -1180,6 +1192,21 @@ def markdown(rows: list[dict], summary: dict, title: str) -> str:
         if summary.get("confidence_bands"):
             lines += ["", "confidence band: share within 1 point: " + "; ".join(
                 f"{k}: {100 * v['within_1pt']:.0f}% of {v['n']}" for k, v in summary["confidence_bands"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def confidence_markdown(groups: list[tuple[str, list[dict]]]) -> str:
+    """Per part: how often the advice was right (within 1 point) against its mean confidence, and the
+    expected calibration error (10 equal-width bins) of the calibrated confidence and of the raw margin score."""
+    lines = ["### Confidence", "", "Right = strategy regret <= 1 point. ECE over 10 equal-width bins; *raw*: the "
+             "rules' and the check's margin score before calibration (advisor.advise.confidence).", "",
+             "| part | scenarios | right | mean confidence | ECE | ECE, raw score |", "|---|---|---|---|---|---|"]
+    for name, rows in groups:
+        s = summarise(rows)
+        if s["n"]:
+            raw = f"{s['ece_raw']:.3f}" if "ece_raw" in s else "-"
+            lines.append(f"| {name} | {s['n']} | {100 * s['within_1pt']:.0f}% | {s['mean_confidence']:.2f} | "
+                         f"{s['ece']:.3f} | {raw} |")
     return "\n".join(lines) + "\n"
 
 
@@ -1215,7 +1242,7 @@ SEARCH_SINGLE = {
 #: None keeps a rule off). Only wide-budget rows can score them (bn_adapt and surgical are not in the seeds' budget).
 SEARCH_PEAK = {"bn_adapt_peak_shift": (None, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0),
                "surgical_peak_shift": (None, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)}
-SEARCH_MT = {"mt_min_balance": (0.1, 0.25, 0.5, 0.75), "mt_min_curve_corr": (0.0, 0.25, 0.5, 0.75, 0.9),
+SEARCH_MT = {"mt_min_balance": (0.1, 0.25, 0.5, 0.75), "mt_min_transfer": (0.0, 0.25, 0.5, 0.75, 0.9),
              "mt_min_params": (250_000, 500_000, 1_000_000, 2_000_000, 4_000_000)}
 SEARCH_PIPELINE = {"pipeline_per_class": (10, 20, 30, 50, 100, 200, 300, 1000)}
 
@@ -1320,6 +1347,28 @@ def calibrate_config(rows: list[dict], profiles: dict, runners: dict, thresholds
     return best[1]
 
 
+CONFIDENCE_TABLE = ROOT / "advisor" / "advise" / "_confidence_table.py"
+
+
+def write_confidence_table(rows: list[dict], version: str, path: Path = CONFIDENCE_TABLE, log=print) -> dict:
+    """Fit the advice confidence's calibration on ``rows`` (the calibration parts only: the caller selects
+    them) and write it as a Python literal (no pickle) for advisor.advise.confidence."""
+    raw = [r["raw_confidence"] for r in rows]
+    if not rows or any(v is None for v in raw):
+        raise SystemExit("advice_grid: no calibration rows with a raw confidence to fit the confidence on")
+    table = confidence.fit_table(raw, [r["strategy_regret"] <= 1.0 for r in rows], [r["decided_by"] for r in rows])
+    table["fitted_on"] = {"version": version, "parts": sorted({r["part"] for r in rows}), "rows": len(rows),
+                          "event": "strategy regret <= 1 point"}
+    log(f"confidence: {len(rows)} calibration rows, {100 * table['share_right']:.0f}% right; leave-one-out log loss "
+        + ", ".join(f"{m} {v:.3f}" for m, v in table["loo"].items())
+        + f" (the raw score's own {table['identity_log_loss']:.3f}): {table['method']}")
+    path.write_text('"""The advice confidence\'s calibration table (advisor.advise.confidence): written by\n'
+                    '``benchmarks/advice_grid.py --calibrate-confidence`` from the grid\'s calibration parts only. '
+                    'Do not edit by hand."""\n\nTABLE = ' + repr(table) + "\n")
+    log(f"wrote {path}")
+    return table
+
+
 # ----------------------------------------------------------------------------------- main
 def select(only: str | None, quick: bool) -> list[Scenario]:
     scs = all_scenarios()
@@ -1351,7 +1400,11 @@ def main(argv=None) -> int:
     ap.add_argument("--calibrate", action="store_true",
                     help="search the rules' thresholds on each calibration part's stored results (CNN and ViT "
                          "separately) and print them")
-    ap.add_argument("--version", default=None, help="code version folder to read (default: the current code's)")
+    ap.add_argument("--calibrate-confidence", action="store_true",
+                    help="fit the confidence's calibration on the calibration parts' stored results (method by "
+                         "leave-one-out log loss) and write advisor/advise/_confidence_table.py")
+    ap.add_argument("--version", default=None, help="code version folder to read (default: the current code's); "
+                    "a comma-separated list reads each scenario from the first that holds it")
     ap.add_argument("--budget", choices=("seeds", "wide"), default="seeds",
                     help="the oracle's budget on the older parts: the seeds' strategies, or every strategy (issue "
                          "21); the fifth held-out part always takes the wide one")
@@ -1360,7 +1413,7 @@ def main(argv=None) -> int:
     global BUDGET
     BUDGET = a.budget
     scs = select(a.only, a.quick)
-    if a.calibration_only or a.calibrate:
+    if a.calibration_only or a.calibrate or a.calibrate_confidence:
         scs = [s for s in scs if s.part in CALIBRATION_PARTS]
     if a.list:
         for s in scs:
@@ -1401,6 +1454,10 @@ def main(argv=None) -> int:
     vit_held = [r for r in rows if r["part"] == VIT_HELDOUT]
     vit_held2 = [r for r in rows if r["part"] == VIT_HELDOUT2]
     vit_held3 = [r for r in rows if r["part"] == VIT_HELDOUT3]
+    held5 = [r for r in rows if r["part"] == SHIFT_HELDOUT]
+    if a.calibrate_confidence:
+        write_confidence_table([r for r in rows if r["part"] in CALIBRATION_PARTS], version)
+        return 0
     if a.calibrate:
         # each calibration part on its own: a ViT threshold may differ from the CNN one where its data says so
         for part, part_rows in ((CALIBRATION, cal), (VIT_CALIBRATION, vit_cal)):
@@ -1416,7 +1473,7 @@ def main(argv=None) -> int:
             print(json.dumps(chosen, indent=1))
         return 0
     unseen = held2 + held3 + held4  # the parts written before the method they judge
-    pooled = [("fourth held-out (multi-task, pipeline)", held4), ("third held-out (multi-task, pipeline)", held3),
+    pooled = [("fifth held-out (issue 21's judge)", held5), ("fourth held-out (multi-task, pipeline)", held4), ("third held-out (multi-task, pipeline)", held3),
               ("second held-out (single-task)", held2), ("first held-out (seen before the check)", held),
               ("second to fourth held-out", unseen), ("every held-out part", held + unseen),
               ("calibration", cal), ("ViT held-out (both ViT sources)", vit_held),
@@ -1430,12 +1487,13 @@ def main(argv=None) -> int:
            "held_out_3": summarise(held3), "held_out_4": summarise(held4),
            "held_out_2_to_4": summarise(unseen), "held_out_all": summarise(held + unseen),
            "vit_calibration": summarise(vit_cal), "vit_held_out": summarise(vit_held),
-           "vit_held_out_2": summarise(vit_held2), "vit_held_out_3": summarise(vit_held3), "rows": rows}
+           "vit_held_out_2": summarise(vit_held2), "vit_held_out_3": summarise(vit_held3),
+           "held_out_5": summarise(held5), "rows": rows}
     out.update(failed=failed, missing=missing)
     text = (f"Advice grid, code version {version}: {len(rows)} of {len(scs)} selected scenarios scored"
             + (f"; not yet run: {', '.join(missing)}" if missing else "")
             + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".\n\n"
-            + summary_markdown(pooled) + "\n"
+            + summary_markdown(pooled) + "\n" + confidence_markdown(pooled) + "\n"
             + (markdown(held4, out["held_out_4"], "Fourth held-out part") + "\n" if held4 else "")
             + (markdown(held3, out["held_out_3"], "Third held-out part") + "\n" if held3 else "")
             + (markdown(held2, out["held_out_2"], "Second held-out part") + "\n" if held2 else "")

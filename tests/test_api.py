@@ -33,7 +33,7 @@ def digits_csv(tmp_path_factory):
     return root / "labels.csv"
 
 
-def test_api_returns_dataclasses_and_never_prints(digits_csv, capsys):
+def test_api_returns_dataclasses_and_never_prints(digits_csv, capsys, tmp_path):
     res = advisor.analyze(str(digits_csv), "mobilenet_v2", sample=150, image_size=32, device="cpu",
                           label_columns=["digit", "parity"])
     out = capsys.readouterr()
@@ -50,6 +50,14 @@ def test_api_returns_dataclasses_and_never_prints(digits_csv, capsys):
     # two final tasks: multi-task is decided on its conditions, and its evidence is shown either way
     names = [e.name for e in res.advice.evidence]
     assert any("task balance" in n for n in names) and any("shared features" in n for n in names)
+    # parity is a function of the digit: a digit probe carries it, a parity probe carries little of the digit
+    tr = {(x.source, x.target): x for x in res.profile.task_transfer}
+    assert set(tr) == {("digit", "parity"), ("parity", "digit")}
+    assert tr["digit", "parity"].transfer > tr["parity", "digit"].transfer
+    assert tr["digit", "parity"].block == res.profile.blocks[-1].name
+    assert 100 <= tr["digit", "parity"].n < 150 and tr["parity", "digit"].n == 150  # parity: every 5th missing
+    res.save(tmp_path / "a.json")
+    assert advisor.api.Analysis.load(tmp_path / "a.json").profile.task_transfer == res.profile.task_transfer
 
 
 def test_intermediate_labels_lead_to_pipeline_advice(digits_csv):

@@ -57,7 +57,7 @@ class SearchSpace:
 class Advice:
     strategy: str
     params: dict
-    confidence: float  # 0..1
+    confidence: float  # 0..1: P(within 1 point of the oracle's strategy), calibrated (advisor.advise.confidence)
     summary: str
     evidence: list[Evidence]
     reasons: list[str]
@@ -65,3 +65,7 @@ class Advice:
     search_space: SearchSpace
     notes: list[str] = field(default_factory=list)
     check: MeasuredCheck | None = None  # the measured check, when it decided (advisor.advise.check)
+    #: the deciding margin's own score in [0.35, 0.95] before calibration, and who decided ("rules", "check",
+    #: "structural"); None in an Advice written before the confidence was calibrated
+    raw_confidence: float | None = None
+    decided_by: str | None = None

@@ -78,6 +78,22 @@ class SourceProfile:
 
 
 @dataclass
+class TaskTransfer:
+    """Cross-task probe transfer from task ``source`` to task ``target`` (:mod:`advisor.measure._task_transfer`):
+    the share of ``target``'s label information above chance that a linear probe for ``source`` carries."""
+
+    source: str
+    target: str
+    block: str  # the block whose pooled features were probed (the last: what the tasks' heads read)
+    n: int  # images labelled for ``target`` the accuracies are measured on
+    accuracy_from_probe: float  # target read from the source probe's outputs (cross-validated)
+    accuracy_from_null: float  # target read from a probe fitted to the source's labels shuffled (the floor)
+    accuracy_from_features: float  # target read from the full features (cross-validated)
+    chance: float  # share of the target's largest class
+    transfer: float | None  # (from_probe - from_null) / (from_features - from_null) in [0, 1]; None: nothing to read
+
+
+@dataclass
 class ShiftInfo:
     """Which shift measure produced the blocks' ``shift`` values (:mod:`advisor.measure.shift`)."""
 
@@ -107,6 +123,9 @@ class Profile:
     #: the backbone's network family (``layout.family``: "cnn" or "transformer"); it picks the fine-tuning
     #: recipe the advice's rates are for (a Profile written before families were recorded is a CNN's)
     family: str = "cnn"
+    #: cross-task probe transfer between the final tasks (two or more final label columns); empty: one final
+    #: task, or a Profile written before the measure existed
+    task_transfer: list[TaskTransfer] = field(default_factory=list)
 
     def block_values(self, metric: str, task: str | None = None) -> list[float | None]:
         """One value per block for ``metric`` (a BlockProfile field); per-task metrics use ``task``."""

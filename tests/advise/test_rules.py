@@ -85,21 +85,62 @@ def test_thresholds_are_the_boundaries():
 
 
 def test_confidence_grows_with_distance_from_threshold():
-    near = advise(make_profile(R.SMALL_PER_CLASS - 2, RISING)).confidence
-    far = advise(make_profile(2, RISING)).confidence
-    assert 0.35 <= near < far <= 0.95
+    near, far = advise(make_profile(R.SMALL_PER_CLASS - 2, RISING)), advise(make_profile(2, RISING))
+    assert 0.35 <= near.raw_confidence < far.raw_confidence <= 0.95
+    # the calibrated probability keeps the margin's order among the rules' decisions
+    assert near.decided_by == far.decided_by == "rules" and 0 < near.confidence < far.confidence < 1
+
+
+def test_confidence_is_the_margin_through_the_package_table():
+    from advisor.advise import confidence as C
+    from advisor.advise._confidence_table import TABLE
+
+    a = advise(make_profile(100, RISING, shift=0.2))
+    assert a.confidence == C.calibrated(a.raw_confidence, "rules", TABLE)
+    ident = C.calibrated(a.raw_confidence, "rules", {"method": "identity"})
+    assert ident == round(a.raw_confidence, 3)
+    two = advise(make_profile(100, RISING, tasks={"a": (100, RISING), "b": (100, RISING)}))
+    chain = advise(make_profile(20, RISING, tasks={"z": (200, RISING), "y": (20, RISING)}, intermediate="z"))
+    assert two.decided_by == chain.decided_by == "structural"
+
+
+def _transfer(profile, a_to_b, b_to_a, tasks=("a", "b")):
+    from advisor.measure.profile import TaskTransfer
+
+    a, b = tasks
+    profile.task_transfer = [TaskTransfer(s, d, profile.blocks[-1].name, 100, 0.5, 0.2, 0.8, 0.1, v)
+                             for s, d, v in ((a, b, a_to_b), (b, a, b_to_a))]
+    return profile
 
 
 def test_multi_task_when_conditions_hold_and_named_when_not():
     tasks = {"a": (100, RISING), "b": (90, [v * 0.9 for v in RISING])}
-    a = advise(make_profile(100, RISING, tasks=tasks))
+    a = advise(_transfer(make_profile(100, RISING, tasks=tasks), 0.95, 0.3))
     assert a.strategy == "multi_task" and a.params["tasks"] == ["a", "b"]
+    shared = next(e for e in a.evidence if e.name.startswith("shared features"))
+    assert shared.value == 0.95 and shared.verdict == "shared"  # the larger direction of the pair
     unbalanced = {"a": (100, RISING), "b": (10, RISING)}
-    b = advise(make_profile(100, RISING, tasks=unbalanced))
+    b = advise(_transfer(make_profile(100, RISING, tasks=unbalanced), 0.95, 0.3))
     assert b.strategy != "multi_task"
     assert any("unbalanced" in n for n in b.notes)
-    small_net = advise(make_profile(100, RISING, tasks=tasks, params=500_000))
+    small_net = advise(_transfer(make_profile(100, RISING, tasks=tasks, params=500_000), 0.95, 0.3))
     assert small_net.strategy != "multi_task" and any("network is small" in n for n in small_net.notes)
+
+
+def test_multi_task_needs_tasks_whose_probes_carry_each_other():
+    """Curves alike (the old measure's 'shared') do not make tasks share features: the probe transfer decides."""
+    tasks = {"a": (100, RISING), "b": (100, RISING)}
+    apart = advise(_transfer(make_profile(100, RISING, tasks=tasks), 0.1, R.MT_MIN_TRANSFER - 0.01))
+    assert apart.strategy != "multi_task" and any("share little" in n for n in apart.notes)
+    at = advise(_transfer(make_profile(100, RISING, tasks=tasks), 0.1, R.MT_MIN_TRANSFER))
+    assert at.strategy == "multi_task"
+    strict = R.Thresholds(mt_min_transfer=0.9)
+    assert advise(_transfer(make_profile(100, RISING, tasks=tasks), 0.1, 0.8), strict).strategy != "multi_task"
+    # a Profile without the measure (written before it, or too few images labelled for both) never says shared
+    old = advise(make_profile(100, RISING, tasks=tasks))
+    assert old.strategy != "multi_task" and any("not measured" in n for n in old.notes)
+    one_way = _transfer(make_profile(100, RISING, tasks=tasks), None, None)
+    assert advise(one_way).strategy != "multi_task"
 
 
 def test_pipeline_when_intermediate_labels_exist():
@@ -150,7 +191,7 @@ def test_check_decides_on_small_data_and_keeps_the_rules_choice_as_alternative()
     measured = [e for e in a.evidence if e.name.startswith("measured:")]
     assert [e.value for e in measured] == [0.80, 0.72, 0.70]  # best first
     # 8 points over a standard error of 4: a clear win is confident
-    assert a.confidence > 0.7
+    assert a.raw_confidence > 0.7 and a.decided_by == "check"
 
 
 def test_check_names_the_svm_block_and_ties_go_to_the_cheapest():
@@ -159,7 +200,10 @@ def test_check_names_the_svm_block_and_ties_go_to_the_cheapest():
                  ("full_finetune", {"warmup": True, "lr_ratio": 0.1}, 0.75))
     a = advise(p, check=chk)
     assert a.strategy == "svm_early" and a.params == {"block": "b3", "C": 1.0}
-    assert a.confidence == 0.5  # no margin over the best fine-tune: a coin toss
+    assert a.raw_confidence == 0.5  # no margin over the best fine-tune: a coin toss
+    clear = advise(p, check=_check(("linear_probe", {"C": 1.0}, 0.70), ("svm_early", {"block": 3, "C": 1.0}, 0.95),
+                                   ("full_finetune", {"warmup": True, "lr_ratio": 0.1}, 0.75)))
+    assert clear.confidence > a.confidence  # calibrated, the clear win still reads higher
 
 
 def test_check_is_ignored_above_its_size_and_on_multi_task():

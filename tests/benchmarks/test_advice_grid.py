@@ -11,6 +11,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -71,6 +72,39 @@ def test_summary_counts_within_one_point_and_baselines(grid):
     b = s["baselines"]["always linear probe"]
     assert b["mean_strategy_regret"] == pytest.approx(4 / 3) and b["within_1pt"] == pytest.approx(2 / 3)
     assert s["confidence_bands"]["0.8-1.0"] == {"n": 1, "within_1pt": 1.0}
+    # each row alone in its bin: ECE is the mean of |confidence - right| = (0.1 + 0.3 + 0.5) / 3
+    assert s["ece"] == pytest.approx(0.3) and s["mean_confidence"] == pytest.approx(0.7)
+    assert "ece_raw" not in s  # rows scored before the confidence was calibrated carry no raw score
+    raw = [dict(row(0.0, 0.5, 0.9, 3.0), raw_confidence=1.0), dict(row(4.0, 4.0, 0.5, 1.0), raw_confidence=0.95)]
+    assert grid.summarise(raw)["ece_raw"] == pytest.approx(0.5 * 0.0 + 0.5 * 0.95)
+
+
+def test_confidence_table_is_fitted_on_the_rows_given_and_written_as_literals(grid, tmp_path):
+    import ast
+
+    from advisor.advise import confidence
+
+    rng = np.random.default_rng(0)
+    rows = [{"id": str(i), "part": grid.CALIBRATION, "raw_confidence": float(r), "decided_by": "rules",
+             "strategy_regret": 0.0 if r + 0.2 * rng.standard_normal() > 0.65 else 5.0}
+            for i, r in enumerate(rng.uniform(0.35, 0.95, 40))]
+    table = grid.write_confidence_table(rows, "v1,v2", tmp_path / "t.py", log=lambda *_: None)
+    text = (tmp_path / "t.py").read_text()
+    assert ast.literal_eval(text.split("TABLE = ", 1)[1]) == table
+    assert table["fitted_on"] == {"version": "v1,v2", "parts": [grid.CALIBRATION], "rows": 40,
+                                  "event": "strategy regret <= 1 point"}
+    assert table["share_right"] == pytest.approx(np.mean([r["strategy_regret"] <= 1 for r in rows]), abs=1e-4)
+    assert confidence.predict(table, [0.4], ["rules"])[0] < confidence.predict(table, [0.9], ["rules"])[0]
+    with pytest.raises(SystemExit):
+        grid.write_confidence_table([dict(rows[0], raw_confidence=None)], "v", tmp_path / "u.py")
+
+
+def test_a_version_list_reads_each_scenario_from_the_first_that_holds_it(grid, tmp_path, monkeypatch):
+    monkeypatch.setattr(grid, "RESULTS", tmp_path)
+    sc = grid.Scenario("in-digits", 10)
+    (tmp_path / "new" / sc.id.replace("/", "__")).mkdir(parents=True)
+    assert grid._scenario_dir(sc, "old,new") == tmp_path / "new" / sc.id.replace("/", "__")
+    assert grid._scenario_dir(sc, "old,other") == tmp_path / "old" / sc.id.replace("/", "__")
 
 
 # --------------------------------------------------------------------------- the parts are fixed by definition
