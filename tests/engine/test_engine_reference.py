@@ -30,9 +30,10 @@ REFERENCES = [HERE / "reference_before.json", HERE / "reference_before-AVX2.json
 
 #: Fields added to what is recorded after the reference was written (not changes of a recorded value):
 #: the Profile's ``shift_measure`` (which shift measure ran; issue 20, section 4) and ``family`` (the
-#: network family, which picks the fine-tuning recipe). Every recorded value must still be there and
-#: equal; anything else new fails.
-ADDED_SINCE = ("/profile/shift_measure/", "/profile/family")
+#: network family, which picks the fine-tuning recipe), and ``task_transfer`` (the multi-task measure, issue
+#: 21: empty for the recorded single-task Profile). Every recorded value must still be there and equal;
+#: anything else new fails.
+ADDED_SINCE = ("/profile/shift_measure/", "/profile/family", "/profile/task_transfer")
 
 
 def _leaves(d, path=""):
@@ -74,6 +75,7 @@ def test_cnn_path_matches_the_values_recorded_before_the_engine(one_torch_thread
     got = _leaves(raw)
     assert got["/profile/shift_measure/measure"] == "str:'bn_stats'"  # the recorded shift is the BN one
     assert got["/profile/family"] == "str:'cnn'"
+    assert got["/profile/task_transfer#len"] == "0"  # one final task: no cross-task measure
     wants = {p.name: _leaves(json.loads(p.read_text())) for p in REFERENCES}
     diffs = {name: _differ(want, got) for name, want in wants.items()}
     if any(not d for d in diffs.values()):
