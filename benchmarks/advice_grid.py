@@ -1120,7 +1120,7 @@ def score_scenario(sc: Scenario, runner: Runner, advise_fn, *, compute: bool) ->
                    oracle_test=oracle, n_test=rec["n_test"], advised_test=opts[pick]["test"],
                    config_regret=cr, strategy_regret=sr,
                    baselines={b: {"choice": base_pick, "config_regret": bcr, "strategy_regret": bcr}
-                              for b in BASELINES})
+                              for b in BASELINES if b not in WIDE_BASELINES})
         return row
     oracle = best_by_val(records)
     by_strategy = {}
@@ -1139,6 +1139,10 @@ def score_scenario(sc: Scenario, runner: Runner, advise_fn, *, compute: bool) ->
                oracle_val=oracle["val_accuracy"], oracle_test=oracle["test_accuracy"], n_test=oracle["n_test"],
                advised_test=adv_rec["test_accuracy"], config_regret=cr, strategy_regret=sr,
                strategy_best={s: strategy_best(s)["test_accuracy"] for s in by_strategy})
+    thirds_run = [(p["first"], p["last"], r) for (s, p), r in zip(budget, records) if s == "surgical"]
+    if thirds_run:  # the Lee et al. comparison: which third of the blocks tuned alone did best here
+        row["surgical_thirds"] = [{"first": a, "last": b, "val": r["val_accuracy"], "test": r["test_accuracy"]}
+                                  for a, b, r in thirds_run]
     row["baselines"] = {}
     for name, fn in BASELINES.items():
         s, p = fn(sc)
@@ -1216,6 +1220,37 @@ def markdown(rows: list[dict], summary: dict, title: str) -> str:
         if summary.get("confidence_bands"):
             lines += ["", "confidence band: share within 1 point: " + "; ".join(
                 f"{k}: {100 * v['within_1pt']:.0f}% of {v['n']}" for k, v in summary["confidence_bands"].items())]
+    return "\n".join(lines) + "\n"
+
+
+THIRD_NAMES = ("first", "middle", "last")
+
+
+def lee_markdown(rows: list[dict]) -> str:
+    """For each shift kind, which third of the blocks won when tuned alone (surgical on the first, middle or
+    last third, chosen on validation as the oracle would), against Lee et al.'s claim (2023): the first block
+    for an input-level shift, the last for a label-level one. Rows whose budget ran the three thirds only."""
+    claim = {"input": "first", "label": "last"}
+    lines = ["### Where tuning one third pays: surgical by shift kind (Lee et al., 2023)", "",
+             "Each scenario's winning third among surgical on the first, middle and last third of the blocks, by "
+             "validation accuracy (ties: the earlier third); test accuracy beside. Lee et al.: the first block for "
+             "input-level shift, the last for label-level.", "",
+             "| shift kind | scenarios | first third won | middle | last | Lee et al. | held? | mean test: first / "
+             "middle / last |", "|---|---|---|---|---|---|---|---|"]
+    kinds: dict[str, list] = {}
+    for r in rows:
+        if r.get("surgical_thirds") and len(r["surgical_thirds"]) == 3:
+            kinds.setdefault(r["shift"], []).append(r["surgical_thirds"])
+    for kind, runs in sorted(kinds.items()):
+        wins = [0, 0, 0]
+        for third in runs:
+            wins[max(range(3), key=lambda i: (third[i]["val"], -i))] += 1
+        tests = [100 * float(np.mean([t[i]["test"] for t in runs])) for i in range(3)]
+        want = claim.get(kind)
+        won = THIRD_NAMES[max(range(3), key=lambda i: (wins[i], -i))]
+        held = "-" if want is None else ("yes" if won == want else "no")
+        lines.append(f"| {kind} | {len(runs)} | {wins[0]} | {wins[1]} | {wins[2]} | {want or '-'} | {held} | "
+                     + " / ".join(f"{t:.1f}" for t in tests) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -1518,6 +1553,9 @@ def main(argv=None) -> int:
             + (f"; not yet run: {', '.join(missing)}" if missing else "")
             + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".\n\n"
             + summary_markdown(pooled) + "\n" + confidence_markdown(pooled) + "\n"
+            + (lee_markdown(rows) + "\n" if any(r.get("surgical_thirds") for r in rows) else "")
+            + (markdown(held5, out["held_out_5"], "Fifth held-out part (shift kinds, wide budget)") + "\n"
+               if held5 else "")
             + (markdown(held4, out["held_out_4"], "Fourth held-out part") + "\n" if held4 else "")
             + (markdown(held3, out["held_out_3"], "Third held-out part") + "\n" if held3 else "")
             + (markdown(held2, out["held_out_2"], "Second held-out part") + "\n" if held2 else "")

@@ -432,3 +432,19 @@ def test_unknown_scenario_is_one_line_and_status_2():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip().count("\n") == 0 and "no-such-family" in r.stderr and "--list" in r.stderr
+
+
+def test_the_lee_table_counts_the_third_that_won_on_validation_per_shift_kind(grid):
+    G = grid
+
+    def thirds(v, t=(0.5, 0.5, 0.5)):
+        return [{"first": i, "last": i, "val": v[i], "test": t[i]} for i in range(3)]
+
+    rows = [{"shift": "input", "surgical_thirds": thirds((0.9, 0.8, 0.7))},
+            {"shift": "input", "surgical_thirds": thirds((0.6, 0.6, 0.7), (0.4, 0.5, 0.6))},
+            {"shift": "input", "surgical_thirds": thirds((0.8, 0.8, 0.1))},  # a tie goes to the earlier third
+            {"shift": "label", "surgical_thirds": thirds((0.5, 0.6, 0.55))},
+            {"shift": "feature"}]  # no surgical runs: not counted
+    text = G.lee_markdown(rows)
+    assert "| input | 3 | 2 | 0 | 1 | first | yes | 46.7 / 50.0 / 53.3 |" in text
+    assert "| label | 1 | 0 | 1 | 0 | last | no |" in text and "| feature |" not in text
