@@ -23,6 +23,21 @@ Selection on the calibration parts (CNN and ViT): the cheaper of B and C whose m
 A's + 0.3 points (the issue's margin), B on a tie. Judge: the held-out parts (every single-task held-out part, CNN
 and ViT; their records exist, these sets' results on them did not): if the selected set's mean strategy regret
 there exceeds A's by more than 0.3 points, A stays. Every set's numbers are reported, selected or not.
+Result of round 1: B and C failed selection on calibration; A stays.
+
+Round 2 (``--round 2``), written on 2026-12-05 at 12:45 UTC, before any result of the wide-budget calibration run
+or of the fifth held-out part existed (issues 21 and 22: issue 21 added the shift's candidates to the check):
+  A  ``lpft``:         the check before issue 21 (``candidates()`` without a profile);
+  S  ``lpft+shift``:   today's default: A, plus bn_adapt's linear probe at each C (BatchNorm networks) and surgical
+                       on the third of the blocks holding the largest shift (``candidates()`` with the profile);
+  D  ``shift_only``:   S without the LP-FT fine-tune (probes, bn_adapt, surgical on the shift's third);
+  E  ``cheap``:        the probes, bn_adapt, and last_k at the budget's middle boundary from the activation cache
+                       (no fine-tune reaches the early blocks: the cost issue 22 asks to cut).
+Rows: single-task scenarios with the wide budget's records, where the check runs (n <= 50 per class). Reference R:
+whichever of A and S has the lower mean strategy regret on the calibration parts (A on a tie: cheaper). Selection
+on the calibration parts: the cheapest of D and E (summed wall seconds of their records) whose mean strategy regret
+is at most R's + 0.3 points, else R. Judge: the fifth held-out part (``shift-held-out``) alone: if the selected
+set's mean strategy regret there exceeds R's by more than 0.3 points, R stays. Every set's numbers are reported.
 """
 
 from __future__ import annotations
@@ -40,6 +55,7 @@ import advice_grid as grid  # noqa: E402
 from advisor.advise import check  # noqa: E402
 
 MARGIN = 0.3  # points of mean strategy regret a cheaper set may lose (issue 22)
+NETWORK = ("last_k", "full_finetune", "surgical")  # the candidates that train a network
 
 
 def _probes(n_blocks: int) -> list[tuple[str, dict]]:
@@ -49,37 +65,56 @@ def _probes(n_blocks: int) -> list[tuple[str, dict]]:
     return out
 
 
-def set_lpft(n_blocks: int, n_train: int, family: str = "cnn"):
-    return check.candidates(n_blocks, n_train, family)
+def set_lpft(n_blocks: int, n_train: int, family: str = "cnn", profile=None):
+    return check.candidates(n_blocks, n_train, family)  # without the profile: the list before issue 21
 
 
-def set_last_k_mid(n_blocks: int, n_train: int, family: str = "cnn"):
+def set_last_k_mid(n_blocks: int, n_train: int, family: str = "cnn", profile=None):
     k = grid.last_ks(n_blocks)[min(1, len(grid.last_ks(n_blocks)) - 1)]
     return _probes(n_blocks) + [("last_k", {"k": k, "lr_ratio": r, **check.network_budget(n_train)})
                                 for r in check.CHECK_LR_RATIOS[family]]
 
 
-def set_last_k_all(n_blocks: int, n_train: int, family: str = "cnn"):
+def set_last_k_all(n_blocks: int, n_train: int, family: str = "cnn", profile=None):
     return _probes(n_blocks) + [("last_k", {"k": k, "lr_ratio": r, **check.network_budget(n_train)})
                                 for k in grid.last_ks(n_blocks) for r in check.CHECK_LR_RATIOS[family]]
 
 
+def set_lpft_shift(n_blocks: int, n_train: int, family: str = "cnn", profile=None):
+    return check.candidates(n_blocks, n_train, family, profile, shift=True)
+
+
+def _bn_adapt(family: str) -> list[tuple[str, dict]]:
+    return [("bn_adapt", {"probe": "linear_probe", "C": c}) for c in check.PROBE_C] if family == "cnn" else []
+
+
+def set_shift_only(n_blocks: int, n_train: int, family: str = "cnn", profile=None):
+    return [(s, p) for s, p in set_lpft_shift(n_blocks, n_train, family, profile) if s != "full_finetune"]
+
+
+def set_cheap(n_blocks: int, n_train: int, family: str = "cnn", profile=None):
+    return _probes(n_blocks) + _bn_adapt(family) + set_last_k_mid(n_blocks, n_train, family)[len(_probes(n_blocks)):]
+
+
 SETS = {"A lpft": set_lpft, "B last_k_mid": set_last_k_mid, "C last_k_all": set_last_k_all}
+SETS2 = {"A lpft": set_lpft, "S lpft+shift": set_lpft_shift, "D shift_only": set_shift_only, "E cheap": set_cheap}
 CALIBRATION = (grid.CALIBRATION, grid.VIT_CALIBRATION)
 HELD_OUT = (grid.HELDOUT, grid.HELDOUT2, grid.VIT_HELDOUT, grid.VIT_HELDOUT2, grid.VIT_HELDOUT3)
+HELD_OUT2 = (grid.SHIFT_HELDOUT,)
 
 
-def score(version_of, log=print) -> dict[str, list[dict]]:
+def score(version_of, log=print, sets=None, held_out=HELD_OUT) -> dict[str, list[dict]]:
     """``{set: rows}``: every single-task scenario with complete records, scored with the set's check."""
     from advisor.advise import advise
     from advisor.advise.rules import DEFAULT_THRESHOLDS, wants_check
 
-    out = {name: [] for name in SETS}
+    sets = sets or SETS
+    out = {name: [] for name in sets}
     for sc in grid.all_scenarios():
-        if sc.kind != "single" or sc.part not in CALIBRATION + HELD_OUT:
+        if sc.kind != "single" or sc.part not in CALIBRATION + held_out:
             continue
         runner = grid.Runner(sc, version_of(sc))
-        for name, fn in SETS.items():
+        for name, fn in sets.items():
             grid.check_candidates = fn
             row = grid.score_scenario(sc, runner, advise, compute=False)
             if row is None:
@@ -90,7 +125,7 @@ def score(version_of, log=print) -> dict[str, list[dict]]:
             row["check_runs"] = applies
             row["check_seconds"] = float(sum(r.seconds for r in chk.runs)) if applies else 0.0
             row["check_network_seconds"] = float(sum(r.seconds for r in chk.runs if r.strategy in
-                                                     ("last_k", "full_finetune"))) if applies else 0.0
+                                                     NETWORK)) if applies else 0.0
             row["n_train"] = shape["n_train"]
             out[name].append(row)
     grid.check_candidates = check.candidates
@@ -113,7 +148,12 @@ def main(argv=None) -> int:
     ap.add_argument("--cnn-version", default="8098388255bb", help="grid results of the CNN sources")
     ap.add_argument("--vit-version", default="d2fba15e86da", help="grid results of the transformer sources")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--round", type=int, choices=(1, 2), default=1,
+                    help="1: sets A-C on the older parts (done); 2: sets A, S, D, E on the wide budget, judged on "
+                         "the fifth held-out part (see the module docstring)")
     a = ap.parse_args(argv)
+    if a.round == 2:
+        return _round2(a)
 
     def version_of(sc):
         return a.vit_version if grid.grid_family(sc) == "transformer" else a.cnn_version
@@ -123,14 +163,7 @@ def main(argv=None) -> int:
     groups.update({p: (p,) for p in CALIBRATION + HELD_OUT})  # part names: "calibration", "held-out", ...
     table = {name: {g: summary([r for r in rs if r["part"] in parts]) for g, parts in groups.items()}
              for name, rs in rows.items()}
-    print(f"{'set':14s} {'part':18s} {'n':>3s} {'checked':>7s} {'within 1pt':>10s} {'strat. regret':>13s} "
-          f"{'config regret':>13s} {'check s':>8s} {'network s':>9s}")
-    for name, t in table.items():
-        for g, s in t.items():
-            if s["n"]:
-                print(f"{name:14s} {g:18s} {s['n']:3d} {s['checked']:7d} {100 * s['within_1pt']:9.0f}% "
-                      f"{s['mean_strategy_regret']:13.2f} {s['mean_config_regret']:13.2f} {s['check_seconds']:8.0f} "
-                      f"{s['check_network_seconds']:9.0f}")
+    _print(table)
     base = table["A lpft"]
     ok = [n for n in ("B last_k_mid", "C last_k_all") if table[n]["calibration, all"]["mean_strategy_regret"]
           <= base["calibration, all"]["mean_strategy_regret"] + MARGIN]
@@ -142,6 +175,55 @@ def main(argv=None) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps({"table": table, "selected": selected, "held_out_delta": judged,
                                             "kept": keep, "rows": rows}, indent=1, default=float) + "\n")
+    return 0
+
+
+def _print(table: dict) -> None:
+    print(f"{'set':14s} {'part':18s} {'n':>3s} {'checked':>7s} {'within 1pt':>10s} {'strat. regret':>13s} "
+          f"{'config regret':>13s} {'check s':>8s} {'network s':>9s}")
+    for name, t in table.items():
+        for g, s in t.items():
+            if s["n"]:
+                print(f"{name:14s} {g:18s} {s['n']:3d} {s['checked']:7d} {100 * s['within_1pt']:9.0f}% "
+                      f"{s['mean_strategy_regret']:13.2f} {s['mean_config_regret']:13.2f} {s['check_seconds']:8.0f} "
+                      f"{s['check_network_seconds']:9.0f}")
+
+
+def _round2(a) -> int:
+    """Round 2 of the protocol (module docstring): the wide budget (every version must hold its records)."""
+    grid.BUDGET = "wide"
+
+    def version_of(sc):
+        return a.vit_version if grid.grid_family(sc) == "transformer" else a.cnn_version
+
+    rows = score(version_of, sets=SETS2, held_out=HELD_OUT2)
+    checked = {name: [r for r in rs if r["check_runs"]] for name, rs in rows.items()}
+    groups = {"calibration, all": CALIBRATION, "fifth held-out": HELD_OUT2}
+    table = {name: {g: summary([r for r in rs if r["part"] in parts]) for g, parts in groups.items()}
+             for name, rs in checked.items()}
+    _print(table)
+    cal = {n: t["calibration, all"] for n, t in table.items()}
+    if not all(c["n"] for c in cal.values()):
+        print("round 2 needs the wide budget's calibration records (advice_grid.py --calibration-only --budget wide)")
+        return 1
+    ref = min(("A lpft", "S lpft+shift"), key=lambda n: (cal[n]["mean_strategy_regret"], n != "A lpft"))
+    ok = [n for n in ("D shift_only", "E cheap")
+          if cal[n]["mean_strategy_regret"] <= cal[ref]["mean_strategy_regret"] + MARGIN
+          and cal[n]["check_seconds"] < cal[ref]["check_seconds"]]
+    selected = min(ok, key=lambda n: (cal[n]["check_seconds"], n)) if ok else ref
+    fifth = {n: t["fifth held-out"] for n, t in table.items()}
+    if fifth[selected]["n"] and fifth[ref]["n"]:
+        judged = fifth[selected]["mean_strategy_regret"] - fifth[ref]["mean_strategy_regret"]
+        keep = selected if judged <= MARGIN else ref
+        verdict = f"fifth held-out mean strategy regret vs {ref}: {judged:+.2f} points (margin {MARGIN}): the check uses {keep}"
+    else:
+        judged, keep = None, None
+        verdict = "the fifth held-out part has no records yet: not judged"
+    print(f"reference on calibration: {ref}; selected: {selected}; {verdict}")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"round": 2, "table": table, "reference": ref, "selected": selected,
+                                            "held_out_delta": judged, "kept": keep, "rows": rows}, indent=1,
+                                           default=float) + "\n")
     return 0
 
 
