@@ -223,7 +223,7 @@ def storage_lock(desc: str, workspace: str | Path, name: str):
     """Hold a lock named ``name`` that every process using the storage ``desc`` sees, for the ``with`` block.
 
     PostgreSQL: a session advisory lock (``pg_advisory_lock``) on its own connection; MySQL: ``GET_LOCK``;
-    a journal or SQLite file (one machine): an exclusive ``flock`` on ``<file>.advisor-lock`` beside it.
+    a journal or SQLite file (one machine): an exclusive ``flock`` (:func:`advisor.track.store.file_lock`).
     Other databases: no lock (say so in the docs). A process that dies releases its lock with its
     connection or its file descriptor."""
     key = f"advisor:{name}"

@@ -305,12 +305,16 @@ def _check_sqlite(uri: str, hint: str, create: bool = True) -> None:
 
 @contextlib.contextmanager
 def file_lock(path: Path):
-    """An exclusive ``flock`` on ``<path>.advisor-lock`` (beside ``path``) for the ``with`` block: processes on
-    this machine that create or change the same file take turns. Released when the process dies."""
+    """An exclusive ``flock`` for the ``with`` block on a lock file named after ``path``'s absolute path, in this
+    machine's temporary folder (``<tmp>/advisor-locks-UID/``): processes on this machine that create or change the same
+    file take turns, and the user's folders get no lock files (a refused command leaves nothing behind). Released
+    when the process dies."""
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".advisor-lock"), "a") as f:
+    folder = Path(tempfile.gettempdir()) / f"advisor-locks-{os.getuid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(str(Path(path).absolute()).encode()).hexdigest()[:24]
+    with open(folder / f"{Path(path).name[:40]}-{key}.lock", "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
