@@ -1,8 +1,10 @@
 """The command line: a thin layer over the Python API, one module per command.
 
-Each command module has ``add(sub, shared)``, which declares its parser, and ``run(args)``, which calls
-one function of the public API and prints its result; ``_common`` holds what they share (the parser
-class, the shared options, the progress bar, the one-line usage error).
+Each command module declares ``HELP`` (its line under ``advisor --help``), ``DESCRIPTION``, ``PARENTS``
+(the shared option groups of ``_common.shared_options`` it takes) and ``options(parser)`` (its own
+options), and has ``run(args)``, which calls one function of the public API and prints its result;
+``_common`` holds what they share (the parser class, the shared options, the progress bar, the one-line
+usage error).
 
 Bad input prints one line ``advisor: error: ...`` to stderr and exits with status 2.
 """
@@ -31,10 +33,14 @@ def _build(full: tuple[str, ...] = COMMANDS):
     shared = _common.shared_options()
     for name in COMMANDS:
         command = importlib.import_module(f"advisor.cli.{name}")
-        if name in full:
-            command.add(sub, shared)
-        else:
+        if name not in full:
             sub.add_parser(name, help=command.HELP)
+            continue
+        parser = sub.add_parser(name, help=command.HELP, description=command.DESCRIPTION,
+                                parents=[getattr(shared, parent) for parent in command.PARENTS])
+        if hasattr(command, "run"):  # cache has an action per sub-command instead
+            parser.set_defaults(func=command.run)
+        command.options(parser)
     return p
 
 

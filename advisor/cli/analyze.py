@@ -6,15 +6,15 @@ from __future__ import annotations
 from advisor.cli import _common
 
 HELP = "measure a dataset against a pretrained backbone and recommend a strategy"
+PARENTS = ("data",)
+DESCRIPTION = ("Measure the target dataset's size and its similarity to the source domain block "
+               "by block through the pretrained network, then recommend a strategy.")
 
 
-def add(sub, shared) -> None:
+def options(a) -> None:
     from advisor.advise.rules import CHECK_PER_CLASS
     from advisor.api import CHECK_MODES
 
-    a = sub.add_parser("analyze", parents=[shared.data], help=HELP,
-                       description="Measure the target dataset's size and its similarity to the source domain block "
-                                   "by block through the pretrained network, then recommend a strategy.")
     a.add_argument("--sample", type=int, default=1000, metavar="N",
                    help="measure at most N training images, stratified (default 1000)")
     a.add_argument("--forward-batch", type=int, default=64, metavar="B",
@@ -33,7 +33,6 @@ def add(sub, shared) -> None:
                    help="print where analyze's time went: loading, forward pass, metrics, and each check run")
     _common.add_json(a, "Profile and Advice")
     _common.add_quiet(a)
-    a.set_defaults(func=run)
 
 
 STAGES = {"measure": "forward pass (images)", "source": "source sample (images)", "metrics": "metrics (blocks)",

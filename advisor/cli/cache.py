@@ -8,14 +8,14 @@ import sys
 from advisor.cli import _common
 
 HELP = "show or empty the activation cache"
+PARENTS = ()
+DESCRIPTION = ("The on-disk activation cache that train and search fill: its folder "
+               "($ADVISOR_CACHE, default ~/.cache/advisor/activations) is capped at "
+               "$ADVISOR_CACHE_MAX (default 20G); the least recently used entries make "
+               "room for new ones.")
 
 
-def add(sub, shared) -> None:
-    c = sub.add_parser("cache", help=HELP,
-                       description="The on-disk activation cache that train and search fill: its folder "
-                                   "($ADVISOR_CACHE, default ~/.cache/advisor/activations) is capped at "
-                                   "$ADVISOR_CACHE_MAX (default 20G); the least recently used entries make "
-                                   "room for new ones.")
+def options(c) -> None:
     csub = c.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=_common.Parser)
     csub.required = True
     ci = csub.add_parser("info", help="the folder, its size and cap, and every entry",

@@ -6,20 +6,18 @@ from __future__ import annotations
 from advisor.cli import _common
 
 HELP = "export a model to ONNX or TorchScript, its preprocessing beside it"
+PARENTS = ("source", "tracking")
+DESCRIPTION = ("Write MODEL (as for predict) as an ONNX or TorchScript file taking "
+               "preprocessed images [N, 3, S, S] and returning the logits of the classes; "
+               "PATH.preprocess.json holds the preprocessing and the class names.")
 
 
-def add(sub, shared) -> None:
+def options(ex) -> None:
     from advisor.deploy.exporting import FORMATS
 
-    ex = sub.add_parser("export", parents=[shared.source, shared.tracking],
-                        help=HELP,
-                        description="Write MODEL (as for predict) as an ONNX or TorchScript file taking "
-                                    "preprocessed images [N, 3, S, S] and returning the logits of the classes; "
-                                    "PATH.preprocess.json holds the preprocessing and the class names.")
     ex.add_argument("--format", required=True, choices=list(FORMATS),
                     help="onnx (needs the advisor[export] extra) or torchscript")
     ex.add_argument("--out", required=True, metavar="PATH", help="the exported model file")
-    ex.set_defaults(func=run)
 
 
 def run(args) -> int:

@@ -10,16 +10,15 @@ from advisor.cli import _common
 UNREADABLE = ("fail", "skip")  # an image that cannot be read: stop with its name, or leave it out and list it
 
 HELP = "predict every image of a dataset with a trained model"
+PARENTS = ("source", "tracking")
+DESCRIPTION = ("Predict with a model saved by advisor train --save, an MLflow model URI "
+               "(runs:/RUN_ID/model, models:/NAME/VERSION) or a study's best model "
+               "(--experiment NAME). One row per image: its path or index, the predicted "
+               "class and the top-k probabilities. With labels: accuracy, macro-F1, a "
+               "per-class table and the confusion matrix.")
 
 
-def add(sub, shared) -> None:
-    pr = sub.add_parser("predict", parents=[shared.source, shared.tracking],
-                        help=HELP,
-                        description="Predict with a model saved by advisor train --save, an MLflow model URI "
-                                    "(runs:/RUN_ID/model, models:/NAME/VERSION) or a study's best model "
-                                    "(--experiment NAME). One row per image: its path or index, the predicted "
-                                    "class and the top-k probabilities. With labels: accuracy, macro-F1, a "
-                                    "per-class table and the confusion matrix.")
+def options(pr) -> None:
     pr.add_argument("data", metavar="DATA",
                     help="any DATASET form of analyze, or a folder of unlabelled images")
     pr.add_argument("--out", default=None, metavar="PATH", help="write the predictions: .csv or .parquet")
@@ -34,7 +33,6 @@ def add(sub, shared) -> None:
     _common.add_labels(pr)
     _common.add_json(pr, "the metrics (and failures)")
     _common.add_quiet(pr)
-    pr.set_defaults(func=run)
 
 
 def run(args) -> int:

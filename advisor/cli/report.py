@@ -6,15 +6,14 @@ from __future__ import annotations
 from advisor.cli import _common
 
 HELP = "write an HTML page and a Markdown summary of searches, read from MLflow"
+PARENTS = ("tracking",)
+DESCRIPTION = ("Read the studies of one or more MLflow experiments (parent run and trial runs "
+               "logged by advisor search) and write OUT/NAME.html -- self-contained, charts "
+               "inline -- and OUT/NAME.md; several experiments appear side by side. The page "
+               "is also logged as artifact report/NAME.html on each study's parent run.")
 
 
-def add(sub, shared) -> None:
-    r = sub.add_parser("report", parents=[shared.tracking],
-                       help=HELP,
-                       description="Read the studies of one or more MLflow experiments (parent run and trial runs "
-                                   "logged by advisor search) and write OUT/NAME.html -- self-contained, charts "
-                                   "inline -- and OUT/NAME.md; several experiments appear side by side. The page "
-                                   "is also logged as artifact report/NAME.html on each study's parent run.")
+def options(r) -> None:
     r.add_argument("--experiment", action="append", required=True, metavar="NAME",
                    help="MLflow experiment of a search (repeat for a side-by-side report)")
     r.add_argument("--out", default="reports", metavar="DIR", help="output folder (default reports)")
@@ -22,7 +21,6 @@ def add(sub, shared) -> None:
                    help="file name stem (default: the experiment names joined by -vs-)")
     r.add_argument("--top", type=int, default=5, metavar="N", help="learning curves of the N best trials (default 5)")
     r.add_argument("--no-attach", action="store_true", help="do not log the page on the parent runs")
-    r.set_defaults(func=run)
 
 
 def run(args) -> int:

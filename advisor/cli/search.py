@@ -7,15 +7,14 @@ from advisor import strategies
 from advisor.cli import _common
 
 HELP = "search a strategy's freeze depth and learning rates with Optuna, every trial logged to MLflow"
+PARENTS = ("data", "cache", "loader", "tracking")
+DESCRIPTION = ("Run (or resume) an Optuna study over freeze depth, learning-rate ratios and "
+               "the rest of a strategy's search space; every trial is a nested MLflow run.")
 
 
-def add(sub, shared) -> None:
+def options(s) -> None:
     from advisor.search._pruners import PRUNERS
 
-    s = sub.add_parser("search", parents=[shared.data, shared.cache, shared.loader, shared.tracking],
-                       help=HELP,
-                       description="Run (or resume) an Optuna study over freeze depth, learning-rate ratios and "
-                                   "the rest of a strategy's search space; every trial is a nested MLflow run.")
     s.add_argument("--strategy", default="auto", metavar="auto|NAME",
                    help="auto (default): analyze first and search the advised strategy, its advised configuration "
                         f"as the first trial; or a strategy name ({', '.join(strategies.names())})")
@@ -42,7 +41,6 @@ def add(sub, shared) -> None:
     s.add_argument("--register", default=None, metavar="NAME",
                    help="register the best model in the MLflow Model Registry as a new version of NAME")
     _common.add_quiet(s)
-    s.set_defaults(func=run)
 
 
 STAGES = {"trials": "trials", "measure": "analyze: forward pass", "metrics": "analyze: metrics"}

@@ -9,13 +9,12 @@ from advisor import strategies
 from advisor.cli import _common
 
 HELP = "train one strategy and report validation and test metrics"
+PARENTS = ("data", "cache", "loader")
+DESCRIPTION = None  # options() names the strategies registered by then
 
 
-def add(sub, shared) -> None:
-    t = sub.add_parser("train", parents=[shared.data, shared.cache, shared.loader],
-                       help=HELP,
-                       description="Run one transfer-learning strategy on a dataset: "
-                                   f"{', '.join(strategies.names())}.")
+def options(t) -> None:
+    t.description = f"Run one transfer-learning strategy on a dataset: {', '.join(strategies.names())}."
     t.add_argument("--strategy", required=True, metavar="NAME", help=", ".join(strategies.names()))
     g = t.add_argument_group("strategy parameters (only those given are passed; the rest keep their defaults)")
     _add_strategy_flags(g)
@@ -25,7 +24,6 @@ def add(sub, shared) -> None:
     t.add_argument("--save", metavar="PATH", default=None,
                    help="save the trained model (one PyTorch file; load with advisor.train.load_model)")
     _common.add_quiet(t)
-    t.set_defaults(func=run)
 
 
 def _flag_params() -> dict:
