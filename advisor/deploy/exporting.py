@@ -104,6 +104,17 @@ def run_exported(fmt: str, path: str | Path | bytes, x) -> np.ndarray:
         return torch.jit.load(source, map_location="cpu")(torch.from_numpy(arr)).numpy()
 
 
+def export(model: str | None, fmt: str, out: str | Path, *, experiment: str | None = None,
+           tracking_uri: str | None = None, workspace: str | None = None, flag: str | None = None) -> Exported:
+    """Write ``model`` (as for :func:`advisor.deploy.predict.predict`) as ``fmt`` (one of :data:`FORMATS`)
+    at ``out``, its preprocessing beside it; a missing package is one AdvisorError before the model loads."""
+    from advisor.deploy.resolve import load_bundle
+
+    check_format(fmt)
+    bundle = load_bundle(model, experiment=experiment, tracking_uri=tracking_uri, workspace=workspace)
+    return export_model(bundle, fmt, out, flag=flag)
+
+
 def export_model(bundle, fmt: str, out: str | Path, flag: str | None = None) -> Exported:
     """Write ``bundle``'s network as ``fmt`` to ``out`` and ``out.preprocess.json``: rendered in memory and
     checked first, then both written together (:func:`advisor.outputs.write_outputs`), so a failure leaves

@@ -72,6 +72,17 @@ def unlabelled_folder(folder: Path, name: str):
                        classes={"label": []})
 
 
+def predict(model: str | None, data: str, *, experiment: str | None = None, tracking_uri: str | None = None,
+            workspace: str | None = None, **options) -> Prediction:
+    """Predict every image of ``data`` with ``model`` (a ``--save`` file, ``runs:/RUN_ID/model`` or
+    ``models:/NAME/VERSION``; or None and ``experiment``: the best model of that search), resolved by
+    :func:`advisor.deploy.resolve.load_bundle`; ``options``: those of :func:`predict_data`."""
+    from advisor.deploy.resolve import load_bundle
+
+    bundle = load_bundle(model, experiment=experiment, tracking_uri=tracking_uri, workspace=workspace)
+    return predict_data(bundle, data, **options)
+
+
 def predict_data(bundle: Bundle, spec: str, *, batch_size: int = 64, device: str = "auto",
                  skip_unreadable: bool = False, seed: int = 0, label_columns=None, intermediate=None,
                  progress: Callable[[int, int], None] | None = None) -> Prediction:

@@ -1,14 +1,34 @@
-"""Turning a device request ("cpu", "cuda", "cuda:1", "auto") into a usable ``torch.device``."""
+"""Turning a device request ("cpu", "cuda", "cuda:1", "auto") into a usable ``torch.device``.
+
+The spelling (:data:`DEVICE_HELP`, :func:`check_device_text`) needs no torch, so the command line's
+``--device`` reads it without loading torch."""
 
 from __future__ import annotations
 
-import torch
+import re
+from typing import TYPE_CHECKING
 
 from advisor.errors import AdvisorError
+
+if TYPE_CHECKING:
+    import torch
+
+DEVICE_HELP = "cpu, cuda, cuda:N or auto"
+_SPELLING = re.compile(r"auto|(?:cpu|cuda)(?::\d+)?")
+
+
+def check_device_text(device: str) -> str:
+    """``device`` when it is a device :func:`resolve_device` knows how to read (whether it is present is
+    checked there); an AdvisorError otherwise."""
+    if not _SPELLING.fullmatch(str(device).strip().lower()):
+        raise AdvisorError(f"unknown device '{device}'", f"use {DEVICE_HELP}")
+    return device
 
 
 def resolve_device(device: str | torch.device | None = "cpu") -> torch.device:
     """``"auto"`` picks cuda when available; asking for cuda without it is an error."""
+    import torch
+
     if device is None:
         device = "cpu"
     text = str(device).strip().lower()
@@ -17,7 +37,7 @@ def resolve_device(device: str | torch.device | None = "cpu") -> torch.device:
     try:
         dev = torch.device(text)
     except (RuntimeError, ValueError):
-        raise AdvisorError(f"unknown device '{device}'", "use cpu, cuda, cuda:N or auto") from None
+        raise AdvisorError(f"unknown device '{device}'", f"use {DEVICE_HELP}") from None
     if dev.type == "cpu":
         return dev
     if dev.type == "cuda":
@@ -32,4 +52,4 @@ def resolve_device(device: str | torch.device | None = "cpu") -> torch.device:
                 "use --device cuda:0 or --device auto",
             )
         return dev
-    raise AdvisorError(f"unsupported device '{device}'", "use cpu, cuda, cuda:N or auto")
+    raise AdvisorError(f"unsupported device '{device}'", f"use {DEVICE_HELP}")

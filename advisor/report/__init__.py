@@ -23,3 +23,8 @@ __all__ = [
     "report_name",
     "tracking_store",
 ]
+
+
+from advisor._verb import callable_as  # noqa: E402  (after the verb is defined)
+
+callable_as(__name__, "build_report")  # advisor.report(...) calls build_report

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from advisor.errors import AdvisorError
 
+PRUNERS = ("hyperband", "halving", "none")  # the names make_pruner knows, hyperband the default
+
 
 def make_pruner(name: str, space):
     """The pruner over fine-tuning epochs (:func:`~advisor.search.space.max_steps`): a trial's step ``s``
@@ -20,4 +22,4 @@ def make_pruner(name: str, space):
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if name == "none":
         return optuna.pruners.NopPruner()
-    raise AdvisorError(f"unknown pruner {name!r}", "use hyperband, halving or none")
+    raise AdvisorError(f"unknown pruner {name!r}", f"use {', '.join(PRUNERS[:-1])} or {PRUNERS[-1]}")

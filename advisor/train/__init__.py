@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+from typing import Callable
 
 from advisor import strategies
 from advisor.context import TrainContext, make_context, without_test
@@ -62,14 +63,25 @@ def run_strategy(ctx: TrainContext, strategy: str, params: dict | None = None,
 
 
 def train(dataset: str, model: str = "mobilenet_v2", strategy: str = "linear_probe", *, params: dict | None = None,
-          callback: EpochCallback | None = None, **context_kwargs) -> TrainResult:
+          callback: EpochCallback | None = None, on_context: Callable[[TrainContext], None] | None = None,
+          **context_kwargs) -> TrainResult:
     """Build a context (see ``make_context``) and run one strategy on it.
 
     The strategy and its parameters are checked first, so a typo fails before data and backbone load.
+    ``on_context(ctx)``: told the context before the run starts (its dataset's name and classes, the
+    preprocessing a saved model needs, the activation cache), e.g. to save the model afterwards with
+    :func:`advisor.train.export.model_output`.
     """
     declared = strategies.get(strategy)
     declared.validate(params)
     if declared.backbone_check:  # checked on the backbone before the data loads
         context_kwargs.setdefault("check_backbone", declared.backbone_checker(params))
     ctx = make_context(dataset, model, **context_kwargs)
+    if on_context is not None:
+        on_context(ctx)
     return run_strategy(ctx, strategy, params, callback)
+
+
+from advisor._verb import callable_as  # noqa: E402  (after the verb is defined)
+
+callable_as(__name__, "train")  # advisor.train(...) calls train

@@ -1,0 +1,70 @@
+"""``advisor analyze``: measure a dataset against a pretrained backbone and recommend a strategy
+(advisor.api.analyze)."""
+
+from __future__ import annotations
+
+from advisor.cli import _common
+
+HELP = "measure a dataset against a pretrained backbone and recommend a strategy"
+PARENTS = ("data",)
+DESCRIPTION = ("Measure the target dataset's size and its similarity to the source domain block "
+               "by block through the pretrained network, then recommend a strategy.")
+
+
+def options(a) -> None:
+    from advisor.advise.rules import CHECK_PER_CLASS
+    from advisor.api import CHECK_MODES
+
+    a.add_argument("--sample", type=int, default=1000, metavar="N",
+                   help="measure at most N training images, stratified (default 1000)")
+    a.add_argument("--forward-batch", type=int, default=64, metavar="B",
+                   help="images per forward pass while measuring (default 64; memory only, not the numbers)")
+    a.add_argument("--source-data", metavar="DATASET", default=None,
+                   help="a sample of the source domain (any DATASET form; labels ignored) for Frechet distance "
+                        "and domain-classifier accuracy per block")
+    a.add_argument("--check", default="auto", choices=list(CHECK_MODES),
+                   help="the measured check: run the cheap candidates (probes on every few blocks, one LP-FT "
+                        "fine-tune) and let the validation split decide; auto (default): where the training "
+                        f"split has at most {CHECK_PER_CLASS:g} images per class")
+    a.add_argument("--check-budget", type=float, default=None, metavar="SECONDS",
+                   help="the measured check's time limit: its candidates run cheapest first while their estimates "
+                        "(timed on this device before it starts) fit; the skipped ones are named (default: none)")
+    a.add_argument("--profile-time", action="store_true",
+                   help="print where analyze's time went: loading, forward pass, metrics, and each check run")
+    _common.add_json(a, "Profile and Advice")
+    _common.add_quiet(a)
+
+
+STAGES = {"measure": "forward pass (images)", "source": "source sample (images)", "metrics": "metrics (blocks)",
+          "check": "measured check (est. s)"}
+
+
+def run(args) -> int:
+    from advisor.api import analyze
+    from advisor.display import print_analysis
+    from advisor.outputs import check_outputs
+
+    console, err = _common.consoles()
+    check_outputs(("--json", args.json))  # refuse an unwritable output before any measuring, not after it
+
+    def announce(plan):
+        skipped = f"; {len(plan.skipped)} skipped by --check-budget {plan.budget:g}" if plan.skipped else ""
+        err.print(f"measured check: {len(plan.run)} candidates, about {plan.seconds:.0f} s on this device"
+                  f"{skipped} (skip it: --check off; limit it: --check-budget SECONDS)")
+
+    with _common.progress_bar(err, args.quiet, STAGES, remaining=True) as progress:
+        result = analyze(args.dataset, args.model, sample=args.sample, batch_size=args.forward_batch,
+                         source_data=args.source_data, progress=progress, check=args.check,
+                         drop_rare_classes=args.drop_rare_classes, check_budget=args.check_budget,
+                         on_check_plan=announce, **_common.context_args(args))
+    print_analysis(result, console)
+    if args.profile_time:
+        from advisor.display import time_table
+
+        console.print(time_table(result))
+    if args.json:
+        result.save(args.json, "--json")
+        console.print(f"wrote {args.json}")
+    t = result.profile.timings
+    console.print(f"took {t.get('total', 0):.1f} s (forward {t.get('forward', 0):.1f} s, metrics {t.get('metrics', 0):.1f} s)")
+    return 0
