@@ -2,7 +2,7 @@
 
 The model (``--model``, default ImageNet MobileNetV2; ``timm:vit_small_patch14_dinov2`` for the ViT-S/14,
 at sizes that are multiples of 14) is the backbone's pretrained blocks, pooled by its layout, and a
-10-class linear head, saved with ``advisor.train.export.save_model`` -- the cost of every strategy's
+10-class linear head, saved with ``advisor.deploy.modelfile.save_model`` -- the cost of every strategy's
 export up to the head. The images are
 real: scikit-learn digits upscaled to 256 x 256 RGB PNG files in a temporary folder, so each image is
 read from disk, decoded, resized to the resolution, cropped and normalised, then batched through the
@@ -44,7 +44,8 @@ def save_pretrained(model_name: str, path: Path, size: int) -> None:
 
     from advisor.data import Preprocess
     from advisor.models import create_backbone
-    from advisor.train.export import TransferModel, save_model
+    from advisor.deploy.model import TransferModel
+    from advisor.deploy.modelfile import save_model
 
     bb = create_backbone(model_name, image_size=size)
     pre = Preprocess.from_config(bb.preprocessing, size)

@@ -67,7 +67,7 @@ def epoch_rates(model: str, size: int, per_class: int, device: str, save_to: Pat
     """The second epoch of each EPOCH_RUNS run (no cache); the full_finetune model saved to ``save_to``."""
     from advisor.context import make_context
     from advisor.train import run_strategy
-    from advisor.train.export import save_model
+    from advisor.deploy.modelfile import save_model
 
     ctx = make_context(f"fashion-mnist:{per_class}", model, image_size=size, device=device, cache_dir=False,
                        split=SPLIT)

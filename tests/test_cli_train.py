@@ -19,7 +19,7 @@ def test_train_linear_probe_cli_writes_json(tmp_path, capsys):
 
 
 def test_train_save_writes_a_loadable_model(tmp_path, capsys):
-    from advisor.train.export import load_model
+    from advisor.deploy.modelfile import load_model
 
     path = tmp_path / "models" / "probe.pt"
     code, stdout, err = run_cli(["train", "digits", "--strategy", "linear_probe", "--image-size", "32",

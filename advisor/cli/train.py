@@ -106,7 +106,7 @@ def run(args) -> int:
                          "the frozen blocks were recomputed instead -- free space or pass --cache-dir\n")
     written = [(Output(args.json, json_text(result), "--json"), f"wrote {args.json}")] if args.json else []
     if args.save:
-        from advisor.train.export import model_output
+        from advisor.deploy.modelfile import model_output
 
         written.append((model_output(result, args.save, model_name=args.model, weights=args.weights,
                                      preprocess=ctx.preprocess, dataset_name=ctx.dataset.name,

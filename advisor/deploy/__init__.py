@@ -1,5 +1,9 @@
-"""Using what a search found: predict with a trained model, log it as an MLflow pyfunc, serve and export it.
+"""The saved model and its uses: predict with it, log it as an MLflow pyfunc, serve and export it.
 
+- :mod:`advisor.deploy.model` -- :class:`~advisor.deploy.model.TransferModel`, the one deployable network
+  every strategy ends in (a sklearn probe converted to a ``Linear`` included); training imports it;
+- :mod:`advisor.deploy.modelfile` -- its ``advisor.model/2`` file: save, and load as data only
+  (``torch.load(..., weights_only=True)``, the schema in ``_model_schema.py`` checked first);
 - :mod:`advisor.deploy.inference` -- a :class:`Bundle` (network, preprocessing, class names) and
   batched inference on images of any form (paths, encoded bytes, arrays);
 - :mod:`advisor.deploy.resolve` -- a ``--save`` file, an MLflow model URI or a study's best model as a Bundle;

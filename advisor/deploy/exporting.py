@@ -165,7 +165,7 @@ def export_model(bundle, fmt: str, out: str | Path, flag: str | None = None) -> 
 
 def describe(bundle, fmt: str, out: Path) -> dict:
     """The JSON written beside an exported model."""
-    from advisor.train.export import preprocess_state
+    from advisor.deploy.modelfile import preprocess_state
 
     pre = bundle.preprocess
     return {

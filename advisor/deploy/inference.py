@@ -1,10 +1,11 @@
 """A trained model with what it needs to be used (preprocessing, class names), and batched inference.
 
-Every strategy exports as one :class:`~advisor.train.export.TransferModel` (probes and the pipeline
-included), so one code path predicts for all of them: images -> ``Preprocess`` (the training
-recipe: resize, centre crop, greyscale to 3 channels, mean/std) -> network -> softmax over the
-primary task's classes. For the SVM probe the softmax of its decision values orders the classes like
-the SVM but is not a calibrated probability.
+Every strategy exports as one :class:`~advisor.deploy.model.TransferModel` (probes and the pipeline
+included), so one loop (:func:`run_model`) predicts for all of them: images -> ``Preprocess`` (the
+training recipe: resize, centre crop, greyscale to 3 channels, mean/std) -> network -> softmax over the
+primary task's classes (:func:`infer`), or the predicted classes that ``advisor.train.evaluate_model``
+scores. For the SVM probe the softmax of its decision values orders the classes like the SVM but is not
+a calibrated probability.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Bundle:
 
 def bundle_from_file(path: str | os.PathLike, source: str | None = None) -> Bundle:
     """Load a file written by ``advisor train --save`` as a Bundle on the CPU (data only, schema checked)."""
-    from advisor.train.export import load_model
+    from advisor.deploy.modelfile import load_model
 
     model, meta = load_model(path)
     return make_bundle(model, meta, meta.get("preprocess"), (meta.get("classes") or {}).get(model.primary),
@@ -136,11 +137,34 @@ class BatchOutput:
 def infer(bundle: Bundle, items: Sequence[Any], load: Callable[[Any], Any] = decode_image, *,
           batch_size: int = 64, device: str = "cpu", skip_unreadable: bool = False,
           progress: Callable[[int, int], None] | None = None, threads: int | None = None) -> BatchOutput:
-    """Softmax probabilities of the primary task for ``items`` (each turned into a PIL image by ``load``).
+    """Softmax probabilities of the primary task for ``items`` (each turned into a PIL image by ``load``),
+    by :func:`run_model`."""
+    outs, kept, failures = run_model(bundle.model, bundle.preprocess, items, load, _probabilities,
+                                     batch_size=batch_size, device=device, skip_unreadable=skip_unreadable,
+                                     progress=progress, threads=threads)
+    width = len(bundle.classes)
+    return BatchOutput(np.concatenate(outs) if outs else np.zeros((0, width)), kept, failures)
+
+
+def _probabilities(model, x) -> np.ndarray:
+    import torch
+
+    return torch.softmax(model(x).float(), dim=1).double().cpu().numpy()
+
+
+def run_model(model, preprocess, items: Sequence[Any], load: Callable[[Any], Any],
+              compute: Callable[[Any, Any], np.ndarray], *, batch_size: int = 64, device: str = "cpu",
+              skip_unreadable: bool = False, progress: Callable[[int, int], None] | None = None,
+              threads: int | None = None) -> tuple[list[np.ndarray], list[int], list[tuple[int, str]]]:
+    """The one inference loop over a saved model: ``compute(model, x)`` for every batch ``x`` of ``items``
+    (each ``preprocess(load(item))``), in eval mode on ``device``, without gradients. Returns the
+    per-batch results, the positions in ``items`` they cover, and ``(position, reason)`` of inputs
+    that could not be read. :func:`infer` (probabilities) and
+    :func:`advisor.train.evaluate_model` (predicted classes, scored) both run it.
 
     Images are read and preprocessed ``batch_size`` at a time by a few threads (decoding and
     resizing release the GIL), the next batch while the network runs on this one; an unreadable image
-    raises its AdvisorError, or with ``skip_unreadable`` is left out and reported in ``failures``.
+    raises its AdvisorError, or with ``skip_unreadable`` is left out and reported in the failures.
     """
     import torch
 
@@ -149,20 +173,19 @@ def infer(bundle: Bundle, items: Sequence[Any], load: Callable[[Any], Any] = dec
     if batch_size < 1:
         raise AdvisorError(f"bad batch size {batch_size}", "use a positive integer, e.g. 64")
     dev = resolve_device(device)
-    model = bundle.model.to(dev).eval()
-    pre = bundle.preprocess
+    model = model.to(dev).eval()
     n = len(items)
     threads = threads or min(4, os.cpu_count() or 1)
 
     def prepare(pos: int):
         try:
-            return pos, pre(load(items[pos])), None
+            return pos, preprocess(load(items[pos])), None
         except AdvisorError as e:
             if not skip_unreadable:
                 raise
             return pos, None, str(e.problem)
 
-    probs, kept, failures = [], [], []
+    outs, kept, failures = [], [], []
     done = 0
     starts = list(range(0, n, batch_size))
 
@@ -180,14 +203,12 @@ def infer(bundle: Bundle, items: Sequence[Any], load: Callable[[Any], Any] = dec
                 x = torch.stack([t for _, t in good])
                 if dev.type == "cuda":
                     x = x.pin_memory().to(dev, non_blocking=True)
-                logits = model(x).float()
-                probs.append(torch.softmax(logits, dim=1).double().cpu().numpy())
+                outs.append(compute(model, x))
                 kept += [p for p, _ in good]
             done += len(batch)
             if progress is not None:
                 progress(done, n)
-    width = len(bundle.classes)
-    return BatchOutput(np.concatenate(probs) if probs else np.zeros((0, width)), kept, failures)
+    return outs, kept, failures
 
 
 def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

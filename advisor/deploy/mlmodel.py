@@ -187,7 +187,7 @@ def bundle_from_artifacts(model_file: str | os.PathLike, meta_file: str | os.Pat
     """The Bundle of an advisor pyfunc's two artifacts: weights with ``weights_only=True`` (schema checked),
     preprocessing and classes from ``advisor.json``."""
     from advisor.deploy.inference import make_bundle
-    from advisor.train.export import load_model
+    from advisor.deploy.modelfile import load_model
 
     model_file, meta_file = Path(model_file), Path(meta_file)
     meta = read_meta(meta_file, model_file, source)

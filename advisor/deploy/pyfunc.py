@@ -144,7 +144,7 @@ def log_pyfunc(tracking_uri: str, run_id: str, model_file: str | Path, *, classe
 
     from advisor import __version__
     from advisor.track.model_log import _quiet, scoped_tracking_uri
-    from advisor.train.export import preprocess_state
+    from advisor.deploy.modelfile import preprocess_state
 
     quiet_downloads()  # MLflow checks the input example by loading the model back
     with tempfile.TemporaryDirectory(prefix="advisor-pyfunc-meta-") as tmp:
@@ -181,7 +181,7 @@ def log_result(tracking_uri: str, run_id: str, result, *, model_name: str, weigh
     """Save a TrainResult's model (``advisor.model/2``) and log it as the advisor pyfunc on ``run_id``."""
     import tempfile
 
-    from advisor.train.export import save_model
+    from advisor.deploy.modelfile import save_model
 
     with tempfile.TemporaryDirectory(prefix="advisor-pyfunc-") as tmp:
         path = save_model(result, Path(tmp) / "model.pt", model_name=model_name, weights=weights,

@@ -19,12 +19,13 @@ defaults. Training keeps its own mixed precision (``advisor.train._inputs.autoca
 ``Net``'s calls; the tensor-level functions never change precision.
 
 Batching: a ``torch.utils.data.DataLoader`` over :class:`advisor.data.TorchView`, with the
-context's loader workers and ``pin_memory`` on CUDA. It is the loader every trainer and
-``evaluate_model`` already use, so the same images reach the network in the same batches
-everywhere; with ``workers=0`` (the default, and the right choice on a CPU, where the network
-already uses every core and a preparing thread only competes with it) batches are made in line,
-and on a GPU ``--loader-workers N`` decodes in N processes while the device computes -- the
-overlap the former one-thread prefetch gave, without a second way to batch.
+context's loader workers and ``pin_memory`` on CUDA. It is the loader every trainer uses, so the same
+images reach a network in training in the same batches everywhere (a saved model's inference,
+``advisor predict`` and ``evaluate_model``, has its own loop: :func:`advisor.deploy.inference.run_model`);
+with ``workers=0`` (the default, and the right choice on a CPU, where the network already uses every
+core and a preparing thread only competes with it) batches are made in line, and on a GPU
+``--loader-workers N`` decodes in N processes while the device computes -- the overlap the former
+one-thread prefetch gave, without a second way to batch.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from advisor.strategies._constraints import Constraint, _Bad, closest
 #: (shared), or a comparison of a two-stage pipeline with an end-to-end network.
 KINDS = ("probe", "network", "multi", "pipeline")
 
-#: The heads a saved model (``advisor.train.export``) can rebuild: one ``Linear``, or ``Linear -> Softmax ->
+#: The heads a saved model (``advisor.deploy.modelfile``) can rebuild: one ``Linear``, or ``Linear -> Softmax ->
 #: Linear`` (the pipeline's composed ``z -> y`` head). A strategy declares which of them its models end in.
 HEADS = ("linear", "two_stage")
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 from advisor import strategies
 from advisor.context import TrainContext, make_context, without_test
-from advisor.train._base import EpochCallback, EpochRecord, TrainingPruned, TrainResult
+from advisor.train._base import EpochCallback, EpochRecord, TrainingPruned, TrainResult, evaluate_model
 
 __all__ = ["PROBE_STRATEGIES", "RUNNERS", "EpochCallback", "EpochRecord", "TrainContext", "TrainResult", "TrainingPruned",
            "evaluate_model", "load_model", "make_context", "run_strategy", "save_model", "train", "without_test"]
@@ -30,11 +30,11 @@ def __getattr__(name: str):
         return {s.name: tuple(s.runner.split(":")) for s in strategies.all_strategies()}
     if name == "PROBE_STRATEGIES":  # one closed-form fit on frozen features (no epochs to prune)
         return strategies.probe_names()
-    # the export helpers import torch; load them on first use
-    if name in ("load_model", "save_model", "evaluate_model"):
-        from advisor.train import export
+    # the model file (advisor.deploy.modelfile) imports torch; load it on first use
+    if name in ("load_model", "save_model"):
+        from advisor.deploy import modelfile
 
-        return getattr(export, name)
+        return getattr(modelfile, name)
     raise AttributeError(name)
 
 
@@ -70,7 +70,7 @@ def train(dataset: str, model: str = "mobilenet_v2", strategy: str = "linear_pro
     The strategy and its parameters are checked first, so a typo fails before data and backbone load.
     ``on_context(ctx)``: told the context before the run starts (its dataset's name and classes, the
     preprocessing a saved model needs, the activation cache), e.g. to save the model afterwards with
-    :func:`advisor.train.export.model_output`.
+    :func:`advisor.deploy.modelfile.model_output`.
     """
     declared = strategies.get(strategy)
     declared.validate(params)

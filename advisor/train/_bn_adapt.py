@@ -8,7 +8,7 @@ Then the probe (``probe``: ``linear_probe``, logistic regression on the last blo
 SVM on an earlier block; ``C``, ``max_iter`` and ``block`` default to that probe's own) is fitted on the
 adapted network's standardised pooled features, computed directly (never from the activation cache, which holds
 the pretrained network's). The adapted statistics are buffers of the blocks, so the saved model
-(:class:`advisor.train.export.TransferModel`) carries them: predict and export reproduce the accuracy.
+(:class:`advisor.deploy.model.TransferModel`) carries them: predict and export reproduce the accuracy.
 
 A network without BatchNorm (a ViT: LayerNorm only) is refused in one line: by ``advisor train`` and
 :func:`advisor.train.train` before the data loads (the strategy's ``backbone_check``), and by the trainer

@@ -17,8 +17,7 @@ import time
 from advisor.context import TrainContext
 from advisor.train._base import EpochCallback, TrainResult
 from advisor.train._loop import fit_network
-from advisor.train._network import FittedNetwork, parse_network_params
-from advisor.train.export import from_fitted
+from advisor.train._network import FittedNetwork, from_fitted, parse_network_params
 
 _FIT_KEYS = ("k", "head_lr", "lr_ratio", "layer_decay", "weight_decay", "epochs", "batch_size", "patience",
              "warmup_epochs", "rate_warmup", "clip_grad", "augment")

@@ -27,8 +27,7 @@ from advisor.errors import AdvisorError
 from advisor.train._base import EpochCallback, TrainResult
 from advisor.train._finetune import fit_kwargs
 from advisor.train._loop import fit_network
-from advisor.train._network import FittedNetwork, parse_network_params
-from advisor.train.export import from_fitted
+from advisor.train._network import FittedNetwork, from_fitted, parse_network_params
 
 
 def _pick_tasks(ctx: TrainContext, requested) -> list[str]:

@@ -1,5 +1,6 @@
 """Network strategies' shared pieces above the loop: their parameters, validated against the registry,
-and :class:`FittedNetwork`, a trained network that predicts and evaluates.
+and :class:`FittedNetwork`, a trained network that predicts and evaluates (:func:`from_fitted`: as the
+deployable :class:`~advisor.deploy.model.TransferModel`).
 
 The training loop is :func:`advisor.train._loop.fit_network`; the network's parts are in
 ``_model.py``, where its inputs come from in ``_inputs.py``.
@@ -15,6 +16,7 @@ import torch
 
 from advisor import strategies as _strategies
 from advisor.context import TrainContext
+from advisor.deploy.model import TransferModel
 from advisor.errors import AdvisorError
 from advisor.train._base import EpochRecord, accuracy, macro_f1
 from advisor.train._inputs import autocast, image_loader, tensor_batches, to_device
@@ -146,3 +148,19 @@ class FittedNetwork:
                 "n": int(m.sum()),
             }
         return out
+
+
+def from_fitted(fitted: FittedNetwork, heads: dict[str, torch.nn.Module] | None = None,
+                primary: str | None = None) -> TransferModel:
+    """The network of a ``FittedNetwork`` (all its blocks, its heads) as a TransferModel on the CPU.
+
+    ``heads`` replaces the heads (the pipeline's composed ``z -> y`` head); the modules are copied.
+    """
+    import copy
+
+    net = fitted.net
+    blocks = [copy.deepcopy(b).cpu() for b in list(net.frozen) + list(net.top) + list(net.above)]
+    if heads is None:
+        heads = {t: copy.deepcopy(h).cpu() for t, h in zip(fitted.tasks, net.heads)}
+    model = TransferModel(blocks, heads, primary or fitted.primary_task, layout=net.layout)
+    return model.eval().requires_grad_(False)

@@ -151,7 +151,7 @@ class _Runner:
             "history": list(net.history),
         }
         if keep:
-            from advisor.train.export import from_fitted
+            from advisor.train._network import from_fitted
 
             out["model"] = from_fitted(net)
         del net
@@ -214,7 +214,8 @@ class _Runner:
         import torch
         from torch import nn
 
-        from advisor.train.export import from_fitted, linear_from_sklearn
+        from advisor.deploy.model import linear_from_sklearn
+        from advisor.train._network import from_fitted
 
         if stage2.model is not None:
             lin = linear_from_sklearn(stage2.model, self.n_y)

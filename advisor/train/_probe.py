@@ -25,9 +25,9 @@ import numpy as np
 
 from advisor.context import TrainContext
 from advisor.context.cache import _block_index, extract
+from advisor.deploy.model import from_probe
 from advisor.errors import AdvisorError
 from advisor.train._base import EpochCallback, EpochRecord, TrainResult, accuracy, macro_f1
-from advisor.train.export import from_probe
 
 
 # ---------------------------------------------------------------------------- params

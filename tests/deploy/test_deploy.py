@@ -305,7 +305,8 @@ def test_a_pipeline_model_with_its_two_stage_head_predicts_through_the_same_comm
     from advisor.data import Preprocess
     from advisor.deploy.resolve import load_bundle
     from advisor.models import create_backbone
-    from advisor.train.export import TransferModel, save_model
+    from advisor.deploy.model import TransferModel
+    from advisor.deploy.modelfile import save_model
 
     bb = create_backbone("mobilenet_v2")
     pp = bb.preprocessing
@@ -341,7 +342,7 @@ def test_a_trained_multi_task_or_pipeline_model_predicts_its_final_task(world, t
     from advisor.context import make_context
     from advisor.deploy.resolve import load_bundle
     from advisor.train import run_strategy
-    from advisor.train.export import save_model
+    from advisor.deploy.modelfile import save_model
 
     ctx = make_context(dataset, "mobilenet_v2", image_size=32, cache_dir=str(world["tmp"] / "cache"))
     params = {"k": 2, "epochs": 2, **({"learning_curve": False} if strategy == "pipeline_vs_end_to_end" else {})}

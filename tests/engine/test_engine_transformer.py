@@ -120,7 +120,7 @@ STRATEGIES = {
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_every_strategy_trains_on_a_vit_and_its_model_round_trips(ctx, strategy, tmp_path):
     from advisor.train import run_strategy
-    from advisor.train.export import load_model, save_model
+    from advisor.deploy.modelfile import load_model, save_model
 
     r = run_strategy(ctx, strategy, STRATEGIES[strategy])
     assert 0.0 <= r.val_accuracy <= 1.0
@@ -142,7 +142,7 @@ def test_a_vit_pooled_by_patch_mean_round_trips(ctx, tmp_path):
     import dataclasses
 
     from advisor.train import run_strategy
-    from advisor.train.export import load_model, save_model
+    from advisor.deploy.modelfile import load_model, save_model
 
     bb = copy.deepcopy(ctx.backbone)
     bb.set_pool("avg")
@@ -179,7 +179,7 @@ def test_a_torchvision_vit_saved_at_its_image_size_round_trips(one_torch_thread,
     records the size, so loading rebuilds the same architecture."""
     from advisor.context import make_context
     from advisor.train import run_strategy
-    from advisor.train.export import load_model, save_model
+    from advisor.deploy.modelfile import load_model, save_model
 
     tv = make_context("digits:5", "vit_b_16", weights="random", image_size=SIZE, seed=0, device="cpu",
                       cache_dir=False)
@@ -197,7 +197,7 @@ def test_an_old_model_file_without_the_layout_is_refused_in_one_line(tmp_path):
     import torch as _torch
 
     from advisor.errors import AdvisorError
-    from advisor.train.export import load_model
+    from advisor.deploy.modelfile import load_model
 
     path = tmp_path / "old.pt"
     _torch.save({"format": "advisor.model/1", "model_name": "mobilenet_v2", "state_dict": {}}, path)

@@ -65,7 +65,8 @@ def world(tmp_path_factory):
     from advisor.data import Preprocess
     from advisor.deploy.pyfunc import AdvisorImageModel, log_pyfunc, register
     from advisor.models import create_backbone
-    from advisor.train.export import TransferModel, save_model
+    from advisor.deploy.model import TransferModel
+    from advisor.deploy.modelfile import save_model
 
     tmp = tmp_path_factory.mktemp("hostile-models")
     markers = tmp / "markers"

@@ -199,7 +199,7 @@ def test_equivalences_and_head_kinds_are_declared_on_the_strategy():
     import torch
 
     from advisor.report.collect import canonical
-    from advisor.train.export import _head_spec
+    from advisor.deploy.modelfile import _head_spec
 
     assert canonical("last_k", {"k": 19}, 19) == "full_finetune" == strategies.canonical("last_k", {"k": 19}, 19)
     assert canonical("last_k", {"k": 18}, 19) == "last_k" and canonical("last_k", {"k": 19}, None) == "last_k"

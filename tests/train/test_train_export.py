@@ -10,9 +10,10 @@ import torch
 
 from advisor.context import TrainContext
 from advisor.data import TorchView
+from advisor.deploy.model import TransferModel
+from advisor.deploy.modelfile import load_model, save_model
 from advisor.errors import AdvisorError
 from advisor.train import run_strategy
-from advisor.train.export import TransferModel, load_model, save_model
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,11 @@
-"""A trained result as one self-contained PyTorch module, saved and loaded without pretrained weights.
-
-Every strategy ends in the same shape: the backbone's first blocks, pooling by the
-backbone's layout (a CNN's spatial mean, a ViT's class token), an optional
-standardisation of the pooled features, and one linear head per task. Probes fit that
-exactly (a logistic regression or linear SVM on standardised pooled features is a linear
-layer on them); the pipeline's two stages are a head for
-``z`` followed by ``softmax`` and stage 2's linear map. So one class,
-:class:`TransferModel`, serves every strategy, and a search can log the best trial with
-MLflow's PyTorch flavour.
+"""The ``advisor.model/2`` file: a :class:`~advisor.deploy.model.TransferModel` saved and loaded without
+pretrained weights.
 
 The file written by :func:`save_model` is a ``torch.save`` dictionary of tensors and
 plain values (loadable with ``torch.load(..., weights_only=True)``): the architecture is
 rebuilt from the model name with random weights and the state dict is loaded on top, so
-loading never needs the pretrained weights file.
+loading never needs the pretrained weights file. :func:`load_model` reads it as data only and checks
+its whole schema first (:mod:`advisor.deploy._model_schema`).
 """
 
 from __future__ import annotations
@@ -20,104 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from advisor.deploy._model_schema import FORMAT, check_payload, check_state_dict, damaged, read_payload
+from advisor.deploy.model import TransferModel
 from advisor.errors import AdvisorError
-from advisor.models import Layout, engine
-from advisor.train._model_schema import FORMAT, check_payload, check_state_dict, damaged, read_payload
+from advisor.models import Layout
 
 
-class _Standardise(nn.Module):
-    def __init__(self, mean: torch.Tensor, scale: torch.Tensor):
-        super().__init__()
-        self.register_buffer("mean", mean.float().clone())
-        self.register_buffer("scale", scale.float().clone())
-
-    def forward(self, f: torch.Tensor) -> torch.Tensor:
-        return (f - self.mean) / self.scale
-
-
-class TransferModel(nn.Module):
-    """images ``[n, 3, H, W]`` (already preprocessed) -> logits of the primary task ``[n, classes]``.
-
-    ``forward_all`` returns ``{task: logits}`` for every task. ``blocks`` are the backbone
-    blocks in order (only as many as the features need), ``layout`` the backbone's
-    :class:`~advisor.models.Layout` (how the last block's output is pooled), ``heads`` map
-    task -> module on the pooled (and, with ``mean``/``scale``, standardised) features.
-    """
-
-    def __init__(self, blocks: list[nn.Module], heads: dict[str, nn.Module], primary: str,
-                 mean: torch.Tensor | None = None, scale: torch.Tensor | None = None, *, layout: Layout):
-        super().__init__()
-        self.blocks = nn.ModuleList(blocks)
-        self.heads = nn.ModuleDict(heads)
-        self.primary = primary
-        self.layout = layout
-        self.standardise = _Standardise(mean, scale) if mean is not None else None
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = engine.pooled(self.blocks, x, self.layout)
-        return self.standardise(x) if self.standardise is not None else x
-
-    def forward_all(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        f = self.features(x)
-        return {task: head(f) for task, head in self.heads.items()}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.heads[self.primary](self.features(x))
-
-
-def linear_from_sklearn(model, n_classes: int) -> nn.Linear:
-    """A ``Linear`` whose argmax and softmax equal a fitted sklearn linear classifier's predictions.
-
-    Classes the model never saw get weight 0 and bias -1e4; a binary model's single
-    decision ``d`` becomes logits ``(-d/2, d/2)`` (softmax of those is sigmoid(d)).
-    """
-    coef = np.asarray(model.coef_, dtype=np.float64)
-    intercept = np.asarray(model.intercept_, dtype=np.float64).reshape(-1)
-    seen = np.asarray(model.classes_, dtype=np.int64)
-    if coef.shape[0] == 1 and seen.size == 2:
-        coef = np.vstack([-coef[0] / 2, coef[0] / 2])
-        intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
-    lin = nn.Linear(coef.shape[1], n_classes)
-    with torch.no_grad():
-        lin.weight.zero_()
-        lin.bias.fill_(-1e4)
-        lin.weight[torch.from_numpy(seen)] = torch.from_numpy(coef).float()
-        lin.bias[torch.from_numpy(seen)] = torch.from_numpy(intercept).float()
-    return lin
-
-
-def from_fitted(fitted, heads: dict[str, nn.Module] | None = None, primary: str | None = None) -> TransferModel:
-    """The network of a ``FittedNetwork`` (all its blocks, its heads) as a TransferModel on the CPU.
-
-    ``heads`` replaces the heads (the pipeline's composed ``z -> y`` head); the modules are copied.
-    """
-    import copy
-
-    net = fitted.net
-    blocks = [copy.deepcopy(b).cpu() for b in list(net.frozen) + list(net.top) + list(net.above)]
-    if heads is None:
-        heads = {t: copy.deepcopy(h).cpu() for t, h in zip(fitted.tasks, net.heads)}
-    model = TransferModel(blocks, heads, primary or fitted.primary_task, layout=net.layout)
-    return model.eval().requires_grad_(False)
-
-
-def from_probe(backbone, block: int, scaler, model, task: str, n_classes: int) -> TransferModel:
-    """Backbone blocks ``0..block``, standardisation and the sklearn probe as one module on the CPU."""
-    import copy
-
-    blocks = [copy.deepcopy(b).cpu() for b in list(backbone.blocks)[: block + 1]]
-    mean = torch.as_tensor(np.asarray(scaler.mean_), dtype=torch.float32)
-    scale = torch.as_tensor(np.asarray(scaler.scale_), dtype=torch.float32)
-    out = TransferModel(blocks, {task: linear_from_sklearn(model, n_classes)}, task, mean, scale,
-                        layout=backbone.layout)
-    return out.eval().requires_grad_(False)
-
-
-# --------------------------------------------------------------------------- files
 def _head_spec(head: nn.Module, allowed: tuple[str, ...] | None = None, strategy: str = "") -> dict:
     """Enough to rebuild a head's architecture: a Linear, or Linear -> Softmax -> Linear; ``allowed``: the
     head kinds the strategy declares (``Strategy.heads``; all of :data:`advisor.strategies.HEADS` if None)."""
@@ -206,7 +110,7 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[TransferModel, di
     """Rebuild a saved TransferModel (random-weight architecture + saved state) and its metadata.
 
     The file is read as data only (``weights_only=True``) and its whole schema checked
-    (:mod:`advisor.train._model_schema`) before anything is built: any problem is one AdvisorError."""
+    (:mod:`advisor.deploy._model_schema`) before anything is built: any problem is one AdvisorError."""
     from advisor.models import create_backbone
 
     path = Path(path)
@@ -241,31 +145,3 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[TransferModel, di
     model.load_state_dict(payload["state_dict"])
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model.eval().to(device), meta
-
-
-def evaluate_model(model: TransferModel, ctx, indices, task: str | None = None,
-                   batch_size: int = 128) -> dict[str, float]:
-    """Accuracy and macro-F1 of ``model`` on dataset items ``indices`` of ``ctx`` (items with a label only).
-
-    Runs on ``ctx.device`` in eval mode; the images go through ``ctx.preprocess``.
-    """
-    from advisor.data import TorchView
-    from advisor.train._base import accuracy, macro_f1
-
-    task = task or model.primary
-    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-    y = ctx.labels(idx, task)
-    idx, y = idx[y >= 0], y[y >= 0]
-    if idx.size == 0:
-        return {"accuracy": float("nan"), "macro_f1": float("nan"), "n": 0}
-    dev = torch.device(ctx.device)
-    model = model.to(dev).eval()
-    loader = torch.utils.data.DataLoader(TorchView(ctx.dataset, idx, ctx.preprocess), batch_size=batch_size,
-                                         num_workers=int(ctx.workers or 0), pin_memory=dev.type == "cuda")
-    preds = []
-    with torch.no_grad():
-        for x, _ in loader:
-            out = model.forward_all(x.to(dev, non_blocking=True))[task]
-            preds.append(out.argmax(1).cpu().numpy())
-    pred = np.concatenate(preds)
-    return {"accuracy": accuracy(y, pred), "macro_f1": macro_f1(y, pred), "n": int(idx.size)}

@@ -61,7 +61,8 @@ def _str_list(value: Any) -> bool:
 
 
 def check_payload(payload: Any, path: Path) -> None:
-    """Every key of an ``advisor.model/1`` payload, with its type (the state dict's entries included)."""
+    """Every key of an ``advisor.model/2`` payload (:data:`FORMAT`), with its type (the state dict's entries
+    included)."""
     import torch
 
     if isinstance(payload, dict) and payload.get("format") in OLD_FORMATS:
