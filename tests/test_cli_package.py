@@ -59,7 +59,7 @@ def test_analyze_help_reads_the_check_threshold_from_the_rules(capsys, monkeypat
 
 def test_choices_are_their_owners():
     from advisor.api import CHECK_MODES
-    from advisor.deploy.exporting import FORMATS
+    from advisor.deploy.formats import FORMATS
     from advisor.search._pruners import PRUNERS
 
     def choices(command, flag):

@@ -13,7 +13,7 @@ DESCRIPTION = ("Write MODEL (as for predict) as an ONNX or TorchScript file taki
 
 
 def options(ex) -> None:
-    from advisor.deploy.exporting import FORMATS
+    from advisor.deploy.formats import FORMATS
 
     ex.add_argument("--format", required=True, choices=list(FORMATS),
                     help="onnx (needs the advisor[export] extra) or torchscript")

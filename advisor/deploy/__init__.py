@@ -12,7 +12,8 @@
   preprocessing;
 - :mod:`advisor.deploy.mlmodel` -- an MLflow model folder checked before anything in it is read, then read as
   data only;
-- :mod:`advisor.deploy.exporting` -- ONNX and TorchScript files with their preprocessing as JSON.
+- :mod:`advisor.deploy.exporting` -- an export file with its preprocessing as JSON, checked against PyTorch;
+- :mod:`advisor.deploy.formats` -- the export formats' registry (ONNX, TorchScript): one entry and one file each.
 
 Importing this package is cheap; torch and MLflow are imported by the modules that need them.
 """

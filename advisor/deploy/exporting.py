@@ -1,4 +1,5 @@
-"""``advisor export``: the network as ONNX or TorchScript, its preprocessing as JSON beside it.
+"""``advisor export``: the network in one of the export formats (ONNX, TorchScript: the registry
+:mod:`advisor.deploy.formats`), its preprocessing as JSON beside it.
 
 The exported graph takes preprocessed images ``image`` float32 ``[N, 3, S, S]`` (any N) and returns
 ``logits`` ``[N, classes]`` of the primary task (softmax gives the probabilities ``advisor predict``
@@ -21,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from advisor.deploy.formats import get
 from advisor.errors import AdvisorError
 
-FORMATS = ("onnx", "torchscript")
 JSON_FORMAT = "advisor.export/1"
 
 
@@ -37,16 +38,8 @@ class Exported:
 
 
 def check_format(fmt: str) -> None:
-    """One line naming the extra to install when the format's packages are missing."""
-    if fmt not in FORMATS:
-        raise AdvisorError(f"unknown export format {fmt!r}", "use onnx or torchscript")
-    if fmt == "onnx":
-        import importlib.util
-
-        missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
-        if missing:
-            raise AdvisorError(f"ONNX export needs {' and '.join(missing)}, not installed",
-                               "pip install 'advisor[export]' (onnx and onnxruntime)")
+    """One line for an unknown format, or naming the extra to install when the format's packages are missing."""
+    get(fmt).check()
 
 
 def roundoff_tolerance(model, x) -> float:
@@ -85,29 +78,14 @@ def run_exported(fmt: str, path: str | Path | bytes, x) -> np.ndarray:
     """Logits of an exported model (a file, or its bytes) on preprocessed images ``x`` (a tensor or array
     ``[N, 3, S, S]``)."""
     arr = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if fmt == "onnx":
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        source = path if isinstance(path, bytes) else str(path)
-        sess = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
-        return sess.run(["logits"], {"image": arr})[0]
-    import io
-
-    import torch
-
-    source = io.BytesIO(path) if isinstance(path, bytes) else str(path)
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit's deprecation notice
-        return torch.jit.load(source, map_location="cpu")(torch.from_numpy(arr)).numpy()
+    return get(fmt).run(path, np.ascontiguousarray(arr, dtype=np.float32))
 
 
 def export(model: str | None, fmt: str, out: str | Path, *, experiment: str | None = None,
            tracking_uri: str | None = None, workspace: str | None = None, flag: str | None = None) -> Exported:
-    """Write ``model`` (as for :func:`advisor.deploy.predict.predict`) as ``fmt`` (one of :data:`FORMATS`)
-    at ``out``, its preprocessing beside it; a missing package is one AdvisorError before the model loads."""
+    """Write ``model`` (as for :func:`advisor.deploy.predict.predict`) as ``fmt`` (one of
+    :data:`advisor.deploy.formats.FORMATS`) at ``out``, its preprocessing beside it; a missing package is one
+    AdvisorError before the model loads."""
     from advisor.deploy.resolve import load_bundle
 
     check_format(fmt)
@@ -138,12 +116,7 @@ def export_model(bundle, fmt: str, out: str | Path, flag: str | None = None) -> 
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")
-            if fmt == "onnx":
-                torch.onnx.export(fixed, (x[:2],), buf, dynamo=False, input_names=["image"],
-                                  output_names=["logits"], opset_version=17,
-                                  dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
-            else:
-                torch.jit.save(torch.jit.trace(fixed, x[:2]), buf)
+            get(fmt).write(fixed, x[:2], buf)
     except Exception as e:  # noqa: BLE001 - an operator the exporter cannot write: one line, nothing written
         raise AdvisorError(f"cannot export this model as {fmt} ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
                            "try the other --format, or report this model") from None
