@@ -118,7 +118,7 @@ def context_args(args) -> dict:
 
 def consoles():
     """The console for results (stdout) and the one for progress and notes (stderr)."""
-    from advisor.display import make_console
+    from advisor.report.terminal import make_console
 
     return make_console(), make_console(stderr=True)
 

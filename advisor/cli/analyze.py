@@ -41,7 +41,7 @@ STAGES = {"measure": "forward pass (images)", "source": "source sample (images)"
 
 def run(args) -> int:
     from advisor.api import analyze
-    from advisor.display import print_analysis
+    from advisor.report.terminal import print_analysis
     from advisor.outputs import check_outputs
 
     console, err = _common.consoles()
@@ -59,9 +59,10 @@ def run(args) -> int:
                          on_check_plan=announce, **_common.context_args(args))
     print_analysis(result, console)
     if args.profile_time:
-        from advisor.display import time_table
+        from advisor.report.tables import time_table
+        from advisor.report.terminal import print_view
 
-        console.print(time_table(result))
+        print_view([time_table(result)], console)
     if args.json:
         result.save(args.json, "--json")
         console.print(f"wrote {args.json}")

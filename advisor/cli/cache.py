@@ -50,12 +50,10 @@ def _open_cache(args):
 def run_info(args) -> int:
     import json
     import os
-    import time
-
-    from rich.table import Table
 
     from advisor.context.cache import format_size
-    from advisor.display import make_console
+    from advisor.report.run_tables import cache_table
+    from advisor.report.terminal import make_console, print_view
 
     cache = _open_cache(args)
     if args.json and args.json != "-":
@@ -89,17 +87,7 @@ def run_info(args) -> int:
                   f"({format_size(sum(e['disk_bytes'] for e in entries))} on disk) "
                   f"of a {format_size(cache.max_total)} cap ({cap_from})")
     if entries:
-        tab = Table(box=None, pad_edge=False, header_style="bold")
-        for col in ("key", "kind", "block", "backbone", "dataset", "device", "rows done", "size", "last used"):
-            tab.add_column(col, overflow="fold", no_wrap=col not in ("backbone", "dataset"),
-                           justify="right" if col in ("rows done", "size") else "left")
-        for e in reversed(entries):  # most recently used first
-            rows = "?" if e.get("rows_done") is None else f"{e['rows_done']}/{e['items']}"
-            kind = f"boundary {e['boundary']}" if e["kind"] == "boundary" else e["kind"] or "?"
-            tab.add_row(e["key"][:12], kind, e["block"] or "?", e["backbone"] or "?", e["dataset"] or "?",
-                        e["device"] or "?", rows, format_size(e["bytes"]),
-                        time.strftime("%m-%d %H:%M", time.localtime(e["last_used"])))
-        console.print(tab)
+        print_view([cache_table(entries, format_size)], console)
     return 0
 
 
@@ -118,7 +106,7 @@ def _parse_age(text: str) -> float:
 
 def run_clear(args) -> int:
     from advisor.context.cache import format_size
-    from advisor.display import make_console
+    from advisor.report.terminal import make_console
 
     older = None if args.older_than is None else _parse_age(args.older_than)
     cache = _open_cache(args)

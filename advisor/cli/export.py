@@ -22,7 +22,7 @@ def options(ex) -> None:
 
 def run(args) -> int:
     from advisor.deploy.exporting import export
-    from advisor.display import make_console
+    from advisor.report.terminal import make_console
     from advisor.outputs import check_outputs
 
     console = make_console()

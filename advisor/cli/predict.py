@@ -37,7 +37,7 @@ def options(pr) -> None:
 
 def run(args) -> int:
     from advisor.deploy.predict import predict, predictions_output
-    from advisor.display import print_prediction
+    from advisor.report.terminal import print_prediction
     from advisor.outputs import Output, check_outputs
     from advisor.serialize import json_text
 

@@ -23,7 +23,7 @@ def options(rf) -> None:
 
 def run(args) -> int:
     from advisor.api import reference
-    from advisor.display import make_console
+    from advisor.report.terminal import make_console
 
     console = make_console()
     r = reference(args.dataset, args.model, sample=args.sample, batch_size=args.forward_batch,

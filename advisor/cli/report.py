@@ -24,28 +24,16 @@ def options(r) -> None:
 
 
 def run(args) -> int:
-    from rich.table import Table
-
     from advisor.report import build_report
-    from advisor.report.analysis import agreement
-    from advisor.report.content import fmt_acc
+    from advisor.report.run_tables import report_summary
+    from advisor.report.terminal import print_view
 
     console, err = _common.consoles()
     if args.top < 0:
         raise _common.usage(f"bad --top {args.top}: use 0 or a positive integer, e.g. 5")
     result = build_report(args.experiment, tracking_uri=args.tracking_uri, workspace=args.workspace,
                           out_dir=args.out, attach=not args.no_attach, top=args.top, name=args.name)
-    tab = Table(title="advisor report", title_justify="left")
-    for col in ("experiment", "study", "complete", "pruned", "failed", "best strategy", "best val acc",
-                "test acc", "advised", "agrees"):
-        tab.add_column(col, overflow="fold", justify="right" if col in ("complete", "pruned", "failed",
-                                                                        "best val acc", "test acc") else "left")
-    for study in result.studies:
-        c, a, best = study.counts(), agreement(study), study.best()
-        tab.add_row(study.experiment, study.study_name, str(c["complete"]), str(c["pruned"]), str(c["failed"]),
-                    best.strategy if best else "-", fmt_acc(study.best_val_accuracy), fmt_acc(study.test_accuracy),
-                    a.advised_strategy or "-", "-" if a.agrees is None else "yes" if a.agrees else "no")
-    console.print(tab)
+    print_view([report_summary(result.studies)], console)
     console.print(f"wrote {result.html_path}")
     console.print(f"wrote {result.md_path}")
     if result.attached:

@@ -49,7 +49,7 @@ STAGES = {"trials": "trials", "measure": "analyze: forward pass", "metrics": "an
 def run(args) -> int:
     import os
 
-    from advisor.display import print_search
+    from advisor.report.terminal import print_search
     from advisor.outputs import check_folder, check_outputs
     from advisor.search import SearchConfig, run_search
     from advisor.serialize import write_json

@@ -75,7 +75,8 @@ def _train_params(args) -> dict:
 
 
 def run(args) -> int:
-    from advisor.display import print_train_extra
+    from advisor.report.run_tables import train_table
+    from advisor.report.terminal import print_train_extra, print_view
     from advisor.outputs import Output, check_outputs
     from advisor.serialize import json_text
     from advisor.train import train
@@ -96,7 +97,7 @@ def run(args) -> int:
                        workers=args.loader_workers, progress=progress, drop_rare_classes=args.drop_rare_classes,
                        **_common.context_args(args))
     ctx = seen[0]
-    console.print(_table(result, f"{result.strategy} on {args.dataset} with {args.model}"))
+    print_view([train_table(result, f"{result.strategy} on {args.dataset} with {args.model}")], console)
     console.print(f"params {result.params}")
     console.print(f"trainable parameters {result.trainable_params:,}; wall time {result.wall_time:.1f} s; "
                   f"best epoch {result.best_epoch} of {len(result.history)}")
@@ -115,14 +116,3 @@ def run(args) -> int:
     _common.write_all(console, *written)
     return 0
 
-
-def _table(result, title: str):
-    """Validation and test accuracy and macro-F1 of one run."""
-    from rich.table import Table
-
-    tab = Table(title=title, title_justify="left")
-    for col in ("split", "accuracy", "macro-F1"):
-        tab.add_column(col, justify="right" if col != "split" else "left")
-    tab.add_row("validation", f"{result.val_accuracy:.4f}", f"{result.val_macro_f1:.4f}")
-    tab.add_row("test", f"{result.test_accuracy:.4f}", f"{result.test_macro_f1:.4f}")
-    return tab

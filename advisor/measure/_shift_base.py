@@ -10,7 +10,7 @@ block. Which one applies depends on the network and on what is stored for its we
 * ``none`` (:mod:`advisor.measure._no_shift`): neither exists; the shift is absent, with the reason.
 
 Every measure gives one value per block (a symmetric KL in nats averaged over channels, or ``None``)
-or none at all with the reason. Readers (display, report, rules) ask :func:`advisor.measure.shift.measure_of`
+or none at all with the reason. Readers (the report's tables, rules) ask :func:`advisor.measure.shift.measure_of`
 for the measure a Profile used and read its label, caption and threshold from here: no ``if bn`` chains.
 """
 

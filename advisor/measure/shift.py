@@ -10,7 +10,7 @@ Measures (one per private file, the interface in :mod:`advisor.measure._shift_ba
 =============== ============================================================== ==========================
 
 :func:`choose_shift` picks the first that applies, in that order. The Profile records the choice
-(:class:`~advisor.measure.profile.ShiftInfo`); display, report and rules get the measure back with
+(:class:`~advisor.measure.profile.ShiftInfo`); the report's tables and the rules get the measure back with
 :func:`measure_of` and read its label, caption, threshold and reason from it.
 """
 

@@ -5,8 +5,12 @@ experiments, writes ``<out>/<name>.html`` (self-contained: inline CSS, charts as
 PNG ``data:`` URIs) and ``<out>/<name>.md``, and attaches the page to each study's parent
 run. The pieces: :mod:`~advisor.report.collect` (MLflow -> dataclasses),
 :mod:`~advisor.report.analysis` (comparisons, agreement with the advice, importances),
-:mod:`~advisor.report.plots` (charts), :mod:`~advisor.report.content` (tables and text),
+:mod:`~advisor.report.plots` (charts), :mod:`~advisor.report.content` (the report's sections),
 :mod:`~advisor.report.html` and :mod:`~advisor.report.markdown` (layout).
+
+Every table a person reads, on the terminal too, is one view model (:mod:`~advisor.report.view`), built once
+(:mod:`~advisor.report.tables`: analyze's; :mod:`~advisor.report.run_tables`: train's, the strategies' own,
+search's, predict's, the cache's) and drawn by :mod:`~advisor.report.terminal` (rich), ``html`` and ``markdown``.
 """
 
 from __future__ import annotations

@@ -1,93 +1,24 @@
 """The report as renderer-neutral content: sections of tables, paragraphs and figures.
 
-:func:`build_content` turns studies into a :class:`Report`; :mod:`advisor.report.html`
-and :mod:`advisor.report.markdown` only lay it out, so both show the same numbers,
-formatted once here.
+:func:`build_content` turns studies into a :class:`Report` of view-model blocks
+(:mod:`advisor.report.view`; the analysis tables are :mod:`advisor.report.tables`, the same ones
+``advisor analyze`` prints); :mod:`advisor.report.html` and :mod:`advisor.report.markdown` only lay it
+out, so both show the same numbers, formatted once in :mod:`advisor.report.view`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from advisor.advise.rules import best_block, best_block_rule
-from advisor.measure.shift import measure_of
 from advisor.report import analysis, plots
 from advisor.report.collect import StudyData, TrialRecord
+from advisor.report.tables import blocks_table, evidence_table, size_table
+from advisor.report.view import (Block, Figure, Table, fmt_acc, fmt_int, fmt_num, fmt_params, fmt_points,
+                                 fmt_seconds)
 
-# ------------------------------------------------------------------ formatting
-
-
-def fmt_acc(v: float | None) -> str:
-    """Accuracies and F1: four decimals."""
-    return "-" if v is None or not math.isfinite(v) else f"{v:.4f}"
-
-
-def fmt_num(v: Any, digits: int = 3) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, float):
-        return "-" if not math.isfinite(v) else f"{v:.{digits}g}" if (abs(v) < 1e-2 or abs(v) >= 1e4) and v \
-            else f"{v:.{digits}f}"
-    return str(v)
-
-
-def fmt_int(v: int | None) -> str:
-    return "-" if v is None else f"{int(v):,}"
-
-
-def fmt_seconds(v: float | None) -> str:
-    return "-" if v is None else f"{v:.1f} s"
-
-
-def fmt_params(params: dict[str, Any]) -> str:
-    """``k=2 head_lr=0.00704 ...`` without the strategy."""
-    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={str(v).lower() if isinstance(v, bool) else v}"
-                    for k, v in params.items() if k != "strategy")
-
-
-def fmt_points(v: float | None) -> str:
-    return "-" if v is None else f"{v:+.1f} points"
-
-
-# ------------------------------------------------------------------ content model
-@dataclass
-class Table:
-    headers: list[str]
-    rows: list[list[str]]
-    title: str = ""
-    caption: str = ""
-    align: str = ""  # one letter per column: l or r (default: first l, rest r)
-    css_id: str = ""
-
-    def alignment(self) -> str:
-        return self.align or ("l" + "r" * (len(self.headers) - 1))
-
-
-@dataclass
-class Figure:
-    key: str
-    title: str
-    uri: str | None
-    missing: str = ""  # why there is no image
-    caption: str = ""
-
-
-@dataclass
-class Block:
-    """One study's part of a section."""
-
-    label: str
-    paragraphs: list[str] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
-    figures: list[Figure] = field(default_factory=list)
-    bullets: list[str] = field(default_factory=list)
-    code: str = ""
-    code_intro: str = ""  # a sentence shown just before ``code``
+__all__ = ["Block", "Figure", "Report", "Section", "Table", "build_content", "train_command"]
 
 
 @dataclass
@@ -188,31 +119,13 @@ def _profile_block(study: StudyData) -> Block:
         return Block(study.label, paragraphs=["No profile: analyze did not run for this study (the search was given "
                                               "a strategy, not --strategy auto)."])
     s = p.size
-    size_rows = []
-    for ts in s.tasks:
-        size_rows.append([ts.task, str(ts.n_labelled), str(ts.n_missing), str(ts.n_classes),
-                          f"{ts.min_per_class} / {ts.median_per_class:g} / {ts.max_per_class}",
-                          f"{ts.imbalance_ratio:.2f}"])
-    size = Table(headers=["task", "samples", "missing", "classes", "per class min / median / max", "imbalance"],
-                 rows=size_rows, title="Size", css_id="size-table",
-                 caption=f"{s.n_samples} images, input {'x'.join(map(str, s.input_shape))} (CxHxW); split train/val/"
-                         f"test {s.split.get('train')}/{s.split.get('val')}/{s.split.get('test')}; analyze measured "
-                         f"{p.sample_size} training images at {p.image_size}px.")
     task = p.primary_task
     counts = s.task(task).per_class if any(t.task == task for t in s.tasks) else {}
     per_class = Table(headers=["class", *counts.keys()], rows=[["images", *map(str, counts.values())]],
                       title=f"Images per class ({task})", css_id="per-class-table") if counts else None
-    best = best_block(p).index if p.blocks else -1
-    shift = measure_of(p)
-    block_rows = [[str(b.index + 1), b.name + (" *" if b.index == best else ""), str(b.channels), fmt_num(b.shift),
-                   fmt_num(b.logme.get(task)), fmt_num(b.knn_accuracy.get(task)),
-                   fmt_num(b.linear_probe_accuracy.get(task))] for b in p.blocks]
-    blocks = Table(headers=["#", "block", "channels", shift.label, "LogME", "k-NN accuracy", "ridge probe"],
-                   rows=block_rows, title="Per block", align="rlrrrrr", css_id="blocks-table",
-                   caption=f"* best block: {best_block_rule()}, as the advice picks it. {shift.caption} "
-                           "LogME: log evidence per sample.")
     fig = Figure("blocks", "Per-block shift and transferability", plots.block_chart(p))
-    return Block(study.label, tables=[t for t in (size, per_class, blocks) if t is not None], figures=[fig])
+    tables = [size_table(p), per_class, blocks_table(p)]
+    return Block(study.label, tables=[t for t in tables if t is not None], figures=[fig])
 
 
 def _advice_block(study: StudyData) -> Block:
@@ -226,10 +139,7 @@ def _advice_block(study: StudyData) -> Block:
     block = Block(study.label, paragraphs=[
         f"Advised strategy: {a.strategy}" + (f" ({params})" if params else "") + f", confidence {a.confidence:.2f}.",
         a.summary])
-    block.tables.append(Table(headers=["evidence", "value", "threshold", "verdict"], align="lrll",
-                              rows=[[e.name, f"{e.value:.4g}" if isinstance(e.value, float) else fmt_num(e.value),
-                                     e.threshold, e.verdict] for e in a.evidence],
-                              title="Evidence", css_id="evidence-table"))
+    block.tables.append(evidence_table(a))
     block.bullets += list(a.reasons)
     block.bullets += [f"alternative: {alt.strategy}" + (f" ({fmt_params(alt.params)})" if alt.params else "")
                       + f": {alt.why}" for alt in a.alternatives]

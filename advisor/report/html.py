@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from html import escape
 
-from advisor.report.content import Block, Figure, Report, Section, Table
+from advisor.report.content import Report, Section
+from advisor.report.view import Block, Figure, Table, View
 
 CSS = """
 *{box-sizing:border-box}
@@ -94,6 +95,11 @@ def _section(s: Section, n: int) -> str:
     cols = "".join(_block(b, n > 1, s.key == "agreement") for b in s.blocks)
     return (f'<section id="{escape(s.key)}"><h2>{escape(s.title)}</h2>{intro}'
             f'<div class="cols" style="--n:{n}">{cols}</div></section>')
+
+
+def render_view(items: View) -> str:
+    """A view's tables and lines (a strategy's own tables, say) as an HTML fragment, in order."""
+    return "".join(_table(i) if isinstance(i, Table) else f"<p>{escape(i)}</p>" for i in items)
 
 
 def render_html(report: Report) -> str:

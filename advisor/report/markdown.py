@@ -6,7 +6,8 @@ summary reads well in a pull request, a terminal or an MLflow run description.
 
 from __future__ import annotations
 
-from advisor.report.content import Block, Report, Table
+from advisor.report.content import Report
+from advisor.report.view import Block, Table, View
 
 
 def _cell(text: str) -> str:
@@ -20,7 +21,7 @@ def _table(t: Table) -> list[str]:
     out.append("|" + "|".join("---:" if align[i:i + 1] == "r" else ":---" for i in range(len(t.headers))) + "|")
     out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in t.rows]
     if t.caption:
-        out += ["", f"_{t.caption}_"]
+        out += ["", f"_{' '.join(t.caption.splitlines())}_"]
     return out + [""]
 
 
@@ -38,6 +39,14 @@ def _block(b: Block, with_label: bool, html_name: str) -> list[str]:
     if b.bullets:
         out += [f"- {x}" for x in b.bullets] + [""]
     return out
+
+
+def render_view(items: View) -> str:
+    """A view's tables and lines (a strategy's own tables, say) as Markdown, in order."""
+    out: list[str] = []
+    for i in items:
+        out += _table(i) if isinstance(i, Table) else [i, ""]
+    return "\n".join(out).rstrip() + "\n"
 
 
 def render_markdown(report: Report, html_name: str = "the HTML report") -> str:

@@ -16,6 +16,7 @@ from advisor import strategies
 from advisor.measure.shift import measure_of
 from advisor.report.analysis import Importances, best_so_far
 from advisor.report.collect import StudyData, TrialRecord
+from advisor.report.tables import best_index
 
 #: one colour per registered strategy, in registration order, the same on every chart
 PALETTE = ["#4c72b0", "#8172b3", "#dd8452", "#c44e52", "#55a868", "#937860", "#64b5cd", "#da8bc3", "#ccb974"]
@@ -58,7 +59,7 @@ def _nan(v: float | None) -> float:
 # ------------------------------------------------------------------ profile
 def block_chart(profile: Any) -> str | None:
     """The shift per block (bars, as the profile's shift measure labels it) above k-NN accuracy and LogME
-    per block (lines)."""
+    per block (lines); the star marks the block the per-block table stars (:func:`~advisor.report.tables.best_index`)."""
     if profile is None or not profile.blocks:
         return None
     names = [b.name for b in profile.blocks]
@@ -77,10 +78,9 @@ def block_chart(profile: Any) -> str | None:
     top.set_title(f"Per block through {profile.model}: shift from the source and transferability", fontsize=9)
     bottom.plot(x, knn, "o-", color="#4c72b0", label="k-NN accuracy")
     bottom.set_ylabel("k-NN accuracy", color="#4c72b0")
-    finite = [i for i, v in enumerate(knn) if not math.isnan(v)]
-    if finite:
-        best = max(finite, key=lambda i: (knn[i], i))
-        bottom.plot([best], [knn[best]], "*", color="#c44e52", markersize=14, label=f"best k-NN: {names[best]}")
+    best = best_index(profile)  # the block the tables star: the advice's best block
+    if not math.isnan(knn[best]):
+        bottom.plot([best], [knn[best]], "*", color="#c44e52", markersize=14, label=f"best block: {names[best]}")
     twin = bottom.twinx()
     twin.plot(x, logme, "s--", color="#dd8452", label="LogME")
     twin.set_ylabel("LogME (nats / sample)", color="#dd8452")

@@ -12,7 +12,7 @@ AUTO_RGN = Strategy(
     # layer-wise decay is what the relative gradient norms replace
     params=tuple(p for p in NETWORK_PARAMS if p.name != "layer_decay"),
     runner="advisor.train._auto_rgn:run_auto_rgn",
-    tables="advisor.display:auto_rgn_tables",
+    tables="advisor.report.run_tables:auto_rgn_tables",
     summary="every block and a new head; each tensor's rate scaled at every step by its relative gradient norm "
             "(gradient norm over weight norm) over the largest (Auto-RGN)",
 )

@@ -165,14 +165,15 @@ class CheckBudget:
 @dataclass(frozen=True)
 class Strategy:
     """One strategy: name, kind, parameters, trainer (``"module:function"``), a line for tables and
-    the tables a person reads after a run (``"module:function"``, ``f(result) -> [rich renderable]``)."""
+    the tables a person reads after a run (``"module:function"``, ``f(result) -> [Table | str]`` of the view model
+    :mod:`advisor.report.view`, which the terminal, HTML and Markdown renderers all draw)."""
 
     name: str
     kind: str
     params: tuple[Param, ...]
     runner: str
     summary: str = ""  # what trains, one line for tables
-    tables: str = "advisor.display:per_task_tables"  # the result's own tables, beyond the common ones
+    tables: str = "advisor.report.run_tables:per_task_tables"  # the result's own tables, beyond the common ones
     #: the heads its saved models end in (of :data:`HEADS`)
     heads: tuple[str, ...] = ("linear",)
     #: the runs of other strategies that are runs of this one (:class:`SameAs`)

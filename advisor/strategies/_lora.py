@@ -29,7 +29,7 @@ LORA = Strategy(
         *NETWORK_PARAMS,
     ),
     runner="advisor.train._lora:run_lora",
-    tables="advisor.display:lora_tables",
+    tables="advisor.report.run_tables:lora_tables",
     backbone_check="advisor.train._lora:check_lora",
     summary="low-rank adapters (peft) on a CNN's pointwise convs and linear layers or a transformer's qkv, proj, "
             "fc1, fc2, and a new head; merged into the weights after training",

@@ -18,5 +18,5 @@ MULTI_TASK = Strategy(
     runner="advisor.train._multitask:run_multi_task",
     summary="one shared backbone, one head per label column; the loss sums over present labels only; "
             "also each task alone for comparison, on validation accuracy (`multi_minus_separate`)",
-    tables="advisor.display:multi_task_tables",
+    tables="advisor.report.run_tables:multi_task_tables",
 )

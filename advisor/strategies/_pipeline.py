@@ -26,6 +26,6 @@ PIPELINE_VS_END_TO_END = Strategy(
     runner="advisor.train._pipeline:run_pipeline_vs_end_to_end",
     summary="x -> z (network) then z -> y (logistic regression) against x -> y, same test items, "
             "plus a learning curve with power-law fits",
-    tables="advisor.display:pipeline_tables",
+    tables="advisor.report.run_tables:pipeline_tables",
     heads=("linear", "two_stage"),  # the end-to-end network's head, or z's head -> softmax -> stage 2
 )

@@ -158,7 +158,8 @@ def test_blocks_table_stars_the_block_the_advice_names():
     and where two blocks tie within BEST_TIE (the deepest wins)."""
     from rich.console import Console
 
-    from advisor.display import blocks_table
+    from advisor.report.tables import blocks_table
+    from advisor.report.terminal import rich_table
 
     p = make_profile(10, PEAKED)
     for b in p.blocks:  # k-NN peaks at b2, the ridge probe (the advice's measure) at b3 and b4 within the tie
@@ -167,7 +168,7 @@ def test_blocks_table_stars_the_block_the_advice_names():
     a = advise(p)
     assert a.params["block"] == "b4"
     console = Console(width=200, record=True)
-    console.print(blocks_table(p))
+    console.print(rich_table(blocks_table(p)))
     starred = [line for line in console.export_text().splitlines() if " * " in line or line.rstrip().endswith("*")]
     assert len(starred) == 1 and "b4 *" in starred[0]
 

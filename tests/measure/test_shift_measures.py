@@ -133,7 +133,8 @@ def test_bn_profile_bit_identical_to_the_recorded_one():
 def test_vit_without_reference_shows_dash_with_reason(world, tmp_path, monkeypatch):
     from rich.console import Console
 
-    from advisor.display import blocks_table
+    from advisor.report.tables import blocks_table
+    from advisor.report.terminal import rich_table
 
     monkeypatch.setenv("ADVISOR_REFERENCE_DIR", str(tmp_path / "none-here"))
     a = _analyze(world, "same")
@@ -142,7 +143,7 @@ def test_vit_without_reference_shows_dash_with_reason(world, tmp_path, monkeypat
     assert all(b.shift is None for b in a.profile.blocks)
     console = Console(width=400)
     with console.capture() as cap:
-        console.print(blocks_table(a.profile))
+        console.print(rich_table(blocks_table(a.profile)))
     text = " ".join(cap.get().split())  # the caption wraps at the table's width
     assert "shift: - (no BatchNorm layers with running statistics and no reference moments" in text
     assert text.count("│ - │") == len(a.profile.blocks)  # the shift column: '-' in every row

@@ -154,7 +154,7 @@ def test_a_strategy_without_its_own_tables_prints_the_per_task_metrics_when_ther
 
     from rich.console import Console
 
-    from advisor.display import print_train_extra
+    from advisor.report.terminal import print_train_extra
     from advisor.train._base import TrainResult
 
     def printed(per_task):

@@ -113,7 +113,7 @@ def _printed(result) -> str:
 
     from rich.console import Console
 
-    from advisor.display import print_train_extra
+    from advisor.report.terminal import print_train_extra
 
     buf = io.StringIO()
     print_train_extra(result, Console(file=buf, width=200))

@@ -315,7 +315,7 @@ def test_the_pipeline_table_reports_test_only_for_the_winner_chosen_on_validatio
 
     from rich.console import Console
 
-    from advisor.display import print_train_extra
+    from advisor.report.terminal import print_train_extra
     from advisor.train._base import TrainResult
 
     extra = {"pipeline": {"val_accuracy": 0.71, "test_accuracy": 0.9301, "test_macro_f1": 0.9202,
