@@ -29,7 +29,7 @@ from advisor.measure.shift import SUMMARIES, measure_of, summarise
 BN_ADAPT_PEAK_SHIFT: float | None = None
 SURGICAL_PEAK_SHIFT: float | None = None
 
-# Constants marked [grid] were chosen by ``python -m benchmarks.advice_grid --calibrate`` on the grid's
+# Constants marked [grid] were chosen by ``benchmarks/advice_grid.py --calibrate`` on the grid's
 # calibration scenarios only (README, "How good is the advice"); before it they were 50, 500,
 # k-NN accuracy, C 0.1, LP-FT when the last block is informative, and 50.
 
@@ -72,7 +72,7 @@ MT_MIN_BALANCE = 0.5  # smallest task's labelled count / largest task's
 # Shared features: the cross-task probe transfer (advisor.measure._task_transfer) of every pair of tasks, the
 # larger of its two directions, is at least this. 0.5 (half of one task's label information above chance is
 # carried by the other task's probe) is set a priori, not fitted: no stored Profile of the grid's calibration
-# part carries the measure yet; ``python -m benchmarks.advice_grid --calibrate`` searches it there (SEARCH_MT) once
+# part carries the measure yet; ``benchmarks/advice_grid.py --calibrate`` searches it there (SEARCH_MT) once
 # the grid's analyses are re-run. It replaced the correlation of the tasks' per-block k-NN curves, which read
 # 0.92 for an item with a digit blended into it and 0.90 for an item with its group (the grid's fourth part).
 MT_MIN_TRANSFER = 0.5
@@ -112,7 +112,7 @@ CHECK_PER_CLASS = 50
 class Thresholds:
     """Every threshold the rules compare a measurement with; the defaults are the constants above.
 
-    ``python -m benchmarks.advice_grid --calibrate`` searches them on the calibration scenarios only.
+    ``benchmarks/advice_grid.py --calibrate`` searches them on the calibration scenarios only.
     """
 
     small_per_class: float = SMALL_PER_CLASS
