@@ -115,12 +115,11 @@ def score(version_of, log=print, sets=None, held_out=HELD_OUT) -> dict[str, list
             continue
         runner = grid.Runner(sc, version_of(sc))
         for name, fn in sets.items():
-            grid.check_candidates = fn
-            row = grid.score_scenario(sc, runner, advise, compute=False)
+            row = grid.score_scenario(sc, runner, advise, compute=False, candidates=fn)
             if row is None:
                 break
             shape = runner.shape()
-            chk = grid.grid_check(sc, runner)
+            chk = grid.grid_check(sc, runner, fn)
             applies = wants_check(runner.analysis().profile, DEFAULT_THRESHOLDS)
             row["check_runs"] = applies
             row["check_seconds"] = float(sum(r.seconds for r in chk.runs)) if applies else 0.0
@@ -128,7 +127,6 @@ def score(version_of, log=print, sets=None, held_out=HELD_OUT) -> dict[str, list
                                                      NETWORK)) if applies else 0.0
             row["n_train"] = shape["n_train"]
             out[name].append(row)
-    grid.check_candidates = check.candidates
     return out
 
 
@@ -191,7 +189,7 @@ def _print(table: dict) -> None:
 
 def _round2(a) -> int:
     """Round 2 of the protocol (module docstring): the wide budget (every version must hold its records)."""
-    grid.BUDGET = "wide"
+    grid.set_budget("wide")
 
     def version_of(sc):
         return a.vit_version if grid.grid_family(sc) == "transformer" else a.cnn_version
@@ -204,7 +202,7 @@ def _round2(a) -> int:
     _print(table)
     cal = {n: t["calibration, all"] for n, t in table.items()}
     if not all(c["n"] for c in cal.values()):
-        print("round 2 needs the wide budget's calibration records (advice_grid.py --calibration-only --budget wide)")
+        print("round 2 needs the wide budget's calibration records (python -m benchmarks.advice_grid --calibration-only --budget wide)")
         return 1
     ref = min(("A lpft", "S lpft+shift"), key=lambda n: (cal[n]["mean_strategy_regret"], n != "A lpft"))
     ok = [n for n in ("D shift_only", "E cheap")

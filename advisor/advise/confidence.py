@@ -4,7 +4,7 @@ The rules and the measured check score their own margin (``Advice.raw_confidence
 deciding measurements from their thresholds, or the check's validation margin in standard errors, squashed
 into [0.35, 0.95]). That score ranks decisions but is not a probability: on the advice grid's older parts
 its middle band was right less often than its lowest. :func:`calibrated` maps it through a table fitted
-by ``benchmarks/advice_grid.py --calibrate-confidence`` on the grid's calibration parts only (the event:
+by ``python -m benchmarks.advice_grid --calibrate-confidence`` on the grid's calibration parts only (the event:
 strategy regret <= 1 point), stored in ``advisor/advise/_confidence_table.py`` (plain literals, no pickle).
 
 Methods (chosen by the fit's leave-one-out log loss on the calibration rows, :func:`fit_table`):

@@ -14,6 +14,10 @@ Coarse groups of the ten Fashion-MNIST classes (:data:`COARSE_GROUPS`)
     tops  = T-shirt/top, Pullover, Dress, Coat, Shirt (classes 0, 2, 3, 4, 6)
     shoes = Sandal, Sneaker, Ankle boot               (classes 5, 7, 9)
     other = Trouser, Bag                              (classes 1, 8)
+    A dress is not a top in the usual sense (an upper-body garment; Fashion-MNIST class 3 is Dress, and the
+    advice grid's item groups put it in "other"). It stays with the tops here because these groups decide
+    the ``same_group`` and ``y`` labels: moving it would change both datasets, and the stored results of
+    the advice grid's fashion-chain scenarios, which are made from ``fashion-chain``.
 
 ``fashion-pairs`` (multi-task; the final task is ``same_group``)
     ``left``        10 classes: Fashion-MNIST class of the left item.
@@ -158,11 +162,17 @@ def _right_given(left: np.ndarray, same: np.ndarray, rng: np.random.Generator,
     return right
 
 
-def _compose(images: np.ndarray, li: np.ndarray, ri: np.ndarray) -> np.ndarray:
-    out = np.zeros((li.size, _CANVAS, _CANVAS), dtype=np.uint8)
-    out[:, 14:42, :28] = images[li]
-    out[:, 14:42, 28:] = images[ri]
+def place_pair(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``[n, 56, 56]`` uint8 canvases of the image format above: ``left[i]`` (28x28) at columns 0-27 and
+    ``right[i]`` at columns 28-55 of rows 14-41, black elsewhere (the advice grid's pairs use it too)."""
+    out = np.zeros((len(left), _CANVAS, _CANVAS), dtype=np.uint8)
+    out[:, 14:42, :28] = left
+    out[:, 14:42, 28:] = right
     return out
+
+
+def _compose(images: np.ndarray, li: np.ndarray, ri: np.ndarray) -> np.ndarray:
+    return place_pair(images[li], images[ri])
 
 
 @functools.lru_cache(maxsize=4)

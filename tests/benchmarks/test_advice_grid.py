@@ -1,4 +1,4 @@
-"""The advice grid's machinery (benchmarks/advice_grid.py): regrets, parts, one tiny scenario end to end.
+"""The advice grid's machinery (the package benchmarks/advice_grid/): regrets, parts, one tiny scenario end to end.
 
 These test the benchmark's code, not its results.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def test_confidence_table_is_fitted_on_the_rows_given_and_written_as_literals(gr
 
 
 def test_a_version_list_reads_each_scenario_from_the_first_that_holds_it(grid, tmp_path, monkeypatch):
-    monkeypatch.setattr(grid, "RESULTS", tmp_path)
+    monkeypatch.setattr(grid.store, "RESULTS", tmp_path)
     sc = grid.Scenario("in-digits", 10)
     (tmp_path / "new" / sc.id.replace("/", "__")).mkdir(parents=True)
     assert grid._scenario_dir(sc, "old,new") == tmp_path / "new" / sc.id.replace("/", "__")
@@ -368,12 +369,13 @@ def test_one_tiny_scenario_end_to_end(grid, tmp_path, monkeypatch, one_torch_thr
     """ImageNet MobileNetV2 on 10 digits per class, at 32 px with a two-configuration network budget:
     analyze, every configuration, the advised one, the baselines, the regrets; a re-run computes nothing."""
     monkeypatch.setenv("ADVISOR_GRID_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(grid, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(grid.store, "RESULTS", tmp_path / "results")
     monkeypatch.setitem(grid.SOURCES, "imagenet", ("mobilenet_v2", None, 32))
-    monkeypatch.setattr(grid, "LAST_K_FRACTIONS", (0.1,))
-    monkeypatch.setattr(grid, "LR_RATIOS", (0.5,))
-    monkeypatch.setattr(grid, "svm_blocks", lambda n: [9])
-    monkeypatch.setattr(grid, "network_common", lambda n: {"epochs": 2, "patience": 2, "batch_size": 64})
+    monkeypatch.setattr(grid.budget, "LAST_K_FRACTIONS", (0.1,))
+    monkeypatch.setattr(grid.budget, "LR_RATIOS", (0.5,))
+    monkeypatch.setattr(grid.budget, "svm_blocks", lambda n: [9])
+    for module in (grid.budget, grid.configs):  # the budget's and the advised configurations' epochs
+        monkeypatch.setattr(module, "network_common", lambda n: {"epochs": 2, "patience": 2, "batch_size": 64})
     grid._BACKBONES.clear()
     sc = grid.Scenario("in-digits", 10)
     runner = grid.Runner(sc, "test", log=lambda *_: None)
@@ -428,8 +430,9 @@ def test_calibrate_moves_only_the_threshold_the_rows_ask_for(grid):
 def test_unknown_scenario_is_one_line_and_status_2():
     import subprocess
 
-    r = subprocess.run([sys.executable, str(BENCH / "advice_grid.py"), "--only", "no-such-family", "--list"],
-                       capture_output=True, text=True, timeout=120)
+    env = dict(os.environ, PYTHONPATH=str(BENCH.parent))
+    r = subprocess.run([sys.executable, "-m", "benchmarks.advice_grid", "--only", "no-such-family", "--list"],
+                       capture_output=True, text=True, timeout=120, cwd=BENCH.parent, env=env)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip().count("\n") == 0 and "no-such-family" in r.stderr and "--list" in r.stderr
 

@@ -1,0 +1,5 @@
+"""``python -m benchmarks.advice_grid``: the grid's command line (main.py)."""
+
+from .main import main
+
+raise SystemExit(main())

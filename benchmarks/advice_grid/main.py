@@ -1,0 +1,144 @@
+"""The grid's command line: run (or read back) the selected scenarios, then print and write the tables, or
+calibrate on the calibration parts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from . import __doc__ as PACKAGE_DOC
+from .budget import set_budget
+from .calibration import calibrate, calibrate_config, write_confidence_table
+from .families import (CALIBRATION, CALIBRATION_PARTS, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, SHIFT_HELDOUT,
+                       VIT_CALIBRATION, VIT_HELDOUT, VIT_HELDOUT2, VIT_HELDOUT3)
+from .report import confidence_markdown, lee_markdown, markdown, summarise, summary_markdown
+from .scenarios import QUICK, select
+from .scoring import grid_check, score_scenario
+from .store import RESULTS, Runner, _write, code_version
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.advice_grid", description=PACKAGE_DOC.splitlines()[0])
+    ap.add_argument("--only", help="scenario ids, families or prefixes, comma-separated (see --list)")
+    ap.add_argument("--quick", action="store_true", help=f"the {len(QUICK)} scenarios of QUICK (about 15 min)")
+    ap.add_argument("--list", action="store_true", help="list the scenarios with their part and exit")
+    ap.add_argument("--report-only", action="store_true", help="score what is stored; compute nothing")
+    ap.add_argument("--calibration-only", action="store_true",
+                    help="print and score only the calibration parts (to develop rules without seeing the held-out)")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="search the rules' thresholds on each calibration part's stored results (CNN and ViT "
+                         "separately) and print them")
+    ap.add_argument("--calibrate-confidence", action="store_true",
+                    help="fit the confidence's calibration on the calibration parts' stored results (method by "
+                         "leave-one-out log loss) and write advisor/advise/_confidence_table.py")
+    ap.add_argument("--version", default=None, help="code version folder to read (default: the current code's); "
+                    "a comma-separated list reads each scenario from the first that holds it")
+    ap.add_argument("--budget", choices=("seeds", "wide"), default="seeds",
+                    help="the oracle's budget on the older parts: the seeds' strategies, or every strategy (issue "
+                         "21); the fifth held-out part always takes the wide one")
+    ap.add_argument("--out", default=str(RESULTS.parent), help="where advice_grid.md/json are written")
+    a = ap.parse_args(argv)
+    set_budget(a.budget)
+    scs = select(a.only, a.quick)
+    if a.calibration_only or a.calibrate or a.calibrate_confidence:
+        scs = [s for s in scs if s.part in CALIBRATION_PARTS]
+    if a.list:
+        for s in scs:
+            print(f"{s.id:34s} {s.part:12s} {s.kind:10s} shift={s.shift:8s} similar={s.similar!s:5s} "
+                  f"{'small' if s.small else 'large'}  {s.spec['desc']}")
+        return 0
+    import torch
+
+    from advisor.advise import advise
+
+    if os.environ.get("ADVISOR_GRID_THREADS"):  # e.g. 1 when several grid processes share the cores
+        torch.set_num_threads(int(os.environ["ADVISOR_GRID_THREADS"]))
+    version = a.version or code_version()
+    print(f"advice grid: {len(scs)} scenarios, code version {version}")
+    rows, failed, missing = [], [], []
+    t0 = time.perf_counter()
+    for i, sc in enumerate(scs, 1):
+        print(f"[{i}/{len(scs)}] {sc.id} ({sc.part}) at {time.perf_counter() - t0:.0f} s", flush=True)
+        runner = Runner(sc, version)
+        try:
+            row = score_scenario(sc, runner, advise, compute=not a.report_only)
+        except Exception:  # noqa: BLE001 - one broken scenario must not lose the others' hours
+            import traceback
+
+            failed.append(sc.id)
+            print(f"  FAILED {sc.id}:\n{traceback.format_exc()}", flush=True)
+            continue
+        if row is not None:
+            rows.append(row)
+        elif a.report_only:
+            missing.append(sc.id)
+    cal = [r for r in rows if r["part"] == CALIBRATION]
+    held = [r for r in rows if r["part"] == HELDOUT]
+    held2 = [r for r in rows if r["part"] == HELDOUT2]
+    held3 = [r for r in rows if r["part"] == HELDOUT3]
+    held4 = [r for r in rows if r["part"] == HELDOUT4]
+    vit_cal = [r for r in rows if r["part"] == VIT_CALIBRATION]
+    vit_held = [r for r in rows if r["part"] == VIT_HELDOUT]
+    vit_held2 = [r for r in rows if r["part"] == VIT_HELDOUT2]
+    vit_held3 = [r for r in rows if r["part"] == VIT_HELDOUT3]
+    held5 = [r for r in rows if r["part"] == SHIFT_HELDOUT]
+    if a.calibrate_confidence:
+        write_confidence_table([r for r in rows if r["part"] in CALIBRATION_PARTS], version)
+        return 0
+    if a.calibrate:
+        # each calibration part on its own: a ViT threshold may differ from the CNN one where its data says so
+        for part, part_rows in ((CALIBRATION, cal), (VIT_CALIBRATION, vit_cal)):
+            if not part_rows:
+                continue
+            ids = {r["id"] for r in part_rows}
+            profiles = {sc.id: Runner(sc, version).analysis().profile for sc in scs if sc.id in ids}
+            runners = {sc.id: Runner(sc, version) for sc in scs if sc.id in ids}
+            checks = {i: grid_check(next(sc for sc in scs if sc.id == i), r) for i, r in runners.items()}
+            print(f"{part}:")
+            chosen = calibrate(part_rows, profiles, checks=checks)
+            chosen.update(calibrate_config(part_rows, profiles, runners, chosen, checks=checks))
+            print(json.dumps(chosen, indent=1))
+        return 0
+    unseen = held2 + held3 + held4  # the parts written before the method they judge
+    pooled = [("fifth held-out (issue 21's judge)", held5), ("fourth held-out (multi-task, pipeline)", held4), ("third held-out (multi-task, pipeline)", held3),
+              ("second held-out (single-task)", held2), ("first held-out (seen before the check)", held),
+              ("second to fourth held-out", unseen), ("every held-out part", held + unseen),
+              ("calibration", cal), ("ViT held-out (both ViT sources)", vit_held),
+              ("ViT held-out, controlled ViT", [r for r in vit_held if r["id"].startswith("fmnist04-vit/")]),
+              ("ViT held-out, ViT-S/14", [r for r in vit_held if r["id"].startswith("vits14/")]),
+              ("ViT held-out 3 (controlled ViT, written before the two-ratio check's results)", vit_held3),
+              ("ViT held-out 2 (controlled ViT, written before the recipe's results)", vit_held2),
+              ("ViT calibration", vit_cal)]
+    out = {"version": version, "scenarios_scored": len(rows), "scenarios_selected": len(scs),
+           "calibration": summarise(cal), "held_out": summarise(held), "held_out_2": summarise(held2),
+           "held_out_3": summarise(held3), "held_out_4": summarise(held4),
+           "held_out_2_to_4": summarise(unseen), "held_out_all": summarise(held + unseen),
+           "vit_calibration": summarise(vit_cal), "vit_held_out": summarise(vit_held),
+           "vit_held_out_2": summarise(vit_held2), "vit_held_out_3": summarise(vit_held3),
+           "held_out_5": summarise(held5), "rows": rows}
+    out.update(failed=failed, missing=missing)
+    text = (f"Advice grid, code version {version}: {len(rows)} of {len(scs)} selected scenarios scored"
+            + (f"; not yet run: {', '.join(missing)}" if missing else "")
+            + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".\n\n"
+            + summary_markdown(pooled) + "\n" + confidence_markdown(pooled) + "\n"
+            + (lee_markdown(rows) + "\n" if any(r.get("surgical_thirds") for r in rows) else "")
+            + (markdown(held5, out["held_out_5"], "Fifth held-out part (shift kinds, wide budget)") + "\n"
+               if held5 else "")
+            + (markdown(held4, out["held_out_4"], "Fourth held-out part") + "\n" if held4 else "")
+            + (markdown(held3, out["held_out_3"], "Third held-out part") + "\n" if held3 else "")
+            + (markdown(held2, out["held_out_2"], "Second held-out part") + "\n" if held2 else "")
+            + (markdown(held, out["held_out"], "Held-out part") + "\n" if held or not rows else "")
+            + (markdown(cal, out["calibration"], "Calibration part") if cal or not rows else "")
+            + ("\n" + markdown(vit_held3, out["vit_held_out_3"], "Third ViT held-out part") if vit_held3 else "")
+            + ("\n" + markdown(vit_held2, out["vit_held_out_2"], "Second ViT held-out part") if vit_held2 else "")
+            + ("\n" + markdown(vit_held, out["vit_held_out"], "ViT held-out part") if vit_held else "")
+            + ("\n" + markdown(vit_cal, out["vit_calibration"], "ViT calibration part") if vit_cal else ""))
+    print(text)
+    if not a.only and not a.quick and not a.calibration_only and not failed:
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        _write(Path(a.out) / "advice_grid.json", out)
+        (Path(a.out) / "advice_grid.md").write_text(text)
+    print(f"done in {time.perf_counter() - t0:.0f} s")
+    return 0

@@ -1,0 +1,157 @@
+"""Scoring a scenario: the oracle's answer (best validation over the budget), the advised configuration's and
+the baselines' regrets against it, and the measured check read from the oracle's records."""
+
+from __future__ import annotations
+
+from advisor.advise.check import candidates as check_candidates
+from advisor.serialize import to_dict
+
+from .budget import oracle_budget, uses_wide
+from .configs import _fill_defaults, _norm_params, advised_config, default
+from .scenarios import Scenario, grid_family
+from .store import Runner
+
+
+def best_by_val(records: list[dict]) -> dict | None:
+    """The record with the highest validation accuracy; the first in budget order on a tie."""
+    best = None
+    for r in records:
+        if r is not None and (best is None or r["val_accuracy"] > best["val_accuracy"]):
+            best = r
+    return best
+
+
+def regrets(oracle_test: float, advised_test: float, strategy_best_test: float) -> tuple[float, float]:
+    """(configuration regret, strategy regret) in points (percentage points of test accuracy)."""
+    return 100.0 * (oracle_test - advised_test), 100.0 * (oracle_test - strategy_best_test)
+
+
+def plain_2x2(sc: Scenario) -> tuple[str, dict]:
+    """DESIGN.md's 2x2, given the scenario's true size and similarity, with each strategy's defaults."""
+    if sc.small:
+        if sc.similar:
+            return "linear_probe", {"C": default("linear_probe", "C")}
+        return "svm_early", {"C": default("svm_early", "C")}
+    return "full_finetune", {"warmup": False}
+
+
+BASELINES = {
+    "2x2 rule": plain_2x2,
+    "always LP-FT": lambda sc: ("full_finetune", {"warmup": True}),
+    "always linear probe": lambda sc: ("linear_probe", {"C": default("linear_probe", "C")}),
+    # Auto-RGN (Lee et al., 2023): every tensor's rate by its relative gradient norm, one run, no choice of layers
+    "always auto_rgn": lambda sc: ("auto_rgn", {}),
+}
+#: Baselines whose run only the wide budget holds: a row scored on the seeds' budget leaves them out (the
+#: summary then says on how many rows each baseline was scored).
+WIDE_BASELINES = ("always auto_rgn",)
+
+#: The option a multi-task or pipeline scenario's baselines take: the one that needs no special structure.
+BASELINE_OPTION = {"multi_task": "separate", "pipeline": "end_to_end"}
+
+
+def _option_pick(kind: str, advice) -> str:
+    """The option an advice picks in a multi-task scenario (shared or separate networks) or a
+    pipeline scenario (pipeline or end-to-end)."""
+    if kind == "multi_task":
+        return "shared" if advice.strategy == "multi_task" else "separate"
+    if advice.strategy == "pipeline_vs_end_to_end":
+        return advice.params.get("prefer", "pipeline")
+    return "end_to_end"
+
+
+def grid_check(sc: Scenario, runner: Runner, candidates=None):
+    """The measured check analyze would run on this scenario, read from the oracle's records (every
+    candidate is in the budget); None for multi-task and pipeline scenarios or missing records.
+    ``candidates``: the check's candidate list, ``f(n_blocks, n_train, family, profile)`` (default:
+    :func:`advisor.advise.check.candidates`; benchmarks/check_sets.py tries others)."""
+    from advisor.advise.check import CheckRun, MeasuredCheck
+
+    if sc.kind != "single" or not (runner.dir / "shape.json").is_file():
+        return None
+    shape = runner.shape()
+    runs = []
+    fam = grid_family(sc)
+    # with the wide budget, the check analyze runs today: its shift's candidates (bn_adapt, surgical on the
+    # shift's third; advisor.advise.check.SHIFT_CANDIDATES) are budget configurations too. The seeds' budget
+    # holds only the list of before (no profile: candidates() gives it).
+    profile = runner.analysis().profile if uses_wide(sc) else None
+    for s, p in (candidates or check_candidates)(shape["n_blocks"], shape["n_train"], fam, profile):
+        if s == "bn_adapt" and fam != "cnn":
+            continue  # analyze's backbone check leaves it out: the grid's transformers have no BatchNorm
+        rec = runner.result(s, _norm_params(s, p, shape["block_names"], fam), compute=False)
+        if rec is None:
+            return None
+        runs.append(CheckRun(s, p, float(rec["val_accuracy"]), float(rec.get("wall_s", 0.0))))
+    return MeasuredCheck(runs=runs, n_val=int(shape["n_val"]))
+
+
+def score_scenario(sc: Scenario, runner: Runner, advise_fn, *, compute: bool, candidates=None) -> dict | None:
+    """Everything the tables show for one scenario, or None when its results are missing (``candidates``: the
+    measured check's, as in :func:`grid_check`)."""
+    shape = runner.shape() if compute or (runner.dir / "shape.json").is_file() else None
+    if shape is None or not (compute or (runner.dir / "analysis.json").is_file()):
+        return None
+    analysis = runner.analysis()
+    budget = oracle_budget(sc, shape["n_blocks"], shape["n_train"])
+    fam = grid_family(sc)
+    records = [runner.result(s, _norm_params(s, p, shape["block_names"], fam), compute=compute) for s, p in budget]
+    if any(r is None for r in records):
+        return None
+    advice = advise_fn(analysis.profile, check=grid_check(sc, runner, candidates))
+    row = {"id": sc.id, "part": sc.part, "kind": sc.kind, "shift": sc.shift, "similar": sc.similar,
+           "per_class": sc.per_class, "advised": advice.strategy, "advised_params": to_dict(advice.params),
+           "confidence": advice.confidence, "raw_confidence": advice.raw_confidence, "decided_by": advice.decided_by}
+    if sc.kind in ("multi_task", "pipeline"):
+        rec = records[0]
+        opts = rec["options"]
+        pick, base_pick = _option_pick(sc.kind, advice), BASELINE_OPTION[sc.kind]
+        winner = max(opts, key=lambda o: opts[o]["val"])
+        oracle = opts[winner]["test"]
+        cr, sr = regrets(oracle, opts[pick]["test"], opts[pick]["test"])
+        bcr, _ = regrets(oracle, opts[base_pick]["test"], opts[base_pick]["test"])
+        row.update(advised=f"{advice.strategy}:{pick}" if sc.kind == "pipeline" else pick, oracle=winner,
+                   options_test={o: v["test"] for o, v in opts.items()},
+                   oracle_test=oracle, n_test=rec["n_test"], advised_test=opts[pick]["test"],
+                   config_regret=cr, strategy_regret=sr,
+                   baselines={b: {"choice": base_pick, "config_regret": bcr, "strategy_regret": bcr}
+                              for b in BASELINES if b not in WIDE_BASELINES})
+        return row
+    oracle = best_by_val(records)
+    by_strategy = {}
+    for (s, _), r in zip(budget, records):
+        by_strategy.setdefault(s, []).append(r)
+
+    def strategy_best(s):
+        return best_by_val(by_strategy.get(s, []))
+
+    a_strat, a_params = advised_config(advice, shape["n_train"])
+    adv_rec = runner.result(a_strat, _norm_params(a_strat, a_params, shape["block_names"], fam), compute=compute)
+    if adv_rec is None:
+        return None
+    cr, sr = regrets(oracle["test_accuracy"], adv_rec["test_accuracy"], strategy_best(a_strat)["test_accuracy"])
+    row.update(oracle=f"{oracle['strategy']} {_short(oracle['params'])}", oracle_strategy=oracle["strategy"],
+               oracle_val=oracle["val_accuracy"], oracle_test=oracle["test_accuracy"], n_test=oracle["n_test"],
+               advised_test=adv_rec["test_accuracy"], config_regret=cr, strategy_regret=sr,
+               strategy_best={s: strategy_best(s)["test_accuracy"] for s in by_strategy})
+    thirds_run = [(p["first"], p["last"], r) for (s, p), r in zip(budget, records) if s == "surgical"]
+    if thirds_run:  # the Lee et al. comparison: which third of the blocks tuned alone did best here
+        row["surgical_thirds"] = [{"first": a, "last": b, "val": r["val_accuracy"], "test": r["test_accuracy"]}
+                                  for a, b, r in thirds_run]
+    row["baselines"] = {}
+    for name, fn in BASELINES.items():
+        s, p = fn(sc)
+        if name in WIDE_BASELINES and s not in by_strategy:
+            continue  # not in this row's budget (the seeds'): scored on wide-budget rows only
+        p = _norm_params(s, _fill_defaults(s, p, shape["n_train"], shape["n_blocks"], fam), shape["block_names"], fam)
+        rec = runner.result(s, p, compute=compute)
+        if rec is None:
+            return None
+        bcr, bsr = regrets(oracle["test_accuracy"], rec["test_accuracy"], strategy_best(s)["test_accuracy"])
+        row["baselines"][name] = {"choice": s, "config_regret": bcr, "strategy_regret": bsr}
+    return row
+
+
+def _short(params: dict) -> str:
+    keep = {k: v for k, v in params.items() if k in ("C", "block", "k", "lr_ratio", "warmup")}
+    return ",".join(f"{k}={v}" for k, v in sorted(keep.items()))
