@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from advisor.errors import AdvisorError
+from advisor.errors import AdvisorError, one_line
 
 # An image whose header declares more than PIL's MAX_IMAGE_PIXELS (about 89 million) is refused like one
 # above twice that (PIL's DecompressionBombError): a warning line, then gigabytes decoded, is not an answer.
@@ -28,11 +28,6 @@ warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 _FINGERPRINT_VERSION = b"advisor-data-fingerprint-v1\n"
 _IMAGES_FINGERPRINT_VERSION = b"advisor-images-fingerprint-v1\n"
 _HASH_CHUNK = 1 << 20
-
-
-def one_line(text: object) -> str:
-    """Collapse any whitespace (newlines included) so a message stays on one line."""
-    return " ".join(str(text).split())
 
 
 def preview_names(names: list[str], k: int = 5) -> str:
