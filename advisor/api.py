@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 from advisor.advise import Advice, advise
-from advisor.advise.rules import DEFAULT_THRESHOLDS, wants_check
+from advisor.advise.rules import wants_check
+from advisor.advise.thresholds import DEFAULT_THRESHOLDS
 from advisor.errors import AdvisorError
 from advisor.measure.profile import Profile
 from advisor.serialize import from_dict, write_json

@@ -26,8 +26,15 @@ class AdvisorWarning(UserWarning):
     """
 
 
+def one_line(text: object, limit: int | None = None) -> str:
+    """``text`` on one line: any whitespace (newlines included) collapsed to single spaces; longer than ``limit``
+    characters, cut to ``limit`` ending in ``...`` (None: never cut)."""
+    s = " ".join(str(text).split())
+    return s if limit is None or len(s) <= limit else s[: limit - 3] + "..."
+
+
 def warn(message: str) -> None:
     """Issue an :class:`AdvisorWarning` (one line: whitespace is collapsed)."""
     import warnings
 
-    warnings.warn(" ".join(str(message).split()), AdvisorWarning, stacklevel=2)
+    warnings.warn(one_line(message), AdvisorWarning, stacklevel=2)

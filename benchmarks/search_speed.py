@@ -152,6 +152,7 @@ def main() -> None:
     import torchvision  # noqa: F401
 
     from advisor.api import analyze
+    from advisor.measure.stats import binomial_se
     from advisor.search.space import space_from_advice
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -179,7 +180,7 @@ def main() -> None:
                       flush=True)
         best = max(v for m in res.values() for _, v in m["points"])
         target = best - 0.01
-        se = math.sqrt(best * (1 - best) / n_val)  # one binomial standard error of a val accuracy near the best
+        se = binomial_se(best, n_val)  # one binomial standard error of a val accuracy near the best
         t_o, t_p = _time_to(res["ours"]["points"], target), _time_to(res["plain"]["points"], target)
         if math.isfinite(t_o) and math.isfinite(t_p):
             speedup = t_p / t_o

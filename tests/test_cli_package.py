@@ -49,10 +49,13 @@ def _help(argv, capsys) -> str:
 
 
 def test_analyze_help_reads_the_check_threshold_from_the_rules(capsys, monkeypatch):
-    from advisor.advise import rules
+    import dataclasses
 
-    assert f"at most {rules.CHECK_PER_CLASS:g} images per class" in _help(["analyze"], capsys)
-    monkeypatch.setattr(rules, "CHECK_PER_CLASS", 37)
+    from advisor.advise import thresholds
+
+    assert f"at most {thresholds.DEFAULT_THRESHOLDS.check_per_class:g} images per class" in _help(["analyze"], capsys)
+    monkeypatch.setattr(thresholds, "DEFAULT_THRESHOLDS",
+                        dataclasses.replace(thresholds.DEFAULT_THRESHOLDS, check_per_class=37))
     text = _help(["analyze"], capsys)
     assert "at most 37 images per class" in text and f"{50} images per class" not in text
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from advisor import strategies
 from advisor.errors import AdvisorError
+from advisor.measure.stats import binomial_se
 
 #: inverse regularisation strengths tried for each probe
 PROBE_C = (0.1, 1.0)
@@ -214,7 +215,4 @@ class MeasuredCheck:
     def standard_error(self) -> float:
         """Binomial standard error of the winner's validation accuracy."""
         w = self.winner()
-        if w is None or self.n_val <= 0:
-            return float("nan")
-        p = w.val_accuracy
-        return math.sqrt(max(p * (1 - p), 1e-12) / self.n_val)
+        return float("nan") if w is None else binomial_se(w.val_accuracy, self.n_val, floor=1e-12)

@@ -1,159 +1,32 @@
 """The rules that turn a Profile into an Advice.
 
-Every threshold is a named constant here and is described in the README, so a
-user can check the output against them. The rules follow the 2x2 of target size
-against similarity to the source (DESIGN.md), with multi-task and
-pipeline-versus-end-to-end checked first when the labels call for them.
+Every threshold is a field of :class:`~advisor.advise.thresholds.Thresholds` (declared and validated there) and is
+described in the README, so a user can check the output against them. The rules follow the 2x2 of target size
+against similarity to the source (DESIGN.md), with multi-task and pipeline-versus-end-to-end checked first when the
+labels call for them (``advisor.advise._label_rules``); the search space each advice comes with is
+``advisor.advise._space``'s.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from advisor import strategies
 from advisor.advise import confidence as calibration
-from advisor.advise.advice import Advice, Alternative, Evidence, SearchSpace
+from advisor.advise._label_rules import _chance, _multi_task_check, _pipeline
+from advisor.advise._space import _space, lr_ratios
+from advisor.advise.advice import Advice, Alternative, Evidence
 from advisor.advise.check import (BUDGET_KEYS, SHIFT_MAX_TRAIN, STEPS, MeasuredCheck, peak_range, shift_peak,
                                   thirds)
+from advisor.advise.thresholds import DEFAULT_THRESHOLDS, METRIC_LABELS, Thresholds  # noqa: F401 (re-exported)
 from advisor.measure.profile import BlockProfile, Profile, best_index
 from advisor.measure.shift import SUMMARIES, measure_of, summarise
 
-# Advice from where the shift lives (issue 21): the per-block shift's peak, in the first third of the blocks
-# (an input-level shift), at least this large (in the shift measure's own units, nats of symmetric KL) advises
-# re-estimating BatchNorm on the target (bn_adapt, small data; a network with BatchNorm) or tuning the first
-# third only (surgical, medium and large data: Lee et al., 2023, first block for input-level shifts). None: the
-# rule is off. Both are left to ``--calibrate`` on the calibration part's wide-budget results.
-BN_ADAPT_PEAK_SHIFT: float | None = None
-SURGICAL_PEAK_SHIFT: float | None = None
-
-# Constants marked [grid] were chosen by ``benchmarks/advice_grid.py --calibrate`` on the grid's
-# calibration scenarios only (README, "How good is the advice"); before it they were 50, 500,
-# k-NN accuracy, C 0.1, LP-FT when the last block is informative, and 50.
-
-# Size bands on the median number of labelled samples per class of the training split (primary task).
-SMALL_PER_CLASS = 75  # [grid] below: small
-LARGE_PER_CLASS = 200  # [grid] at or above: large
-
-# Early features: the best block beats the last block by more than this (TRANSFER_METRIC).
-EARLY_FEATURE_MARGIN = 0.02
-
-# Shift: symmetric KL (nats) between target moments and BN running statistics, averaged
-# over all blocks. At or above: different from the source. Calibrated on MobileNetV2 at
-# 224 px: crops of natural photos (scikit-learn's sample images) average 0.08, while
-# Fashion-MNIST averages 1.3 (7.7 at the stem, 1-3 in the early blocks, 0.2-0.4 at the top).
-SHIFT_DIFFERENT = 0.5
-
-# Shift by reference moments (advisor.measure._reference_shift): symmetric KL (nats) between the target's
-# block-output moments and a source sample's, read at the first block (the measure's declared summary). It
-# separates the grid's similar from its different targets better than BN shift does (benchmarks/shift_auc.py:
-# AUC 0.76 on the controlled CNN, 0.83 on the controlled ViT, against 0.52 for BN shift on the CNN). None: shown
-# as evidence but not used to decide, because the grid's sources carry no reference moments and no held-out
-# part has judged a threshold's effect on the advice; the transferability curves and the measured check decide.
-REFERENCE_SHIFT_DIFFERENT = None
-
-# [grid] The per-block measurement that finds the best block and the early-feature gap: the
-# cross-validated ridge probe, the measurement closest to what svm_early and linear_probe train.
-# (k-NN with k=10 on 10 images per class was too noisy to see the early blocks' lead.)
-TRANSFER_METRIC = "linear_probe_accuracy"
-# How the per-block BN shifts are summarised into one number.
-SHIFT_STAT = "mean"
-
-# [grid] The probes' advised inverse regularisation strength (scikit-learn's C).
-PROBE_C = 1.0
-
-# Blocks whose TRANSFER_METRIC is within this of the maximum tie; the deepest of them is "best".
+# Blocks whose transfer metric (Thresholds.transfer_metric) is within this of the maximum tie; the deepest of them
+# is "best".
 BEST_TIE = 0.005
-
-# Multi-task conditions.
-MT_MIN_BALANCE = 0.5  # smallest task's labelled count / largest task's
-# Shared features: the cross-task probe transfer (advisor.measure._task_transfer) of every pair of tasks, the
-# larger of its two directions, is at least this. 0.5 (half of one task's label information above chance is
-# carried by the other task's probe) is set a priori, not fitted: no stored Profile of the grid's calibration
-# part carries the measure yet; ``benchmarks/advice_grid.py --calibrate`` searches it there (SEARCH_MT) once
-# the grid's analyses are re-run. It replaced the correlation of the tasks' per-block k-NN curves, which read
-# 0.92 for an item with a digit blended into it and 0.90 for an item with its group (the grid's fourth part).
-MT_MIN_TRANSFER = 0.5
-MT_MIN_PARAMS = 2_000_000  # a smaller shared network tends to do worse than separate ones
-
-# [grid] Pipeline vs end-to-end: the final task is "too small for the mapping" below this.
-PIPELINE_PER_CLASS = 10
-
-# Layer-wise learning-rate decay suggested between blocks (ULMFiT used 1/2.6 per layer group).
-DEFAULT_DECAY = (0.7, 1.0)
-
-# Backbone-to-head learning-rate ratio advised for the network strategies. The best fine-tuning
-# rate grows as the target moves away from the source (Li et al., "Rethinking the hyperparameters
-# for fine-tuning", ICLR 2020): a similar target keeps its features nearly as they are, a
-# different one must move them.
-LR_RATIO_SIMILAR = 0.1
-LR_RATIO_DIFFERENT = 0.5
-# The same for a transformer (the transformer recipe, advisor.strategies._recipes): its backbone rate is
-# its recipe's for either kind of target. On the real ViT-S/14 with Fashion-MNIST (a different target)
-# full fine-tuning at ratio 0.1 reached 0.69 test accuracy against 0.785 at 0.01 (layer decay 0.75, rate
-# warm-up and clipping in both); nothing measured supports a larger rate for a more different target.
-TRANSFORMER_LR_RATIO_SIMILAR = 0.01
-TRANSFORMER_LR_RATIO_DIFFERENT = 0.01
-
-# [grid] When full_finetune is advised with a linear-probe warm-up (LP-FT, Kumar et al., 2022):
-# "informative" (the last block reaches twice chance), "always" or "never". In the grid's short
-# regime (4 to 20 epochs, 2 of them spent on the warm-up) the warm-up never paid on calibration.
-WARMUP_RULE = "never"
-
-# [grid] The measured check (advisor.advise.check) runs when the training split's median images per
-# class is at most this (0: never). On the grid's calibration part the rules and fine-tuning trade
-# places below about 50 per class; 50 was the best of 0, 10, 50 and 100 there.
-CHECK_PER_CLASS = 50
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Every threshold the rules compare a measurement with; the defaults are the constants above.
-
-    ``benchmarks/advice_grid.py --calibrate`` searches them on the calibration scenarios only.
-    """
-
-    small_per_class: float = SMALL_PER_CLASS
-    large_per_class: float = LARGE_PER_CLASS
-    shift_different: float = SHIFT_DIFFERENT
-    #: the same for the reference-moment shift (each shift measure names its threshold field)
-    reference_shift_different: float | None = REFERENCE_SHIFT_DIFFERENT
-    early_margin: float = EARLY_FEATURE_MARGIN
-    mt_min_balance: float = MT_MIN_BALANCE
-    mt_min_transfer: float = MT_MIN_TRANSFER
-    mt_min_params: int = MT_MIN_PARAMS
-    pipeline_per_class: float = PIPELINE_PER_CLASS
-    #: which per-block measurement finds the best block and the early-feature gap:
-    #: "knn_accuracy" (cross-validated cosine k-NN) or "linear_probe_accuracy" (cross-validated ridge probe)
-    transfer_metric: str = TRANSFER_METRIC
-    #: how the per-block BN shifts are summarised: "mean" or "median" over the blocks
-    shift_stat: str = SHIFT_STAT
-    #: the inverse regularisation C advised with linear_probe and svm_early
-    probe_c: float = PROBE_C
-    #: backbone/head learning-rate ratios advised for a similar and for a different target
-    lr_ratio_similar: float = LR_RATIO_SIMILAR
-    lr_ratio_different: float = LR_RATIO_DIFFERENT
-    #: the same for a transformer backbone (Profile.family "transformer")
-    transformer_lr_ratio_similar: float = TRANSFORMER_LR_RATIO_SIMILAR
-    transformer_lr_ratio_different: float = TRANSFORMER_LR_RATIO_DIFFERENT
-    #: when full_finetune gets the linear-probe warm-up (LP-FT): "informative" (the last block's
-    #: accuracy is at least twice chance), "always" or "never"
-    warmup_rule: str = WARMUP_RULE
-    #: the measured check decides at or below this many training images per class (median); 0: never
-    check_per_class: float = CHECK_PER_CLASS
-    #: an input-level shift peak at least this large advises bn_adapt on small data (None: never)
-    bn_adapt_peak_shift: float | None = BN_ADAPT_PEAK_SHIFT
-    #: an input-level shift peak at least this large advises surgical on the first third (None: never)
-    surgical_peak_shift: float | None = SURGICAL_PEAK_SHIFT
-
-
-DEFAULT_THRESHOLDS = Thresholds()
-
-
-def _chance(profile: Profile, task: str) -> float:
-    return 1.0 / max(profile.size.task(task).n_classes, 1)
 
 
 def _shift_stat(profile: Profile, t: Thresholds) -> str:
@@ -164,9 +37,6 @@ def _shift_stat(profile: Profile, t: Thresholds) -> str:
 def _mean_shift(profile: Profile, stat: str = "mean") -> float | None:
     """The blocks' shifts summarised by ``stat`` (a key of ``SUMMARIES``); None without a shift measure."""
     return summarise([b.shift for b in profile.blocks], stat)
-
-
-METRIC_LABELS = {"knn_accuracy": "k-NN accuracy", "linear_probe_accuracy": "ridge-probe accuracy"}
 
 
 def best_block(profile: Profile, t: Thresholds = DEFAULT_THRESHOLDS) -> BlockProfile:
@@ -237,33 +107,6 @@ def _margin_confidence(*margins: float) -> float:
     """Map relative distances from the deciding thresholds to a confidence in [0.35, 0.95]."""
     m = min(margins) if margins else 0.0
     return float(np.clip(0.5 + 0.45 * math.tanh(1.5 * m), 0.35, 0.95))
-
-
-def lr_ratios(profile: Profile, t: Thresholds = DEFAULT_THRESHOLDS) -> tuple[float, float]:
-    """The backbone/head rate ratios advised for (a similar, a different) target on ``profile``'s family."""
-    if profile.family == "transformer":
-        return t.transformer_lr_ratio_similar, t.transformer_lr_ratio_different
-    return t.lr_ratio_similar, t.lr_ratio_different
-
-
-def _space(strategy: str, n: int, k_range: tuple[int, int], ratio: tuple[float, float], profile: Profile,
-           probe_blocks: list[str], warmup: list[bool], t: Thresholds = DEFAULT_THRESHOLDS) -> SearchSpace:
-    """The search space advised with ``strategy``; ``ratio`` is the rate-ratio range for a CNN, scaled by
-    the family's recipe ratio over the CNN's (a transformer's range is ten times lower)."""
-    scale = strategies.recipe(profile.family).lr_ratio / strategies.recipe("cnn").lr_ratio
-    ratio = (ratio[0] * scale, ratio[1] * scale)
-    per_class = profile.size.task(profile.primary_task).median_per_class
-    head_lr = [1e-4, 3e-2] if strategies.get(strategy).trains_network else [1e-3, 1e-1]
-    return SearchSpace(
-        strategy=strategy,
-        trainable_blocks=[int(max(0, min(n, k_range[0]))), int(max(0, min(n, k_range[1])))],
-        n_blocks=n,
-        head_lr=head_lr,
-        lr_ratio=[float(ratio[0]), float(ratio[1])],
-        layer_decay=list(DEFAULT_DECAY) if per_class >= t.small_per_class else [0.5, 0.9],
-        warmup=warmup,
-        probe_blocks=probe_blocks,
-    )
 
 
 def wants_check(profile: Profile, thresholds: Thresholds | None = None) -> bool:
@@ -548,84 +391,3 @@ def _advise_rules(profile: Profile, t: Thresholds) -> Advice:
 
     return Advice(strategy=strategy, params=params, confidence=round(confidence, 3), summary=summary,
                   evidence=evidence, reasons=reasons, alternatives=alts, search_space=space, notes=notes)
-
-
-def _curve(profile: Profile, task: str) -> np.ndarray:
-    return np.array([v if v is not None else np.nan for v in profile.block_values("knn_accuracy", task)], float)
-
-
-def _shared_features(profile: Profile, tasks: list[str]) -> tuple[float | None, str]:
-    """The smallest, over pairs of ``tasks``, of the pair's larger cross-task probe transfer (either task's
-    probe carrying the other's information), with the pair it came from; None (and why) where a pair has none."""
-    got = {(x.source, x.target): x.transfer for x in profile.task_transfer if x.transfer is not None}
-    worst, where = None, ""
-    for i, a in enumerate(tasks):
-        for b in tasks[i + 1:]:
-            both = [v for v in (got.get((a, b)), got.get((b, a))) if v is not None]
-            if not both:
-                why = ("not measured (a Profile written before the measure)" if not profile.task_transfer
-                       else f"not measured for {a} and {b} (too few images labelled for both, or a task no "
-                            "linear probe reads above chance)")
-                return None, why
-            if worst is None or max(both) < worst:
-                worst, where = max(both), f"{a} / {b}"
-    return worst, where
-
-
-def _multi_task_check(profile: Profile, tasks: list[str], t: Thresholds):
-    counts = [profile.size.task(task).n_labelled for task in tasks]
-    balance = min(counts) / max(max(counts), 1)
-    if any(np.isnan(_curve(profile, task)).all() for task in tasks):
-        return None
-    shared, where = _shared_features(profile, tasks)
-    block = profile.task_transfer[0].block if profile.task_transfer else profile.blocks[-1].name
-    ev = [
-        Evidence("task balance (smallest / largest labelled count)", round(balance, 3), f">= {t.mt_min_balance}",
-                 "balanced" if balance >= t.mt_min_balance else "unbalanced"),
-        Evidence(f"shared features (cross-task probe transfer at {block}, weakest pair"
-                 + (f": {where})" if shared is not None else ")"),
-                 None if shared is None else round(shared, 3), f">= {t.mt_min_transfer}",
-                 where if shared is None else "shared" if shared >= t.mt_min_transfer else "not shared"),
-        Evidence("backbone parameters", profile.num_parameters, f">= {t.mt_min_params:,}",
-                 "big enough" if profile.num_parameters >= t.mt_min_params else "too small"),
-    ]
-    failed = []
-    if balance < t.mt_min_balance:
-        failed.append(f"tasks are unbalanced ({balance:.2f} < {t.mt_min_balance})")
-    if shared is None:
-        failed.append(f"shared features are {where}")
-    elif shared < t.mt_min_transfer:
-        failed.append(f"the tasks share little: a linear probe for one carries {shared:.2f} of the other's label "
-                      f"information above chance ({where}; < {t.mt_min_transfer})")
-    if profile.num_parameters < t.mt_min_params:
-        failed.append(f"the network is small ({profile.num_parameters:,} parameters)")
-    return not failed, ev, failed
-
-
-def _pipeline(profile: Profile, evidence: list[Evidence], notes: list[str], n: int, t: Thresholds) -> Advice:
-    final, inter = profile.primary_task, profile.intermediate
-    y_size, z_size = profile.size.task(final), profile.size.task(inter)
-    ky, kz = _curve(profile, final), _curve(profile, inter)
-    y_acc, z_acc = float(np.nanmax(ky)), float(np.nanmax(kz))
-    small = y_size.median_per_class < t.pipeline_per_class
-    z_richer = z_size.n_labelled / max(z_size.n_classes, 1) > y_size.median_per_class
-    evidence += [
-        Evidence(f"median samples per class of final label {final}", y_size.median_per_class,
-                 f"too small for the mapping < {t.pipeline_per_class}", "too small" if small else "enough"),
-        Evidence(f"best k-NN accuracy, intermediate {inter}", round(z_acc, 4),
-                 f"final {final}: {y_acc:.4f}", "intermediate easier" if z_acc / _chance(profile, inter) > y_acc / _chance(profile, final) else "final as easy"),
-    ]
-    prefer = "pipeline" if (small or z_richer) else "end_to_end"
-    return Advice(
-        strategy="pipeline_vs_end_to_end",
-        params={"intermediate": inter, "final": final, "prefer": prefer},
-        confidence=0.7 if small else 0.55,
-        summary=(f"Intermediate labels ({inter}) exist: compare a pipeline x->{inter}->{final} against end-to-end "
-                 f"x->{final}; the measurements favour the {prefer.replace('_', '-')}."),
-        evidence=evidence,
-        reasons=[("The final label has too little data to learn the whole mapping; each sub-task has more."
-                  if small else "There is enough data for the final label to learn the mapping directly.")],
-        alternatives=[Alternative("last_k", {"k": max(1, math.ceil(n / 4))}, f"end-to-end on {final} only")],
-        search_space=_space("pipeline_vs_end_to_end", n, (1, max(1, n // 2)), (0.03, 1.0), profile, [], [True, False], t),
-        notes=notes,
-    )

@@ -12,7 +12,7 @@ DESCRIPTION = ("Measure the target dataset's size and its similarity to the sour
 
 
 def options(a) -> None:
-    from advisor.advise.rules import CHECK_PER_CLASS
+    from advisor.advise.thresholds import DEFAULT_THRESHOLDS
     from advisor.api import CHECK_MODES
 
     a.add_argument("--sample", type=int, default=1000, metavar="N",
@@ -25,7 +25,7 @@ def options(a) -> None:
     a.add_argument("--check", default="auto", choices=list(CHECK_MODES),
                    help="the measured check: run the cheap candidates (probes on every few blocks, one LP-FT "
                         "fine-tune) and let the validation split decide; auto (default): where the training "
-                        f"split has at most {CHECK_PER_CLASS:g} images per class")
+                        f"split has at most {DEFAULT_THRESHOLDS.check_per_class:g} images per class")
     a.add_argument("--check-budget", type=float, default=None, metavar="SECONDS",
                    help="the measured check's time limit: its candidates run cheapest first while their estimates "
                         "(timed on this device before it starts) fit; the skipped ones are named (default: none)")

@@ -9,8 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
-from advisor.data._base import ArrayDataset, check_usable, one_line
-from advisor.errors import AdvisorError
+from advisor.data._base import ArrayDataset, check_usable
+from advisor.errors import AdvisorError, one_line
 
 _SAVE_HINT = "save images as x and labels as y, e.g. np.savez(path, x=images, y=labels)"
 

@@ -9,8 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
-from advisor.data._base import FileDataset, check_usable, one_line
-from advisor.errors import AdvisorError
+from advisor.data._base import FileDataset, check_usable
+from advisor.errors import AdvisorError, one_line
 
 PATH_COLUMNS = ("path", "image", "file", "filename")
 

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from advisor.data._base import TargetDataset, to_l_or_rgb
+from advisor.data._base import TargetDataset
+from advisor.data._images import to_l_or_rgb
 from advisor.errors import AdvisorError
 
 

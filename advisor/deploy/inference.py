@@ -85,7 +85,7 @@ def decode_image(value: Any):
     """
     from PIL import Image
 
-    from advisor.data._base import IMAGE_ERRORS, decode_image_source, read_image_file, to_l_or_rgb
+    from advisor.data._images import IMAGE_ERRORS, decode_image_source, read_image_file, to_l_or_rgb
 
     if isinstance(value, Image.Image):
         return to_l_or_rgb(value)

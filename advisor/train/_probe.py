@@ -24,7 +24,8 @@ import warnings
 import numpy as np
 
 from advisor.context import TrainContext
-from advisor.context.cache import _block_index, extract
+from advisor.block_ref import block_index
+from advisor.context.cache import extract
 from advisor.deploy.model import from_probe
 from advisor.errors import AdvisorError
 from advisor.train._base import EpochCallback, EpochRecord, TrainResult, accuracy, macro_f1
@@ -49,7 +50,7 @@ def _svm_block(ctx: TrainContext, value) -> int:
     if value is None:
         return default_svm_block(n)
     try:
-        return _block_index(bb, value)
+        return block_index(value, bb.block_names, bb.name)
     except AdvisorError:
         raise AdvisorError(
             f"bad svm_early parameter block={value!r} for {bb.name}",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from advisor.context import TrainContext
-from advisor.context.cache import _block_index
+from advisor.block_ref import block_index
 from advisor.errors import AdvisorError
 from advisor.train._base import EpochCallback, TrainResult
 from advisor.train._finetune import _FIT_KEYS, _result
@@ -29,7 +29,7 @@ def block_range(backbone, first, last) -> tuple[int, int]:
     out = []
     for what, value in (("first", first), ("last", last)):
         try:
-            out.append(_block_index(backbone, value))
+            out.append(block_index(value, names, backbone.name))
         except AdvisorError:
             raise AdvisorError(f"bad surgical {what}={value!r}: not a block of {backbone.name}",
                                f"use a block index 0..{n - 1} or a name ({', '.join(names)})") from None

@@ -3,18 +3,12 @@ their Markdown tables."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from advisor.advise import confidence
+from advisor.measure.stats import binomial_se  # the one owner; re-exported as grid.binomial_se
 
 from .scoring import BASELINES
-
-
-def binomial_se(p: float, n: int) -> float:
-    """The binomial standard error of an accuracy ``p`` on ``n`` test images (nan without any)."""
-    return math.sqrt(max(p * (1 - p), 0.0) / n) if n else float("nan")
 
 
 def summarise(rows: list[dict]) -> dict:

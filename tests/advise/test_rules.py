@@ -9,6 +9,8 @@ from advisor.measure.profile import BlockProfile, Profile, SizeProfile, SourcePr
 from advisor.measure.size import task_size
 import numpy as np
 
+D = R.DEFAULT_THRESHOLDS  # the rules' default thresholds (advisor.advise.thresholds)
+
 
 def make_profile(per_class, knn, shift=0.1, tasks=None, intermediate=None, params=3_500_000):
     n_blocks = len(knn)
@@ -46,7 +48,7 @@ def test_small_similar_is_linear_probe():
 def test_small_with_early_features_is_svm_early_on_best_block():
     a = advise(make_profile(10, PEAKED))
     assert a.strategy == "svm_early"
-    assert a.params == {"block": "b3", "C": R.PROBE_C}
+    assert a.params == {"block": "b3", "C": D.probe_c}
     assert any("Early features" in n and "b3" in n for n in a.notes)
     assert a.alternatives[0].strategy == "last_k" and a.alternatives[0].params["k"] == 8 - 1 - 3
 
@@ -58,7 +60,7 @@ def test_medium_is_last_k_and_difference_raises_k():
     assert similar.params["k"] == math.ceil(0.15 * 8) == 2
     assert different.params["k"] == math.ceil(8 / 3) == 3
     # a different target moves its backbone faster (Li et al., 2020)
-    assert similar.params["lr_ratio"] == R.LR_RATIO_SIMILAR < different.params["lr_ratio"] == R.LR_RATIO_DIFFERENT
+    assert similar.params["lr_ratio"] == D.lr_ratio_similar < different.params["lr_ratio"] == D.lr_ratio_different
     early = advise(make_profile(100, PEAKED, shift=0.2))
     assert early.params["k"] == 8 - 1 - 3
 
@@ -70,22 +72,22 @@ def test_large_is_full_finetune_with_warmup_when_features_are_good():
     weak = advise(make_profile(1000, [0.1, 0.12, 0.13, 0.14, 0.15, 0.16, 0.17, 0.15]), informative)
     assert weak.params["warmup"] is False
     # the grid-calibrated default: no warm-up, whatever the features
-    assert R.WARMUP_RULE == "never" and advise(make_profile(1000, RISING)).params["warmup"] is False
+    assert D.warmup_rule == "never" and advise(make_profile(1000, RISING)).params["warmup"] is False
     assert advise(make_profile(1000, RISING), R.Thresholds(warmup_rule="always")).params["warmup"] is True
-    assert advise(make_profile(1000, RISING, shift=0.2)).params["lr_ratio"] == R.LR_RATIO_SIMILAR
-    assert advise(make_profile(1000, RISING, shift=5.0)).params["lr_ratio"] == R.LR_RATIO_DIFFERENT
+    assert advise(make_profile(1000, RISING, shift=0.2)).params["lr_ratio"] == D.lr_ratio_similar
+    assert advise(make_profile(1000, RISING, shift=5.0)).params["lr_ratio"] == D.lr_ratio_different
 
 
 def test_thresholds_are_the_boundaries():
-    below = advise(make_profile(R.SMALL_PER_CLASS - 1, RISING))
-    at = advise(make_profile(R.SMALL_PER_CLASS, RISING))
+    below = advise(make_profile(D.small_per_class - 1, RISING))
+    at = advise(make_profile(D.small_per_class, RISING))
     assert below.strategy == "linear_probe" and at.strategy == "last_k"
-    assert advise(make_profile(R.LARGE_PER_CLASS - 1, RISING)).strategy == "last_k"
-    assert advise(make_profile(R.LARGE_PER_CLASS, RISING)).strategy == "full_finetune"
+    assert advise(make_profile(D.large_per_class - 1, RISING)).strategy == "last_k"
+    assert advise(make_profile(D.large_per_class, RISING)).strategy == "full_finetune"
 
 
 def test_confidence_grows_with_distance_from_threshold():
-    near, far = advise(make_profile(R.SMALL_PER_CLASS - 2, RISING)), advise(make_profile(2, RISING))
+    near, far = advise(make_profile(D.small_per_class - 2, RISING)), advise(make_profile(2, RISING))
     assert 0.35 <= near.raw_confidence < far.raw_confidence <= 0.95
     # the calibrated probability keeps the margin's order among the rules' decisions
     assert near.decided_by == far.decided_by == "rules" and 0 < near.confidence < far.confidence < 1
@@ -130,9 +132,9 @@ def test_multi_task_when_conditions_hold_and_named_when_not():
 def test_multi_task_needs_tasks_whose_probes_carry_each_other():
     """Curves alike (the old measure's 'shared') do not make tasks share features: the probe transfer decides."""
     tasks = {"a": (100, RISING), "b": (100, RISING)}
-    apart = advise(_transfer(make_profile(100, RISING, tasks=tasks), 0.1, R.MT_MIN_TRANSFER - 0.01))
+    apart = advise(_transfer(make_profile(100, RISING, tasks=tasks), 0.1, D.mt_min_transfer - 0.01))
     assert apart.strategy != "multi_task" and any("share little" in n for n in apart.notes)
-    at = advise(_transfer(make_profile(100, RISING, tasks=tasks), 0.1, R.MT_MIN_TRANSFER))
+    at = advise(_transfer(make_profile(100, RISING, tasks=tasks), 0.1, D.mt_min_transfer))
     assert at.strategy == "multi_task"
     strict = R.Thresholds(mt_min_transfer=0.9)
     assert advise(_transfer(make_profile(100, RISING, tasks=tasks), 0.1, 0.8), strict).strategy != "multi_task"
@@ -209,11 +211,11 @@ def test_check_names_the_svm_block_and_ties_go_to_the_cheapest():
 
 def test_check_is_ignored_above_its_size_and_on_multi_task():
     chk = _check(("linear_probe", {"C": 1.0}, 0.99), ("full_finetune", {"warmup": True}, 0.10))
-    large = make_profile(R.CHECK_PER_CLASS * 10, RISING, shift=0.2)
+    large = make_profile(D.check_per_class * 10, RISING, shift=0.2)
     assert advise(large, check=chk).strategy == advise(large).strategy == "full_finetune"
     assert advise(large, check=chk).check is None
-    assert R.wants_check(make_profile(R.CHECK_PER_CLASS, RISING))
-    assert not R.wants_check(make_profile(R.CHECK_PER_CLASS + 1, RISING))
+    assert R.wants_check(make_profile(D.check_per_class, RISING))
+    assert not R.wants_check(make_profile(D.check_per_class + 1, RISING))
     two = make_profile(10, RISING, tasks={"a": (10, RISING), "b": (10, RISING)})
     assert not R.wants_check(two)
     never = R.Thresholds(check_per_class=0)
@@ -245,3 +247,23 @@ def test_an_input_level_peak_advises_surgical_on_the_first_third_or_bn_adapt_on_
     from advisor import strategies
 
     strategies.get("surgical").validate(a.params, 8)
+
+
+def test_thresholds_are_validated_like_strategy_parameters():
+    """A threshold outside what its field accepts is one line naming it; the defaults and the grid's values pass."""
+    import dataclasses
+
+    import pytest
+
+    from advisor.errors import AdvisorError
+
+    for bad, words in [({"small_per_class": -1}, "bad small_per_class=-1"),
+                       ({"shift_stat": "mode"}, "shift_stat"),
+                       ({"warmup_rule": "sometimes"}, "warmup_rule"), ({"transfer_metric": "leep"}, "transfer_metric"),
+                       ({"bn_adapt_peak_shift": 0.0}, "bn_adapt_peak_shift"),
+                       ({"mt_min_params": True}, "mt_min_params")]:
+        with pytest.raises(AdvisorError, match=words) as e:
+            R.Thresholds(**bad)
+        assert "\n" not in str(e.value)
+    assert R.Thresholds() == D and D.small_per_class == 75 and D.check_per_class == 50 and D.probe_c == 1.0
+    assert dataclasses.replace(D, check_per_class=float("inf"), bn_adapt_peak_shift=None, early_margin=0.0)

@@ -213,11 +213,11 @@ def test_second_vit_held_out_part_is_new_targets_on_the_controlled_vit(grid):
 def test_third_vit_held_out_part_is_unseen_scenarios_where_the_check_runs(grid):
     """The part that judges the two-ratio check: scenarios no earlier part holds (two new target families,
     and a size no part has), all at or below the check's 50 per class, so the check decides each."""
-    from advisor.advise.rules import CHECK_PER_CLASS
+    from advisor.advise.thresholds import DEFAULT_THRESHOLDS
 
     scs = grid.all_scenarios()
     new = [s for s in scs if s.part == grid.VIT_HELDOUT3]
-    assert len(new) == 8 and all(s.per_class <= CHECK_PER_CLASS for s in new)
+    assert len(new) == 8 and all(s.per_class <= DEFAULT_THRESHOLDS.check_per_class for s in new)
     earlier = [s for s in scs if s.part != grid.VIT_HELDOUT3]
     assert not {(s.data, s.per_class) for s in new} & {(s.data, s.per_class) for s in earlier}
     assert {s.data for s in new} - {s.data for s in earlier} == {"fm-src-lowcontrast", "fm-new-invert"}

@@ -54,8 +54,10 @@ def test_the_registry_sits_below_everything_and_imports_no_trainer():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'advisor')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     loaded = ast.literal_eval(out)  # the sorted list printed above
-    # advisor.offline: the no-calls-home switches advisor/__init__.py sets first (os and sys only)
-    assert all(m in ("advisor", "advisor.errors", "advisor.offline") or m.startswith("advisor.strategies")
+    # advisor.offline: the no-calls-home switches advisor/__init__.py sets first (os and sys only);
+    # advisor.block_ref: the one block-index parser (standard library and advisor.errors only)
+    assert all(m in ("advisor", "advisor.errors", "advisor.offline", "advisor.block_ref")
+               or m.startswith("advisor.strategies")
                for m in loaded), loaded
 
 

@@ -55,7 +55,7 @@ from advisor.context.cache._compute import extract
 from advisor.context.cache._config import DEFAULT_CACHE_MAX, default_cache_cap, default_cache_dir
 from advisor.context.cache._entry import FORMAT_VERSION
 from advisor.context.cache._identity import _VERSIONS
-from advisor.context.cache._indices import _block_index, _boundary_index
+from advisor.context.cache._indices import _boundary_index
 from advisor.context.cache._lock import _Lock
 from advisor.context.cache._size import format_size, parse_size
 from advisor.context.cache._store import ActivationCache

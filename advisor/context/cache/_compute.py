@@ -8,8 +8,9 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from advisor.block_ref import block_index
 from advisor.context.cache._identity import _device
-from advisor.context.cache._indices import _block_index, _boundary_index, _check_indices
+from advisor.context.cache._indices import _boundary_index, _check_indices
 from advisor.models import engine
 
 
@@ -38,7 +39,7 @@ def extract(ctx, indices, *, pooled: Sequence = (), boundaries: Sequence[int] = 
     exact, not rounded to float16) per requested boundary.
     """
     idx = _check_indices(ctx, indices)
-    p_set = sorted({_block_index(ctx.backbone, i) for i in pooled})
+    p_set = sorted({block_index(i, ctx.backbone.block_names, ctx.backbone.name) for i in pooled})
     b_set = sorted({_boundary_index(ctx.backbone, b) for b in boundaries})
     p_parts: dict[int, list] = {i: [] for i in p_set}
     b_parts: dict[int, list] = {b: [] for b in b_set}

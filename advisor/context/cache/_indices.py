@@ -1,4 +1,5 @@
-"""Which entry and which items a caller means: a block by index or name, a boundary, item indices."""
+"""Which entry and which items a caller means: a boundary, item indices (a block by index or name:
+:func:`advisor.block_ref.block_index`)."""
 
 from __future__ import annotations
 
@@ -7,29 +8,6 @@ import numbers
 import numpy as np
 
 from advisor.errors import AdvisorError
-
-def _block_index(backbone, block) -> int:
-    """A block given by index (int, numpy int, digit string) or name -> its index."""
-    n = len(backbone.block_names)
-    if isinstance(block, str):
-        if block in backbone.block_names:
-            return backbone.block_names.index(block)
-        text = block.strip()
-        if text.lstrip("-").isdigit():
-            block = int(text)
-        else:
-            raise AdvisorError(
-                f"unknown block '{block}' for {backbone.name}",
-                f"choose a block index 0..{n - 1} or one of {', '.join(backbone.block_names)}",
-            )
-    if isinstance(block, bool) or not isinstance(block, numbers.Integral):
-        raise AdvisorError(
-            f"bad block {block!r}", f"use a block index 0..{n - 1} or one of {', '.join(backbone.block_names)}"
-        )
-    i = int(block)
-    if not 0 <= i < n:
-        raise AdvisorError(f"block index {i} out of range for {backbone.name}", f"use 0..{n - 1}")
-    return i
 
 
 def _boundary_index(backbone, boundary) -> int:

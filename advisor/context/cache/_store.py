@@ -15,12 +15,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from advisor.block_ref import block_index
 from advisor.context.cache._compute import _forward, _probe_shape, extract
 from advisor.context.cache._config import default_cache_cap
 from advisor.context.cache._digest import _WeightsDigest
 from advisor.context.cache._entry import _FILES, FORMAT_VERSION, _describe, _Entry, _stat
 from advisor.context.cache._identity import _device, _device_id, _images_fingerprint, _precision, _versions
-from advisor.context.cache._indices import _block_index, _boundary_index, _check_indices
+from advisor.context.cache._indices import _boundary_index, _check_indices
 from advisor.context.cache._lock import _Lock
 from advisor.errors import AdvisorError
 from advisor.models._layout import NCHW
@@ -96,7 +97,7 @@ class ActivationCache:
         if (pooled is None) == (boundary is None):
             raise AdvisorError("ask for the key of one entry", "pass either pooled=BLOCK or boundary=B")
         if pooled is not None:
-            return self._entry(ctx, "pooled", _block_index(ctx.backbone, pooled)).key
+            return self._entry(ctx, "pooled", block_index(pooled, ctx.backbone.block_names, ctx.backbone.name)).key
         return self._entry(ctx, "boundary", _boundary_index(ctx.backbone, boundary)).key
 
     # ------------------------------------------------------------------ sizes
@@ -296,7 +297,8 @@ class ActivationCache:
         """
         backbone = ctx.backbone
         idx = np.unique(_check_indices(ctx, indices))
-        p_set = sorted(i for i in {_block_index(backbone, i) for i in pooled} if self._fits(ctx, "pooled", i))
+        wanted = {block_index(i, backbone.block_names, backbone.name) for i in pooled}
+        p_set = sorted(i for i in wanted if self._fits(ctx, "pooled", i))
         b_set = sorted(b for b in {_boundary_index(backbone, b) for b in boundaries} if self.fits(ctx, b))
         entries = [self._entry(ctx, "pooled", i) for i in p_set] + [self._entry(ctx, "boundary", b) for b in b_set]
         if not entries or idx.size == 0:
@@ -366,7 +368,7 @@ class ActivationCache:
 
     def pooled(self, ctx, block, indices) -> np.ndarray:
         """Pooled output of ``block`` (index or name): float32 ``[len(indices), C]`` in the order given."""
-        i = _block_index(ctx.backbone, block)
+        i = block_index(block, ctx.backbone.block_names, ctx.backbone.name)
         idx = _check_indices(ctx, indices)
         if not idx.size:
             return np.zeros((0, int(ctx.backbone.block_channels[i])), np.float32)
