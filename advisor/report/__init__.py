@@ -11,7 +11,7 @@ run. The pieces: :mod:`~advisor.report.collect` (MLflow -> dataclasses),
 
 from __future__ import annotations
 
-from advisor.report.build import ReportResult, build_report, report_name, tracking_store
+from advisor.report.build import ReportResult, build_report, report_name
 from advisor.report.collect import StudyData, TrialRecord, collect_experiment
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "build_report",
     "collect_experiment",
     "report_name",
-    "tracking_store",
 ]
 
 

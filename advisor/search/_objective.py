@@ -42,7 +42,7 @@ from advisor.errors import AdvisorError
 from advisor.strategies import probe_names
 from advisor.track.pause import pause_point
 from advisor.track.retry import TrackingUnavailable
-from advisor.track.study_runs import ADVISED_TAG
+from advisor.track.names import ADVISED_TAG, STRATEGY_KEY
 
 
 class TrialFailed(Exception):
@@ -177,7 +177,7 @@ class Objective:
             if self.tracker is not None and reason != "interrupted" and not _failed_meanwhile(trial):
                 try:
                     tags = {ADVISED_TAG: "true"} if trial.user_attrs.get("advice") else None
-                    self.tracker.log_trial(trial.number, {"strategy": strategy, **_plain(params)}, state, value,
+                    self.tracker.log_trial(trial.number, {STRATEGY_KEY: strategy, **_plain(params)}, state, value,
                                            history, wall, reason=reason, metrics=metrics, extra_tags=tags)
                 except Exception as e:  # noqa: BLE001 - tracking trouble must not lose the trial
                     trial.set_user_attr("tracking_error", str(e)[:300])

@@ -44,6 +44,7 @@ from advisor.errors import AdvisorError
 from advisor.search._config import SearchConfig
 from advisor.search._objective import QuietFatalTrials
 from advisor.search._pruners import make_pruner
+from advisor.track import names as N
 from advisor.track.retry import TrackingUnavailable
 
 _log = logging.getLogger(__name__)
@@ -303,25 +304,25 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
         study.set_user_attr("model", cfg.model)
 
         tags = {
-            "advisor.dataset": cfg.dataset,
-            "advisor.dataset_fingerprint": ctx.dataset.fingerprint(),
-            "advisor.model": cfg.model,
-            "advisor.strategy": strategy_tag,
-            "advisor.study_name": study_name,
-            "advisor.storage": storage_desc,
-            "advisor.image_size": str(ctx.preprocess.crop_size),
-            "advisor.device": str(ctx.device),
-            "advisor.seed": str(cfg.seed),
-            "advisor.split": ",".join(f"{f:g}" for f in fractions),
+            N.DATASET_TAG: cfg.dataset,
+            N.FINGERPRINT_TAG: ctx.dataset.fingerprint(),
+            N.MODEL_TAG: cfg.model,
+            N.STRATEGY_TAG: strategy_tag,
+            N.STUDY_TAG: study_name,
+            N.STORAGE_TAG: storage_desc,
+            N.IMAGE_SIZE_TAG: str(ctx.preprocess.crop_size),
+            N.DEVICE_TAG: str(ctx.device),
+            N.SEED_TAG: str(cfg.seed),
+            N.SPLIT_TAG: ",".join(f"{f:g}" for f in fractions),
         }
         if advice is not None:
-            tags.update({"advisor.advice_strategy": advice.strategy,
-                         "advisor.advice_confidence": str(advice.confidence),
-                         "advisor.advice_summary": advice.summary[:4000],
-                         "advisor.advice_in_space": "true" if advice_params is not None else "false",
-                         "advisor.trials_from_check": str(len(seeded))})
+            tags.update({N.ADVICE_STRATEGY_TAG: advice.strategy,
+                         N.ADVICE_CONFIDENCE_TAG: str(advice.confidence),
+                         N.ADVICE_SUMMARY_TAG: advice.summary[:4000],
+                         N.ADVICE_IN_SPACE_TAG: "true" if advice_params is not None else "false",
+                         N.TRIALS_FROM_CHECK_TAG: str(len(seeded))})
             if seed_note:
-                tags["advisor.check_not_reused"] = seed_note
+                tags[N.CHECK_NOT_REUSED_TAG] = seed_note
         tracker = StudyTracker.open(uri, experiment, study_name, tags=tags, resume=True)
     files: dict[str, Any] = {"search_space.yaml": space_to_yaml(space)}
     if analysis is not None:
@@ -467,10 +468,10 @@ def _refit_and_log(study, ctx, cfg, tracker, uri, result, study_name, experiment
     result.refit_val_accuracy, result.refit_reproduced = refit["val_accuracy"], refit["reproduced"]
     result.refit_error = refit["error"]
     extra = {"refit_val_accuracy": refit["val_accuracy"]}
-    tags = {"advisor.refit_reproduced": _flag(refit["reproduced"])}
+    tags = {N.REFIT_REPRODUCED_TAG: _flag(refit["reproduced"])}
     if refit["error"]:
-        tags["advisor.refit_error"] = refit["error"]
-    tracker.log_best(best.number, {"strategy": best.user_attrs.get("strategy"),
+        tags[N.REFIT_ERROR_TAG] = refit["error"]
+    tracker.log_best(best.number, {N.STRATEGY_KEY: best.user_attrs.get("strategy"),
                                    **(best.user_attrs.get("params") or {})},
                      {"test_accuracy": result.test_accuracy, "test_macro_f1": result.test_macro_f1},
                      value=best.value, extra_metrics=extra, extra_tags=tags)
@@ -480,11 +481,11 @@ def _refit_and_log(study, ctx, cfg, tracker, uri, result, study_name, experiment
     try:
         result.model_uri, result.registered_version = _log_best_model(
             refit["result"], ctx, cfg, tracker, uri, {
-                "advisor.study_name": study_name, "advisor.dataset": cfg.dataset,
-                "advisor.dataset_fingerprint": ctx.dataset.fingerprint(), "advisor.model": cfg.model,
-                "advisor.strategy": best.user_attrs.get("strategy"), "advisor.best_trial": best.number,
-                "advisor.test_accuracy": result.test_accuracy, "advisor.experiment": experiment,
-                "advisor.run_id": tracker.parent_run_id})
+                N.STUDY_TAG: study_name, N.DATASET_TAG: cfg.dataset,
+                N.FINGERPRINT_TAG: ctx.dataset.fingerprint(), N.MODEL_TAG: cfg.model,
+                N.STRATEGY_TAG: best.user_attrs.get("strategy"), N.BEST_TAG: best.number,
+                N.TEST_ACCURACY_TAG: result.test_accuracy, N.EXPERIMENT_TAG: experiment,
+                N.RUN_ID_TAG: tracker.parent_run_id})
     except TrackingUnavailable:
         raise
     except Exception as e:  # the trials and the best trial's record are kept: end the run, then say why
@@ -549,7 +550,7 @@ def _refit_best(best, ctx) -> dict:
         out["error"] = (f"{type(e).__name__}: {e}".splitlines() or ["?"])[0][:500]
     else:
         val = float(result.val_accuracy)
-        out.update(test_accuracy=_finite(result.test_accuracy), test_macro_f1=_finite(result.test_macro_f1),
+        out.update(test_accuracy=N.finite(result.test_accuracy), test_macro_f1=N.finite(result.test_macro_f1),
                    val_accuracy=val, reproduced=math.isclose(val, float(best.value), rel_tol=0.0, abs_tol=1e-12),
                    model=result.model, result=result if result.model is not None else None)
     if out["error"]:
@@ -576,10 +577,6 @@ def _log_best_model(refit, ctx, cfg, tracker, uri, tags) -> tuple[str | None, st
     return info.model_uri, None if version is None else str(version)
 
 
-def _finite(value) -> float | None:
-    return float(value) if value is not None and math.isfinite(float(value)) else None
-
-
 def _reconcile_runs(study, tracker) -> None:
     """Give every finished trial exactly one ended MLflow run in its state: a trial whose process was killed
     before or while it logged (or whose logging failed), and a stale trial failed here, are logged from
@@ -587,21 +584,21 @@ def _reconcile_runs(study, tracker) -> None:
     from collections import defaultdict
 
     from advisor.search.storage import _stale_numbers, is_surplus
-    from advisor.track.study_runs import RUN_STATUS, STATE_TAG, TRIAL_TAG, normalize_state
+    from advisor.track.study_runs import RUN_STATUS, normalize_state
 
     trials = study.get_trials(deepcopy=False)
     retried = _stale_numbers(trials)
     retry_of = {int(t.user_attrs["retry_of"]): t.number for t in trials if t.user_attrs.get("retry_of") is not None}
     runs = defaultdict(list)
     for run in tracker.trial_runs():
-        if str(run.data.tags.get(TRIAL_TAG, "")).lstrip("-").isdigit():
-            runs[int(run.data.tags[TRIAL_TAG])].append(run)
+        if str(run.data.tags.get(N.TRIAL_TAG, "")).lstrip("-").isdigit():
+            runs[int(run.data.tags[N.TRIAL_TAG])].append(run)
     for t in trials:
         if not t.state.is_finished() or is_surplus(t):
             continue
         state = normalize_state(t.state)
         mine = runs.get(t.number, [])
-        good = [r for r in mine if r.data.tags.get(STATE_TAG) == state and r.info.status == RUN_STATUS[state]]
+        good = [r for r in mine if r.data.tags.get(N.STATE_TAG) == state and r.info.status == RUN_STATUS[state]]
         if good:  # keep one; delete duplicates and unfinished leftovers
             for other in mine:
                 if other is not good[0]:
@@ -611,12 +608,12 @@ def _reconcile_runs(study, tracker) -> None:
         if t.number in retried:
             reason = "its worker process died" + (f"; retried as trial {retry_of[t.number]}"
                                                    if t.number in retry_of else "")
-        params = {"strategy": t.user_attrs.get("strategy"), **(t.user_attrs.get("params") or dict(t.params))}
+        params = {N.STRATEGY_KEY: t.user_attrs.get("strategy"), **(t.user_attrs.get("params") or dict(t.params))}
         warm = int(t.user_attrs.get("warmup_epochs") or 0)  # steps count fine-tuning epochs only
         history = [{"epoch": int(s) + warm, "val_accuracy": float(v)} for s, v in sorted(t.intermediate_values.items())]
-        tags = {"advisor.advised": "true"} if t.user_attrs.get("advice") else {}
+        tags = {N.ADVISED_TAG: "true"} if t.user_attrs.get("advice") else {}
         if "from_check" in t.user_attrs:  # trained by analyze's measured check on this split, not by the search
-            tags["advisor.from_check"] = "true"
+            tags[N.FROM_CHECK_TAG] = "true"
         try:
             tracker.log_trial(t.number, params, state, t.value if state == "complete" else None, history,
                               t.user_attrs.get("wall_time"), reason=reason, extra_tags=tags,
