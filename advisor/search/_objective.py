@@ -23,7 +23,7 @@ this process could run. That trial is recorded as failed like any other, the stu
 once the study has returned. Running out of GPU memory is *not* fatal: PyTorch frees the
 trial's tensors and the next, smaller trial can run, so it stays a failed trial.
 
-First thing, a trial records its worker (``host:pid``, see :mod:`advisor.search.storage`) and asks
+First thing, a trial records its worker (``host:pid``, see :mod:`advisor.search.trials`) and asks
 the :class:`~advisor.search._budget.TrialBudget` whether it is within ``--trials``; a surplus trial
 withdraws before it samples anything.
 """
@@ -100,7 +100,7 @@ class Objective:
         import torch
 
         from advisor.search.space import suggest
-        from advisor.search.storage import worker_id
+        from advisor.search.trials import worker_id
         from advisor.train import TrainingPruned, run_strategy
 
         self.last_trial_id = trial._trial_id
@@ -260,7 +260,7 @@ def optimize(study, objective: Objective, timeout: float | None, callbacks: list
 
     from optuna.trial import TrialState
 
-    from advisor.search.storage import _stale_numbers
+    from advisor.search.trials import _stale_numbers
 
     deadline = None if timeout is None else _time.monotonic() + timeout
     while True:
