@@ -329,7 +329,8 @@ def study_state(storage_url: str, name: str):
     """The study as the hosts see it; one storage (one connection pool) for the whole rehearsal."""
     import optuna
 
-    from advisor.search.storage import _counts, open_storage
+    from advisor.search.storage import open_storage
+    from advisor.search.trials import _counts
 
     if storage_url not in _STORAGES:
         _STORAGES[storage_url] = open_storage(storage_url, "/tmp")
@@ -467,7 +468,7 @@ def check(args, pg: Postgres, server: MlflowServer, run: dict, name: str, root: 
     from mlflow import MlflowClient
     from optuna.trial import TrialState
 
-    from advisor.search.storage import best_trial
+    from advisor.search.trials import best_trial
 
     out = []
     study, trials, done, pending = study_state(run["storage"], name)

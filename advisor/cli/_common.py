@@ -87,12 +87,14 @@ def shared_options() -> SimpleNamespace:
     loader = argparse.ArgumentParser(add_help=False)
     loader.add_argument("--loader-workers", type=int, default=0, metavar="N",
                         help="data-loading processes per training run (default 0: in the training process)")
+    from advisor.track.store import DEFAULT_WORKSPACE
+
     tracking = argparse.ArgumentParser(add_help=False)
     tracking.add_argument("--tracking-uri", default=None, metavar="URI",
                           help="MLflow tracking URI (default sqlite:///WORKSPACE/mlflow.db)")
     tracking.add_argument("--workspace", default=None, metavar="DIR",
                           help="the search's folder: default Optuna storage, MLflow store and best models "
-                               "(default $ADVISOR_WORKSPACE or ./advisor-workspace)")
+                               f"(default $ADVISOR_WORKSPACE or ./{DEFAULT_WORKSPACE})")
     source = argparse.ArgumentParser(add_help=False)
     source.add_argument("model", metavar="MODEL", nargs="?", default=None,
                         help="a --save file, runs:/RUN_ID/model or models:/NAME/VERSION (omit with --experiment)")

@@ -47,15 +47,14 @@ STAGES = {"trials": "trials", "measure": "analyze: forward pass", "metrics": "an
 
 
 def run(args) -> int:
-    import os
-
     from advisor.report.terminal import print_search
     from advisor.outputs import check_folder, check_outputs
     from advisor.search import SearchConfig, run_search
     from advisor.serialize import write_json
+    from advisor.track.store import default_workspace
 
     console, err = _common.consoles()
-    workspace = args.workspace or os.environ.get("ADVISOR_WORKSPACE") or "advisor-workspace"
+    workspace = default_workspace(args.workspace)
     check_folder("--workspace", workspace)  # refuse a file or an unwritable place before anything
     check_outputs(("--json", args.json))
     cfg = SearchConfig(

@@ -204,11 +204,6 @@ def bundle_from_folder(folder: str | os.PathLike, source: str | None = None):
     return bundle_from_artifacts(checked.model_file, checked.meta_file, source or str(folder))
 
 
-def quiet_downloads() -> None:
-    """No MLflow download progress bars on stderr (advisor prints one line per problem, and its own progress)."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-
 def download(model_uri: str, tracking_uri: str, dst: Path) -> Path:
     """The files of ``model_uri`` (``runs:/``, ``models:/``) copied into ``dst``; nothing is deserialised."""
     import logging
@@ -216,11 +211,11 @@ def download(model_uri: str, tracking_uri: str, dst: Path) -> Path:
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
-    from advisor.track.model_log import _quiet, scoped_tracking_uri
+    from advisor.track.model_log import scoped_tracking_uri
+    from advisor.track.quiet import quiet_downloads, quiet_logger
 
-    quiet_downloads()
     try:  # the runs:/ repository looks the run's logged model up in the current tracking store
-        with scoped_tracking_uri(tracking_uri), _quiet("mlflow", logging.CRITICAL):
+        with quiet_downloads(), scoped_tracking_uri(tracking_uri), quiet_logger("mlflow", logging.CRITICAL):
             local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst),
                                                         tracking_uri=tracking_uri)
     except MlflowException as e:

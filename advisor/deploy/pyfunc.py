@@ -29,7 +29,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from advisor.deploy.mlmodel import ARTIFACT_META, ARTIFACT_MODEL, CODE_FILE, PYFUNC_FORMAT, quiet_downloads, write_meta
+from advisor.deploy.mlmodel import ARTIFACT_META, ARTIFACT_MODEL, CODE_FILE, PYFUNC_FORMAT, write_meta
 from advisor.errors import AdvisorError
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # advisor/
@@ -143,16 +143,17 @@ def log_pyfunc(tracking_uri: str, run_id: str, model_file: str | Path, *, classe
     from mlflow.models import Model
 
     from advisor import __version__
-    from advisor.track.model_log import _quiet, scoped_tracking_uri
     from advisor.deploy.modelfile import preprocess_state
+    from advisor.track.model_log import scoped_tracking_uri
+    from advisor.track.quiet import quiet_downloads, quiet_logger
 
-    quiet_downloads()  # MLflow checks the input example by loading the model back
-    with tempfile.TemporaryDirectory(prefix="advisor-pyfunc-meta-") as tmp:
+    # quiet downloads: MLflow checks the input example by loading the model back
+    with quiet_downloads(), tempfile.TemporaryDirectory(prefix="advisor-pyfunc-meta-") as tmp:
         meta = write_meta(Path(tmp) / "advisor.json", Path(model_file), task=task, classes=classes,
                           preprocess_state=preprocess_state(preprocess))
         metadata = {"advisor": {"format": PYFUNC_FORMAT, "advisor_version": __version__, "model_name": model_name,
                                 "strategy": strategy, "task": task, "n_classes": len(classes)}}
-        with scoped_tracking_uri(tracking_uri, experiment_id), _quiet("mlflow"):
+        with scoped_tracking_uri(tracking_uri, experiment_id), quiet_logger("mlflow"):
             return Model.log(artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id,
                              python_model=str(CODE_FILE),  # a path: models from code
                              artifacts={ARTIFACT_MODEL: str(model_file), ARTIFACT_META: str(meta)},
@@ -164,10 +165,11 @@ def log_pyfunc(tracking_uri: str, run_id: str, model_file: str | Path, *, classe
 def register(tracking_uri: str, model_uri: str, name: str, tags: dict[str, str]) -> Any:
     """Register ``model_uri`` as a new version of ``name`` in the Model Registry, with ``tags``."""
     from mlflow.exceptions import MlflowException
-    from advisor.track.model_log import _quiet, scoped_tracking_uri
+    from advisor.track.model_log import scoped_tracking_uri
+    from advisor.track.quiet import quiet_logger
 
     try:
-        with scoped_tracking_uri(tracking_uri), _quiet("mlflow"):
+        with scoped_tracking_uri(tracking_uri), quiet_logger("mlflow"):
             version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()},
                                             await_registration_for=60)
     except MlflowException as e:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from advisor.deploy.inference import Bundle, bundle_from_file
 from advisor.errors import AdvisorError
+from advisor.track.store import store_to_read
 
 MLFLOW_SCHEMES = ("runs:/", "models:/")
 
@@ -25,34 +26,19 @@ def is_mlflow_uri(spec: str) -> bool:
     return str(spec).startswith(MLFLOW_SCHEMES)
 
 
-def tracking_uri_for(tracking_uri: str | None, workspace: str | None) -> str:
-    """The tracking URI a search with the same options used, checked (one line when unreachable)."""
-    from advisor.track import check_tracking, default_tracking_uri, resolve_tracking_uri
-    from advisor.track.store import sqlite_path
-
-    workspace = workspace or os.environ.get("ADVISOR_WORKSPACE") or "advisor-workspace"
-    uri = resolve_tracking_uri(tracking_uri, workspace)
-    db = sqlite_path(uri)
-    if db is not None and not db.is_file():
-        raise AdvisorError(f"no MLflow store at {db}",
-                           "pass the --tracking-uri (or --workspace) the search used")
-    check_tracking(uri, local_store=default_tracking_uri(workspace))
-    return uri
-
-
 def load_bundle(spec: str | None, *, experiment: str | None = None, tracking_uri: str | None = None,
                 workspace: str | None = None) -> Bundle:
     """Resolve MODEL (or ``experiment``) to a Bundle; every failure is one AdvisorError."""
     if experiment:
         if spec:
             raise AdvisorError("pass either MODEL or --experiment, not both", "drop one of them")
-        uri = tracking_uri_for(tracking_uri, workspace)
+        uri = store_to_read(tracking_uri, workspace)
         return _load_mlflow(best_model_uri(uri, experiment), uri)
     if not spec:
         raise AdvisorError("no model given", "pass a --save file, runs:/RUN_ID/model, models:/NAME/VERSION "
                                              "or --experiment NAME")
     if is_mlflow_uri(spec):
-        return _load_mlflow(spec, tracking_uri_for(tracking_uri, workspace))
+        return _load_mlflow(spec, store_to_read(tracking_uri, workspace))
     path = Path(os.path.expanduser(spec))
     if not path.exists():
         raise AdvisorError(f"no model file {spec}", "pass a file written by advisor train --save, "
@@ -71,7 +57,7 @@ def best_model_uri(tracking_uri: str, experiment: str) -> str:
     """``runs:/PARENT/model`` of the newest study run in ``experiment`` that logged its best model."""
     from mlflow.tracking import MlflowClient
 
-    from advisor.track.study_runs import BEST_TAG, KIND_TAG
+    from advisor.track.names import BEST_TAG, KIND_TAG
 
     client = MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)

@@ -15,7 +15,7 @@ search's, predict's, the cache's) and drawn by :mod:`~advisor.report.terminal` (
 
 from __future__ import annotations
 
-from advisor.report.build import ReportResult, build_report, report_name, tracking_store
+from advisor.report.build import ReportResult, build_report, report_name
 from advisor.report.collect import StudyData, TrialRecord, collect_experiment
 
 __all__ = [
@@ -25,7 +25,6 @@ __all__ = [
     "build_report",
     "collect_experiment",
     "report_name",
-    "tracking_store",
 ]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from advisor.measure.stats import binomial_se
 from advisor.report.collect import StudyData, TrialRecord, advised_trial, canonical
+from advisor.track.names import STRATEGY_TAG
 
 #: fewer complete trials than this and no importances are computed
 MIN_TRIALS_FOR_IMPORTANCE = 4
@@ -89,7 +90,7 @@ def agreement(study: StudyData) -> Agreement:
         return Agreement(False, None, best_strategy, None, None, None, best.number if best else None,
                          best.value if best else None, None,
                          "No advice to compare with: analyze did not run for this study "
-                         f"(it searched {study.tags.get('advisor.strategy', 'a fixed strategy')} directly).")
+                         f"(it searched {study.tags.get(STRATEGY_TAG, 'a fixed strategy')} directly).")
     advice_params = dict(study.advice.params or {}) if study.advice is not None else {}
     want = canonical(study.advice_strategy, advice_params, n)
     got = canonical(best_strategy, best.params if best else None, n) if best else None

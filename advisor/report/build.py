@@ -10,13 +10,13 @@ folder is created then). The HTML page is logged as artifact
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from advisor.errors import AdvisorError
 from advisor.report.collect import StudyData, collect_experiment, open_client
+from advisor.track.store import store_to_read
 
 ARTIFACT_DIR = "report"
 DEFAULT_OUT = "reports"
@@ -30,27 +30,6 @@ class ReportResult:
     studies: list[StudyData]
     attached: list[str] = field(default_factory=list)  # parent run ids holding the page
     attach_errors: list[str] = field(default_factory=list)
-
-
-def default_workspace(workspace: str | None = None) -> str:
-    """``workspace``, else ``$ADVISOR_WORKSPACE``, else ``advisor-workspace`` (as ``advisor search``)."""
-    return workspace or os.environ.get("ADVISOR_WORKSPACE") or "advisor-workspace"
-
-
-def tracking_store(tracking_uri: str | None, workspace: str | None = None) -> str:
-    """The tracking URI to read, checked; a local SQLite store must already exist (nothing is created)."""
-    from advisor.track.store import check_tracking, default_tracking_uri, resolve_tracking_uri, sqlite_path
-
-    workspace = default_workspace(workspace)
-    local = default_tracking_uri(workspace)
-    uri = local if not (tracking_uri or "").strip() else resolve_tracking_uri(tracking_uri, workspace)
-    db = sqlite_path(uri)
-    if db is not None and not db.is_file():
-        where = "--workspace" if uri == local else "--tracking-uri"
-        raise AdvisorError(f"no MLflow store at {db}",
-                           f"run advisor search first, or pass the {where} that the search used")
-    check_tracking(uri, local_store=local)
-    return uri
 
 
 def report_name(experiments: list[str]) -> str:
@@ -77,7 +56,7 @@ def build_report(experiments: list[str], tracking_uri: str | None = None, worksp
     if not experiments:
         raise AdvisorError("no experiment to report on", "pass --experiment NAME (the one advisor search used)")
     folder = check_folder("--out", out_dir)  # created only when the files are written
-    uri = tracking_store(tracking_uri, workspace)
+    uri = store_to_read(tracking_uri, workspace)
     client = open_client(uri)
     studies: list[StudyData] = []
     for experiment in experiments:

@@ -11,26 +11,29 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from advisor import strategies
 from advisor.errors import AdvisorError
-from advisor.track.study_runs import (  # the tags advisor search writes: one contract, defined there
+from advisor.track.names import (  # the names advisor search writes: one contract, defined there
+    ADVICE_STRATEGY_TAG,
     ADVISED_TAG,
     BEST_TAG,
+    DATASET_TAG,
     KIND_TAG,
+    MODEL_TAG,
     PARENT_TAG,
     REASON_TAG,
     STATE_TAG,
+    STRATEGY_KEY,
     STUDY_TAG,
     TRIAL_TAG,
-    search_all,
 )
+from advisor.track.quiet import quiet_downloads
+from advisor.track.study_runs import search_all
 
 STATES = ("complete", "pruned", "failed")
 
@@ -92,15 +95,15 @@ class StudyData:
 
     @property
     def dataset(self) -> str:
-        return self.tags.get("advisor.dataset", "-")
+        return self.tags.get(DATASET_TAG, "-")
 
     @property
     def model(self) -> str:
-        return self.tags.get("advisor.model", "-")
+        return self.tags.get(MODEL_TAG, "-")
 
     @property
     def advice_strategy(self) -> str | None:
-        return self.advice.strategy if self.advice is not None else self.tags.get("advisor.advice_strategy")
+        return self.advice.strategy if self.advice is not None else self.tags.get(ADVICE_STRATEGY_TAG)
 
     @property
     def n_blocks(self) -> int | None:
@@ -178,21 +181,6 @@ def find_experiment(client: Any, name: str, tracking_uri: str) -> Any:
                        f"pass the --experiment that advisor search used; {hint}")
 
 
-@contextmanager
-def _quiet_downloads() -> Iterator[None]:
-    """No tqdm progress bar from MLflow's artifact downloads."""
-    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    before = os.environ.get(key)
-    os.environ[key] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = before
-
-
 def _artifacts(client: Any, run_id: str, names: tuple[str, ...]) -> dict[str, str]:
     """The text of the named top-level artifacts of ``run_id`` that exist."""
     present = {a.path for a in client.list_artifacts(run_id) if not a.is_dir}
@@ -200,7 +188,7 @@ def _artifacts(client: Any, run_id: str, names: tuple[str, ...]) -> dict[str, st
     wanted = [n for n in names if n in present]
     if not wanted:
         return out
-    with _quiet_downloads(), tempfile.TemporaryDirectory(prefix="advisor-report-") as tmp:
+    with quiet_downloads(), tempfile.TemporaryDirectory(prefix="advisor-report-") as tmp:
         for name in wanted:
             path = client.download_artifacts(run_id, name, tmp)
             out[name] = Path(path).read_text(encoding="utf-8")
@@ -231,7 +219,7 @@ def _trial_record(run: Any) -> TrialRecord:
     trainable = _metric(metrics, "trainable_params")
     return TrialRecord(
         number=int(tags.get(TRIAL_TAG, -1)), run_id=run.info.run_id, state=state,
-        strategy=tags.get("strategy") or (str(params["strategy"]) if "strategy" in params else None),
+        strategy=tags.get(STRATEGY_KEY) or (str(params[STRATEGY_KEY]) if STRATEGY_KEY in params else None),
         params=params, value=_metric(metrics, "best_val_accuracy") if state == "complete" else None,
         last_val_accuracy=_metric(metrics, "val_accuracy"), wall_time=_metric(metrics, "wall_time"),
         trainable_params=int(trainable) if trainable is not None else None,

@@ -17,6 +17,8 @@ from advisor.report.collect import StudyData, TrialRecord
 from advisor.report.tables import blocks_table, evidence_table, size_table
 from advisor.report.view import (Block, Figure, Table, fmt_acc, fmt_int, fmt_num, fmt_params, fmt_points,
                                  fmt_seconds)
+from advisor.track.names import (ADVICE_STRATEGY_TAG, DEVICE_TAG, FINGERPRINT_TAG, IMAGE_SIZE_TAG, SEED_TAG,
+                                 SPLIT_TAG, STORAGE_TAG, STRATEGY_KEY)
 
 __all__ = ["Block", "Figure", "Report", "Section", "Table", "build_content", "train_command"]
 
@@ -54,8 +56,8 @@ def summary_table(studies: list[StudyData]) -> Table:
     add("study", [s.study_name for s in studies])
     add("dataset", [s.dataset for s in studies])
     add("model", [s.model for s in studies])
-    add("image size", [s.tags.get("advisor.image_size", "-") for s in studies])
-    add("device", [s.tags.get("advisor.device", "-") for s in studies])
+    add("image size", [s.tags.get(IMAGE_SIZE_TAG, "-") for s in studies])
+    add("device", [s.tags.get(DEVICE_TAG, "-") for s in studies])
     add("trials complete / pruned / failed", [f"{c['complete']} / {c['pruned']} / {c['failed']}" for c in counts])
     add("best trial", [str(b.number) if b else "-" for b in best])
     add("best strategy", [b.strategy or "-" if b else "-" for b in best])
@@ -101,14 +103,14 @@ def _advice_params(study: StudyData) -> dict[str, Any]:
 
 def _dataset_block(study: StudyData) -> Block:
     p = study.profile
-    rows = [["dataset", study.dataset], ["fingerprint", study.tags.get("advisor.dataset_fingerprint", "-")[:16]],
+    rows = [["dataset", study.dataset], ["fingerprint", study.tags.get(FINGERPRINT_TAG, "-")[:16]],
             ["model", study.model]]
     if p is not None:
         rows += [["weights", str(p.weights)], ["parameters", fmt_int(p.num_parameters)],
                  ["blocks", str(len(p.blocks))]]
-    rows += [["image size", study.tags.get("advisor.image_size", "-")],
-             ["device", study.tags.get("advisor.device", "-")],
-             ["study", study.study_name], ["Optuna storage", study.tags.get("advisor.storage", "-")],
+    rows += [["image size", study.tags.get(IMAGE_SIZE_TAG, "-")],
+             ["device", study.tags.get(DEVICE_TAG, "-")],
+             ["study", study.study_name], ["Optuna storage", study.tags.get(STORAGE_TAG, "-")],
              ["MLflow experiment", study.experiment], ["parent run", study.parent_run_id]]
     return Block(study.label, tables=[Table(headers=["", ""], rows=rows, align="ll", css_id="dataset-table")])
 
@@ -131,7 +133,7 @@ def _profile_block(study: StudyData) -> Block:
 def _advice_block(study: StudyData) -> Block:
     a = study.advice
     if a is None:
-        strategy = study.tags.get("advisor.advice_strategy")
+        strategy = study.tags.get(ADVICE_STRATEGY_TAG)
         text = (f"Advice {strategy} (advice.json missing from the parent run)." if strategy else
                 "No advice: analyze did not run for this study.")
         return Block(study.label, paragraphs=[text])
@@ -169,15 +171,15 @@ _FLAGS = {"k": "--k", "block": "--block", "C": "--C", "head_lr": "--head-lr", "l
 def train_command(study: StudyData, strategy: str, params: dict[str, Any]) -> str:
     """The ``advisor train`` command line that reruns a configuration."""
     parts = ["advisor train", study.dataset, "--model", study.model, "--strategy", strategy]
-    size = study.tags.get("advisor.image_size")
+    size = study.tags.get(IMAGE_SIZE_TAG)
     if size and size.isdigit():
         parts += ["--image-size", size]
     # the seed and the fractions draw the split: with both, the same training and validation images
-    for tag, flag in (("advisor.seed", "--seed"), ("advisor.split", "--split")):
+    for tag, flag in ((SEED_TAG, "--seed"), (SPLIT_TAG, "--split")):
         if study.tags.get(tag):
             parts += [flag, study.tags[tag]]
     for name, value in params.items():
-        if name == "strategy" or value is None:
+        if name == STRATEGY_KEY or value is None:
             continue
         if name in ("warmup", "augment") and isinstance(value, bool):
             parts.append(f"--{'' if value else 'no-'}{name}")
@@ -193,10 +195,10 @@ def train_command(study: StudyData, strategy: str, params: dict[str, Any]) -> st
 def _best_block(study: StudyData) -> Block:
     best = study.best()
     params = dict(study.best_params or (best.params if best else {}))
-    strategy = str(params.get("strategy") or (best.strategy if best else "-"))
+    strategy = str(params.get(STRATEGY_KEY) or (best.strategy if best else "-"))
     rows = [["trial", str(study.best_trial if study.best_trial is not None else best.number if best else "-")],
             ["strategy", strategy],
-            *[[k, fmt_num(v, 6) if isinstance(v, float) else fmt_num(v)] for k, v in params.items() if k != "strategy"],
+            *[[k, fmt_num(v, 6) if isinstance(v, float) else fmt_num(v)] for k, v in params.items() if k != STRATEGY_KEY],
             ["validation accuracy", fmt_acc(study.best_val_accuracy)],
             ["test accuracy", fmt_acc(study.test_accuracy)], ["test macro-F1", fmt_acc(study.test_macro_f1)],
             ["trainable parameters", fmt_int(best.trainable_params if best else None)],

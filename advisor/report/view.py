@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from advisor.track.names import STRATEGY_KEY
+
 # ------------------------------------------------------------------ formatting: the one number formatter
 
 
@@ -48,7 +50,7 @@ def fmt_seconds(v: float | None) -> str:
 def fmt_params(params: dict[str, Any]) -> str:
     """``k=2 head_lr=0.00704 ...`` without the strategy."""
     return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={str(v).lower() if isinstance(v, bool) else v}"
-                    for k, v in params.items() if k != "strategy")
+                    for k, v in params.items() if k != STRATEGY_KEY)
 
 
 def fmt_points(v: float | None) -> str:

@@ -1,8 +1,8 @@
 """``--trials N`` over any number of workers: exactly N trials, handed out as the workers ask for them.
 
 :class:`TrialBudget` is Optuna's ``MaxTrialsCallback`` counting our way (see
-:mod:`advisor.search.storage`): after every trial a worker stops once the trials that count
-(:func:`~advisor.search.storage.finished_count`) plus those still RUNNING reach N; on a journal file
+:mod:`advisor.search.trials`): after every trial a worker stops once the trials that count
+(:func:`~advisor.search.trials.finished_count`) plus those still RUNNING reach N; on a journal file
 it first fails the trials of dead workers on this machine, so their retries are handed out too.
 
 That alone can overshoot: two workers that finish a trial at the same moment both see one slot
@@ -28,7 +28,7 @@ class TrialBudget(MaxTrialsCallback):
     def __call__(self, study, trial) -> None:
         from optuna.trial import TrialState
 
-        from advisor.search.storage import _counts, is_rdb, recover_stale_trials
+        from advisor.search.trials import _counts, is_rdb, recover_stale_trials
 
         if not is_rdb(study):  # RDB: Optuna checks heartbeats before every trial
             recover_stale_trials(study)
@@ -38,7 +38,7 @@ class TrialBudget(MaxTrialsCallback):
 
     def admits(self, trial) -> bool:
         """Whether ``trial`` (just started) is within the budget: the trials before it leave a slot."""
-        from advisor.search.storage import claimed_count
+        from advisor.search.trials import claimed_count
 
         return claimed_count(trial.study, below=trial.number) < self.n_trials
 

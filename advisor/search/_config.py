@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from advisor.track.store import DEFAULT_WORKSPACE
+
 
 @dataclass
 class SearchConfig:
@@ -22,7 +24,7 @@ class SearchConfig:
     device: str = "auto"
     image_size: int | None = None
     seed: int = 0
-    workspace: str = "advisor-workspace"
+    workspace: str = DEFAULT_WORKSPACE  # (the command line also reads $ADVISOR_WORKSPACE)
     cache_dir: str | None = None
     advice: str | None = None  # a saved analyze JSON to read instead of running analyze
     analyze_sample: int = 500

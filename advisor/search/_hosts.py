@@ -54,13 +54,15 @@ def linger_seconds(study) -> float:
     """How long a host whose trials are done waits for the others: the heartbeat's grace period plus one
     interval on an RDB storage (a dead worker's trial is failed and retried by then); none on a journal
     file, where a dead worker on this machine is seen at once."""
-    from advisor.search.storage import heartbeat_seconds, is_rdb
+    from advisor.search.storage import heartbeat_seconds
+    from advisor.search.trials import is_rdb
 
     return 3.0 * heartbeat_seconds() if is_rdb(study) else 0.0
 
 
 def _claim_stale(claim: dict, now: float) -> bool:
-    from advisor.search.storage import _pid_alive, heartbeat_seconds
+    from advisor.search.storage import heartbeat_seconds
+    from advisor.search.trials import _pid_alive
 
     by = str(claim.get("by", ""))
     host, _, pid = by.rpartition(":")
@@ -75,7 +77,7 @@ def decide(study, n_trials: int, lock, me: str, now: float | None = None) -> End
     """One look at the study under ``lock`` (a context manager): see the module docstring."""
     from optuna.trial import TrialState
 
-    from advisor.search.storage import _counts, recover_stale_trials
+    from advisor.search.trials import _counts, recover_stale_trials
 
     with lock():
         recover_stale_trials(study)

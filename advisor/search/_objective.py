@@ -23,7 +23,7 @@ this process could run. That trial is recorded as failed like any other, the stu
 once the study has returned. Running out of GPU memory is *not* fatal: PyTorch frees the
 trial's tensors and the next, smaller trial can run, so it stays a failed trial.
 
-First thing, a trial records its worker (``host:pid``, see :mod:`advisor.search.storage`) and asks
+First thing, a trial records its worker (``host:pid``, see :mod:`advisor.search.trials`) and asks
 the :class:`~advisor.search._budget.TrialBudget` whether it is within ``--trials``; a surplus trial
 withdraws before it samples anything.
 """
@@ -42,7 +42,7 @@ from advisor.errors import AdvisorError
 from advisor.strategies import probe_names
 from advisor.track.pause import pause_point
 from advisor.track.retry import TrackingUnavailable
-from advisor.track.study_runs import ADVISED_TAG
+from advisor.track.names import ADVISED_TAG, STRATEGY_KEY
 
 
 class TrialFailed(Exception):
@@ -100,7 +100,7 @@ class Objective:
         import torch
 
         from advisor.search.space import suggest
-        from advisor.search.storage import worker_id
+        from advisor.search.trials import worker_id
         from advisor.train import TrainingPruned, run_strategy
 
         self.last_trial_id = trial._trial_id
@@ -177,7 +177,7 @@ class Objective:
             if self.tracker is not None and reason != "interrupted" and not _failed_meanwhile(trial):
                 try:
                     tags = {ADVISED_TAG: "true"} if trial.user_attrs.get("advice") else None
-                    self.tracker.log_trial(trial.number, {"strategy": strategy, **_plain(params)}, state, value,
+                    self.tracker.log_trial(trial.number, {STRATEGY_KEY: strategy, **_plain(params)}, state, value,
                                            history, wall, reason=reason, metrics=metrics, extra_tags=tags)
                 except Exception as e:  # noqa: BLE001 - tracking trouble must not lose the trial
                     trial.set_user_attr("tracking_error", str(e)[:300])
@@ -260,7 +260,7 @@ def optimize(study, objective: Objective, timeout: float | None, callbacks: list
 
     from optuna.trial import TrialState
 
-    from advisor.search.storage import _stale_numbers
+    from advisor.search.trials import _stale_numbers
 
     deadline = None if timeout is None else _time.monotonic() + timeout
     while True:

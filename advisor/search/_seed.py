@@ -6,7 +6,7 @@ configuration lies in the search space is therefore a trial already run: :func:`
 ``study.add_trial`` under the distributions :func:`advisor.search.space.suggest` would have used, its
 validation accuracy as the value and its wall time as a user attribute (``wall_time``; ``from_check``
 marks it). The search never trains it again, and the trials it does train are counted against
-``--trials`` without these (:func:`advisor.search.storage.finished_count`).
+``--trials`` without these (:func:`advisor.search.trials.finished_count`).
 
 A run lies in the space when its strategy is there (or is expressed by one there: full_finetune as last_k
 with every block), every parameter the space searches holds the run's value inside its range or choices,

@@ -78,7 +78,8 @@ def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, par
 
     from advisor.errors import AdvisorError
     from advisor.search.space import space_to_yaml
-    from advisor.search.storage import finished_count, open_storage
+    from advisor.search.storage import open_storage
+    from advisor.search.trials import finished_count
 
     from advisor.outputs import write_text
 
@@ -106,7 +107,7 @@ def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, par
     try:
         while any(p.is_alive() for p in procs):
             if progress:
-                from advisor.search.storage import best_note
+                from advisor.search.trials import best_note
 
                 progress("trials", finished_count(study) - start, remaining, best_note(study))
             time.sleep(1.0)
@@ -119,7 +120,7 @@ def optimize_in_processes(cfg, study_name: str, storage_desc: str, uri: str, par
     for p in procs:
         p.join()
     if progress:
-        from advisor.search.storage import best_note
+        from advisor.search.trials import best_note
 
         progress("trials", finished_count(study) - start, remaining, best_note(study))
     bad = [p.exitcode for p in procs if p.exitcode != 0]

@@ -20,11 +20,12 @@ The order of work, chosen so that bad input fails before anything expensive:
    worker's trial it runs itself) and then either claims the refit -- exactly one host does -- or
    says where the result will appear (:mod:`advisor.search._hosts`); the claimant goes on: every
    finished trial has exactly one ended MLflow run (runs a killed process left unfinished
-   are replaced);
+   are replaced; this step and the next: :mod:`advisor.search._finish`);
 7. the best trial (highest validation accuracy, lowest number among ties) is trained again here
    on the full context -- trainers are seeded by ``ctx.seed``, so this reproduces the trial (the
    result says whether its validation accuracy came out the same) -- and that model is evaluated
-   on the test split, once, and logged.
+   on the test split, once, and logged; what the invocation answers is a
+   :class:`~advisor.search._results.SearchResult`.
 """
 
 from __future__ import annotations
@@ -32,18 +33,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import math
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from advisor import strategies
 from advisor.errors import AdvisorError
 from advisor.search._config import SearchConfig
+from advisor.search._finish import log_timings, reconcile_runs, refit_and_log
 from advisor.search._objective import QuietFatalTrials
 from advisor.search._pruners import make_pruner
+from advisor.search._results import RECORDED, SearchResult, recorded, run_url, summarise, time_it
+from advisor.track import names as N
 from advisor.track.retry import TrackingUnavailable
 
 _log = logging.getLogger(__name__)
@@ -57,52 +59,6 @@ SPACES_DIRS = (Path(__file__).resolve().parents[2] / "search_spaces",
 def shipped_space(strategy: str) -> Path | None:
     """The shipped YAML space for ``strategy``, or None."""
     return next((d / f"{strategy}.yaml" for d in SPACES_DIRS if (d / f"{strategy}.yaml").is_file()), None)
-
-
-@dataclass
-class SearchResult:
-    study_name: str
-    storage: str
-    tracking_uri: str
-    experiment: str
-    parent_run_id: str | None
-    n_trials: int
-    n_complete: int
-    n_pruned: int
-    n_failed: int
-    best_trial: int | None
-    best_value: float | None
-    best_strategy: str | None
-    best_params: dict
-    test_accuracy: float | None
-    test_macro_f1: float | None
-    advice_strategy: str | None
-    advice_params: dict | None
-    advice_trial: int | None
-    advice_value: float | None
-    resumed_from: int  # finished trials the study held before this invocation
-    retried: list[int]
-    wall_time: float
-    trials: list[dict] = field(default_factory=list)
-    refit_val_accuracy: float | None = None  # the best configuration trained again at the end
-    refit_reproduced: bool | None = None  # whether that equals the best trial's validation accuracy
-    refit_error: str | None = None  # why the refit failed (then there is no test accuracy)
-    model_uri: str | None = None  # the best model, logged as the advisor pyfunc (models:/MODEL_ID)
-    registered_version: str | None = None  # its version in the Model Registry (--register NAME)
-    from_check: int = 0  # trials added from the measured check's runs (trained by analyze, not again)
-    check_left_out: list[str] = field(default_factory=list)  # check runs outside the space, and why
-    check_not_reused: str | None = None  # why a saved analysis's check runs were not added
-    timings: dict = field(default_factory=dict)  # seconds per stage: load, analyze (its check), stores, trials, ...
-    cache_stats: dict | None = None  # this process's activation cache: items computed (fills), served (hits), ...
-    # several hosts on one study (advisor/search/_hosts.py): how this invocation ended -- "refit" (it trained the
-    # best trial again), "recorded" (the study's refit was already done: its results), "elsewhere" (another host
-    # refits), "unfinished" (trials still run on other hosts; the last to finish refits)
-    ending: str = "refit"
-    refit_by: str | None = None  # host:pid of the process that refits (or refitted) the study's best trial
-    still_running: list[int] = field(default_factory=list)  # trials other hosts ran when this one left
-    running_on: list[str] = field(default_factory=list)  # their workers (host:pid)
-    register: str | None = None  # the registered model name the refitting host uses
-    run_url: str | None = None  # the parent run's page on a tracking server
 
 
 def default_study_name(dataset: str, model: str, strategy: str) -> str:
@@ -178,20 +134,6 @@ def _first_unseen(advice, space, block_names, study) -> tuple[str, dict] | None:
     return None
 
 
-def _counts(study) -> dict[str, int]:
-    from optuna.trial import TrialState
-
-    from advisor.search.storage import is_surplus
-
-    trials = [t for t in study.get_trials(deepcopy=False) if not is_surplus(t)]
-    return {
-        "complete": sum(t.state == TrialState.COMPLETE for t in trials),
-        "pruned": sum(t.state == TrialState.PRUNED for t in trials),
-        "failed": sum(t.state == TrialState.FAIL for t in trials),
-        "running": sum(t.state == TrialState.RUNNING for t in trials),
-    }
-
-
 def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None] | None = None) -> SearchResult:
     """Run (or resume) the study described by ``cfg``; see the module docstring.
 
@@ -203,8 +145,8 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     from advisor.context import make_context
     from advisor.search._seed import same_split, seed_study
     from advisor.search.space import advice_trial, check_space, space_to_yaml
-    from advisor.search.storage import (check_storage, describe_storage, finished_count, open_storage,
-                                        recover_stale_trials, storage_lock)
+    from advisor.search.storage import check_storage, describe_storage, open_storage, storage_lock
+    from advisor.search.trials import finished_count, recover_stale_trials
     from advisor.track import StudyTracker, check_tracking, default_tracking_uri, resolve_tracking_uri
     from advisor.track.retry import quiet_http_defaults
     from advisor.track.store import sqlite_path
@@ -303,25 +245,25 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
         study.set_user_attr("model", cfg.model)
 
         tags = {
-            "advisor.dataset": cfg.dataset,
-            "advisor.dataset_fingerprint": ctx.dataset.fingerprint(),
-            "advisor.model": cfg.model,
-            "advisor.strategy": strategy_tag,
-            "advisor.study_name": study_name,
-            "advisor.storage": storage_desc,
-            "advisor.image_size": str(ctx.preprocess.crop_size),
-            "advisor.device": str(ctx.device),
-            "advisor.seed": str(cfg.seed),
-            "advisor.split": ",".join(f"{f:g}" for f in fractions),
+            N.DATASET_TAG: cfg.dataset,
+            N.FINGERPRINT_TAG: ctx.dataset.fingerprint(),
+            N.MODEL_TAG: cfg.model,
+            N.STRATEGY_TAG: strategy_tag,
+            N.STUDY_TAG: study_name,
+            N.STORAGE_TAG: storage_desc,
+            N.IMAGE_SIZE_TAG: str(ctx.preprocess.crop_size),
+            N.DEVICE_TAG: str(ctx.device),
+            N.SEED_TAG: str(cfg.seed),
+            N.SPLIT_TAG: ",".join(f"{f:g}" for f in fractions),
         }
         if advice is not None:
-            tags.update({"advisor.advice_strategy": advice.strategy,
-                         "advisor.advice_confidence": str(advice.confidence),
-                         "advisor.advice_summary": advice.summary[:4000],
-                         "advisor.advice_in_space": "true" if advice_params is not None else "false",
-                         "advisor.trials_from_check": str(len(seeded))})
+            tags.update({N.ADVICE_STRATEGY_TAG: advice.strategy,
+                         N.ADVICE_CONFIDENCE_TAG: str(advice.confidence),
+                         N.ADVICE_SUMMARY_TAG: advice.summary[:4000],
+                         N.ADVICE_IN_SPACE_TAG: "true" if advice_params is not None else "false",
+                         N.TRIALS_FROM_CHECK_TAG: str(len(seeded))})
             if seed_note:
-                tags["advisor.check_not_reused"] = seed_note
+                tags[N.CHECK_NOT_REUSED_TAG] = seed_note
         tracker = StudyTracker.open(uri, experiment, study_name, tags=tags, resume=True)
     files: dict[str, Any] = {"search_space.yaml": space_to_yaml(space)}
     if analysis is not None:
@@ -331,7 +273,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
 
     # 5. the trials; then, with the other hosts, who refits (advisor/search/_hosts.py)
     from advisor.search._hosts import ClaimBeat, finish_trials, linger_seconds
-    from advisor.search.storage import worker_id
+    from advisor.search.trials import worker_id
 
     spent["stores"] = time.perf_counter() - mark
     mark = time.perf_counter()
@@ -364,143 +306,55 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
         # study, every one of them gets its ended MLflow run, and the parent run ends FAILED, not RUNNING
         try:
             with lock():  # one host at a time: two hosts reconciling at once would both replace a run
-                _reconcile_runs(study, tracker)
+                reconcile_runs(study, tracker)
         except Exception as e:  # noqa: BLE001 - the error that stopped the search is the one to report
             _log.warning("could not bring the MLflow runs up to date: %s", e)
         tracker.finish("FAILED")
         raise
 
     spent["trials"] = time.perf_counter() - mark
-    result = _summarise(study, cfg, study_name, storage_desc, uri, experiment, tracker.parent_run_id, advice,
+    result = summarise(study, cfg, study_name, storage_desc, uri, experiment, tracker.parent_run_id, advice,
                         advice_params, before, retried, t_start)
     result.from_check, result.check_left_out, result.check_not_reused = len(seeded), left_out, seed_note
     result.ending, result.refit_by = ending.role, ending.claim.get("by")
     result.still_running, result.running_on = ending.running, ending.workers
     result.register = ending.claim.get("register", cfg.register)
-    result.run_url = _run_url(uri, tracker.experiment_id, tracker.parent_run_id)
+    result.run_url = run_url(uri, tracker.experiment_id, tracker.parent_run_id)
     if ending.role in ("elsewhere", "unfinished"):
         # another host ends the study: it reconciles the runs, refits, registers and ends the parent run
-        _time_it(result, spent, ctx, t_start)
+        time_it(result, spent, ctx, t_start)
         return result
     if ending.role == "recorded":  # the study's refit was done by an earlier run or another host: report it
-        _recorded(result, ending.claim)
-        _time_it(result, spent, ctx, t_start)
+        recorded(result, ending.claim)
+        time_it(result, spent, ctx, t_start)
         tracker.finish(status)
         return result
 
     # 6. MLflow holds one ended run per finished trial
     mark = time.perf_counter()
     with lock():
-        _reconcile_runs(study, tracker)
+        reconcile_runs(study, tracker)
     spent["reconcile_runs"] = time.perf_counter() - mark
 
     # 7. the best trial, trained again on the full context and evaluated on the test split once
     beat = ClaimBeat(study, lock, {**ending.claim})
     with beat:
-        _refit_and_log(study, ctx, cfg, tracker, uri, result, study_name, experiment, status, spent)
-    beat.done(**{k: getattr(result, k) for k in _RECORDED}, register=cfg.register)
+        refit_and_log(study, ctx, cfg, tracker, uri, result, study_name, experiment, status, spent)
+    beat.done(**{k: getattr(result, k) for k in RECORDED}, register=cfg.register)
     if cfg.register and result.registered_version is None:
         _log.warning("nothing registered as %s: the search has no refit best model", cfg.register)
-    _time_it(result, spent, ctx, t_start)
-    _log_timings(tracker, result)
+    time_it(result, spent, ctx, t_start)
+    log_timings(tracker, result)
     tracker.finish(status)
     return result
 
 
-def _time_it(result: SearchResult, spent: dict, ctx, t_start: float) -> None:
-    """The invocation's wall time, its seconds per stage and this process's cache counts, into ``result``."""
-    result.wall_time = time.perf_counter() - t_start
-    result.timings = {k: round(v, 3) for k, v in spent.items()}
-    result.timings["total"] = round(result.wall_time, 3)
-    if ctx.cache is not None:  # this process's cache (worker processes keep their own counts)
-        result.cache_stats = dict(ctx.cache.stats)
-
-
-def _log_timings(tracker, result) -> None:
-    """The search's time breakdown and this process's cache counts as metrics of the parent run
-    (``time_<stage>_s``, ``cache_<count>``)."""
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    metrics = [Metric(f"time_{k}_s", float(v), now, 0) for k, v in result.timings.items()]
-    metrics += [Metric(f"cache_{k}", float(v), now, 0) for k, v in (result.cache_stats or {}).items()]
-    try:
-        tracker.client.log_batch(tracker.parent_run_id, metrics=metrics)
-    except Exception as e:  # noqa: BLE001 - the breakdown must not lose a finished search
-        _log.warning("could not log the time breakdown: %s", e)
-
-
 #: Rounds of "run trials, then look at the study" (a round runs the retries of trials whose workers died).
 MAX_ROUNDS = 10
-#: Results of the refit that the claim records, so that other hosts and reruns report them.
-_RECORDED = ("test_accuracy", "test_macro_f1", "refit_val_accuracy", "refit_reproduced", "refit_error",
-             "model_uri", "registered_version")
-
-
-def _recorded(result: SearchResult, claim: dict) -> None:
-    for k in _RECORDED:
-        if k in claim:
-            setattr(result, k, claim[k])
-    result.refit_by = claim.get("by")
-
-
-def _run_url(uri: str, experiment_id: str, run_id: str) -> str | None:
-    """The parent run's page on a tracking server (``http(s)://``), else None."""
-    if not str(uri).lower().startswith(("http://", "https://")):
-        return None
-    return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-
-
-def _refit_and_log(study, ctx, cfg, tracker, uri, result, study_name, experiment, status, spent) -> None:
-    """Step 7: refit the best trial, record it on the parent run, log (and register) its model into ``result``
-    (seconds spent on each, ``refit`` and ``log_best``, into ``spent``)."""
-    from advisor.search.storage import best_trial
-
-    best = best_trial(study)
-    if best is None:
-        return
-    mark = time.perf_counter()
-    refit = _refit_best(best, ctx)
-    spent["refit"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    result.test_accuracy, result.test_macro_f1 = refit["test_accuracy"], refit["test_macro_f1"]
-    result.refit_val_accuracy, result.refit_reproduced = refit["val_accuracy"], refit["reproduced"]
-    result.refit_error = refit["error"]
-    extra = {"refit_val_accuracy": refit["val_accuracy"]}
-    tags = {"advisor.refit_reproduced": _flag(refit["reproduced"])}
-    if refit["error"]:
-        tags["advisor.refit_error"] = refit["error"]
-    tracker.log_best(best.number, {"strategy": best.user_attrs.get("strategy"),
-                                   **(best.user_attrs.get("params") or {})},
-                     {"test_accuracy": result.test_accuracy, "test_macro_f1": result.test_macro_f1},
-                     value=best.value, extra_metrics=extra, extra_tags=tags)
-    if refit["result"] is None:
-        spent["log_best"] = time.perf_counter() - mark
-        return
-    try:
-        result.model_uri, result.registered_version = _log_best_model(
-            refit["result"], ctx, cfg, tracker, uri, {
-                "advisor.study_name": study_name, "advisor.dataset": cfg.dataset,
-                "advisor.dataset_fingerprint": ctx.dataset.fingerprint(), "advisor.model": cfg.model,
-                "advisor.strategy": best.user_attrs.get("strategy"), "advisor.best_trial": best.number,
-                "advisor.test_accuracy": result.test_accuracy, "advisor.experiment": experiment,
-                "advisor.run_id": tracker.parent_run_id})
-    except TrackingUnavailable:
-        raise
-    except Exception as e:  # the trials and the best trial's record are kept: end the run, then say why
-        tracker.finish(status)
-        if isinstance(e, AdvisorError):
-            raise
-        raise AdvisorError(f"the search finished (all trials recorded) but its best model could not be "
-                           f"logged: {type(e).__name__}: {' '.join(str(e).split())[:300]}",
-                           "check the tracking store's artifact location") from None
-    spent["log_best"] = time.perf_counter() - mark
-
-
 def _optimize_here(study, ctx, space, tracker, cfg, n_trials, progress) -> None:
     from advisor.search._budget import TrialBudget
     from advisor.search._objective import Objective, optimize
-    from advisor.search.storage import best_note, finished_count
+    from advisor.search.trials import best_note, finished_count
 
     budget = TrialBudget(cfg.trials)
     objective = Objective(ctx, space, tracker, budget=budget, fail_on=set(cfg.fail_trials))
@@ -516,152 +370,3 @@ def _optimize_here(study, ctx, space, tracker, cfg, n_trials, progress) -> None:
         optimize(study, objective, cfg.timeout, [budget, on_trial])
     if objective.fatal:
         raise objective.fatal_error or AdvisorError(objective.fatal)
-
-
-def _flag(value: bool | None) -> str:
-    return "unknown" if value is None else ("true" if value else "false")
-
-
-def _refit_best(best, ctx) -> dict:
-    """Train the best trial's configuration again on ``ctx`` (test split included) and test it, once.
-
-    Trainers are seeded by ``ctx.seed``, so on the CPU the refit is the trial again; ``reproduced``
-    says whether its validation accuracy equals the trial's value (GPU kernels need not be
-    deterministic). A refit that fails leaves the test metrics None and says why in ``error``.
-    """
-    import gc
-
-    import torch
-
-    from advisor.train import run_strategy
-
-    out = {"test_accuracy": None, "test_macro_f1": None, "val_accuracy": None, "reproduced": None,
-           "model": None, "result": None, "error": None}
-    strategy, params = best.user_attrs.get("strategy"), best.user_attrs.get("params")
-    if strategy is None or params is None:
-        out["error"] = f"trial {best.number} recorded no configuration"
-        return out
-    try:
-        result = run_strategy(ctx, strategy, dict(params))
-    except torch.cuda.OutOfMemoryError:
-        out["error"] = "out of GPU memory"
-    except Exception as e:  # noqa: BLE001 - the study's record must still be written
-        out["error"] = (f"{type(e).__name__}: {e}".splitlines() or ["?"])[0][:500]
-    else:
-        val = float(result.val_accuracy)
-        out.update(test_accuracy=_finite(result.test_accuracy), test_macro_f1=_finite(result.test_macro_f1),
-                   val_accuracy=val, reproduced=math.isclose(val, float(best.value), rel_tol=0.0, abs_tol=1e-12),
-                   model=result.model, result=result if result.model is not None else None)
-    if out["error"]:
-        _log.warning("refitting the best trial %d failed (%s): no test accuracy", best.number, out["error"])
-    elif not out["reproduced"]:
-        _log.warning("the refit of trial %d reached validation accuracy %.6f, the trial %.6f", best.number,
-                     out["val_accuracy"], best.value)
-    gc.collect()
-    return out
-
-
-def _log_best_model(refit, ctx, cfg, tracker, uri, tags) -> tuple[str | None, str | None]:
-    """Log the refit model as the advisor pyfunc ``model`` on the parent run (network, preprocessing, class
-    names); with ``cfg.register``, register it as a new version tagged with ``tags``. Returns the model's URI and
-    the registered version."""
-    from advisor.deploy.pyfunc import log_result, register
-
-    info = log_result(uri, tracker.parent_run_id, refit, model_name=cfg.model, weights=cfg.weights,
-                      preprocess=ctx.preprocess, dataset=ctx.dataset, experiment_id=tracker.experiment_id)
-    version = None
-    if cfg.register:
-        version = register(uri, info.model_uri, cfg.register,
-                           {k: "" if v is None else str(v) for k, v in tags.items()}).version
-    return info.model_uri, None if version is None else str(version)
-
-
-def _finite(value) -> float | None:
-    return float(value) if value is not None and math.isfinite(float(value)) else None
-
-
-def _reconcile_runs(study, tracker) -> None:
-    """Give every finished trial exactly one ended MLflow run in its state: a trial whose process was killed
-    before or while it logged (or whose logging failed), and a stale trial failed here, are logged from
-    the study's record; an unfinished run left behind is replaced (:meth:`StudyTracker.log_trial`)."""
-    from collections import defaultdict
-
-    from advisor.search.storage import _stale_numbers, is_surplus
-    from advisor.track.study_runs import RUN_STATUS, STATE_TAG, TRIAL_TAG, normalize_state
-
-    trials = study.get_trials(deepcopy=False)
-    retried = _stale_numbers(trials)
-    retry_of = {int(t.user_attrs["retry_of"]): t.number for t in trials if t.user_attrs.get("retry_of") is not None}
-    runs = defaultdict(list)
-    for run in tracker.trial_runs():
-        if str(run.data.tags.get(TRIAL_TAG, "")).lstrip("-").isdigit():
-            runs[int(run.data.tags[TRIAL_TAG])].append(run)
-    for t in trials:
-        if not t.state.is_finished() or is_surplus(t):
-            continue
-        state = normalize_state(t.state)
-        mine = runs.get(t.number, [])
-        good = [r for r in mine if r.data.tags.get(STATE_TAG) == state and r.info.status == RUN_STATUS[state]]
-        if good:  # keep one; delete duplicates and unfinished leftovers
-            for other in mine:
-                if other is not good[0]:
-                    tracker.client.delete_run(other.info.run_id)
-            continue
-        reason = t.user_attrs.get("fail_reason")
-        if t.number in retried:
-            reason = "its worker process died" + (f"; retried as trial {retry_of[t.number]}"
-                                                   if t.number in retry_of else "")
-        params = {"strategy": t.user_attrs.get("strategy"), **(t.user_attrs.get("params") or dict(t.params))}
-        warm = int(t.user_attrs.get("warmup_epochs") or 0)  # steps count fine-tuning epochs only
-        history = [{"epoch": int(s) + warm, "val_accuracy": float(v)} for s, v in sorted(t.intermediate_values.items())]
-        tags = {"advisor.advised": "true"} if t.user_attrs.get("advice") else {}
-        if "from_check" in t.user_attrs:  # trained by analyze's measured check on this split, not by the search
-            tags["advisor.from_check"] = "true"
-        try:
-            tracker.log_trial(t.number, params, state, t.value if state == "complete" else None, history,
-                              t.user_attrs.get("wall_time"), reason=reason, extra_tags=tags,
-                              metrics={"trainable_params": t.user_attrs.get("trainable_params")})
-        except Exception as e:  # noqa: BLE001 - one run that cannot be written must not stop the others
-            _log.warning("could not log trial %d to MLflow: %s", t.number, e)
-
-
-def _epochs_run(t) -> int:
-    """Trainer epochs a trial reported: its pruner steps plus the warm-up epochs before the first."""
-    steps = len(t.intermediate_values)
-    return steps + int(t.user_attrs.get("warmup_epochs") or 0) if steps else 0
-
-
-def _summarise(study, cfg, study_name, storage_desc, uri, experiment, parent_run_id, advice, advice_params,
-               before, retried, t_start) -> SearchResult:
-    from advisor.search.storage import _stale_numbers, best_trial, is_surplus
-
-    trials = []
-    advice_number, advice_value = None, None
-    all_trials = study.get_trials(deepcopy=False)
-    retried_numbers = _stale_numbers(all_trials)
-    for t in all_trials:
-        if is_surplus(t):
-            continue
-        rec = {"number": t.number, "state": t.state.name.lower(),
-               "value": t.value if t.state.name == "COMPLETE" else None,  # a pruned trial's is its last report
-               "strategy": t.user_attrs.get("strategy"), "params": t.user_attrs.get("params") or dict(t.params),
-               "fail_reason": t.user_attrs.get("fail_reason"), "wall_time": t.user_attrs.get("wall_time"),
-               "epochs": _epochs_run(t), "advice": bool(t.user_attrs.get("advice")),
-               "from_check": "from_check" in t.user_attrs}
-        trials.append(rec)
-        if rec["advice"] and advice_number is None and t.number not in retried_numbers:
-            advice_number, advice_value = t.number, t.value
-    counts = _counts(study)
-    best = best_trial(study)
-    return SearchResult(
-        study_name=study_name, storage=storage_desc, tracking_uri=uri, experiment=experiment,
-        parent_run_id=parent_run_id, n_trials=len(trials), n_complete=counts["complete"],
-        n_pruned=counts["pruned"], n_failed=counts["failed"],
-        best_trial=best.number if best else None, best_value=best.value if best else None,
-        best_strategy=best.user_attrs.get("strategy") if best else None,
-        best_params=(best.user_attrs.get("params") or {}) if best else {},
-        test_accuracy=None, test_macro_f1=None,
-        advice_strategy=advice.strategy if advice else None, advice_params=advice.params if advice else None,
-        advice_trial=advice_number, advice_value=advice_value, resumed_from=before, retried=list(retried),
-        wall_time=time.perf_counter() - t_start, trials=trials,
-    )

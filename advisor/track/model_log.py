@@ -12,11 +12,12 @@ settings are process-wide.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 from collections.abc import Iterator
 from typing import Any
+
+from advisor.track.quiet import quiet_logger
 
 _LOCK = threading.Lock()
 
@@ -49,17 +50,6 @@ def scoped_tracking_uri(uri: str, experiment_id: str | None = None) -> Iterator[
                 os.environ.pop("MLFLOW_TRACKING_URI", None)
             else:
                 os.environ["MLFLOW_TRACKING_URI"] = saved_env
-
-
-@contextlib.contextmanager
-def _quiet(logger_name: str, level: int = logging.ERROR) -> Iterator[None]:
-    logger = logging.getLogger(logger_name)
-    previous = logger.level
-    logger.setLevel(level)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
 
 
 def _as_numpy(example: Any) -> Any:
@@ -95,7 +85,7 @@ def log_pytorch_model(
     was_training = model.training
     model.eval()
     try:
-        with scoped_tracking_uri(tracking_uri, experiment_id), _quiet("mlflow.pytorch"):
+        with scoped_tracking_uri(tracking_uri, experiment_id), quiet_logger("mlflow.pytorch"):
             return mlflow.pytorch.log_model(
                 model,
                 name=name,

@@ -2,10 +2,12 @@
 
 MLflow 3 keeps runs in a database by default; a plain ``./mlruns`` folder (a
 "file store") is deprecated and raises. :func:`resolve_tracking_uri` therefore
-maps "nothing given" to an SQLite database inside the workspace and refuses
-folder paths with a hint, and :func:`check_tracking` fails fast -- with one
+maps "nothing given" to an SQLite database inside the workspace (:func:`default_workspace`)
+and refuses folder paths with a hint, and :func:`check_tracking` fails fast -- with one
 :class:`~advisor.errors.AdvisorError` -- before any training starts, instead of
-letting MLflow's client retry an unreachable server for minutes.
+letting MLflow's client retry an unreachable server for minutes. Commands that only read
+what a search wrote (``advisor report``, ``predict``, ``export``) open the store with
+:func:`store_to_read`, which never creates one.
 """
 
 from __future__ import annotations
@@ -29,11 +31,18 @@ from advisor.errors import AdvisorError
 
 SQLITE_PREFIX = "sqlite:///"
 DB_FILENAME = "mlflow.db"
+#: The workspace when neither ``--workspace`` nor ``$ADVISOR_WORKSPACE`` names one.
+DEFAULT_WORKSPACE = "advisor-workspace"
 _DB_SCHEMES = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
 _FILE_STORE_FIX = (
     "MLflow 3 no longer supports folder (file) stores: use sqlite:///PATH/mlflow.db "
     "or a tracking server URL such as http://127.0.0.1:5000"
 )
+
+
+def default_workspace(workspace: str | Path | None = None) -> str | Path:
+    """``workspace``, else ``$ADVISOR_WORKSPACE``, else :data:`DEFAULT_WORKSPACE`."""
+    return workspace or os.environ.get("ADVISOR_WORKSPACE") or DEFAULT_WORKSPACE
 
 
 def default_tracking_uri(workspace: str | Path) -> str:
@@ -112,6 +121,24 @@ def resolve_tracking_uri(uri: str | None, workspace: str | Path) -> str:
         f"tracking URI {uri!r} is a folder path",
         f"{_FILE_STORE_FIX}; e.g. --tracking-uri {SQLITE_PREFIX}{path.absolute().as_posix()}/{DB_FILENAME}",
     )
+
+
+def store_to_read(tracking_uri: str | None, workspace: str | Path | None = None) -> str:
+    """The tracking URI a search with the same ``--tracking-uri``/``--workspace`` used, checked, for reading it.
+
+    Reading creates nothing: a local SQLite store that does not exist is refused in one line (no workspace,
+    no database is made); a server or database that cannot be reached is one line too (:func:`check_tracking`).
+    """
+    workspace = default_workspace(workspace)
+    local = default_tracking_uri(workspace)
+    uri = resolve_tracking_uri(tracking_uri, workspace)
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        where = "--workspace" if uri == local else "--tracking-uri"
+        raise AdvisorError(f"no MLflow store at {db}",
+                           f"run advisor search first, or pass the {where} that the search used")
+    check_tracking(uri, local_store=local)
+    return uri
 
 
 def check_tracking(uri: str, timeout: float = 5.0, *, local_store: str | None = None, create: bool = True) -> None:

@@ -12,7 +12,7 @@ whatever the caller passes (dataset fingerprint, model, strategy, advice).
 Tags on a trial run: ``mlflow.parentRunId``, ``advisor.kind = "trial"``,
 ``advisor.study_name``, ``advisor.trial_number``, ``advisor.state`` (complete /
 pruned / failed), ``advisor.fail_reason`` (failed or pruned with a reason) and
-``strategy``.
+``strategy``. The names are defined once, in :mod:`advisor.track.names`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import re
 import tempfile
 import time
@@ -29,20 +28,12 @@ from typing import Any
 
 from advisor.errors import AdvisorError
 from advisor.serialize import to_dict
+from advisor.track.names import (BEST_TAG, KIND_TAG, PARENT_TAG, REASON_TAG, STATE_TAG, STRATEGY_KEY, STUDY_TAG,
+                                 TRIAL_TAG, finite)
 from advisor.track.pause import pause_point
 from advisor.track.store import artifact_location
 
 _log = logging.getLogger(__name__)
-
-KIND_TAG = "advisor.kind"
-STUDY_TAG = "advisor.study_name"
-TRIAL_TAG = "advisor.trial_number"
-STATE_TAG = "advisor.state"
-REASON_TAG = "advisor.fail_reason"
-BEST_TAG = "advisor.best_trial"
-ADVISED_TAG = "advisor.advised"  # "true" on the trial run of the advised configuration
-PARENT_TAG = "mlflow.parentRunId"
-STRATEGY_KEY = "strategy"
 
 #: trial state -> terminal MLflow run status
 RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
@@ -79,14 +70,6 @@ def _text(value: object, limit: int) -> str:
     else:
         text = str(to_dict(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _finite(value: object) -> float | None:
-    try:
-        number = float(to_dict(value))
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _field(record: Any, name: str) -> Any:
@@ -288,12 +271,12 @@ class StudyTracker:
             epoch = _field(record, "epoch")
             step = int(epoch) if epoch is not None else index + 1
             for attr, metric in EPOCH_METRICS.items():
-                number = _finite(_field(record, attr))
+                number = finite(_field(record, attr))
                 if number is not None:
                     batch_metrics.append(Metric(metric, number, now, step))
         finals = {"best_val_accuracy": value, "wall_time": wall_time, **metrics}
         for name, raw in finals.items():
-            number = _finite(raw)
+            number = finite(raw)
             if number is not None:
                 batch_metrics.append(Metric(_key(name), number, now, 0))
         for chunk in _chunks(batch_params):
@@ -340,8 +323,8 @@ class StudyTracker:
         for name, raw in (test_metrics or {}).items():
             metrics[name if str(name).startswith("test_") else f"test_{name}"] = raw
         metrics.update(extra_metrics or {})
-        finite = {_key(k): _finite(v) for k, v in metrics.items()}
-        batch_metrics = [Metric(k, v, now, 0) for k, v in finite.items() if v is not None]
+        numbers = {_key(k): finite(v) for k, v in metrics.items()}
+        batch_metrics = [Metric(k, v, now, 0) for k, v in numbers.items() if v is not None]
         for chunk in _chunks(new_params):
             if chunk:
                 self.client.log_batch(run_id, params=chunk)

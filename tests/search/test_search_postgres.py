@@ -14,7 +14,7 @@ import pytest
 
 from advisor.cli import main
 from advisor.search import SearchConfig, run_search
-from advisor.search.storage import _counts, worker_id
+from advisor.search.trials import _counts, worker_id
 from tests.search.test_search_study import TINY_SPACE, _counted, _nested
 
 URL = os.environ.get("ADVISOR_TEST_POSTGRES", "")

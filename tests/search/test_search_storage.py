@@ -16,9 +16,11 @@ import pytest
 from optuna.trial import TrialState
 
 from advisor.search import storage as storage_mod
+from advisor.search import trials as trials_mod
 from advisor.search._budget import TrialBudget
 from advisor.search._objective import TrialFailed
-from advisor.search.storage import best_trial, finished_count, open_storage, recover_stale_trials
+from advisor.search.storage import open_storage
+from advisor.search.trials import best_trial, finished_count, recover_stale_trials
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -92,18 +94,18 @@ def test_a_journal_trial_killed_before_it_recorded_its_worker_is_stale_after_the
     orphan = study.ask()
     orphan.suggest_float("x", 0.0, 1.0)
     live = study.ask()
-    live.set_user_attr("worker", storage_mod.worker_id())
+    live.set_user_attr("worker", trials_mod.worker_id())
     dead = study.ask()
     dead.suggest_float("x", 0.0, 1.0)
-    dead.set_user_attr("worker", f"{storage_mod.socket.gethostname()}:{_dead_pid()}")
+    dead.set_user_attr("worker", f"{trials_mod.socket.gethostname()}:{_dead_pid()}")
     frozen = {t.number: t for t in study.get_trials()}
-    assert not storage_mod.is_stale(frozen[orphan.number])  # just started: its objective may be on the way
-    later = frozen[orphan.number].datetime_start + timedelta(seconds=storage_mod.UNCLAIMED_GRACE_SECONDS + 1)
-    assert storage_mod.is_stale(frozen[orphan.number], now=later)
-    assert not storage_mod.is_stale(frozen[live.number], now=later) and storage_mod.is_stale(frozen[dead.number])
+    assert not trials_mod.is_stale(frozen[orphan.number])  # just started: its objective may be on the way
+    later = frozen[orphan.number].datetime_start + timedelta(seconds=trials_mod.UNCLAIMED_GRACE_SECONDS + 1)
+    assert trials_mod.is_stale(frozen[orphan.number], now=later)
+    assert not trials_mod.is_stale(frozen[live.number], now=later) and trials_mod.is_stale(frozen[dead.number])
 
     assert recover_stale_trials(study) == [dead.number]
-    monkeypatch.setattr(storage_mod, "UNCLAIMED_GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(trials_mod, "UNCLAIMED_GRACE_SECONDS", 0.0)
     assert recover_stale_trials(study) == [orphan.number]
     trials = study.get_trials()
     assert trials[orphan.number].state == TrialState.FAIL and trials[orphan.number].user_attrs["stale"] is True
@@ -148,7 +150,7 @@ def test_an_rdb_trial_whose_heartbeat_stopped_is_failed_and_retried_by_optuna(tm
     # a trial whose process died before its first heartbeat and before it recorded its worker
     orphan = study.ask()
     assert recover_stale_trials(study) == []
-    monkeypatch.setattr(storage_mod, "UNCLAIMED_GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(trials_mod, "UNCLAIMED_GRACE_SECONDS", 0.0)
     assert recover_stale_trials(study) == [orphan.number]
     assert study.get_trials()[-1].user_attrs["retry_of"] == orphan.number
 

@@ -19,7 +19,7 @@ import pytest
 
 from advisor.cli import main
 from advisor.search import SearchConfig, run_search
-from advisor.search.storage import worker_id
+from advisor.search.trials import worker_id
 
 ROOT = Path(__file__).resolve().parents[2]
 
