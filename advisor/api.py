@@ -66,6 +66,7 @@ def analyze(
     drop_rare_classes: bool = False,
     check_budget: float | None = None,
     on_check_plan: Callable | None = None,
+    check_shift: bool = False,
 ) -> Analysis:
     """Measure ``dataset`` through ``model`` block by block and recommend a strategy.
 
@@ -92,6 +93,8 @@ def analyze(
         named in the advice. None: no limit.
     on_check_plan : called with the check's plan (advisor.advise.check_cost.Plan: candidates, estimates,
         skipped) before the check trains anything.
+    check_shift : the shift's candidates (bn_adapt, surgical on the third holding the largest shift) join the
+        check on small data (advisor.advise.check.SHIFT_CANDIDATES: off by default).
     """
     from advisor.context import make_context
 
@@ -103,12 +106,13 @@ def analyze(
                        cache_dir=False, label_columns=label_columns, intermediate=intermediate, split=split,
                        drop_rare_classes=drop_rare_classes)
     return _analyze_ctx(ctx, dataset, model, sample=sample, batch_size=batch_size, source_data=source_data,
-                        progress=progress, check=check, check_budget=check_budget, announce=on_check_plan)
+                        progress=progress, check=check, check_budget=check_budget, announce=on_check_plan,
+                        check_shift=check_shift)
 
 
 def analyze_context(ctx, dataset: str, model: str, *, sample: int = 1000, batch_size: int = 64,
                     progress: ProgressFn | None = None, check: str = "auto", check_budget: float | None = None,
-                    on_check_plan: Callable | None = None) -> Analysis:
+                    on_check_plan: Callable | None = None, check_shift: bool = False) -> Analysis:
     """:func:`analyze` on what a training context already loaded (data, split, backbone,
     preprocessing), so a search that needs the advice does not load them twice. The result
     equals ``analyze(dataset, model, ...)`` with the context's seed and image size. Its timings
@@ -118,7 +122,8 @@ def analyze_context(ctx, dataset: str, model: str, *, sample: int = 1000, batch_
     _check_batch(batch_size)
     _check_budget(check_budget)
     return _analyze_ctx(ctx, dataset, model, sample=sample, batch_size=batch_size, source_data=None,
-                        progress=progress, check=check, check_budget=check_budget, announce=on_check_plan)
+                        progress=progress, check=check, check_budget=check_budget, announce=on_check_plan,
+                        check_shift=check_shift)
 
 
 CHECK_MODES = ("auto", "on", "off")
@@ -148,7 +153,7 @@ def _check_check(check) -> None:
 
 
 def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_image: float | None = None,
-              announce=None, profile=None):
+              announce=None, profile=None, shift: bool | None = None):
     """Run the measured check's candidates (advisor.advise.check) on ``ctx``: trained on the training
     split, scored on the validation split; the test split is never touched. The probes share one
     forward pass through an activation cache (a temporary one when ``ctx`` has none).
@@ -158,7 +163,8 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
     ``announce(plan)`` is told. ``budget`` (seconds): the candidates run cheapest first while the time spent
     plus the next one's estimate stays within it; the rest are recorded as skipped. ``progress(done, total)``
     counts estimated seconds and moves inside a run, epoch by epoch. ``profile``: the analysis of ``ctx``; with
-    it the shift's candidates join where they are cheap enough (advisor.advise.check.offer)."""
+    it and ``shift`` (default advisor.advise.check.SHIFT_CANDIDATES, off) the shift's candidates join where they
+    are cheap enough (advisor.advise.check.offer)."""
     import tempfile
 
     import numpy as np
@@ -172,7 +178,7 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
     _check_budget(budget)
     n_blocks = len(ctx.backbone.block_names)
     n_train, n_val = len(ctx.split.train), len(ctx.split.val)
-    offered = offer(n_blocks, n_train, ctx.backbone.layout.family, profile, backbone=ctx.backbone)
+    offered = offer(n_blocks, n_train, ctx.backbone.layout.family, profile, backbone=ctx.backbone, shift=shift)
     cands = offered.candidates
     t_plan = time.perf_counter()
     if forward_per_image is None:  # no trained block: a forward alone
@@ -236,7 +242,7 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
 
 
 def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progress, check="auto",
-                 check_budget=None, announce=None) -> Analysis:
+                 check_budget=None, announce=None, check_shift=False) -> Analysis:
     """Measure what ``ctx`` (advisor.context.make_context) loaded; its loading times count in the total."""
     from advisor.data import load_dataset, stratified_sample
     from advisor.measure._task_transfer import task_transfers
@@ -311,7 +317,7 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
         t1 = time.perf_counter()
         adv = advise(profile, thresholds, run_check(ctx, stage("check"), budget=check_budget, announce=announce,
                                                     forward_per_image=col.seconds["forward"] / max(1, len(chosen)),
-                                                    profile=profile))
+                                                    profile=profile, shift=check_shift))
         timings["check"] = time.perf_counter() - t1
     timings["advise"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0

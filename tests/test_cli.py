@@ -197,3 +197,21 @@ def test_api_validates_the_forward_batch_like_the_cli():
 
     with pytest.raises(AdvisorError, match="bad forward batch size 0"):
         advisor.analyze("digits", "mobilenet_v2", batch_size=0)
+
+
+@pytest.mark.parametrize("flag, want", [([], False), (["--check-shift"], True)])
+def test_analyze_check_shift_reaches_the_api(monkeypatch, capsys, flag, want):
+    """``--check-shift`` turns the shift's candidates on; without it analyze asks for the default (off)."""
+    import advisor.api
+    from advisor.errors import AdvisorError
+
+    seen = {}
+
+    def fake(*args, **kwargs):
+        seen.update(kwargs)
+        raise AdvisorError("stopped here", "nothing to fix")
+
+    monkeypatch.setattr(advisor.api, "analyze", fake)
+    assert main(["analyze", "digits", "--model", "mobilenet_v2", "--quiet", *flag]) == 2
+    assert seen["check_shift"] is want
+    assert "stopped here" in capsys.readouterr().err

@@ -38,9 +38,15 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", choices=("seeds", "wide"), default="seeds",
                     help="the oracle's budget on the older parts: the seeds' strategies, or every strategy (issue "
                          "21); the fifth held-out part always takes the wide one")
+    ap.add_argument("--check-shift", choices=("default", "on", "off"), default="default",
+                    help="the measured check's shift candidates on the wide budget's rows: analyze's default (off "
+                         "since round 2 of benchmarks/check_sets.py), or on as the fifth held-out part judged it")
     ap.add_argument("--out", default=str(RESULTS.parent), help="where advice_grid.md/json are written")
     a = ap.parse_args(argv)
     set_budget(a.budget)
+    from . import scoring
+
+    scoring.CHECK_SHIFT = {"default": None, "on": True, "off": False}[a.check_shift]
     scs = select(a.only, a.quick)
     if a.calibration_only or a.calibrate or a.calibrate_confidence:
         scs = [s for s in scs if s.part in CALIBRATION_PARTS]

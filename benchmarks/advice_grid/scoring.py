@@ -60,6 +60,11 @@ def _option_pick(kind: str, advice) -> str:
     return "end_to_end"
 
 
+#: the grid's check with its shift's candidates (True), without (False), or as analyze's default (None); the grid's
+#: ``--check-shift on|off`` sets it (issue 21's fifth held-out part judged the check with them, code 1d28899bc36b)
+CHECK_SHIFT: bool | None = None
+
+
 def grid_check(sc: Scenario, runner: Runner, candidates=None):
     """The measured check analyze would run on this scenario, read from the oracle's records (every
     candidate is in the budget); None for multi-task and pipeline scenarios or missing records.
@@ -72,11 +77,13 @@ def grid_check(sc: Scenario, runner: Runner, candidates=None):
     shape = runner.shape()
     runs = []
     fam = grid_family(sc)
-    # with the wide budget, the check analyze runs today: its shift's candidates (bn_adapt, surgical on the
-    # shift's third; advisor.advise.check.SHIFT_CANDIDATES) are budget configurations too. The seeds' budget
-    # holds only the list of before (no profile: candidates() gives it).
+    # with the wide budget, the check analyze runs: its shift's candidates (bn_adapt, surgical on the shift's
+    # third; advisor.advise.check.SHIFT_CANDIDATES, or CHECK_SHIFT here) are budget configurations too. The seeds'
+    # budget holds only the list of before (no profile: candidates() gives it).
     profile = runner.analysis().profile if uses_wide(sc) else None
-    for s, p in (candidates or check_candidates)(shape["n_blocks"], shape["n_train"], fam, profile):
+    offered = (candidates(shape["n_blocks"], shape["n_train"], fam, profile) if candidates else
+               check_candidates(shape["n_blocks"], shape["n_train"], fam, profile, shift=CHECK_SHIFT))
+    for s, p in offered:
         if s == "bn_adapt" and fam != "cnn":
             continue  # analyze's backbone check leaves it out: the grid's transformers have no BatchNorm
         rec = runner.result(s, _norm_params(s, p, shape["block_names"], fam), compute=False)

@@ -58,7 +58,10 @@ def test_the_shift_candidates_follow_the_peak_and_join_between_the_probes_and_th
     shift[8] = 3.0  # the peak in the middle third
     profile = make_profile(10, RISING[:1] * n, shift=shift)
     assert shift_peak(profile).index == 8 and thirds(n) == [(0, 5), (6, 12), (13, 18)]
-    got = offer(n, 180, "cnn", profile)
+    # off by default (round 2 of benchmarks/check_sets.py): the list of before, and no note
+    assert offer(n, 180, "cnn", profile).candidates == candidates_before(n, 180)
+    assert offer(n, 180, "cnn", profile).shift_note == ""
+    got = offer(n, 180, "cnn", profile, shift=True)
     names = [s for s, _ in got.candidates]
     assert names.index("bn_adapt") > max(i for i, s in enumerate(names) if s == "svm_early")
     assert names.index("full_finetune") < names.index("surgical") == len(names) - 1
@@ -67,10 +70,11 @@ def test_the_shift_candidates_follow_the_peak_and_join_between_the_probes_and_th
         {"first": 6, "last": 12, "lr_ratio": 0.1, **network_budget(180)}]
     assert "surgical on blocks 6..12" in got.shift_note and "b8" in got.shift_note and "bn_adapt" in got.shift_note
     shift[8], shift[0] = 0.1, 5.0  # the peak at the stem: the first third (Lee et al.'s input-level shift)
-    surg = [p for s, p in candidates(n, 180, "cnn", make_profile(10, [0.5] * n, shift=shift)) if s == "surgical"]
+    surg = [p for s, p in candidates(n, 180, "cnn", make_profile(10, [0.5] * n, shift=shift), shift=True)
+            if s == "surgical"]
     assert (surg[0]["first"], surg[0]["last"]) == (0, 5)
     # a transformer's recipe ratio (its first check ratio) for the surgical run
-    vit = candidates(12, 60, "transformer", make_profile(10, [0.5] * 12, shift=[0.0] * 11 + [1.0]))
+    vit = candidates(12, 60, "transformer", make_profile(10, [0.5] * 12, shift=[0.0] * 11 + [1.0]), shift=True)
     assert [(p["first"], p["last"], p["lr_ratio"]) for s, p in vit if s == "surgical"] == [(8, 11, 0.01)]
 
 
@@ -78,12 +82,12 @@ def test_the_shift_candidates_need_small_data_and_a_measured_shift():
     n = 6
     profile = make_profile(10, [0.5] * n, shift=[0.0, 2.0, 0.1, 0.1, 0.1, 0.1])
     assert SHIFT_MAX_TRAIN == 1920  # 120 steps of 64 images over the 4-epoch floor
-    big = offer(n, SHIFT_MAX_TRAIN + 1, "cnn", profile)
+    big = offer(n, SHIFT_MAX_TRAIN + 1, "cnn", profile, shift=True)
     assert big.candidates == candidates_before(n, SHIFT_MAX_TRAIN + 1) and "more than 1920" in big.shift_note
-    edge = [s for s, _ in candidates(n, SHIFT_MAX_TRAIN, "cnn", profile)]
+    edge = [s for s, _ in candidates(n, SHIFT_MAX_TRAIN, "cnn", profile, shift=True)]
     assert "bn_adapt" in edge and "surgical" in edge
     none = make_profile(10, [0.5] * n, shift=[None] * n)  # no shift measured (a ViT without reference moments)
-    got = offer(n, 100, "cnn", none)
+    got = offer(n, 100, "cnn", none, shift=True)
     assert "surgical" not in [s for s, _ in got.candidates] and "no shift is measured" in got.shift_note
 
 
@@ -93,12 +97,12 @@ def test_a_backbone_the_strategy_refuses_leaves_its_candidates_out():
     vit = create_backbone("timm:vit_tiny_patch16_224", "random", device="cpu", image_size=32)
     n = len(vit.blocks)
     profile = make_profile(10, [0.5] * n, shift=[1.0] + [0.0] * (n - 1))
-    got = offer(n, 100, "transformer", profile, backbone=vit)
+    got = offer(n, 100, "transformer", profile, backbone=vit, shift=True)
     assert "bn_adapt" not in [s for s, _ in got.candidates] and "bn_adapt (bn_adapt needs BatchNorm" in got.shift_note
     assert "surgical" in [s for s, _ in got.candidates]
     cnn = create_backbone("timm:mobilenetv2_050", "random", device="cpu")
     m = len(cnn.blocks)
-    kept = candidates(m, 100, "cnn", make_profile(10, [0.5] * m, shift=[1.0] * m), backbone=cnn)
+    kept = candidates(m, 100, "cnn", make_profile(10, [0.5] * m, shift=[1.0] * m), backbone=cnn, shift=True)
     assert [s for s, _ in kept].count("bn_adapt") == len(PROBE_C)
 
 

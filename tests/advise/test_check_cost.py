@@ -71,7 +71,7 @@ def planned_check():
     """One analyze with the check on a small random network: its plan and its progress calls."""
     plans, moves = [], []
     a = advisor.analyze("digits:20", MODEL, weights="random", sample=100, image_size=32, check="on",
-                        on_check_plan=plans.append,
+                        on_check_plan=plans.append, check_shift=True,
                         progress=lambda stage, done, total: moves.append((done, total)) if stage == "check" else None)
     return a, plans, moves
 
@@ -82,8 +82,9 @@ def test_the_plan_is_told_before_the_check_and_recorded(planned_check):
     assert len(plans) == 1 and [s for s, _, _ in plans[0].run] == [r.strategy for r in chk.runs]
     n_blocks = len(a.profile.blocks)
     n_train = a.profile.size.split["train"]
-    assert [(r.strategy, r.params) for r in chk.runs] == candidates(n_blocks, n_train, "cnn", a.profile)
-    # the shift's candidates joined (a BatchNorm network, a measured shift, small data), and the evidence says so
+    assert [(r.strategy, r.params) for r in chk.runs] == candidates(n_blocks, n_train, "cnn", a.profile, shift=True)
+    # asked for (check_shift), the shift's candidates joined (a BatchNorm network, a measured shift, small data),
+    # and the evidence says so
     assert {"bn_adapt", "surgical"} <= {r.strategy for r in chk.runs} and "joined the check" in chk.shift_note
     assert chk.n_train == n_train
     assert chk.estimated_seconds == pytest.approx(plans[0].seconds, abs=0.1) and chk.estimated_seconds > 0
@@ -109,7 +110,7 @@ def test_a_budget_skips_the_expensive_candidates_and_says_so(monkeypatch, tmp_pa
     # their own times, about a second each here) have 600 s of room even on a loaded machine
     monkeypatch.setattr(check_cost, "step_seconds", lambda *a, **k: (5.0, 0.5))
     b = advisor.analyze("digits:20", MODEL, weights="random", sample=100, image_size=32, check="on",
-                        check_budget=600)
+                        check_budget=600, check_shift=True)
     chk = b.advice.check
     assert [s.strategy for s in chk.skipped] == ["full_finetune", "surgical"]  # the networks, after every probe
     assert all(r.strategy not in ("full_finetune", "surgical") for r in chk.runs) and chk.runs
