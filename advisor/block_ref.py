@@ -17,7 +17,8 @@ def block_number(value: object) -> int | None:
     None for anything else (a block name, or a value that is no block)."""
     if isinstance(value, str):
         text = value.strip()
-        return int(text) if text.lstrip("-").isdigit() else None
+        digits = text[1:] if text.startswith("-") else text  # one sign at most: "--3" is no number
+        return int(text) if digits.isascii() and digits.isdigit() else None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         return None
     return int(value)

@@ -43,6 +43,8 @@ def test_train_refuses_an_unwritable_save_path_before_training(tmp_path, capsys)
     (["--strategy", "last_k", "--k", "25"], "k"),
     (["--strategy", "last_k", "--k", "1", "--head-lr", "-0.1"], "head_lr"),
     (["--strategy", "svm_early", "--block", "nosuchblock"], "nosuchblock"),
+    (["--strategy", "svm_early", "--param", "block=--3"], "--3"),  # two signs: no index, one line
+    (["--strategy", "surgical", "--param", "first=²", "--param", "last=3"], "²"),  # a digit int() refuses
     (["--strategy", "nosuchstrategy"], "nosuchstrategy"),
     (["--strategy", "last_k", "--k", "1", "--param", "bogus=1"], "bogus"),
     (["--strategy", "last_k", "--param", "novalue"], "novalue"),
