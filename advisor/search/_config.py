@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from advisor.track.store import DEFAULT_WORKSPACE
-
 
 @dataclass
 class SearchConfig:
@@ -24,7 +22,7 @@ class SearchConfig:
     device: str = "auto"
     image_size: int | None = None
     seed: int = 0
-    workspace: str = DEFAULT_WORKSPACE  # (the command line also reads $ADVISOR_WORKSPACE)
+    workspace: str | None = None  # None: $ADVISOR_WORKSPACE, else ./advisor-workspace (track.store.default_workspace)
     cache_dir: str | None = None
     advice: str | None = None  # a saved analyze JSON to read instead of running analyze
     analyze_sample: int = 500

@@ -47,6 +47,7 @@ from advisor.search._pruners import make_pruner
 from advisor.search._results import RECORDED, SearchResult, recorded, run_url, summarise, time_it
 from advisor.track import names as N
 from advisor.track.retry import TrackingUnavailable
+from advisor.track.store import default_workspace
 
 _log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     saved_analysis = _read_advice(cfg)
     if cfg.space not in (None, "auto"):
         _load_space(cfg, None)
-    workspace = Path(cfg.workspace).expanduser().resolve()
+    workspace = Path(default_workspace(cfg.workspace)).expanduser().resolve()
     local_store = default_tracking_uri(workspace)
     uri = resolve_tracking_uri(cfg.tracking_uri, workspace)
     check_tracking(uri, local_store=local_store, create=False)

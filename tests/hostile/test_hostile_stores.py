@@ -222,3 +222,19 @@ def test_train_recomputes_an_entry_whose_files_are_of_the_wrong_shape(tmp_path):
 
     assert accuracies(first.stdout) and accuracies(again.stdout) == accuracies(first.stdout)  # as from a fresh cache
     assert all(np.load(d / "done.npy").dtype == bool for d in entries)
+
+
+def test_the_api_reads_the_workspace_from_the_environment_like_the_cli(tmp_path, monkeypatch):
+    """``SearchConfig`` without a workspace takes ``$ADVISOR_WORKSPACE``, as the command line does: here a file
+    there is refused by name before anything loads (before, the API went to ./advisor-workspace instead)."""
+    from advisor.errors import AdvisorError
+    from advisor.search import SearchConfig
+    from advisor.search.study import run_search
+
+    ws = tmp_path / "env-ws"
+    ws.write_text("a file")
+    monkeypatch.setenv("ADVISOR_WORKSPACE", str(ws))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AdvisorError, match="env-ws"):
+        run_search(SearchConfig(dataset="digits:10", strategy="linear_probe", trials=1))
+    assert ws.read_text() == "a file" and not (tmp_path / "advisor-workspace").exists()
