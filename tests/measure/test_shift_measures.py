@@ -97,7 +97,7 @@ def test_choice_bn_network_without_reference(tmp_path):
 
 
 # ------------------------------------------------------------------ BatchNorm numbers unchanged
-def test_bn_profile_bit_identical_to_the_recorded_one():
+def test_bn_profile_bit_identical_to_the_recorded_one(monkeypatch):
     """The CNN path's Profile (recorded before the change, tests/engine/reference_before*.json: one per CPU
     kind, see tests/engine/test_engine_reference.py) is unchanged, every float by its bits; the new record
     says which measure produced the shift and the network family."""
@@ -108,6 +108,9 @@ def test_bn_profile_bit_identical_to_the_recorded_one():
 
     from tests.engine.test_engine_reference import REFERENCES, _close_mismatches
 
+    from advisor.models import registry
+
+    monkeypatch.setattr(registry, "CHANNELS_LAST", False)  # the recording's memory order (tests/engine)
     profiles = [json.loads(r.read_text())["profile"] for r in REFERENCES]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as recorded: one torch thread and one BLAS thread (LogME's last bits follow them)

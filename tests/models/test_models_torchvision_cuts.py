@@ -68,6 +68,11 @@ def test_create_backbone_random_matches_reference_weights(case, tmp_path):
     torch.save(reference.state_dict(), path)
     bb = create_backbone(name, weights=str(path))
     assert isinstance(bb, Backbone) and not bb.training
+    # create_backbone stores a CNN's convolutions channels-last (advisor.models.registry.CHANNELS_LAST): the
+    # reference in the same memory order computes in the same order (tests/engine compares the two orders)
+    convs = [p for p in bb.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    reference = copy.deepcopy(reference).to(memory_format=torch.channels_last)
     assert bb.block_names == names
     assert bb.layout == NCHW and bb.layout.to_dict() == {"kind": "nchw", "pool": "avg", "n_prefix": 0}
     assert bb.patch_size == 1 and bb.fixed_size is None
