@@ -66,7 +66,7 @@ def analyze(
     drop_rare_classes: bool = False,
     check_budget: float | None = None,
     on_check_plan: Callable | None = None,
-    check_shift: bool = False,
+    check_shift: bool | None = None,
 ) -> Analysis:
     """Measure ``dataset`` through ``model`` block by block and recommend a strategy.
 
@@ -94,7 +94,7 @@ def analyze(
     on_check_plan : called with the check's plan (advisor.advise.check_cost.Plan: candidates, estimates,
         skipped) before the check trains anything.
     check_shift : the shift's candidates (bn_adapt, surgical on the third holding the largest shift) join the
-        check on small data (advisor.advise.check.SHIFT_CANDIDATES: off by default).
+        check on small data; None: as advisor.advise.check.SHIFT_CANDIDATES says (off).
     """
     from advisor.context import make_context
 
@@ -112,7 +112,7 @@ def analyze(
 
 def analyze_context(ctx, dataset: str, model: str, *, sample: int = 1000, batch_size: int = 64,
                     progress: ProgressFn | None = None, check: str = "auto", check_budget: float | None = None,
-                    on_check_plan: Callable | None = None, check_shift: bool = False) -> Analysis:
+                    on_check_plan: Callable | None = None, check_shift: bool | None = None) -> Analysis:
     """:func:`analyze` on what a training context already loaded (data, split, backbone,
     preprocessing), so a search that needs the advice does not load them twice. The result
     equals ``analyze(dataset, model, ...)`` with the context's seed and image size. Its timings
@@ -242,7 +242,7 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
 
 
 def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progress, check="auto",
-                 check_budget=None, announce=None, check_shift=False) -> Analysis:
+                 check_budget=None, announce=None, check_shift=None) -> Analysis:
     """Measure what ``ctx`` (advisor.context.make_context) loaded; its loading times count in the total."""
     from advisor.data import load_dataset, stratified_sample
     from advisor.measure._task_transfer import task_transfers

@@ -199,9 +199,10 @@ def test_api_validates_the_forward_batch_like_the_cli():
         advisor.analyze("digits", "mobilenet_v2", batch_size=0)
 
 
-@pytest.mark.parametrize("flag, want", [([], False), (["--check-shift"], True)])
+@pytest.mark.parametrize("flag, want", [([], None), (["--check-shift"], True)])
 def test_analyze_check_shift_reaches_the_api(monkeypatch, capsys, flag, want):
-    """``--check-shift`` turns the shift's candidates on; without it analyze asks for the default (off)."""
+    """``--check-shift`` turns the shift's candidates on; without it analyze takes the default (None: the
+    module's switch, off)."""
     import advisor.api
     from advisor.errors import AdvisorError
 

@@ -60,7 +60,7 @@ def run(args) -> int:
         result = analyze(args.dataset, args.model, sample=args.sample, batch_size=args.forward_batch,
                          source_data=args.source_data, progress=progress, check=args.check,
                          drop_rare_classes=args.drop_rare_classes, check_budget=args.check_budget,
-                         check_shift=args.check_shift,
+                         check_shift=True if args.check_shift else None,
                          on_check_plan=announce, **_common.context_args(args))
     print_analysis(result, console)
     if args.profile_time:
