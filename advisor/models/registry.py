@@ -55,7 +55,7 @@ def list_models() -> list[str]:
 
 
 #: A CNN's convolution weights are stored channels-last: its convolutions then run channels-last whatever the
-#: input's layout (PyTorch follows the weight), 1.1-2x faster on a CPU in measuring, caching, probing and
+#: input's layout (PyTorch follows the weight), about 1.1-1.5x faster on a CPU in measuring, caching, probing and
 #: training (benchmarks/channels_last.py) and the layout a GPU's tensor cores want. The same computation in
 #: another memory order: the numbers agree to float32 roundoff, not bit for bit (tests/engine pins both).
 CHANNELS_LAST = True
