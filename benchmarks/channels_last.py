@@ -3,8 +3,8 @@
 For every model, on one process and one device, with the flag off and on in alternation (``--repeats`` rounds,
 the median of each): a forward pass of a batch through the whole backbone in eval mode (analyze's measuring
 pass, the activation cache's fill, a probe's features), and one training step of every block and a new
-linear head (a fine-tune). Then, optionally, a whole ``advisor.api.analyze`` with the measured check on, off
-and on. It prints each ratio (contiguous time / channels-last time) and the largest relative difference of the
+linear head (a fine-tune). Then, optionally, a whole ``advisor.api.analyze`` with the measured check on, the two orders alternated
+``--analyze-repeats`` times (the median of each). It prints each ratio (contiguous time / channels-last time) and the largest relative difference of the
 pooled features between the two orders (float32 roundoff, not a different computation).
 
 Times depend on the machine and on whatever else runs on it; the ratios measured in the same run are the
@@ -12,6 +12,7 @@ figures to read.
 
     python benchmarks/channels_last.py [--models mobilenet_v2,timm:mobilenetv2_050,resnet18,efficientnet_b0]
         [--size 224] [--batch 16] [--repeats 3] [--threads 1] [--analyze fashion-mnist:30] [--analyze-size 112]
+        [--analyze-repeats 2]
         [--json PATH]
 """
 
@@ -85,19 +86,27 @@ def measure(name: str, size: int, batch: int, repeats: int) -> dict:
             "train_ratio": med[False, "train"] / med[True, "train"]}
 
 
-def analyze_both(dataset: str, size: int) -> dict:
+def analyze_both(dataset: str, size: int, repeats: int) -> dict:
+    """``repeats`` rounds of analyze with the check on, the two orders alternated; the median of each."""
     import advisor
     from advisor.models import registry
 
+    seconds = {False: [], True: []}
     out = {}
-    for flag in (False, True):
-        registry.CHANNELS_LAST = flag
-        t = time.perf_counter()
-        a = advisor.analyze(dataset, "mobilenet_v2", image_size=size, check="on", sample=300)
-        out[flag] = (time.perf_counter() - t, a.advice.strategy, [r.val_accuracy for r in a.advice.check.runs])
-    return {"dataset": dataset, "size": size, "seconds": [out[False][0], out[True][0]],
-            "ratio": out[False][0] / out[True][0], "advised": [out[False][1], out[True][1]],
-            "check_val_accuracies": [out[False][2], out[True][2]]}
+    for _ in range(repeats):
+        for flag in (False, True):
+            registry.CHANNELS_LAST = flag
+            t = time.perf_counter()
+            a = advisor.analyze(dataset, "mobilenet_v2", image_size=size, check="on", sample=300)
+            seconds[flag].append(time.perf_counter() - t)
+            timings = a.profile.timings
+            out[flag] = (a.advice.strategy, [r.val_accuracy for r in a.advice.check.runs],
+                         {r.strategy: r.seconds for r in a.advice.check.runs if r.strategy == "full_finetune"})
+    med = {f: statistics.median(v) for f, v in seconds.items()}
+    return {"dataset": dataset, "size": size, "repeats": repeats, "seconds_all": [seconds[False], seconds[True]],
+            "seconds": [med[False], med[True]], "ratio": med[False] / med[True],
+            "advised": [out[False][0], out[True][0]], "check_val_accuracies": [out[False][1], out[True][1]],
+            "check_finetune_seconds_last_round": [out[False][2], out[True][2]], "last_timings": timings}
 
 
 def main(argv=None) -> int:
@@ -110,6 +119,7 @@ def main(argv=None) -> int:
     ap.add_argument("--analyze", default=None, metavar="DATASET",
                     help="also time a whole analyze with the check on (ImageNet MobileNetV2), off then on")
     ap.add_argument("--analyze-size", type=int, default=112)
+    ap.add_argument("--analyze-repeats", type=int, default=2)
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -124,11 +134,11 @@ def main(argv=None) -> int:
               f"{r['max_rel_diff_pooled']:12.1e}", flush=True)
     result = {"threads": a.threads, "cpu": torch.backends.cpu.get_cpu_capability(), "rows": rows}
     if a.analyze:
-        an = analyze_both(a.analyze, a.analyze_size)
+        an = analyze_both(a.analyze, a.analyze_size, a.analyze_repeats)
         result["analyze"] = an
-        print(f"analyze {an['dataset']} at {an['size']} px, check on: {an['seconds'][0]:.1f} s contiguous, "
-              f"{an['seconds'][1]:.1f} s channels-last ({an['ratio']:.2f}x); advised {an['advised'][0]} / "
-              f"{an['advised'][1]}")
+        print(f"analyze {an['dataset']} at {an['size']} px, check on, median of {an['repeats']}: "
+              f"{an['seconds'][0]:.1f} s contiguous, {an['seconds'][1]:.1f} s channels-last ({an['ratio']:.2f}x); "
+              f"advised {an['advised'][0]} / {an['advised'][1]}")
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1) + "\n")
     return 0
