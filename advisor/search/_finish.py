@@ -14,10 +14,11 @@ from advisor.track.retry import TrackingUnavailable
 _log = logging.getLogger(__name__)
 
 
-def reconcile_runs(study, tracker) -> None:
+def reconcile_runs(study, tracker, only: int | None = None) -> None:
     """Give every finished trial exactly one ended MLflow run in its state: a trial whose process was killed
     before or while it logged (or whose logging failed), and a stale trial failed here, are logged from
-    the study's record; an unfinished run left behind is replaced (:meth:`StudyTracker.log_trial`)."""
+    the study's record; an unfinished run left behind is replaced (:meth:`StudyTracker.log_trial`).
+    ``only``: that trial number alone (a worker whose trial was failed as stale while it logged)."""
     from collections import defaultdict
 
     from advisor.search.trials import _stale_numbers, is_surplus
@@ -31,7 +32,7 @@ def reconcile_runs(study, tracker) -> None:
         if str(run.data.tags.get(N.TRIAL_TAG, "")).lstrip("-").isdigit():
             runs[int(run.data.tags[N.TRIAL_TAG])].append(run)
     for t in trials:
-        if not t.state.is_finished() or is_surplus(t):
+        if not t.state.is_finished() or is_surplus(t) or (only is not None and t.number != only):
             continue
         state = normalize_state(t.state)
         mine = runs.get(t.number, [])

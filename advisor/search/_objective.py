@@ -30,6 +30,7 @@ withdraws before it samples anything.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import logging
@@ -82,7 +83,7 @@ def fatal_message(number: int, reason: str) -> str:
 class Objective:
     """Callable for ``study.optimize``; holds the training context, the space and the tracker."""
 
-    def __init__(self, ctx, space, tracker, *, budget=None, fail_on: set[int] | None = None):
+    def __init__(self, ctx, space, tracker, *, budget=None, fail_on: set[int] | None = None, lock=None):
         from advisor.context import without_test
 
         self.ctx = dataclasses.replace(without_test(ctx), progress=_with_cache_pause(ctx.progress))
@@ -91,6 +92,7 @@ class Objective:
         self.budget = budget  # a TrialBudget, or None for no admission check
         self.block_names = list(ctx.backbone.block_names)
         self.fail_on = set(fail_on or ())  # trial numbers to fail on purpose (tests of failure handling)
+        self.lock = lock or contextlib.nullcontext  # the study's lock: runs are replaced one host at a time
         self.fatal: str | None = None  # the one-line reason after a fatal device error; the study is stopped
         self.fatal_error: AdvisorError | None = None  # the error to raise, when not a plain AdvisorError(fatal)
         self.last_trial_id: int | None = None  # the storage id of the trial running or run last
@@ -179,6 +181,13 @@ class Objective:
                     tags = {ADVISED_TAG: "true"} if trial.user_attrs.get("advice") else None
                     self.tracker.log_trial(trial.number, {STRATEGY_KEY: strategy, **_plain(params)}, state, value,
                                            history, wall, reason=reason, metrics=metrics, extra_tags=tags)
+                    if _failed_meanwhile(trial):
+                        # failed as stale while it logged (a slow tracking server after a database outage): the
+                        # study's record wins, and the host that ends the study may have reconciled already
+                        from advisor.search._finish import reconcile_runs
+
+                        with self.lock():
+                            reconcile_runs(trial.study, self.tracker, only=trial.number)
                 except Exception as e:  # noqa: BLE001 - tracking trouble must not lose the trial
                     trial.set_user_attr("tracking_error", str(e)[:300])
                     if isinstance(e, TrackingUnavailable):  # waited with backoff: the server stays gone

@@ -13,6 +13,7 @@ share it. The parent process shows the progress by reading the storage.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import multiprocessing as mp
 import os
 import time
@@ -33,7 +34,7 @@ def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri:
     from advisor.search._objective import Objective, QuietFatalTrials, optimize
     from advisor.search._pruners import make_pruner
     from advisor.search.space import load_space
-    from advisor.search.storage import open_storage
+    from advisor.search.storage import open_storage, storage_lock
     from advisor.track import StudyTracker
 
     cfg = SearchConfig(**cfg_dict)
@@ -55,7 +56,8 @@ def _worker(cfg_dict: dict, index: int, study_name: str, storage_desc: str, uri:
                            drop_rare_classes=cfg.drop_rare_classes)
     tracker = StudyTracker.attach(uri, parent_run_id)
     budget = TrialBudget(cfg.trials)
-    objective = Objective(ctx, space, tracker, budget=budget, fail_on=set(cfg.fail_trials))
+    lock = functools.partial(storage_lock, storage_desc, workspace, f"study:{study_name}")
+    objective = Objective(ctx, space, tracker, budget=budget, fail_on=set(cfg.fail_trials), lock=lock)
     with QuietFatalTrials(objective):
         optimize(study, objective, cfg.timeout, [budget])
     if objective.fatal:  # the trial is recorded; this process's GPU context (or the tracking server) is unusable

@@ -286,7 +286,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
             remaining = max(0, cfg.trials - finished_count(study))
             if remaining:
                 if cfg.workers == 1:
-                    _optimize_here(study, ctx, space, tracker, cfg, remaining, progress)
+                    _optimize_here(study, ctx, space, tracker, cfg, remaining, progress, lock)
                 else:
                     from advisor.search._workers import optimize_in_processes
 
@@ -321,6 +321,16 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     result.still_running, result.running_on = ending.running, ending.workers
     result.register = ending.claim.get("register", cfg.register)
     result.run_url = run_url(uri, tracker.experiment_id, tracker.parent_run_id)
+    if ending.role in ("elsewhere", "recorded"):
+        # a worker of this host that logged late (its trial failed as stale during an outage) may have written
+        # over a run the refitting host reconciled: bring the runs up to date again, one host at a time
+        try:
+            with lock():
+                reconcile_runs(study, tracker)
+        except TrackingUnavailable:
+            raise
+        except Exception as e:  # noqa: BLE001 - the study's result stands; the runs are reconciled by any rerun
+            _log.warning("could not bring the MLflow runs up to date: %s", e)
     if ending.role in ("elsewhere", "unfinished"):
         # another host ends the study: it reconciles the runs, refits, registers and ends the parent run
         time_it(result, spent, ctx, t_start)
@@ -352,13 +362,13 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
 
 #: Rounds of "run trials, then look at the study" (a round runs the retries of trials whose workers died).
 MAX_ROUNDS = 10
-def _optimize_here(study, ctx, space, tracker, cfg, n_trials, progress) -> None:
+def _optimize_here(study, ctx, space, tracker, cfg, n_trials, progress, lock=None) -> None:
     from advisor.search._budget import TrialBudget
     from advisor.search._objective import Objective, optimize
     from advisor.search.trials import best_note, finished_count
 
     budget = TrialBudget(cfg.trials)
-    objective = Objective(ctx, space, tracker, budget=budget, fail_on=set(cfg.fail_trials))
+    objective = Objective(ctx, space, tracker, budget=budget, fail_on=set(cfg.fail_trials), lock=lock)
     start = finished_count(study)
 
     def on_trial(study, trial) -> None:

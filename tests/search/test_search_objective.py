@@ -145,3 +145,45 @@ def test_a_device_side_assert_stops_the_study_after_recording_the_trial(tmp_path
     objective = Objective(_ctx(), load_space(path), None)
     study.optimize(objective, n_trials=4, catch=(TrialFailed,))
     assert len(calls) == 4 and [t.state.name for t in study.trials].count("FAIL") == 1 and objective.fatal is None
+
+
+def test_a_trial_failed_as_stale_while_it_logged_ends_with_the_studys_record_even_after_the_refit_host_reconciled(
+        tmp_path, monkeypatch):
+    """The interleaving of the many-hosts rehearsal's database outage: trial 0 is still RUNNING when its worker
+    starts to log it, another host then fails it as stale (no heartbeat during the outage), runs its retry and
+    reconciles the MLflow runs (trial 0 -> FAILED) before the worker's slow log lands with a FINISHED run. The
+    worker sees the study's record changed under it and puts the FAILED run back: one run per finished trial,
+    in the trial's state."""
+    from advisor.search._budget import TrialBudget
+    from advisor.search._finish import reconcile_runs
+    from advisor.search._objective import optimize
+    from advisor.search.storage import open_storage
+    from advisor.search.trials import _fail_and_retry
+    from advisor.track.study_runs import StudyTracker
+
+    path = tmp_path / "one.yaml"
+    path.write_text(WARM_SPACE)
+    run, _ = _scripted(lambda p, e: e / 10)
+    monkeypatch.setattr(advisor.train, "run_strategy", run)
+    study = optuna.create_study(study_name="s", storage=open_storage(None, tmp_path), direction="maximize")
+    tracker = StudyTracker.open(f"sqlite:///{tmp_path / 'mlflow.db'}", "e", "s")
+    real = StudyTracker.log_trial
+    other_host = []
+
+    def slow(self, number, *a, **k):
+        if number == 0 and not other_host:  # meanwhile, on the other host
+            frozen = study._storage.get_trial(study.trials[0]._trial_id)
+            other_host.append(_fail_and_retry(study, frozen))
+            reconcile_runs(study, self)
+        return real(self, number, *a, **k)
+
+    monkeypatch.setattr(StudyTracker, "log_trial", slow)
+    budget = TrialBudget(1)
+    optimize(study, Objective(_ctx(), load_space(path), tracker, budget=budget), None, [budget])
+    assert other_host == [True]
+    states = {t.number: t.state.name for t in study.trials}
+    assert states == {0: "FAIL", 1: "COMPLETE"} and study.trials[1].user_attrs["retry_of"] == 0
+    runs = {}
+    for r in tracker.trial_runs():
+        runs.setdefault(int(r.data.tags["advisor.trial_number"]), []).append(r.info.status)
+    assert runs == {0: ["FAILED"], 1: ["FINISHED"]}
