@@ -16,7 +16,8 @@ def options(ex) -> None:
     from advisor.deploy.formats import FORMATS
 
     ex.add_argument("--format", required=True, choices=list(FORMATS),
-                    help="onnx (needs the advisor[export] extra) or torchscript")
+                    help=" or ".join(f"{f.name}" + (f" (needs {', '.join(f.needs)}: {f.install})" if f.needs else "")
+                                     for f in FORMATS.values()))
     ex.add_argument("--out", required=True, metavar="PATH", help="the exported model file")
 
 

@@ -3,8 +3,8 @@
 Only MLflow is read -- never the Optuna storage -- so a report can be made anywhere the
 tracking store is reachable. A study is the parent run tagged ``advisor.kind = "study"``
 (see :mod:`advisor.track.study_runs`) with its nested trial runs; its artifacts
-``profile.json`` / ``advice.json`` (present when analyze ran) and ``best_params.json``
-are downloaded and rebuilt.
+``profile.json`` / ``advice.json`` (present when analyze ran), ``best_params.json`` and
+``strategy_tables.json`` (the refit best's own tables) are downloaded and rebuilt.
 """
 
 from __future__ import annotations
@@ -29,9 +29,11 @@ from advisor.track.names import (  # the names advisor search writes: one contra
     REASON_TAG,
     STATE_TAG,
     STRATEGY_KEY,
+    STRATEGY_TABLES,
     STUDY_TAG,
     TRIAL_TAG,
 )
+from advisor.report.view import view_from_data
 from advisor.track.quiet import quiet_downloads
 from advisor.track.study_runs import search_all
 
@@ -87,6 +89,7 @@ class StudyData:
     profile: Any = None  # advisor.measure.profile.Profile | None
     advice: Any = None  # advisor.advise.advice.Advice | None
     search_space: str | None = None  # search_space.yaml as logged
+    best_tables: list = field(default_factory=list)  # the refit best's own tables (Strategy.tables), as a view
 
     @property
     def label(self) -> str:
@@ -247,7 +250,8 @@ def _study(client: Any, experiment: Any, parent: Any, tracking_uri: str) -> Stud
 
     tags, metrics = parent.data.tags, parent.data.metrics
     run_id = parent.info.run_id
-    texts = _artifacts(client, run_id, ("profile.json", "advice.json", "best_params.json", "search_space.yaml"))
+    texts = _artifacts(client, run_id, ("profile.json", "advice.json", "best_params.json", "search_space.yaml",
+                                        STRATEGY_TABLES))
     best_json = _load_json(texts.get("best_params.json")) or {}
     best_params = best_json.get("params") if isinstance(best_json.get("params"), dict) else None
     if best_params is None:  # fall back to the write-once best.* params
@@ -263,7 +267,7 @@ def _study(client: Any, experiment: Any, parent: Any, tracking_uri: str) -> Stud
         best_trial=int(best_tag) if best_tag and best_tag.lstrip("-").isdigit() else None,
         best_params=best_params, trials=trial_runs(client, experiment.experiment_id, run_id),
         profile=_load_json(texts.get("profile.json"), Profile), advice=_load_json(texts.get("advice.json"), Advice),
-        search_space=texts.get("search_space.yaml"))
+        search_space=texts.get("search_space.yaml"), best_tables=view_from_data(_load_json(texts.get(STRATEGY_TABLES))))
 
 
 # ------------------------------------------------------------------ the advised trial

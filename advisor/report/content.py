@@ -203,7 +203,10 @@ def _best_block(study: StudyData) -> Block:
             ["test accuracy", fmt_acc(study.test_accuracy)], ["test macro-F1", fmt_acc(study.test_macro_f1)],
             ["trainable parameters", fmt_int(best.trainable_params if best else None)],
             ["wall time", fmt_seconds(best.wall_time if best else None)]]
-    return Block(study.label, tables=[Table(headers=["", ""], rows=rows, align="ll", css_id="best-table")],
+    own = [t for t in study.best_tables if isinstance(t, Table)]  # its strategy's tables, of the refit
+    notes = [t for t in study.best_tables if isinstance(t, str)]
+    return Block(study.label, tables=[Table(headers=["", ""], rows=rows, align="ll", css_id="best-table"), *own],
+                 paragraphs=notes,
                  code_intro="Rerun it (add --save PATH to keep the model; the MLflow model logged on the parent "
                             "run is this trial's):",
                  code=train_command(study, strategy, params))

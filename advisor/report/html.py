@@ -117,6 +117,7 @@ def render_html(report: Report) -> str:
         f'<section id="summary"><h2>Summary</h2>{_table(report.summary, with_id=True)}</section>'
         f"{body}</main>"
         "<footer>Every number on this page was read from the MLflow runs of the studies: the parent run "
-        "(tags, metrics, profile.json, advice.json, best_params.json) and its nested trial runs.</footer>"
+        "(tags, metrics, profile.json, advice.json, best_params.json, strategy_tables.json) and its nested trial "
+        "runs.</footer>"
         "</body></html>\n"
     )

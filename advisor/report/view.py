@@ -9,7 +9,7 @@ block and the same caption. A renderable list (``View``) is tables and lines of 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Union
 
 from advisor.track.names import STRATEGY_KEY
@@ -106,3 +106,25 @@ class Block:
     bullets: list[str] = field(default_factory=list)
     code: str = ""
     code_intro: str = ""  # a sentence shown just before ``code``
+
+
+def view_to_data(items: View) -> list:
+    """A view as JSON-ready data (a table: its fields; a line of text: the string), to store beside a run."""
+    return [asdict(i) if isinstance(i, Table) else str(i) for i in items]
+
+
+def view_from_data(data: Any) -> View:
+    """The view :func:`view_to_data` stored; anything that is not a table's fields or a string is left out (a
+    file written by a later version may hold more)."""
+    names = {f.name for f in fields(Table)}
+    out: View = []
+    for item in data if isinstance(data, list) else []:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict) and isinstance(item.get("headers"), list) and isinstance(item.get("rows"), list):
+            kw = {k: v for k, v in item.items() if k in names}
+            for k in ("no_wrap", "muted"):
+                if k in kw:
+                    kw[k] = tuple(kw[k] or ())
+            out.append(Table(**kw))
+    return out

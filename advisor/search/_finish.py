@@ -83,6 +83,8 @@ def refit_and_log(study, ctx, cfg, tracker, uri, result, study_name, experiment,
                                    **(best.user_attrs.get("params") or {})},
                      {"test_accuracy": result.test_accuracy, "test_macro_f1": result.test_macro_f1},
                      value=best.value, extra_metrics=extra, extra_tags=tags)
+    if refit["tables"]:  # the strategy's own tables of the refit, for advisor report
+        tracker.log_artifacts({N.STRATEGY_TABLES: refit["tables"]})
     if refit["result"] is None:
         spent["log_best"] = time.perf_counter() - mark
         return
@@ -120,7 +122,7 @@ def _refit_best(best, ctx) -> dict:
     from advisor.train import run_strategy
 
     out = {"test_accuracy": None, "test_macro_f1": None, "val_accuracy": None, "reproduced": None,
-           "model": None, "result": None, "error": None}
+           "model": None, "result": None, "error": None, "tables": []}
     strategy, params = best.user_attrs.get("strategy"), best.user_attrs.get("params")
     if strategy is None or params is None:
         out["error"] = f"trial {best.number} recorded no configuration"
@@ -135,7 +137,8 @@ def _refit_best(best, ctx) -> dict:
         val = float(result.val_accuracy)
         out.update(test_accuracy=N.finite(result.test_accuracy), test_macro_f1=N.finite(result.test_macro_f1),
                    val_accuracy=val, reproduced=math.isclose(val, float(best.value), rel_tol=0.0, abs_tol=1e-12),
-                   model=result.model, result=result if result.model is not None else None)
+                   model=result.model, result=result if result.model is not None else None,
+                   tables=_strategy_tables(result))
     if out["error"]:
         _log.warning("refitting the best trial %d failed (%s): no test accuracy", best.number, out["error"])
     elif not out["reproduced"]:
@@ -158,6 +161,18 @@ def _log_best_model(refit, ctx, cfg, tracker, uri, tags) -> tuple[str | None, st
         version = register(uri, info.model_uri, cfg.register,
                            {k: "" if v is None else str(v) for k, v in tags.items()}).version
     return info.model_uri, None if version is None else str(version)
+
+
+def _strategy_tables(result) -> list:
+    """The tables the refit's strategy declares (``Strategy.tables``), as data for ``strategy_tables.json``."""
+    from advisor.report.run_tables import strategy_view
+    from advisor.report.view import view_to_data
+
+    try:
+        return view_to_data(strategy_view(result))
+    except Exception as e:  # noqa: BLE001 - a table that cannot be drawn must not lose the refit
+        _log.warning("the %s tables of the refit could not be made: %s", result.strategy, e)
+        return []
 
 
 def _flag(value: bool | None) -> str:

@@ -53,6 +53,9 @@ RUN_ID_TAG = "advisor.run_id"
 # -- params (and a trial run's tag) naming the trained strategy
 STRATEGY_KEY = "strategy"
 
+# -- artifacts of the parent run that advisor report reads besides profile.json, advice.json, best_params.json
+STRATEGY_TABLES = "strategy_tables.json"  # the refit best's own tables (Strategy.tables), as view data
+
 
 def finite(value: object) -> float | None:
     """``value`` as a float when it is a finite number (also a one-element tensor or array), else None."""

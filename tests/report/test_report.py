@@ -499,3 +499,30 @@ def test_a_missing_local_store_is_one_line_and_creates_nothing(tmp_path, capsys)
     code, _, err = _report(["--experiment", "x", "--workspace", str(tmp_path / "ws")], capsys)
     _one_line_error(code, err, "no MLflow store at")
     assert not (tmp_path / "ws").exists()
+
+
+def test_the_best_strategys_own_tables_reach_the_html_and_markdown_report(tmp_path, capsys):
+    """A strategy declares its tables once (``Strategy.tables``): the terminal shows them after ``advisor train``,
+    and the search logs the refit's (``strategy_tables.json`` on the parent run), so the report's best
+    configuration shows them too, in both formats."""
+    import json
+
+    from advisor.track.names import STRATEGY_TABLES
+
+    space = tmp_path / "rgn.yaml"
+    space.write_text("strategy: auto_rgn\nparams:\n  head_lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n"
+                     "  epochs: 1\n  batch_size: 32\n")
+    res = run_search(SearchConfig(strategy="auto_rgn", space=str(space), trials=1, pruner="none", dataset="digits:30",
+                                  image_size=32, weights="random", workspace=str(tmp_path / "ws"),
+                                  cache_dir=str(tmp_path / "cache"), study_name="rgn", experiment="rgn"))
+    client = _client(res.tracking_uri)
+    logged = json.loads(Path(client.download_artifacts(res.parent_run_id, STRATEGY_TABLES, str(tmp_path))).read_text())
+    scales = next(t for t in logged if isinstance(t, dict) and t.get("css_id") == "rgn-table")
+    assert scales["rows"][0][0] == "head:label" and "block:stem" in [r[0] for r in scales["rows"]]
+    out = tmp_path / "out"
+    code, _, err = _report(["--experiment", "rgn", "--tracking-uri", res.tracking_uri, "--out", str(out)], capsys)
+    assert code == 0, err
+    html, md = (out / "rgn.html").read_text(), (out / "rgn.md").read_text()
+    best = _md_section(md, "Best configuration")
+    assert "Auto-RGN: mean rate scale" in best and f"| {scales['rows'][0][0]} | {scales['rows'][0][1]} |" in best
+    assert 'class="rgn-table"' in html and "Auto-RGN: mean rate scale" in html

@@ -46,7 +46,7 @@ class ExportFormat:
 #: name -> format, in the order the command line lists them
 FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
     ExportFormat("onnx", "advisor.deploy.formats._onnx", "ONNX", ("onnx", "onnxruntime"),
-                 "pip install 'advisor[export]' (onnx and onnxruntime)"),
+                 "pip install 'advisor[export]'"),
     ExportFormat("torchscript", "advisor.deploy.formats._torchscript", "TorchScript"),
 )}
 
