@@ -11,13 +11,13 @@ Image format (both datasets)
     crop, which on a 28x56 strip would cut away the outer half of both items.
 
 Coarse groups of the ten Fashion-MNIST classes (:data:`COARSE_GROUPS`)
-    tops  = T-shirt/top, Pullover, Dress, Coat, Shirt (classes 0, 2, 3, 4, 6)
-    shoes = Sandal, Sneaker, Ankle boot               (classes 5, 7, 9)
-    other = Trouser, Bag                              (classes 1, 8)
-    A dress is not a top in the usual sense (an upper-body garment; Fashion-MNIST class 3 is Dress, and the
-    advice grid's item groups put it in "other"). It stays with the tops here because these groups decide
-    the ``same_group`` and ``y`` labels: moving it would change both datasets, and the stored results of
-    the advice grid's fashion-chain scenarios, which are made from ``fashion-chain``.
+    tops  = T-shirt/top, Pullover, Coat, Shirt (classes 0, 2, 4, 6): the upper-body garments
+    shoes = Sandal, Sneaker, Ankle boot        (classes 5, 7, 9)
+    other = Trouser, Dress, Bag                (classes 1, 3, 8)
+    A dress is not a top (an upper-body garment), so it is "other". Until 2026-12-06 it was a top here while
+    the advice grid's item groups put it in "other"; this is now the one grouping, which the grid reads too.
+    The grid's stored results of its fashion-chain scenarios (code versions up to 1d28899bc36b) were made with
+    the dress among the tops.
 
 ``fashion-pairs`` (multi-task; the final task is ``same_group``)
     ``left``        10 classes: Fashion-MNIST class of the left item.
@@ -83,9 +83,9 @@ EXAMPLE_DATASETS: dict[str, str] = {
 DEFAULT_SIZE = 6000
 PAIRS_MISSING = {"right": 0.30, "same_group": 0.20}
 COARSE_GROUPS: dict[str, tuple[int, ...]] = {
-    "tops": (0, 2, 3, 4, 6),
+    "tops": (0, 2, 4, 6),
     "shoes": (5, 7, 9),
-    "other": (1, 8),
+    "other": (1, 3, 8),
 }
 # class index -> coarse group index (0 tops, 1 shoes, 2 other)
 GROUP_OF = np.zeros(10, dtype=np.int64)

@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from advisor.data.builtin import FASHION_MNIST_CLASSES
+from advisor.data.examples import COARSE_GROUPS
+
 from .families import _S5_INPUT
 from .images import _digits_28, _fashion_rows, _index_split, _redraw, _seed, _transform
 from .single import _s5_transform
@@ -59,14 +62,12 @@ def _pairs(sc: Scenario):
     return canvas, labels, classes, _index_split((n_train, n_val, n_test))
 
 
-#: The groups of one item's class (the y of item-chain, the second task of mt-item-group): tops are the
-#: upper-body garments, so Dress (class 3) is "other", as in fm-src-coarse and s5-breeds. Not
-#: advisor.data.examples.COARSE_GROUPS, whose "tops" include the dress: that grouping decides the fashion-pairs
-#: and fashion-chain labels, and so the grid's chain scenarios' data; each grouping is frozen by the stored
-#: results made with it (the dataset fingerprints of every item and chain scenario).
-ITEM_GROUPS = ([0, 2, 4, 6], [5, 7, 9], [1, 3, 8])
-ITEM_GROUP_NAMES = ["top (T-shirt, Pullover, Coat, Shirt)", "shoe (Sandal, Sneaker, Ankle boot)",
-                    "other (Trouser, Dress, Bag)"]
+#: The groups of one item's class (the y of item-chain, the second task of mt-item-group): the package's one
+#: grouping, advisor.data.examples.COARSE_GROUPS (tops are the upper-body garments, so Dress is "other", as in
+#: fm-src-coarse and s5-breeds), which fashion-pairs and fashion-chain label with too.
+ITEM_GROUPS = tuple(list(members) for members in COARSE_GROUPS.values())
+ITEM_GROUP_NAMES = [f"{name.removesuffix('s')} ({', '.join(FASHION_MNIST_CLASSES[c].split('/')[0] for c in members)})"
+                    for name, members in COARSE_GROUPS.items()]
 
 
 def _items(sc: Scenario):

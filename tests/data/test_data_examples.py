@@ -46,8 +46,9 @@ def test_groups_partition_the_classes():
     members = sorted(c for g in COARSE_GROUPS.values() for c in g)
     assert members == list(range(10))
     names = {g: [FASHION_MNIST_CLASSES[c] for c in m] for g, m in COARSE_GROUPS.items()}
+    assert names["tops"] == ["T-shirt/top", "Pullover", "Coat", "Shirt"]  # the upper-body garments
     assert names["shoes"] == ["Sandal", "Sneaker", "Ankle boot"]
-    assert names["other"] == ["Trouser", "Bag"]
+    assert names["other"] == ["Trouser", "Dress", "Bag"]
 
 
 def test_fashion_pairs_format(pairs):
