@@ -25,7 +25,7 @@ import numbers
 from typing import Any, Sequence
 
 from advisor import strategies
-from advisor.search.space._base import Space, is_bool, optuna_name, param_of, same
+from advisor.search.space._base import ParamSpec, Space, is_bool, optuna_name, param_of, same
 from advisor.search.space._resolve import bounds, depth, plain
 
 #: the user attribute that marks a trial added from the measured check (its index in the check's runs)
@@ -110,6 +110,56 @@ def check_trial(strategy: str, params: dict, space: Space, block_names: Sequence
     as_run = {name: plain(given.get(name, _default(strategy, name, family)), param_of(strategy, name), block_names)
               for name in ss.params}  # as a trial records it: a block by name
     return values, dists, strategy, as_run
+
+
+def hold_check(space: Space, check, block_names: Sequence[str], family: str) -> Space:
+    """``space`` (one built from the advice) made to hold the measured check's network runs: each network
+    sub-space a run is expressed in fixes the run's training budget (``epochs``, ``patience``, ``batch_size``:
+    the check's, sized for this training split, where the advice's space fixed 8 epochs whatever the data), and
+    its rate ranges and choices reach the values the run trained with (the recipe's and the registry's defaults
+    where the run set none). Its depth and every other fixed value stay as the advice chose them, so a run
+    outside them stays out. Without a check, or a check without network runs, ``space`` as it is."""
+    import copy
+
+    from advisor.advise.check import BUDGET_KEYS
+
+    out = copy.deepcopy(space)
+    n = len(block_names)
+    for run in (check.runs if check is not None else []):
+        strategy, given = run.strategy, dict(run.params)
+        if strategies.get(strategy).kind != "network":
+            continue
+        if strategy not in out.strategies:
+            inside = strategies.expressed_in(strategy, out.strategies, n)
+            if inside is None:
+                continue
+            strategy, given = inside[0], {**given, **inside[1]}
+        ss = out.strategies[strategy]
+        for name in BUDGET_KEYS:
+            if name in given:
+                ss.params[name] = ParamSpec(name, "fixed", value=given[name])
+        for name, spec in ss.params.items():
+            if name in BUDGET_KEYS or param_of(strategy, name).base == "block" or name == "k":
+                continue
+            value = given.get(name, _default(strategy, name, family))
+            if spec.kind == "categorical" and not any(same(value, c) for c in spec.choices or []):
+                spec.choices = [*(spec.choices or []), value]
+            elif spec.kind in ("int", "float") and isinstance(value, numbers.Real) and not is_bool(value) \
+                    and isinstance(spec.low, numbers.Real) and isinstance(spec.high, numbers.Real) \
+                    and not (spec.log and value <= 0) and spec.step is None:
+                spec.low, spec.high = min(spec.low, value), max(spec.high, value)
+    return out
+
+
+def advised_run(advice, space: Space, block_names: Sequence[str], family: str) -> dict | None:
+    """The Optuna parameters of the check run the advice is (when the check decided it) inside ``space``: the
+    advised configuration exactly as it trained, budget and defaults included; None otherwise."""
+    check = getattr(advice, "check", None)
+    win = check.winner() if check is not None and getattr(advice, "decided_by", None) == "check" else None
+    if win is None:
+        return None
+    got = check_trial(win.strategy, win.params, space, block_names, family)
+    return None if isinstance(got, str) else got[0]
 
 
 def seed_study(study, check, space: Space, block_names: Sequence[str], family: str,

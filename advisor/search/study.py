@@ -118,16 +118,18 @@ def _get_advice(cfg: SearchConfig, ctx, progress, saved=None):
     return analyze_context(ctx, cfg.dataset, cfg.model, sample=cfg.analyze_sample, progress=analyze_progress)
 
 
-def _first_unseen(advice, space, block_names, study) -> tuple[str, dict] | None:
-    """``(what, optuna params)``: the advised configuration inside ``space`` unless a trial of ``study`` already
-    holds it (the check ran it), else the first of the advice's alternatives that none holds; None when every
-    one is held or outside the space."""
+def _first_unseen(advice, space, block_names, study, advised: dict | None = None) -> tuple[str, dict] | None:
+    """``(what, optuna params)``: the advised configuration inside ``space`` (``advised``: its Optuna parameters)
+    unless a trial of ``study`` already holds it (the check ran it), else the first of the advice's alternatives
+    that none holds; None when every one is held or outside the space."""
     from advisor.search.space import advice_trial
 
     held = [dict(t.params) for t in study.get_trials(deepcopy=False)]
-    options = [("advice", advice)] + [(f"alternative {i}", dataclasses.replace(advice, strategy=a.strategy,
-                                                                               params=dict(a.params or {})))
-                                      for i, a in enumerate(advice.alternatives, 1)]
+    if advised is not None and advised not in held:
+        return "advice", advised
+    options = [] if advised is not None else [("advice", advice)]
+    options += [(f"alternative {i}", dataclasses.replace(advice, strategy=a.strategy, params=dict(a.params or {})))
+                for i, a in enumerate(advice.alternatives, 1)]
     for what, option in options:
         got = advice_trial(option, space, len(block_names), block_names)
         if got is not None and got[1] not in held:
@@ -144,7 +146,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     import optuna
 
     from advisor.context import make_context
-    from advisor.search._seed import same_split, seed_study
+    from advisor.search._seed import advised_run, hold_check, same_split, seed_study
     from advisor.search.space import advice_trial, check_space, space_to_yaml
     from advisor.search.storage import check_storage, describe_storage, open_storage, storage_lock
     from advisor.search.trials import finished_count, recover_stale_trials
@@ -195,6 +197,10 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
     advice = analysis.advice if analysis is not None else None
     space = _load_space(cfg, advice)
     block_names = list(ctx.backbone.block_names)
+    if space.source == "auto" and advice is not None and advice.check is not None:
+        # the space the advice suggests holds the check's fine-tunes as they ran: their budget, sized for this
+        # split, and their rates, so they become trials and the advised one is the configuration the check chose
+        space = hold_check(space, advice.check, block_names, ctx.backbone.layout.family)
     check_space(space, block_names)
     strategy_tag = cfg.strategy if cfg.strategy != "auto" else (advice.strategy if advice else "auto")
     # named after what was asked, not what analyze answered, so that a re-run resumes the same study
@@ -228,6 +234,8 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
             advised = advice_trial(advice, space, len(block_names), block_names)
             if advised is not None:
                 advice_params = advised[1]
+            # decided by the check: the advised configuration is the run it trained, exactly (rates, budget)
+            advice_params = advised_run(advice, space, block_names, ctx.backbone.layout.family) or advice_params
             if new_study and advice.check is not None:
                 # the measured check's runs are trials already run on this split: added, never trained again
                 # (the one holding the advised configuration is the advised trial)
@@ -238,7 +246,7 @@ def run_search(cfg: SearchConfig, progress: Callable[[str, int, int, str], None]
             if new_study:
                 # the first trained trial: the advice, or, when the check already ran it, the advice's first
                 # alternative that has not run
-                first = _first_unseen(advice, space, block_names, study)
+                first = _first_unseen(advice, space, block_names, study, advice_params)
                 if first is not None:
                     study.enqueue_trial(first[1], user_attrs={"advice": first[0] == "advice",
                                                               "advised_as": first[0]})

@@ -90,3 +90,46 @@ def test_seeding_adds_each_configuration_once_and_only_to_a_study_without_them(s
     # the sampler continues from them: a new trial's distributions are the seeded ones
     trial = study.ask()
     assert trial.suggest_categorical("strategy", ["svm_early", "last_k"]) in ("svm_early", "last_k")
+
+
+ADVICE_SPACE = """\
+strategies:
+  last_k:
+    k: {type: int, low: 1, high: 6}
+    head_lr: {type: float, low: 1.0e-3, high: 3.0e-3, log: true}
+    lr_ratio: {type: float, low: 0.05, high: 0.5, log: true}
+    layer_decay: {type: float, low: 0.7, high: 0.95}
+    warmup: {type: categorical, choices: [false]}
+    epochs: 8
+    batch_size: 64
+"""
+
+
+def test_the_advices_space_holds_the_checks_fine_tune_as_it_ran(tmp_path):
+    """A space built from the advice fixes 8 epochs and rate ranges that need not reach the check's LP-FT run
+    (20 epochs on a small split, no layer decay, the recipe's head rate, a warm-up): then the run the advice
+    is cannot be a trial, and the search trains another configuration as 'the advice'. hold_check makes the
+    space hold it (its budget fixed, its rates inside the ranges), and advised_run names it."""
+    import types
+
+    from advisor.search._seed import _default, advised_run, hold_check
+
+    path = tmp_path / "a.yaml"
+    path.write_text(ADVICE_SPACE)
+    space = load_space(str(path))
+    lpft = {"warmup": True, "lr_ratio": 0.1, "epochs": 20, "patience": 5, "batch_size": 64}
+    check = MeasuredCheck(runs=[CheckRun("linear_probe", {"C": 1.0}, 0.70, 0.5),
+                                CheckRun("full_finetune", lpft, 0.78, 30.0)], n_val=100)
+    assert "outside the space" in check_trial("full_finetune", lpft, space, BLOCKS, "cnn")
+    held = hold_check(space, check, BLOCKS, "cnn")
+    last_k = held.strategies["last_k"].params
+    assert last_k["epochs"].value == 20 and last_k["patience"].value == 5 and last_k["batch_size"].value == 64
+    assert last_k["layer_decay"].low == 0.7 and last_k["layer_decay"].high == _default("last_k", "layer_decay", "cnn")
+    assert last_k["warmup"].choices == [False, True] and last_k["k"].high == 6  # depth stays as advised
+    values = check_trial("full_finetune", lpft, held, BLOCKS, "cnn")[0]
+    assert values["k"] == 6 and values["head_lr"] == _default("last_k", "head_lr", "cnn")
+    assert space.strategies["last_k"].params["epochs"].value == 8  # the space given is left as it was
+    advice = types.SimpleNamespace(check=check, decided_by="check")
+    assert advised_run(advice, held, BLOCKS, "cnn") == values
+    assert advised_run(types.SimpleNamespace(check=check, decided_by="rules"), held, BLOCKS, "cnn") is None
+    assert advised_run(advice, space, BLOCKS, "cnn") is None  # outside the space: the advice as the rules say

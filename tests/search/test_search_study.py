@@ -177,7 +177,7 @@ def test_strategy_auto_starts_from_the_check_and_tries_the_advice_first(tmp_path
     trials (never trained again, not counted against --trials), and the first trained trial is the advice's
     best configuration that has not run yet."""
     from advisor.api import analyze
-    from advisor.search._seed import check_trial
+    from advisor.search._seed import advised_run, check_trial, hold_check
     from advisor.search.space import advice_trial, space_from_advice
 
     cfg = SearchConfig(dataset="digits:30", strategy="auto", trials=2, image_size=32, workspace=str(tmp_path / "ws"),
@@ -185,8 +185,8 @@ def test_strategy_auto_starts_from_the_check_and_tries_the_advice_first(tmp_path
     r = run_search(cfg)
     analysis = analyze("digits:30", "mobilenet_v2", sample=200, image_size=32)
     advice, check = analysis.advice, analysis.advice.check
-    space = space_from_advice(advice)
     names = list(analysis.profile.blocks[i].name for i in range(len(analysis.profile.blocks)))
+    space = hold_check(space_from_advice(advice), check, names, "cnn")  # the search's: it holds the check's runs
     inside = [run for run in check.runs if not isinstance(check_trial(run.strategy, run.params, space, names, "cnn"),
                                                             str)]
     assert r.advice_strategy == advice.strategy and inside and r.from_check == len(inside)
@@ -198,7 +198,8 @@ def test_strategy_auto_starts_from_the_check_and_tries_the_advice_first(tmp_path
         assert t.value == pytest.approx(run.val_accuracy) and t.user_attrs["wall_time"] > 0
     assert len(trained) == cfg.trials and all("from_check" not in t.user_attrs for t in trained)
     first = trained[0]
-    advised = advice_trial(advice, space, len(names), names)[1]
+    # decided by the check: the advised configuration is its winning run as it ran
+    advised = advised_run(advice, space, names, "cnn") or advice_trial(advice, space, len(names), names)[1]
     held = [dict(t.params) for t in seeded]
     assert dict(first.params) not in held  # never the check's winner again
     # the advised trial is the one holding the advice's configuration: the check's run when it ran it, else
