@@ -5,7 +5,8 @@
   same boundary never recompute the frozen part), Hyperband pruning over epochs, and MLflow
   logging of every trial into a fresh SQLite store (its set-up timed too).
 * **plain** = ``optuna.create_study(TPESampler(seed))`` + ``study.optimize`` over the very same
-  space (the advice's), each trial a ``run_strategy`` call without cache, pruning or warm start.
+  space (the advice's, holding the check's fine-tunes as ours does: ``advisor.search._seed.hold_check``), each
+  trial a ``run_strategy`` call without cache, pruning or warm start.
 
 Both get the same number of trials, a cold start (fresh cache folder, storage and tracking store)
 and the same data split. The default regime keeps 60 training images per class, as
@@ -153,6 +154,7 @@ def main() -> None:
 
     from advisor.api import analyze
     from advisor.measure.stats import binomial_se
+    from advisor.search._seed import hold_check
     from advisor.search.space import space_from_advice
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -166,6 +168,9 @@ def main() -> None:
             analysis = analyze(a.dataset, a.model, sample=a.analyze_sample, image_size=a.image_size,
                                device=a.device, seed=seed, split=a.split)
             space = space_from_advice(analysis.advice)
+            if analysis.advice.check is not None:  # as ours: the space holds the check's fine-tunes as they ran
+                space = hold_check(space, analysis.advice.check, [b.name for b in analysis.profile.blocks],
+                                   analysis.profile.family)
             n_val = analysis.profile.size.split["val"]
             order = ["ours", "plain"] if r % 2 == 0 else ["plain", "ours"]
             res = {}
