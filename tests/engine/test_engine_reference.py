@@ -92,10 +92,23 @@ def test_cnn_path_matches_the_values_recorded_before_the_engine(one_torch_thread
     if own.is_file():
         d = diffs[own.name]
         assert not d, [(k, wants[own.name].get(k), got.get(k)) for k in d[:10]]
-    # a CPU kind without a reference: no hash can match; the values must, to float32 accumulation error
+    # a CPU kind without a reference (AVX512 on the machine of 2026-12-06): no hash can match; the values must, to
+    # float32 accumulation error, but for a trained run's accuracy, which may differ by one validation image (a
+    # near-tie image flips under any roundoff, as between the two recorded CPU kinds: 0.425 and 0.45 for last_k)
     want = json.loads(REFERENCES[0].read_text())
-    bad = _close_mismatches(want, raw)
+    one_image = 1.0 / want["profile"]["size"]["split"]["val"]
+    bad = [m for m in _close_mismatches(want, raw)
+           if not (m[0].startswith("/runs/") and m[0].endswith("accuracy") and len(m) == 3
+                   and abs(_number(m[1]) - _number(m[2])) <= one_image + 1e-12)]
     assert not bad, bad[:10]
+
+
+def _number(v) -> float:
+    """A recorded float (stored as ``float.hex`` text, or as a number); NaN for anything else."""
+    try:
+        return float.fromhex(v) if isinstance(v, str) else float(v)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _close_mismatches(want, got, path="") -> list:

@@ -98,7 +98,10 @@ def test_pooling_by_class_token_and_by_patch_mean_are_different_entries(ctx):
     with torch.no_grad():
         out = ctx.backbone.forward_features(images(ctx, idx))
     np.testing.assert_allclose(cache.pooled(avg, last, idx), out[:, 1:].mean(dim=1).numpy(), rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(cache.pooled(ctx, last, idx), out[:, 0].numpy())
+    # the cache ran these images in another batch than this direct pass: equal to float32 roundoff (on AVX512 the
+    # batch's size picks the matmul kernel), and far from the patch mean above
+    np.testing.assert_allclose(cache.pooled(ctx, last, idx), out[:, 0].numpy(), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(out[:, 0].numpy(), out[:, 1:].mean(dim=1).numpy(), rtol=1e-3, atol=1e-3)
 
 
 def test_the_engine_pools_by_the_layout_it_is_given(ctx):
