@@ -78,18 +78,25 @@ def _inside(space: Space, strategy: str, name: str, value: Any, n: int, block_na
                                                                       log=spec.log)
 
 
+def _as_in_space(strategy: str, params: dict, space: Space, n_blocks: int) -> tuple[str, dict] | None:
+    """``(strategy, params)`` as ``space`` expresses the run (full_finetune as last_k over every block), or None
+    when no strategy of the space expresses it."""
+    if strategy in space.strategies:
+        return strategy, dict(params)
+    inside = strategies.expressed_in(strategy, space.strategies, n_blocks)
+    return None if inside is None else (inside[0], {**params, **inside[1]})
+
+
 def check_trial(strategy: str, params: dict, space: Space, block_names: Sequence[str], family: str):
     """``(optuna params, distributions, strategy, plain params)`` of one check run inside ``space`` (the strategy
     the space expresses it by), or a string saying why it is not in it."""
     import optuna
 
     n = len(block_names)
-    given = dict(params)
-    if strategy not in space.strategies:
-        inside = strategies.expressed_in(strategy, space.strategies, n)
-        if inside is None:
-            return f"{strategy} is not in the space"
-        strategy, given = inside[0], {**given, **inside[1]}
+    inside = _as_in_space(strategy, params, space, n)
+    if inside is None:
+        return f"{strategy} is not in the space"
+    strategy, given = inside
     ss = space.strategies[strategy]
     names = list(space.strategies)
     values: dict[str, Any] = {}
@@ -126,14 +133,10 @@ def hold_check(space: Space, check, block_names: Sequence[str], family: str) -> 
     out = copy.deepcopy(space)
     n = len(block_names)
     for run in (check.runs if check is not None else []):
-        strategy, given = run.strategy, dict(run.params)
-        if strategies.get(strategy).kind != "network":
+        inside = _as_in_space(run.strategy, run.params, out, n)
+        if strategies.get(run.strategy).kind != "network" or inside is None:
             continue
-        if strategy not in out.strategies:
-            inside = strategies.expressed_in(strategy, out.strategies, n)
-            if inside is None:
-                continue
-            strategy, given = inside[0], {**given, **inside[1]}
+        strategy, given = inside
         ss = out.strategies[strategy]
         for name in BUDGET_KEYS:
             if name in given:
