@@ -79,7 +79,7 @@ def stored_scenarios(version: str) -> list[tuple["grid.Scenario", float]]:
     """Single-task scenarios with a stored analysis, and their stored mean BN shift."""
     out = []
     for sc in grid.all_scenarios():
-        if sc.kind != "single" or sc.part == grid.SHIFT_HELDOUT:
+        if sc.kind != "single" or sc.part in grid.WIDE_PARTS:
             continue
         path = grid.RESULTS / version / sc.id.replace("/", "__") / "analysis.json"
         if not path.is_file():
@@ -132,9 +132,9 @@ def measure_source(source: str, sample: int, log=print) -> list[dict]:
     from advisor.measure.collect import collect
     from advisor.measure.shift import BNStatsShift, ReferenceShift
 
-    # the fifth held-out part (issue 21's judge) stays unseen: no measurement of its targets before its results
+    # the fifth and sixth held-out parts (issue 21's judges) stay unseen: no measurement of their targets
     scs = [sc for sc in grid.all_scenarios() if sc.kind == "single" and sc.source == source
-           and sc.part != grid.SHIFT_HELDOUT]
+           and sc.part not in grid.WIDE_PARTS]
     out = []
     with tempfile.TemporaryDirectory(prefix="shift-auc-") as tmp:
         first = grid.make_scenario_context(scs[0], cache_root=Path(tmp))

@@ -4,13 +4,14 @@ The rules and the measured check score their own margin (``Advice.raw_confidence
 deciding measurements from their thresholds, or the check's validation margin in standard errors, squashed
 into [0.35, 0.95]). That score ranks decisions but is not a probability: on the advice grid's older parts
 its middle band was right less often than its lowest. :func:`calibrated` maps it through a table fitted
-by ``python -m benchmarks.advice_grid --calibrate-confidence`` on the grid's calibration parts only (the event:
-strategy regret <= 1 point), stored in ``advisor/advise/_confidence_table.py`` (plain literals, no pickle).
+by ``python -m benchmarks.advice_grid --calibrate-confidence`` on the grid's calibration parts and its fifth
+held-out part (the event: strategy regret <= 1 point), stored in ``advisor/advise/_confidence_table.py`` (plain
+literals, no pickle).
 
-Methods (chosen by the fit's leave-one-out log loss on the calibration rows, :func:`fit_table`):
-``platt``: sigmoid(a * logit(raw) + b); ``platt_decider``: the same with an offset per decider (the rules,
-the measured check, or a structural choice: multi-task or pipeline); ``isotonic``: a monotone step map of
-the raw score. ``identity`` (no table) returns the raw score.
+Methods (chosen by the fit's leave-one-out log loss on those rows, :func:`fit_table`; ties go to the first):
+``identity``: the raw score itself, nothing fitted; ``platt``: sigmoid(a * logit(raw) + b); ``platt_decider``:
+the same with an offset per decider (the rules, the measured check, or a structural choice: multi-task or
+pipeline); ``isotonic``: a monotone step map of the raw score.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 #: who decided: the size and similarity rules, the measured check, or a structural choice between a shared
 #: network and separate ones (multi-task) or a pipeline and end-to-end (intermediate labels)
 DECIDERS = ("rules", "check", "structural")
-METHODS = ("platt", "platt_decider", "isotonic")
+METHODS = ("identity", "platt", "platt_decider", "isotonic")
 #: L2 strength of the Platt fits (scikit-learn's C): a few dozen calibration rows cannot pin free slopes
 PLATT_C = 1.0
 EPS = 1e-3
@@ -70,6 +71,8 @@ def calibrated(raw: float, who: str, table: dict | None = None) -> float:
 
 
 def _fit(method: str, raw: np.ndarray, right: np.ndarray, deciders: list[str]) -> dict:
+    if method == "identity":
+        return {"method": method}
     if method == "isotonic":
         from sklearn.isotonic import IsotonicRegression
 

@@ -67,9 +67,10 @@ from .calibration import (CONFIDENCE_TABLE, SEARCH_CONFIG, SEARCH_MT, SEARCH_PEA
 from .configs import _fill_defaults, _norm_params, advised_config, default  # noqa: E402
 from .context import _BACKBONES, backbone_for, make_scenario_context  # noqa: E402
 from .data import build_dataset  # noqa: E402
-from .families import (_S5_INPUT, CALIBRATION, CALIBRATION_PARTS, CHAIN_PART, FAMILIES, HELDOUT,  # noqa: E402
-                       HELDOUT2, HELDOUT3, HELDOUT4, PARTS, S5_BREEDS, SHIFT_HELDOUT, VIT_CALIBRATION, VIT_FAMILIES,
-                       VIT_HELDOUT, VIT_HELDOUT2, VIT_HELDOUT3, VIT_SIZES)
+from .families import (_S5_INPUT, CALIBRATION, CALIBRATION_PARTS, CHAIN_PART, CONFIDENCE_PARTS,  # noqa: E402
+                       FAMILIES, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, PARTS, S5_BREEDS, SHIFT_HELDOUT,
+                       SIXTH_HELDOUT, VIT_CALIBRATION, VIT_FAMILIES, VIT_HELDOUT, VIT_HELDOUT2, VIT_HELDOUT3,
+                       VIT_SIZES, WIDE_PARTS)
 from .main import main  # noqa: E402
 from .multi import ITEM_GROUP_NAMES, ITEM_GROUPS  # noqa: E402
 from .report import (THIRD_NAMES, binomial_se, confidence_markdown, lee_markdown, markdown,  # noqa: E402
@@ -83,14 +84,16 @@ from .store import GRID_VERSION, RESULTS, Runner, _config_key, _scenario_dir, co
 __all__ = [
     "advised_config", "all_scenarios", "backbone_for", "_BACKBONES", "BASELINE_OPTION", "BASELINES", "best_by_val",
     "binomial_se", "build_dataset", "calibrate", "calibrate_config", "CALIBRATION", "CALIBRATION_PARTS",
-    "CHAIN_PART", "check_candidates", "code_version", "confidence_markdown", "CONFIDENCE_TABLE", "_config_key",
+    "CHAIN_PART", "check_candidates", "CONFIDENCE_PARTS", "code_version", "confidence_markdown", "CONFIDENCE_TABLE",
+    "_config_key",
     "default", "FAMILIES", "FAMILY_LR_RATIOS", "_fill_defaults", "grid_check", "grid_family", "GRID_VERSION",
     "HELDOUT", "HELDOUT2", "HELDOUT3", "HELDOUT4", "ITEM_GROUP_NAMES", "ITEM_GROUPS", "LAST_K_FRACTIONS", "last_ks",
     "lee_markdown", "LORA_RANKS", "LR_RATIOS", "main", "make_scenario_context", "markdown", "network_common",
     "_norm_params", "oracle_budget", "PARTS", "plain_2x2", "PROBE_C", "QUICK", "regrets", "RESULTS", "ROOT",
     "Runner", "S5_BREEDS", "_S5_INPUT", "Scenario", "_scenario_dir", "score_scenario", "SEARCH_CONFIG", "SEARCH_MT",
-    "SEARCH_PEAK", "SEARCH_PIPELINE", "SEARCH_SINGLE", "select", "set_budget", "SHIFT_HELDOUT", "SMALL_2X2",
+    "SEARCH_PEAK", "SEARCH_PIPELINE", "SEARCH_SINGLE", "select", "set_budget", "SHIFT_HELDOUT", "SIXTH_HELDOUT",
+    "SMALL_2X2",
     "SOURCE_COST", "SOURCES", "strategy_regret_under", "summarise", "summary_markdown", "svm_blocks", "THIRD_NAMES",
     "thirds", "uses_wide", "VIT_CALIBRATION", "VIT_FAMILIES", "VIT_HELDOUT", "VIT_HELDOUT2", "VIT_HELDOUT3",
-    "VIT_SIZES", "VIT_SOURCE", "WIDE_BASELINES", "wide_budget", "write_confidence_table",
+    "VIT_SIZES", "VIT_SOURCE", "WIDE_BASELINES", "WIDE_PARTS", "wide_budget", "write_confidence_table",
 ]

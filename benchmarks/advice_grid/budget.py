@@ -5,7 +5,7 @@ from __future__ import annotations
 from advisor.advise.check import PROBE_C as CHECK_PROBE_C
 from advisor.advise.check import network_budget, probe_blocks
 
-from .families import SHIFT_HELDOUT
+from .families import WIDE_PARTS
 from .scenarios import Scenario, grid_family
 
 LAST_K_FRACTIONS = (0.1, 0.25, 0.5)  # last_k at these fractions of the blocks (19 blocks: k = 2, 5, 10)
@@ -45,9 +45,9 @@ def set_budget(name: str) -> None:
 
 
 def uses_wide(sc: Scenario) -> bool:
-    """Whether ``sc``'s oracle (and so its measured check) holds the wide budget: the fifth held-out part always,
-    the older parts under ``--budget wide``."""
-    return BUDGET == "wide" or sc.part == SHIFT_HELDOUT
+    """Whether ``sc``'s oracle (and so its measured check) holds the wide budget: the fifth and sixth held-out
+    parts always, the older parts under ``--budget wide``."""
+    return BUDGET == "wide" or sc.part in WIDE_PARTS
 
 
 def thirds(n_blocks: int) -> list[tuple[int, int]]:
@@ -75,7 +75,7 @@ def wide_budget(sc: Scenario, n_blocks: int, n_train: int) -> list[tuple[str, di
 
 def oracle_budget(sc: Scenario, n_blocks: int, n_train: int) -> list[tuple[str, dict]]:
     """Every candidate configuration of the oracle, in a fixed order (ties go to the first): the seeds' budget,
-    plus the wide budget's configurations on the fifth held-out part or with ``--budget wide``."""
+    plus the wide budget's configurations on the fifth and sixth held-out parts or with ``--budget wide``."""
     if sc.kind == "multi_task":
         return [("multi_task", {"k": max(1, n_blocks // 2), "compare": True, **network_common(n_train)})]
     if sc.kind == "pipeline":

@@ -1,5 +1,6 @@
-"""Calibration on the calibration parts only: the rules' thresholds (``--calibrate``), the advised parameters,
-and the advice confidence's table (``--calibrate-confidence``)."""
+"""Calibration: the rules' thresholds (``--calibrate``) and the advised parameters on the calibration parts only,
+and the advice confidence's table (``--calibrate-confidence``) on those and the fifth held-out part
+(families.CONFIDENCE_PARTS)."""
 
 from __future__ import annotations
 
@@ -141,7 +142,7 @@ CONFIDENCE_TABLE = ROOT / "advisor" / "advise" / "_confidence_table.py"
 
 
 def write_confidence_table(rows: list[dict], version: str, path: Path = CONFIDENCE_TABLE, log=print) -> dict:
-    """Fit the advice confidence's calibration on ``rows`` (the calibration parts only: the caller selects
+    """Fit the advice confidence's calibration on ``rows`` (those of families.CONFIDENCE_PARTS: the caller selects
     them) and write it as a Python literal (no pickle) for advisor.advise.confidence."""
     raw = [r["raw_confidence"] for r in rows]
     if not rows or any(v is None for v in raw):
@@ -149,11 +150,12 @@ def write_confidence_table(rows: list[dict], version: str, path: Path = CONFIDEN
     table = confidence.fit_table(raw, [r["strategy_regret"] <= 1.0 for r in rows], [r["decided_by"] for r in rows])
     table["fitted_on"] = {"version": version, "parts": sorted({r["part"] for r in rows}), "rows": len(rows),
                           "event": "strategy regret <= 1 point"}
-    log(f"confidence: {len(rows)} calibration rows, {100 * table['share_right']:.0f}% right; leave-one-out log loss "
+    log(f"confidence: {len(rows)} rows ({', '.join(table['fitted_on']['parts'])}), {100 * table['share_right']:.0f}% "
+        "right; leave-one-out log loss "
         + ", ".join(f"{m} {v:.3f}" for m, v in table["loo"].items())
         + f" (the raw score's own {table['identity_log_loss']:.3f}): {table['method']}")
     path.write_text('"""The advice confidence\'s calibration table (advisor.advise.confidence): written by\n'
-                    '``python -m benchmarks.advice_grid --calibrate-confidence`` from the grid\'s calibration parts only. '
-                    'Do not edit by hand."""\n\nTABLE = ' + repr(table) + "\n")
+                    '``python -m benchmarks.advice_grid --calibrate-confidence`` from the grid\'s parts named in its\n'
+                    'fitted_on. Do not edit by hand."""\n\nTABLE = ' + repr(table) + "\n")
     log(f"wrote {path}")
     return table

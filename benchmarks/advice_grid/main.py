@@ -12,8 +12,8 @@ from pathlib import Path
 from . import __doc__ as PACKAGE_DOC
 from .budget import set_budget
 from .calibration import calibrate, calibrate_config, write_confidence_table
-from .families import (CALIBRATION, CALIBRATION_PARTS, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, SHIFT_HELDOUT,
-                       VIT_CALIBRATION, VIT_HELDOUT, VIT_HELDOUT2, VIT_HELDOUT3)
+from .families import (CALIBRATION, CALIBRATION_PARTS, CONFIDENCE_PARTS, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4,
+                       SHIFT_HELDOUT, SIXTH_HELDOUT, VIT_CALIBRATION, VIT_HELDOUT, VIT_HELDOUT2, VIT_HELDOUT3)
 from .report import confidence_markdown, lee_markdown, markdown, summarise, summary_markdown
 from .scenarios import QUICK, select
 from .scoring import grid_check, score_scenario
@@ -31,8 +31,9 @@ def main(argv=None) -> int:
                     help="search the rules' thresholds on each calibration part's stored results (CNN and ViT "
                          "separately) and print them")
     ap.add_argument("--calibrate-confidence", action="store_true",
-                    help="fit the confidence's calibration on the calibration parts' stored results (method by "
-                         "leave-one-out log loss) and write advisor/advise/_confidence_table.py")
+                    help="fit the confidence's calibration on the stored results of the calibration parts and the "
+                         "fifth held-out part (method by leave-one-out log loss) and write "
+                         "advisor/advise/_confidence_table.py")
     ap.add_argument("--version", default=None, help="code version folder to read (default: the current code's); "
                     "a comma-separated list reads each scenario from the first that holds it")
     ap.add_argument("--budget", choices=("seeds", "wide"), default="seeds",
@@ -48,7 +49,9 @@ def main(argv=None) -> int:
 
     scoring.CHECK_SHIFT = {"default": None, "on": True, "off": False}[a.check_shift]
     scs = select(a.only, a.quick)
-    if a.calibration_only or a.calibrate or a.calibrate_confidence:
+    if a.calibrate_confidence:
+        scs = [s for s in scs if s.part in CONFIDENCE_PARTS]
+    elif a.calibration_only or a.calibrate:
         scs = [s for s in scs if s.part in CALIBRATION_PARTS]
     if a.list:
         for s in scs:
@@ -90,8 +93,9 @@ def main(argv=None) -> int:
     vit_held2 = [r for r in rows if r["part"] == VIT_HELDOUT2]
     vit_held3 = [r for r in rows if r["part"] == VIT_HELDOUT3]
     held5 = [r for r in rows if r["part"] == SHIFT_HELDOUT]
+    held6 = [r for r in rows if r["part"] == SIXTH_HELDOUT]
     if a.calibrate_confidence:
-        write_confidence_table([r for r in rows if r["part"] in CALIBRATION_PARTS], version)
+        write_confidence_table([r for r in rows if r["part"] in CONFIDENCE_PARTS], version)
         return 0
     if a.calibrate:
         # each calibration part on its own: a ViT threshold may differ from the CNN one where its data says so
@@ -108,7 +112,8 @@ def main(argv=None) -> int:
             print(json.dumps(chosen, indent=1))
         return 0
     unseen = held2 + held3 + held4  # the parts written before the method they judge
-    pooled = [("fifth held-out (issue 21's judge)", held5), ("fourth held-out (multi-task, pipeline)", held4), ("third held-out (multi-task, pipeline)", held3),
+    pooled = [("sixth held-out (judge of the confidence's refit)", held6),
+              ("fifth held-out (issue 21's judge)", held5), ("fourth held-out (multi-task, pipeline)", held4), ("third held-out (multi-task, pipeline)", held3),
               ("second held-out (single-task)", held2), ("first held-out (seen before the check)", held),
               ("second to fourth held-out", unseen), ("every held-out part", held + unseen),
               ("calibration", cal), ("ViT held-out (both ViT sources)", vit_held),
@@ -123,13 +128,15 @@ def main(argv=None) -> int:
            "held_out_2_to_4": summarise(unseen), "held_out_all": summarise(held + unseen),
            "vit_calibration": summarise(vit_cal), "vit_held_out": summarise(vit_held),
            "vit_held_out_2": summarise(vit_held2), "vit_held_out_3": summarise(vit_held3),
-           "held_out_5": summarise(held5), "rows": rows}
+           "held_out_5": summarise(held5), "held_out_6": summarise(held6), "rows": rows}
     out.update(failed=failed, missing=missing)
     text = (f"Advice grid, code version {version}: {len(rows)} of {len(scs)} selected scenarios scored"
             + (f"; not yet run: {', '.join(missing)}" if missing else "")
             + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".\n\n"
             + summary_markdown(pooled) + "\n" + confidence_markdown(pooled) + "\n"
             + (lee_markdown(rows) + "\n" if any(r.get("surgical_thirds") for r in rows) else "")
+            + (markdown(held6, out["held_out_6"], "Sixth held-out part (shift kinds, wide budget)") + "\n"
+               if held6 else "")
             + (markdown(held5, out["held_out_5"], "Fifth held-out part (shift kinds, wide budget)") + "\n"
                if held5 else "")
             + (markdown(held4, out["held_out_4"], "Fourth held-out part") + "\n" if held4 else "")

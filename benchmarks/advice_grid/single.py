@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .families import _S5_INPUT, S5_BREEDS
+from .families import _S5_INPUT, FAMILIES, S5_BREEDS
 from .images import (DIGITS_TEST, DIGITS_VAL, VAL_PER_CLASS, _fashion_rows, _index_split, _seed, _take,
                      _transform)
 
@@ -24,6 +24,8 @@ def _fashion_single(sc: Scenario):
     fam = sc.data
     if fam.startswith("s5-"):
         return _s5_single(sc, x, y)
+    if fam.startswith("s6-"):
+        return _s6_single(sc, x, y)
     if fam == "fm-new-coarse":
         groups = [[5, 7, 9], [6, 8]]
         names = ["shoes (Sandal, Sneaker, Ankle boot)", "other (Shirt, Bag)"]
@@ -83,11 +85,53 @@ def _s5_single(sc: Scenario, x: np.ndarray, y: np.ndarray):
     return images, lab, names, _index_split(sizes)
 
 
+def _s6_single(sc: Scenario, x: np.ndarray, y: np.ndarray):
+    """The sixth held-out part's single-task Fashion-MNIST targets (SIXTH_HELDOUT): each family declares its
+    groups, input transform, flipped share or BREEDS-like groups in families.py."""
+    from advisor.data.builtin import FASHION_MNIST_CLASSES
+
+    fam, spec = sc.data, sc.spec
+    test_for = lambda groups: max(200, math.ceil(1000 / len(groups)))  # noqa: E731 - >= 1000 test images
+    if "breeds" in spec:
+        train_groups = [members for _, members, _ in spec["breeds"]]
+        eval_groups = [members for _, _, members in spec["breeds"]]
+        tr_rows, tr_lab, (n_tr, _, _) = _fashion_rows(y, fam, sc.per_class, train_groups, 0, 0)
+        ev_rows, ev_lab, (_, n_va, n_te) = _fashion_rows(y, fam + "-eval", 0, eval_groups, VAL_PER_CLASS,
+                                                         test_for(eval_groups))
+        rows, lab = np.concatenate([tr_rows, ev_rows]), np.concatenate([tr_lab, ev_lab])
+        names = [f"{g} ({', '.join(FASHION_MNIST_CLASSES[c] for c in a)}; tested on "
+                 f"{', '.join(FASHION_MNIST_CLASSES[c] for c in b)})" for g, a, b in spec["breeds"]]
+        sizes = [n_tr, n_va, n_te]
+    else:
+        groups = spec["groups"]
+        names = [" + ".join(FASHION_MNIST_CLASSES[c] for c in g) for g in groups]
+        rows, lab, sizes = _fashion_rows(y, fam, sc.per_class, groups, VAL_PER_CLASS, test_for(groups))
+    lab = lab.copy()
+    if spec.get("flip"):  # that share of the training labels moved to another class, seeded; val/test clean
+        rng = np.random.default_rng(_seed("grid-flip", fam, sc.per_class))
+        flip = rng.random(sizes[0]) < spec["flip"]
+        lab[:sizes[0]][flip] = (lab[:sizes[0]][flip] + rng.integers(1, len(names), int(flip.sum()))) % len(names)
+    images = _s5_transform(x[rows], fam, rows) if "input" in spec else x[rows].copy()
+    return images, lab, names, _index_split(sizes)
+
+
 def _s5_transform(images: np.ndarray, family: str, rows: np.ndarray) -> np.ndarray:
-    """The fifth part's input transforms, deterministic per image (seeded by its row)."""
-    kind, level = _S5_INPUT[family]
+    """The fifth and sixth parts' input transforms (the fifth's in _S5_INPUT, a sixth-part family's in its
+    ``input``), deterministic per image (seeded by its row)."""
+    kind, level = _S5_INPUT[family] if family in _S5_INPUT else FAMILIES[family]["input"]
     x = images.astype(np.float32)
-    if kind == "noise":
+    if kind == "blur":
+        from PIL import Image, ImageFilter
+
+        x = np.stack([np.asarray(Image.fromarray(im.astype(np.uint8)).filter(ImageFilter.GaussianBlur(level)),
+                                 dtype=np.float32) for im in x])
+    elif kind == "pixelate":  # box-average level x level blocks, blown up again
+        n, h, w = x.shape
+        f = int(level)
+        x = np.repeat(np.repeat(x.reshape(n, h // f, f, w // f, f).mean(axis=(2, 4)), f, axis=1), f, axis=2)
+    elif kind == "contrast":
+        x = 128.0 + level * (x - 128.0)
+    elif kind == "noise":
         x = x + np.stack([np.random.default_rng(int(r)).normal(0.0, level, im.shape) for r, im in zip(rows, x)])
     elif kind == "jpeg":
         import io

@@ -53,6 +53,21 @@ def test_fit_table_picks_the_lowest_leave_one_out_loss():
     assert C.predict(every, [0.4], ["rules"])[0] > 0.99  # every row right: the share, whatever the score
 
 
+def test_identity_is_a_method_leave_one_out_can_choose():
+    """The raw score itself competes: its leave-one-out loss is its own log loss (nothing is fitted), and where
+    the raw score already is the probability of being right, no fitted map beats it by much."""
+    rng = np.random.default_rng(3)
+    raw = rng.uniform(0.35, 0.95, 400)
+    right = (rng.random(400) < raw).astype(float)
+    who = ["rules"] * 400
+    t = C.fit_table(raw, right, who)
+    assert t["loo"]["identity"] == pytest.approx(C.log_loss(raw, right), abs=1e-4)
+    assert t["loo"]["identity"] <= min(t["loo"].values()) + 0.01
+    only = C.fit_table(raw, right, who, methods=("identity",))
+    assert only["method"] == "identity"
+    assert C.predict(only, [0.42, 0.9], ["check", "rules"]).tolist() == [0.42, 0.9]
+
+
 def test_the_package_table_is_plain_literals_and_a_probability_map():
     """Stored as Python literals (read without executing or unpickling anything) and monotone in the score."""
     from pathlib import Path
@@ -66,5 +81,5 @@ def test_the_package_table_is_plain_literals_and_a_probability_map():
     for who in C.DECIDERS:
         p = [C.calibrated(r, who) for r in (0.35, 0.5, 0.7, 0.95)]
         assert all(0 <= v <= 1 for v in p) and p == sorted(p)
-    if TABLE["method"] != "identity":
-        assert set(TABLE["fitted_on"]["parts"]) <= {"calibration", "vit-calibration"}  # never a held-out part
+    # fitted on the calibration parts and the fifth held-out part only; never on the sixth, which judges the fit
+    assert set(TABLE["fitted_on"]["parts"]) <= {"calibration", "vit-calibration", "shift-held-out"}

@@ -181,7 +181,7 @@ def test_vit_sources_and_scenarios(grid):
     assert grid.SOURCES["fmnist04-vit"] == ("timm:vit_grid_patch4_28", "controlled:vit_grid_patch4_28", 28)
     scs = grid.all_scenarios()
     twin = {"fmnist04": "fmnist04-vit", "imagenet": "vits14"}
-    cnn_single = {s.family for s in scs if s.kind == "single" and s.source in twin and s.part != grid.SHIFT_HELDOUT}
+    cnn_single = {s.family for s in scs if s.kind == "single" and s.source in twin and s.part not in grid.WIDE_PARTS}
     vit = [s for s in scs if s.source in twin.values() and s.part not in (grid.VIT_HELDOUT2, grid.VIT_HELDOUT3)]
     assert {s.data for s in vit} == cnn_single and all(s.kind == "single" for s in vit)
     for s in vit:
@@ -255,6 +255,34 @@ def test_fifth_held_out_part_holds_the_shifts_the_new_strategies_exist_for(grid)
     val = [int((flipped.labels[fsplit.val, 0] == c).sum()) for c in range(5)]
     assert sum(train) == 250 and train != [50] * 5 and val == [100] * 5
 
+
+def test_sixth_held_out_part_is_new_and_unseen_by_the_confidence_fit(grid):
+    """The judge of the confidence's refit: targets no other part has, on the wide budget, never among the rows the
+    confidence is fitted on; each declared transform, flip and BREEDS swap built as its family says."""
+    import numpy as np
+
+    scs = grid.all_scenarios()
+    new = [s for s in scs if s.part == grid.SIXTH_HELDOUT]
+    assert len(new) >= 20 and all(s.kind == "single" for s in new)
+    assert {s.shift for s in new if s.source == "fmnist04"} == {"input", "feature", "label"}
+    assert {s.per_class for s in new if s.source == "fmnist04"} == {10, 50} and "imagenet" in {s.source for s in new}
+    assert not {s.data for s in new} & {s.data for s in scs if s.part != grid.SIXTH_HELDOUT}
+    assert all(grid.uses_wide(s) for s in new)
+    assert grid.SIXTH_HELDOUT not in grid.CONFIDENCE_PARTS and grid.SHIFT_HELDOUT in grid.CONFIDENCE_PARTS
+    # the fifth part's images are unchanged by the sixth's transforms (the fingerprint its stored analysis holds)
+    a, _ = grid.build_dataset(grid.Scenario("s5-src-jpeg30", 10))
+    assert a.fingerprint().startswith("b1611dee6526f0a2")
+    # the swap: trained on the members the fifth part tested on, tested on those it trained on
+    swap, sp = grid.build_dataset(grid.Scenario("s6-breeds-swap", 10))
+    assert [tr for _, tr, _ in grid.FAMILIES["s6-breeds-swap"]["breeds"]] == [te for _, _, te in grid.S5_BREEDS]
+    assert len(sp.train) == 30 and "tested on T-shirt/top, Pullover" in swap.classes["label"][0]
+    # 35% of the training labels flipped (seeded), validation balanced; contrast halved around mid-grey
+    flipped, fsplit = grid.build_dataset(grid.Scenario("s6-src-flip35", 50))
+    plain, _ = grid.build_dataset(grid.Scenario("s6-src-contrast50", 50))
+    moved = np.bincount(flipped.labels[fsplit.train, 0], minlength=5)
+    assert moved.sum() == 250 and moved.tolist() != [50] * 5
+    assert [int((flipped.labels[fsplit.val, 0] == c).sum()) for c in range(5)] == [100] * 5
+    assert plain.images.std() < 0.6 * flipped.images.std()
 
 def test_transformer_sources_take_the_transformer_recipe_in_the_budget(grid):
     """On a transformer source the budget's rate ratios include the recipe's, and an advised network
