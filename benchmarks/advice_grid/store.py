@@ -62,6 +62,9 @@ def _result_record(sc: Scenario, strategy: str, params: dict, r, ctx) -> dict:
     rec = {"scenario": sc.id, "strategy": strategy, "params": params, "used_params": to_dict(r.params),
            "val_accuracy": r.val_accuracy, "test_accuracy": r.test_accuracy, "n_val": n_val, "n_test": n_test,
            "wall_s": round(r.wall_time, 2), "epochs_run": len(r.history), "best_epoch": r.best_epoch}
+    if r.history:  # the validation curve and each epoch's seconds: what a successive-halving rung would have seen
+        rec["val_curve"] = [round(float(h.val_accuracy), 4) for h in r.history]
+        rec["epoch_s"] = [round(float(h.seconds), 3) for h in r.history]
     if strategy == "multi_task":
         tasks = list(r.per_task)
         rec["options"] = {

@@ -427,6 +427,10 @@ def test_one_tiny_scenario_end_to_end(grid, tmp_path, monkeypatch, one_torch_thr
     same = [r for r in in_budget if r["strategy"] == row["advised"]]
     assert row["strategy_regret"] == pytest.approx(100 * (oracle["test_accuracy"] - grid.best_by_val(same)["test_accuracy"]))
     assert all(r["n_test"] == 500 for r in in_budget)
+    # a network run keeps its validation curve, one value per epoch it ran, its best among them
+    net = next(r for r in records if r["strategy"] == "last_k")
+    assert len(net["val_curve"]) == len(net["epoch_s"]) == net["epochs_run"]
+    assert max(net["val_curve"]) == pytest.approx(net["val_accuracy"], abs=1e-4)
     # resumable: a second scoring reads every result back and trains nothing
     mtimes = {p: p.stat().st_mtime_ns for p in runner.dir.glob("*.json")}
     again = grid.score_scenario(sc, grid.Runner(sc, "test", log=lambda *_: None), advise, compute=False)
