@@ -59,6 +59,10 @@ def _norm_params(strategy: str, params: dict, block_names: list[str], family: st
     p = dict(params)
     if strategy == "svm_early" and isinstance(p.get("block"), str):
         p["block"] = block_names.index(p["block"])
+    if strategy == "surgical":  # the check names its range by blocks, the budget's thirds by index
+        for end in ("first", "last"):
+            if isinstance(p.get(end), str):
+                p[end] = block_names.index(p[end])
     if strategy == "full_finetune":
         p["warmup"] = bool(p.get("warmup", default(strategy, "warmup")))
         p.setdefault("lr_ratio", default(strategy, "lr_ratio", family))

@@ -284,6 +284,14 @@ def test_sixth_held_out_part_is_new_and_unseen_by_the_confidence_fit(grid):
     assert [int((flipped.labels[fsplit.val, 0] == c).sum()) for c in range(5)] == [100] * 5
     assert plain.images.std() < 0.6 * flipped.images.std()
 
+def test_the_checks_surgical_range_by_name_is_its_budget_twin(grid):
+    """The check names its surgical range by blocks, the budget's thirds by index: the same configuration, so the
+    grid reads the third's record instead of training it again."""
+    names = ["stem", "blocks.0", "blocks.1", "blocks.2", "blocks.4", "blocks.6"]
+    named = grid._norm_params("surgical", {"first": "blocks.4", "last": "blocks.6", "lr_ratio": 0.1}, names)
+    assert named == grid._norm_params("surgical", {"first": 4, "last": 5, "lr_ratio": 0.1}, names)
+    assert (named["first"], named["last"]) in grid.thirds(len(names))
+
 def test_transformer_sources_take_the_transformer_recipe_in_the_budget(grid):
     """On a transformer source the budget's rate ratios include the recipe's, and an advised network
     config without a ratio is matched to its budget twin at the recipe's ratio, as the trainer fills it."""
