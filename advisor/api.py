@@ -67,6 +67,7 @@ def analyze(
     check_budget: float | None = None,
     on_check_plan: Callable | None = None,
     check_shift: bool | None = None,
+    check_rung: bool | None = None,
 ) -> Analysis:
     """Measure ``dataset`` through ``model`` block by block and recommend a strategy.
 
@@ -95,6 +96,8 @@ def analyze(
         skipped) before the check trains anything.
     check_shift : the shift's candidates (bn_adapt, surgical on the third holding the largest shift) join the
         check on small data; None: as advisor.advise.check.SHIFT_CANDIDATES says (off).
+    check_rung : each of the check's fine-tunes stops after a quarter of its epochs when it is by then more than
+        two standard errors below the best probe; None: as advisor.advise.check.RUNG says (off).
     """
     from advisor.context import make_context
 
@@ -107,12 +110,13 @@ def analyze(
                        drop_rare_classes=drop_rare_classes)
     return _analyze_ctx(ctx, dataset, model, sample=sample, batch_size=batch_size, source_data=source_data,
                         progress=progress, check=check, check_budget=check_budget, announce=on_check_plan,
-                        check_shift=check_shift)
+                        check_shift=check_shift, check_rung=check_rung)
 
 
 def analyze_context(ctx, dataset: str, model: str, *, sample: int = 1000, batch_size: int = 64,
                     progress: ProgressFn | None = None, check: str = "auto", check_budget: float | None = None,
-                    on_check_plan: Callable | None = None, check_shift: bool | None = None) -> Analysis:
+                    on_check_plan: Callable | None = None, check_shift: bool | None = None,
+                    check_rung: bool | None = None) -> Analysis:
     """:func:`analyze` on what a training context already loaded (data, split, backbone,
     preprocessing), so a search that needs the advice does not load them twice. The result
     equals ``analyze(dataset, model, ...)`` with the context's seed and image size. Its timings
@@ -123,7 +127,7 @@ def analyze_context(ctx, dataset: str, model: str, *, sample: int = 1000, batch_
     _check_budget(check_budget)
     return _analyze_ctx(ctx, dataset, model, sample=sample, batch_size=batch_size, source_data=None,
                         progress=progress, check=check, check_budget=check_budget, announce=on_check_plan,
-                        check_shift=check_shift)
+                        check_shift=check_shift, check_rung=check_rung)
 
 
 CHECK_MODES = ("auto", "on", "off")
@@ -153,7 +157,7 @@ def _check_check(check) -> None:
 
 
 def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_image: float | None = None,
-              announce=None, profile=None, shift: bool | None = None):
+              announce=None, profile=None, shift: bool | None = None, rung: bool | None = None):
     """Run the measured check's candidates (advisor.advise.check) on ``ctx``: trained on the training
     split, scored on the validation split; the test split is never touched. The probes share one
     forward pass through an activation cache (a temporary one when ``ctx`` has none).
@@ -164,18 +168,23 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
     plus the next one's estimate stays within it; the rest are recorded as skipped. ``progress(done, total)``
     counts estimated seconds and moves inside a run, epoch by epoch. ``profile``: the analysis of ``ctx``; with
     it and ``shift`` (default advisor.advise.check.SHIFT_CANDIDATES, off) the shift's candidates join where they
-    are cheap enough (advisor.advise.check.offer)."""
+    are cheap enough (advisor.advise.check.offer). ``rung`` (default advisor.advise.check.RUNG, off): each network
+    candidate stops after its rung epoch when it is by then more than two standard errors below the best probe
+    (advisor.advise.check.rung_stops); it enters the check with its best validation accuracy so far."""
     import tempfile
 
     import numpy as np
 
     from advisor import strategies
     from advisor.advise import check_cost
-    from advisor.advise.check import CheckRun, MeasuredCheck, SkippedRun, offer
+    from advisor.advise.check import (RUNG, CheckRun, MeasuredCheck, SkippedRun, offer, rung_epoch, rung_floor,
+                                      rung_total)
     from advisor.context import without_test
     from advisor.train import run_strategy
+    from advisor.train._base import TrainingPruned
 
     _check_budget(budget)
+    rung = RUNG if rung is None else bool(rung)
     n_blocks = len(ctx.backbone.block_names)
     n_train, n_val = len(ctx.split.train), len(ctx.split.val)
     offered = offer(n_blocks, n_train, ctx.backbone.layout.family, profile, backbone=ctx.backbone, shift=shift)
@@ -225,8 +234,31 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
                     high[0] = max(high[0], min(total, round(base + est * epoch / epochs)))
                     progress(high[0], total)
 
-            r = run_strategy(dataclasses.replace(c, progress=moved), strategy, params)
-            runs.append(CheckRun(strategy, params, float(r.val_accuracy), round(float(r.wall_time), 3)))
+            probe_vals = [x.val_accuracy for x in runs if check_cost.first_trained(x.strategy, x.params, n_blocks)
+                          is None]
+            at = rung_epoch(params) if rung and probe_vals and \
+                check_cost.first_trained(strategy, params, n_blocks) is not None else None
+            if at is not None and at >= rung_total(params):
+                at = None  # its rung epoch is its last: nothing left to save
+            curve: list[float] = []
+
+            def on_epoch(epoch, val, at=at, floor=rung_floor(max(probe_vals), n_val) if probe_vals else 0.0,
+                         curve=curve):
+                curve.append(float(val))
+                if at is not None and epoch == at and max(curve) < floor:
+                    raise TrainingPruned(f"below the best probe's {floor:.4f} after epoch {epoch}")
+
+            t_run = time.perf_counter()
+            try:
+                r = run_strategy(dataclasses.replace(c, progress=moved), strategy, params, on_epoch)
+                runs.append(CheckRun(strategy, params, float(r.val_accuracy), round(float(r.wall_time), 3)))
+            except TrainingPruned:
+                runs.append(CheckRun(strategy, params, max(curve), round(time.perf_counter() - t_run, 3),
+                                     stopped_at=len(curve)))
+                done += est
+                if progress:
+                    progress(min(total, round(done)), total)
+                continue
             if check_cost.first_trained(strategy, params, n_blocks) is None \
                     and not strategies.get(strategy).forward_images:  # a fit on cached features
                 costs.probe = max(costs.probe if len(runs) > 1 else 0.0, float(r.wall_time))
@@ -236,13 +268,13 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
     if progress:
         progress(total, total)
     return MeasuredCheck(runs=runs, n_val=int(n_val), n_train=int(n_train), shift_note=offered.shift_note,
-                         skipped=skipped, budget_seconds=budget,
+                         rung=rung, skipped=skipped, budget_seconds=budget,
                          estimated_seconds=round(planned.seconds, 1), plan_seconds=round(plan_seconds, 3),
                          fill_seconds=round(fill_seconds, 3))
 
 
 def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progress, check="auto",
-                 check_budget=None, announce=None, check_shift=None) -> Analysis:
+                 check_budget=None, announce=None, check_shift=None, check_rung=None) -> Analysis:
     """Measure what ``ctx`` (advisor.context.make_context) loaded; its loading times count in the total."""
     from advisor.data import load_dataset, stratified_sample
     from advisor.measure._task_transfer import task_transfers
@@ -317,7 +349,7 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
         t1 = time.perf_counter()
         adv = advise(profile, thresholds, run_check(ctx, stage("check"), budget=check_budget, announce=announce,
                                                     forward_per_image=col.seconds["forward"] / max(1, len(chosen)),
-                                                    profile=profile, shift=check_shift))
+                                                    profile=profile, shift=check_shift, rung=check_rung))
         timings["check"] = time.perf_counter() - t1
     timings["advise"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0

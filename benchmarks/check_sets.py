@@ -38,6 +38,19 @@ whichever of A and S has the lower mean strategy regret on the calibration parts
 on the calibration parts: the cheapest of D and E (summed wall seconds of their records) whose mean strategy regret
 is at most R's + 0.3 points, else R. Judge: the fifth held-out part (``shift-held-out``) alone: if the selected
 set's mean strategy regret there exceeds R's by more than 0.3 points, R stays. Every set's numbers are reported.
+
+Round 3 (``--round 3``): the protocol benchmarks/protocols/s7-rung-and-shift.md (written on 2026-12-06 at about
+20:00 UTC, before any record with a validation curve existed), judged on the seventh held-out part (written at
+about 21:10 UTC, before its results). Sets, each read from the records (no training):
+  A   ``lpft``:          today's default check (no shift's candidates, no rung);
+  AR  ``lpft+rung``:     A with the rung R1 (``advisor.advise.check.rung_stops``, from each record's curve);
+  S   ``lpft+shift``:    A plus the shift's candidates;
+  SR  ``lpft+shift+rung``: S with the rung.
+Rules, as the protocol fixed them: R1 is adopted if AR's mean strategy regret on the seventh part is at most A's
++ 0.3 points and AR's summed check seconds are lower. S is adopted if its mean strategy regret is lower than
+without the shift's candidates by more than 0.3 points, compared with the rung on (SR against AR) if R1 was
+adopted, else S against A. The calibration part only reports (its records have no curves: the rung cannot be
+read there, so its rows say how many checks the rung was scored on).
 """
 
 from __future__ import annotations
@@ -96,11 +109,22 @@ def set_cheap(n_blocks: int, n_train: int, family: str = "cnn", profile=None):
     return _probes(n_blocks) + _bn_adapt(family) + set_last_k_mid(n_blocks, n_train, family)[len(_probes(n_blocks)):]
 
 
+def _with_rung(fn):
+    def out(*args, **kw):
+        return fn(*args, **kw)
+
+    out.rung = True
+    return out
+
+
+SETS3 = {"A lpft": set_lpft, "AR lpft+rung": _with_rung(set_lpft), "S lpft+shift": set_lpft_shift,
+         "SR lpft+shift+rung": _with_rung(set_lpft_shift)}
 SETS = {"A lpft": set_lpft, "B last_k_mid": set_last_k_mid, "C last_k_all": set_last_k_all}
 SETS2 = {"A lpft": set_lpft, "S lpft+shift": set_lpft_shift, "D shift_only": set_shift_only, "E cheap": set_cheap}
 CALIBRATION = (grid.CALIBRATION, grid.VIT_CALIBRATION)
 HELD_OUT = (grid.HELDOUT, grid.HELDOUT2, grid.VIT_HELDOUT, grid.VIT_HELDOUT2, grid.VIT_HELDOUT3)
 HELD_OUT2 = (grid.SHIFT_HELDOUT,)
+HELD_OUT3 = (grid.SEVENTH_HELDOUT,)
 
 
 def score(version_of, log=print, sets=None, held_out=HELD_OUT) -> dict[str, list[dict]]:
@@ -115,17 +139,20 @@ def score(version_of, log=print, sets=None, held_out=HELD_OUT) -> dict[str, list
             continue
         runner = grid.Runner(sc, version_of(sc))
         for name, fn in sets.items():
-            row = grid.score_scenario(sc, runner, advise, compute=False, candidates=fn)
+            rung = getattr(fn, "rung", False)
+            row = grid.score_scenario(sc, runner, advise, compute=False, candidates=fn, rung=rung)
             if row is None:
                 break
             shape = runner.shape()
-            chk = grid.grid_check(sc, runner, fn)
+            chk = grid.grid_check(sc, runner, fn, rung)
             applies = wants_check(runner.analysis().profile, DEFAULT_THRESHOLDS)
             row["check_runs"] = applies
             row["check_seconds"] = float(sum(r.seconds for r in chk.runs)) if applies else 0.0
             row["check_network_seconds"] = float(sum(r.seconds for r in chk.runs if r.strategy in
                                                      NETWORK)) if applies else 0.0
             row["n_train"] = shape["n_train"]
+            row["rung_scored"] = bool(applies and chk.rung)
+            row["rung_stopped"] = int(sum(r.stopped_at is not None for r in chk.runs)) if applies else 0
             out[name].append(row)
     return out
 
@@ -138,7 +165,9 @@ def summary(rows: list[dict]) -> dict:
     return {"n": len(rows), "checked": int(sum(r["check_runs"] for r in rows)),
             "within_1pt": float(np.mean(sr <= 1.0)), "mean_strategy_regret": float(sr.mean()),
             "mean_config_regret": float(cr.mean()), "check_seconds": float(sum(r["check_seconds"] for r in rows)),
-            "check_network_seconds": float(sum(r["check_network_seconds"] for r in rows))}
+            "check_network_seconds": float(sum(r["check_network_seconds"] for r in rows)),
+            "rung_scored": int(sum(r.get("rung_scored", False) for r in rows)),
+            "rung_stopped": int(sum(r.get("rung_stopped", 0) for r in rows))}
 
 
 def main(argv=None) -> int:
@@ -146,12 +175,15 @@ def main(argv=None) -> int:
     ap.add_argument("--cnn-version", default="8098388255bb", help="grid results of the CNN sources")
     ap.add_argument("--vit-version", default="d2fba15e86da", help="grid results of the transformer sources")
     ap.add_argument("--json", default=None)
-    ap.add_argument("--round", type=int, choices=(1, 2), default=1,
+    ap.add_argument("--seventh-version", default=None, help="grid results of the seventh held-out part (round 3)")
+    ap.add_argument("--round", type=int, choices=(1, 2, 3), default=1,
                     help="1: sets A-C on the older parts (done); 2: sets A, S, D, E on the wide budget, judged on "
                          "the fifth held-out part (see the module docstring)")
     a = ap.parse_args(argv)
     if a.round == 2:
         return _round2(a)
+    if a.round == 3:
+        return _round3(a)
 
     def version_of(sc):
         return a.vit_version if grid.grid_family(sc) == "transformer" else a.cnn_version
@@ -222,6 +254,46 @@ def _round2(a) -> int:
         Path(a.json).write_text(json.dumps({"round": 2, "table": table, "reference": ref, "selected": selected,
                                             "held_out_delta": judged, "kept": keep, "rows": rows}, indent=1,
                                            default=float) + "\n")
+    return 0
+
+
+def _round3(a) -> int:
+    """Round 3 (module docstring): the rung and the shift's candidates, judged on the seventh held-out part."""
+    grid.set_budget("wide")
+    seventh = a.seventh_version or grid.code_version()
+
+    def version_of(sc):
+        if sc.part == grid.SEVENTH_HELDOUT:
+            return seventh
+        return a.vit_version if grid.grid_family(sc) == "transformer" else a.cnn_version
+
+    rows = score(version_of, sets=SETS3, held_out=HELD_OUT3)
+    checked = {name: [r for r in rs if r["check_runs"]] for name, rs in rows.items()}
+    groups = {"calibration, all": CALIBRATION, "seventh held-out": HELD_OUT3}
+    table = {name: {g: summary([r for r in rs if r["part"] in parts]) for g, parts in groups.items()}
+             for name, rs in checked.items()}
+    _print(table)
+    for name, t in table.items():
+        for g, x in t.items():
+            if x["n"]:
+                print(f"{name:20s} {g:18s} rung scored on {x['rung_scored']} of {x['checked']} checks, "
+                      f"{x['rung_stopped']} network runs stopped")
+    j = {n: t["seventh held-out"] for n, t in table.items()}
+    if not all(x["n"] for x in j.values()):
+        print("the seventh held-out part has no records yet: not judged")
+        return 1
+    reg = {n: x["mean_strategy_regret"] for n, x in j.items()}
+    rung = reg["AR lpft+rung"] <= reg["A lpft"] + MARGIN and j["AR lpft+rung"]["check_seconds"] < j["A lpft"]["check_seconds"]
+    base, with_shift = ("AR lpft+rung", "SR lpft+shift+rung") if rung else ("A lpft", "S lpft+shift")
+    shift = reg[base] - reg[with_shift] > MARGIN
+    print(f"R1 (rung): regret {reg['AR lpft+rung']:.2f} against {reg['A lpft']:.2f} (margin {MARGIN}), check "
+          f"{j['AR lpft+rung']['check_seconds']:.0f} s against {j['A lpft']['check_seconds']:.0f} s: "
+          f"{'adopted' if rung else 'not adopted'}")
+    print(f"S (shift's candidates by default): {with_shift} {reg[with_shift]:.2f} against {base} {reg[base]:.2f} "
+          f"(needs more than {MARGIN} lower): {'adopted' if shift else 'not adopted'}")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"round": 3, "table": table, "rung_adopted": rung,
+                                            "shift_adopted": shift, "rows": rows}, indent=1, default=float) + "\n")
     return 0
 
 

@@ -199,10 +199,12 @@ def test_api_validates_the_forward_batch_like_the_cli():
         advisor.analyze("digits", "mobilenet_v2", batch_size=0)
 
 
-@pytest.mark.parametrize("flag, want", [([], None), (["--check-shift"], True)])
-def test_analyze_check_shift_reaches_the_api(monkeypatch, capsys, flag, want):
-    """``--check-shift`` turns the shift's candidates on; without it analyze takes the default (None: the
-    module's switch, off)."""
+@pytest.mark.parametrize("flag, key, want", [([], "check_shift", None), (["--check-shift"], "check_shift", True),
+                                             ([], "check_rung", None), (["--check-rung", "on"], "check_rung", True),
+                                             (["--check-rung", "off"], "check_rung", False)])
+def test_analyze_check_switches_reach_the_api(monkeypatch, capsys, flag, key, want):
+    """``--check-shift`` turns the shift's candidates on, ``--check-rung on|off`` sets the check's rung; without
+    them analyze takes the defaults (None: the modules' switches)."""
     import advisor.api
     from advisor.errors import AdvisorError
 
@@ -214,5 +216,5 @@ def test_analyze_check_shift_reaches_the_api(monkeypatch, capsys, flag, want):
 
     monkeypatch.setattr(advisor.api, "analyze", fake)
     assert main(["analyze", "digits", "--model", "mobilenet_v2", "--quiet", *flag]) == 2
-    assert seen["check_shift"] is want
+    assert seen[key] is want
     assert "stopped here" in capsys.readouterr().err

@@ -44,6 +44,15 @@ SHIFT_CANDIDATES = False
 #: never more than from block 0) and bn_adapt's passes (2 x train + validation images forward, at each C) less; above
 #: it the 4-epoch floor makes every fine-tune grow with the data, so only the check's own candidates run.
 SHIFT_MAX_TRAIN = STEPS * BATCH // MIN_EPOCHS
+#: The rung (issue 22; rule R1 of benchmarks/protocols/s7-rung-and-shift.md, fixed before its data existed): each
+#: network candidate is looked at once, after its warm-up epochs and a quarter of its fine-tuning epochs
+#: (:func:`rung_epoch`), and stops there when the best validation accuracy of its curve so far is more than
+#: RUNG_SE binomial standard errors below the best probe's (:func:`rung_floor`): a run that far behind cannot be the
+#: advice (it only ever wins above every probe), so the rest of its epochs are time spent on nothing the advice
+#: reads but its margin. Off by default until the protocol's judge (a held-out part written before its results)
+#: says so; ``analyze --check-rung on`` (``rung=True``) turns it on.
+RUNG = False
+RUNG_SE = 2.0
 #: the backbone/head rate ratios the check's LP-FT fine-tune runs at, by network family. A CNN: its
 #: recipe's 0.1. A transformer: the recipe's 0.01 and 0.1, since the right one follows the pretraining more
 #: than the architecture: on the grid (regime 2), the pretrained ViT-S/14 collapsed at 0.1 (s14-digits/10:
@@ -66,6 +75,38 @@ def network_budget(n_train: int) -> dict:
     steps = max(1, math.ceil(n_train / BATCH))
     epochs = int(min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(STEPS / steps))))
     return {"epochs": epochs, "patience": max(2, epochs // 4), "batch_size": BATCH}
+
+
+def rung_epoch(params: dict) -> int | None:
+    """The epoch (1-based, warm-up epochs included) after which the rung looks at a network candidate:
+    ``w + ceil(E / 4)`` for ``w`` heads-only warm-up epochs and ``E`` fine-tuning epochs; None for a probe."""
+    from advisor.train._network import warmup_epochs_of
+
+    if "epochs" not in params:
+        return None
+    return warmup_epochs_of(params) + math.ceil(int(params["epochs"]) / 4)
+
+
+def rung_floor(best_probe: float, n_val: int) -> float:
+    """The validation accuracy a network candidate must have reached by its :func:`rung_epoch` to go on:
+    ``b - RUNG_SE * SE(b, n_val)`` for the best probe's ``b``."""
+    return best_probe - RUNG_SE * binomial_se(best_probe, n_val, floor=1e-12)
+
+
+def rung_stops(curve, params: dict, best_probe: float | None, n_val: int) -> int | None:
+    """The epoch at which the rung stops a run with validation curve ``curve`` (one value per epoch, warm-up
+    included), or None when it runs on: no probe to compare with, a probe's params, or a curve that ends first."""
+    at = rung_epoch(params)
+    if at is None or best_probe is None or len(curve) < at or at >= rung_total(params):
+        return None  # a run that ends before its rung epoch, or whose rung epoch is its last, is not stopped
+    return at if max(curve[:at]) < rung_floor(best_probe, n_val) else None
+
+
+def rung_total(params: dict) -> int:
+    """The epochs a network candidate runs at most: its warm-up epochs and its fine-tuning epochs."""
+    from advisor.train._network import warmup_epochs_of
+
+    return warmup_epochs_of(params) + int(params.get("epochs", 0))
 
 
 #: the keys of :func:`network_budget`: a check run's training budget, not part of what it advises
@@ -172,6 +213,8 @@ class CheckRun:
     params: dict
     val_accuracy: float
     seconds: float = 0.0
+    #: the epoch the rung stopped it after (:data:`RUNG`); ``val_accuracy`` is then the best of its curve so far
+    stopped_at: int | None = None
 
 
 @dataclass
@@ -194,6 +237,8 @@ class MeasuredCheck:
     n_train: int = 0
     #: which of the shift's candidates joined and why (:func:`offer`); empty when the switch was off
     shift_note: str = ""
+    #: whether the rung (:data:`RUNG`) looked at the network candidates
+    rung: bool = False
     skipped: list[SkippedRun] = field(default_factory=list)
     budget_seconds: float | None = None
     estimated_seconds: float | None = None

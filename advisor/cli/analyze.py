@@ -33,6 +33,10 @@ def options(a) -> None:
                    help="on small data, also check the shift's candidates: bn_adapt, and surgical on the third of the "
                         "blocks holding the largest shift (off by default: on the calibration scenarios they "
                         "changed no pick for 72%% more check time)")
+    a.add_argument("--check-rung", choices=("on", "off"), default=None,
+                   help="stop each of the check's fine-tunes after a quarter of its epochs when it is by then more "
+                        "than two standard errors below the best probe (default: off, until a held-out part "
+                        "written before its results judges it)")
     a.add_argument("--profile-time", action="store_true",
                    help="print where analyze's time went: loading, forward pass, metrics, and each check run")
     _common.add_json(a, "Profile and Advice")
@@ -61,6 +65,7 @@ def run(args) -> int:
                          source_data=args.source_data, progress=progress, check=args.check,
                          drop_rare_classes=args.drop_rare_classes, check_budget=args.check_budget,
                          check_shift=True if args.check_shift else None,
+                         check_rung=None if args.check_rung is None else args.check_rung == "on",
                          on_check_plan=announce, **_common.context_args(args))
     print_analysis(result, console)
     if args.profile_time:

@@ -73,11 +73,24 @@ SHIFT_HELDOUT = "shift-held-out"
 # parts used is not in the checkout, and a retrained one is not bit-identical: a new source of the same recipe),
 # and two ImageNet MobileNetV2 targets at 10: what about an hour of this 2-core CPU allows, so no 200 per class.
 SIXTH_HELDOUT = "sixth-held-out"
+# A seventh held-out part, written on 2026-12-06 (about 21:10 UTC) before any result of its own: the judge that the
+# protocol benchmarks/protocols/s7-rung-and-shift.md asks for (at least 20 scenarios at or below the check's 50 per
+# class, written before their results). It judges R1, the check's rung (advisor.advise.check.RUNG), and S, the
+# shift's candidates in the check by default (SHIFT_CANDIDATES), each by the protocol's rule; its records are the
+# first whose every network run keeps its validation curve, so R1 is scored from them with no training. Its data:
+# combinations of the shift kinds no part has (input-level: blur radius 2 and contrast x0.5 on new classes,
+# pixelation to 14x14, contrast x0.25, JPEG quality 10 and noise sigma 60 on the source's classes, elastic
+# distortion of 4 px on new classes; feature-level: another BREEDS-like split of the groups, and a mix of three
+# source classes and two new ones; label-level: a quarter of the labels flipped on new classes, and the source's
+# own classes regrouped), at 10 and 30 per class (30: a size no CNN part has) on the controlled CNN (the source
+# retrained here, as for the sixth part), and two ImageNet MobileNetV2 targets at 10: 24 scenarios, about 20
+# minutes of this 2-core CPU as two processes.
+SEVENTH_HELDOUT = "seventh-held-out"
 PARTS = (CALIBRATION, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, VIT_CALIBRATION, VIT_HELDOUT, VIT_HELDOUT2,
-         VIT_HELDOUT3, SHIFT_HELDOUT, SIXTH_HELDOUT)
+         VIT_HELDOUT3, SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT)
 CALIBRATION_PARTS = (CALIBRATION, VIT_CALIBRATION)
 #: the parts whose oracle always holds the wide budget (issue 21's strategies)
-WIDE_PARTS = (SHIFT_HELDOUT, SIXTH_HELDOUT)
+WIDE_PARTS = (SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT)
 #: the rows the confidence's calibration is fitted on (``--calibrate-confidence``): the calibration parts and,
 #: since the sixth held-out part was written to judge that refit, the fifth held-out part, whose results were seen
 CONFIDENCE_PARTS = CALIBRATION_PARTS + (SHIFT_HELDOUT,)
@@ -289,4 +302,42 @@ FAMILIES.update({
     "s6-in-fashion-jpeg15": dict(source="imagenet", shift="domain", similar=False, sizes=(10,), part=SIXTH_HELDOUT,
                                  groups=[[c] for c in range(10)], input=("jpeg", 15),
                                  desc="Fashion-MNIST, 10 classes, JPEG quality 15, ImageNet source"),
+})
+
+#: The seventh held-out part's families (SEVENTH_HELDOUT above), declared as the sixth part's are (built by
+#: single.py's _s6_single).
+_S7 = dict(source="fmnist04", sizes=(10, 30), part=SEVENTH_HELDOUT)
+FAMILIES.update({
+    "s7-new-blur2": dict(_S7, shift="input", similar=False, groups=_S6_NEW, input=("blur", 2.0),
+                         desc="classes 5-9, Gaussian blur radius 2 px"),
+    "s7-src-pixelate14": dict(_S7, shift="input", similar=False, groups=_S6_SRC, input=("pixelate", 2),
+                              desc="classes 0-4, box-averaged to 14x14 and blown up, unseen images"),
+    "s7-src-contrast25": dict(_S7, shift="input", similar=False, groups=_S6_SRC, input=("contrast", 0.25),
+                              desc="classes 0-4, contrast x0.25 around mid-grey, unseen images"),
+    "s7-new-contrast50": dict(_S7, shift="input", similar=False, groups=_S6_NEW, input=("contrast", 0.5),
+                              desc="classes 5-9, contrast x0.5 around mid-grey"),
+    "s7-src-jpeg10": dict(_S7, shift="input", similar=False, groups=_S6_SRC, input=("jpeg", 10),
+                          desc="classes 0-4, JPEG quality 10, unseen images"),
+    "s7-new-elastic1": dict(_S7, shift="input", similar=False, groups=_S6_NEW, input=("elastic", 4.0),
+                            desc="classes 5-9, elastic distortion (alpha 4 px, smoothing sigma 3 px)"),
+    "s7-src-noise60": dict(_S7, shift="input", similar=False, groups=_S6_SRC, input=("noise", 60.0),
+                           desc="classes 0-4, additive Gaussian noise sigma 60, unseen images"),
+    "s7-breeds3": dict(_S7, shift="feature", similar=True,
+                       breeds=(("top", [0, 4], [2, 6]), ("shoe", [7], [5, 9]), ("other", [3, 8], [1])),
+                       desc="BREEDS-like groups split another way: tops trained on T-shirt and Coat, tested on "
+                            "Pullover and Shirt; shoes on Sneaker, tested on Sandal and Ankle boot; other on Dress "
+                            "and Bag, tested on Trouser"),
+    "s7-mix3": dict(_S7, shift="feature", similar=True, groups=[[0], [2], [3], [7], [8]],
+                    desc="classes T-shirt, Pullover, Dress, Sneaker, Bag: three source and two new"),
+    "s7-new-flip25": dict(_S7, shift="label", similar=True, groups=_S6_NEW, flip=0.25,
+                          desc="classes 5-9, a quarter of the training labels flipped to another class "
+                               "(val/test clean)"),
+    "s7-src-regroup": dict(_S7, shift="label", similar=True, groups=[[0, 1], [2, 3, 4]],
+                           desc="classes 0-4 regrouped: (T-shirt, Trouser) vs (Pullover, Dress, Coat)"),
+    "s7-in-fashion-pixelate14": dict(source="imagenet", shift="domain", similar=False, sizes=(10,),
+                                     part=SEVENTH_HELDOUT, groups=[[c] for c in range(10)], input=("pixelate", 2),
+                                     desc="Fashion-MNIST, 10 classes, box-averaged to 14x14, ImageNet source"),
+    "s7-in-fashion-contrast50": dict(source="imagenet", shift="domain", similar=False, sizes=(10,),
+                                     part=SEVENTH_HELDOUT, groups=[[c] for c in range(10)], input=("contrast", 0.5),
+                                     desc="Fashion-MNIST, 10 classes, contrast x0.5 around mid-grey, ImageNet source"),
 })

@@ -13,7 +13,7 @@ from . import __doc__ as PACKAGE_DOC
 from .budget import set_budget
 from .calibration import calibrate, calibrate_config, write_confidence_table
 from .families import (CALIBRATION, CALIBRATION_PARTS, CONFIDENCE_PARTS, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4,
-                       SHIFT_HELDOUT, SIXTH_HELDOUT, VIT_CALIBRATION, VIT_HELDOUT, VIT_HELDOUT2, VIT_HELDOUT3)
+                       SEVENTH_HELDOUT, SHIFT_HELDOUT, SIXTH_HELDOUT, VIT_CALIBRATION, VIT_HELDOUT, VIT_HELDOUT2, VIT_HELDOUT3)
 from .report import confidence_markdown, lee_markdown, markdown, summarise, summary_markdown
 from .scenarios import QUICK, select
 from .scoring import grid_check, score_scenario
@@ -42,12 +42,17 @@ def main(argv=None) -> int:
     ap.add_argument("--check-shift", choices=("default", "on", "off"), default="default",
                     help="the measured check's shift candidates on the wide budget's rows: analyze's default (off "
                          "since round 2 of benchmarks/check_sets.py), or on as the fifth held-out part judged it")
+    ap.add_argument("--check-rung", choices=("default", "on", "off"), default="default",
+                    help="the measured check's rung (each network candidate stopped after a quarter of its epochs "
+                         "when more than 2 SE below the best probe), read from the records' validation curves: "
+                         "analyze's default (off), or on (protocol benchmarks/protocols/s7-rung-and-shift.md)")
     ap.add_argument("--out", default=str(RESULTS.parent), help="where advice_grid.md/json are written")
     a = ap.parse_args(argv)
     set_budget(a.budget)
     from . import scoring
 
     scoring.CHECK_SHIFT = {"default": None, "on": True, "off": False}[a.check_shift]
+    scoring.CHECK_RUNG = {"default": None, "on": True, "off": False}[a.check_rung]
     scs = select(a.only, a.quick)
     if a.calibrate_confidence:
         scs = [s for s in scs if s.part in CONFIDENCE_PARTS]
@@ -94,6 +99,7 @@ def main(argv=None) -> int:
     vit_held3 = [r for r in rows if r["part"] == VIT_HELDOUT3]
     held5 = [r for r in rows if r["part"] == SHIFT_HELDOUT]
     held6 = [r for r in rows if r["part"] == SIXTH_HELDOUT]
+    held7 = [r for r in rows if r["part"] == SEVENTH_HELDOUT]
     if a.calibrate_confidence:
         write_confidence_table([r for r in rows if r["part"] in CONFIDENCE_PARTS], version)
         return 0
@@ -112,7 +118,8 @@ def main(argv=None) -> int:
             print(json.dumps(chosen, indent=1))
         return 0
     unseen = held2 + held3 + held4  # the parts written before the method they judge
-    pooled = [("sixth held-out (judge of the confidence's refit)", held6),
+    pooled = [("seventh held-out (judge of the check's rung and shift candidates)", held7),
+              ("sixth held-out (judge of the confidence's refit)", held6),
               ("fifth held-out (issue 21's judge)", held5), ("fourth held-out (multi-task, pipeline)", held4), ("third held-out (multi-task, pipeline)", held3),
               ("second held-out (single-task)", held2), ("first held-out (seen before the check)", held),
               ("second to fourth held-out", unseen), ("every held-out part", held + unseen),
@@ -128,7 +135,8 @@ def main(argv=None) -> int:
            "held_out_2_to_4": summarise(unseen), "held_out_all": summarise(held + unseen),
            "vit_calibration": summarise(vit_cal), "vit_held_out": summarise(vit_held),
            "vit_held_out_2": summarise(vit_held2), "vit_held_out_3": summarise(vit_held3),
-           "held_out_5": summarise(held5), "held_out_6": summarise(held6), "rows": rows}
+           "held_out_5": summarise(held5), "held_out_6": summarise(held6),
+           "held_out_7": summarise(held7), "rows": rows}
     out.update(failed=failed, missing=missing)
     text = (f"Advice grid, code version {version}: {len(rows)} of {len(scs)} selected scenarios scored"
             + (f"; not yet run: {', '.join(missing)}" if missing else "")

@@ -63,19 +63,27 @@ def _option_pick(kind: str, advice) -> str:
 #: the grid's check with its shift's candidates (True), without (False), or as analyze's default (None); the grid's
 #: ``--check-shift on|off`` sets it (issue 21's fifth held-out part judged the check with them, code 1d28899bc36b)
 CHECK_SHIFT: bool | None = None
+#: the grid's check with the rung (advisor.advise.check.RUNG: each network candidate stopped after a quarter of its
+#: epochs when it is more than 2 SE below the best probe), read from each record's validation curve; None: as
+#: analyze's default. The grid's ``--check-rung on|off`` sets it (protocol benchmarks/protocols/s7-rung-and-shift.md)
+CHECK_RUNG: bool | None = None
 
 
-def grid_check(sc: Scenario, runner: Runner, candidates=None):
+def grid_check(sc: Scenario, runner: Runner, candidates=None, rung: bool | None = None):
     """The measured check analyze would run on this scenario, read from the oracle's records (every
     candidate is in the budget); None for multi-task and pipeline scenarios or missing records.
     ``candidates``: the check's candidate list, ``f(n_blocks, n_train, family, profile)`` (default:
-    :func:`advisor.advise.check.candidates`; benchmarks/check_sets.py tries others)."""
-    from advisor.advise.check import CheckRun, MeasuredCheck
+    :func:`advisor.advise.check.candidates`; benchmarks/check_sets.py tries others). ``rung`` (default
+    :data:`CHECK_RUNG`, then analyze's): each network candidate whose record's validation curve is below the rung's
+    floor at its rung epoch enters with its best value by then and the seconds of the epochs it ran
+    (advisor.advise.check.rung_stops); the check's ``rung`` is False when a record has no curve (older parts)."""
+    from advisor.advise.check import RUNG, CheckRun, MeasuredCheck, rung_stops
+    from advisor.advise.check_cost import first_trained
 
     if sc.kind != "single" or not (runner.dir / "shape.json").is_file():
         return None
     shape = runner.shape()
-    runs = []
+    runs, curves = [], []
     fam = grid_family(sc)
     # with the wide budget, the check analyze runs: its shift's candidates (bn_adapt, surgical on the shift's
     # third; advisor.advise.check.SHIFT_CANDIDATES, or CHECK_SHIFT here) are budget configurations too. The seeds'
@@ -90,10 +98,26 @@ def grid_check(sc: Scenario, runner: Runner, candidates=None):
         if rec is None:
             return None
         runs.append(CheckRun(s, p, float(rec["val_accuracy"]), float(rec.get("wall_s", 0.0))))
-    return MeasuredCheck(runs=runs, n_val=int(shape["n_val"]))
+        curves.append((rec.get("val_curve"), rec.get("epoch_s")))
+    n_val = int(shape["n_val"])
+    rung = (RUNG if CHECK_RUNG is None else CHECK_RUNG) if rung is None else bool(rung)
+    trains = [first_trained(r.strategy, r.params, shape["n_blocks"]) is not None for r in runs]
+    probes = [r.val_accuracy for r, t in zip(runs, trains) if not t]  # every probe runs before any network candidate
+    network = [i for i, t in enumerate(trains) if t]
+    if rung and probes and all(curves[i][0] for i in network):
+        for i in network:
+            curve, secs = curves[i]
+            at = rung_stops(curve, runs[i].params, max(probes), n_val)
+            if at is not None:
+                runs[i] = CheckRun(runs[i].strategy, runs[i].params, max(curve[:at]), float(sum(secs[:at])),
+                                   stopped_at=at)
+    else:
+        rung = False
+    return MeasuredCheck(runs=runs, n_val=n_val, rung=rung)
 
 
-def score_scenario(sc: Scenario, runner: Runner, advise_fn, *, compute: bool, candidates=None) -> dict | None:
+def score_scenario(sc: Scenario, runner: Runner, advise_fn, *, compute: bool, candidates=None,
+                   rung: bool | None = None) -> dict | None:
     """Everything the tables show for one scenario, or None when its results are missing (``candidates``: the
     measured check's, as in :func:`grid_check`)."""
     shape = runner.shape() if compute or (runner.dir / "shape.json").is_file() else None
@@ -105,7 +129,7 @@ def score_scenario(sc: Scenario, runner: Runner, advise_fn, *, compute: bool, ca
     records = [runner.result(s, _norm_params(s, p, shape["block_names"], fam), compute=compute) for s, p in budget]
     if any(r is None for r in records):
         return None
-    advice = advise_fn(analysis.profile, check=grid_check(sc, runner, candidates))
+    advice = advise_fn(analysis.profile, check=grid_check(sc, runner, candidates, rung))
     row = {"id": sc.id, "part": sc.part, "kind": sc.kind, "shift": sc.shift, "similar": sc.similar,
            "per_class": sc.per_class, "advised": advice.strategy, "advised_params": to_dict(advice.params),
            "confidence": advice.confidence, "raw_confidence": advice.raw_confidence, "decided_by": advice.decided_by}

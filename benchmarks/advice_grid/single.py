@@ -24,7 +24,7 @@ def _fashion_single(sc: Scenario):
     fam = sc.data
     if fam.startswith("s5-"):
         return _s5_single(sc, x, y)
-    if fam.startswith("s6-"):
+    if fam.startswith(("s6-", "s7-")):
         return _s6_single(sc, x, y)
     if fam == "fm-new-coarse":
         groups = [[5, 7, 9], [6, 8]]
@@ -86,7 +86,7 @@ def _s5_single(sc: Scenario, x: np.ndarray, y: np.ndarray):
 
 
 def _s6_single(sc: Scenario, x: np.ndarray, y: np.ndarray):
-    """The sixth held-out part's single-task Fashion-MNIST targets (SIXTH_HELDOUT): each family declares its
+    """The sixth and seventh held-out parts' single-task Fashion-MNIST targets: each family declares its
     groups, input transform, flipped share or BREEDS-like groups in families.py."""
     from advisor.data.builtin import FASHION_MNIST_CLASSES
 

@@ -284,6 +284,73 @@ def test_sixth_held_out_part_is_new_and_unseen_by_the_confidence_fit(grid):
     assert [int((flipped.labels[fsplit.val, 0] == c).sum()) for c in range(5)] == [100] * 5
     assert plain.images.std() < 0.6 * flipped.images.std()
 
+def test_seventh_held_out_part_is_the_rung_and_shift_protocols_judge(grid):
+    """At least 20 unseen targets at or below the check's 50 per class (so the check runs on each), on the wide
+    budget, outside every fitted set; its transforms, regrouping and BREEDS split built as declared."""
+    import numpy as np
+
+    from advisor.advise.rules import DEFAULT_THRESHOLDS
+
+    scs = grid.all_scenarios()
+    new = [s for s in scs if s.part == grid.SEVENTH_HELDOUT]
+    assert len(new) >= 20 and all(s.kind == "single" for s in new)
+    assert all(s.per_class <= DEFAULT_THRESHOLDS.check_per_class for s in new)
+    assert {s.shift for s in new if s.source == "fmnist04"} == {"input", "feature", "label"}
+    assert "imagenet" in {s.source for s in new} and all(grid.uses_wide(s) for s in new)
+    assert not {s.data for s in new} & {s.data for s in scs if s.part != grid.SEVENTH_HELDOUT}
+    assert grid.SEVENTH_HELDOUT not in grid.CONFIDENCE_PARTS + grid.CALIBRATION_PARTS
+    breeds, sp = grid.build_dataset(grid.Scenario("s7-breeds3", 10))
+    assert len(sp.train) == 30 and "tested on Pullover, Shirt" in breeds.classes["label"][0]
+    regroup, rsplit = grid.build_dataset(grid.Scenario("s7-src-regroup", 30))
+    assert np.bincount(regroup.labels[rsplit.train, 0]).tolist() == [30, 30]
+    low, _ = grid.build_dataset(grid.Scenario("s7-src-contrast25", 10))
+    assert low.images.std() < 0.35 * regroup.images.std()
+
+
+def _rung_records(grid, root, curve, probe_val):
+    """A stored scenario whose check candidates all have records: every probe at ``probe_val``, every network run
+    with validation curve ``curve`` (0.1 s an epoch)."""
+    sc = grid.Scenario("fm-new", 10)  # the seeds' budget: the check without a profile, nothing to analyze
+    names = ["stem"] + [f"blocks.{i}" for i in range(6)]
+    d = root / "v" / sc.id.replace("/", "__")
+    d.mkdir(parents=True)
+    (d / "shape.json").write_text(json.dumps({"n_blocks": 7, "block_names": names, "n_train": 50, "n_val": 100,
+                                              "n_test": 1000}))
+    for s, p in grid.check_candidates(7, 50, "cnn"):
+        q = grid._norm_params(s, p, names, "cnn")
+        rec = {"val_accuracy": probe_val, "wall_s": 0.5}
+        if "epochs" in p:
+            rec = {"val_accuracy": max(curve), "wall_s": 0.1 * len(curve) + 1.0, "val_curve": curve,
+                   "epoch_s": [0.1] * len(curve)}
+        (d / f"{s}-{grid.store._config_key(s, q)}.json").write_text(json.dumps(rec))
+    return sc, grid.Runner(sc, "v")
+
+
+def test_the_grid_reads_the_rung_from_each_records_validation_curve(grid, tmp_path, monkeypatch):
+    """The rung's decision and cost come from the stored curve, as analyze's run would have met them: a run more
+    than 2 SE below the best probe at its rung epoch enters with its best value by then and the seconds of the epochs
+    it ran; a run within the floor, or a scenario without curves, is read as it finished."""
+    from advisor.advise import check
+
+    monkeypatch.setattr(grid.store, "RESULTS", tmp_path)
+    lpft = next(p for s, p in grid.check_candidates(7, 50, "cnn") if "epochs" in p)
+    at = check.rung_epoch(lpft)
+    slow = [0.2] * at + [0.95] * 3  # it would have won, but it is far below the probes at its rung
+    sc, runner = _rung_records(grid, tmp_path, slow, 0.8)
+    off = grid.grid_check(sc, runner, rung=False)
+    on = grid.grid_check(sc, runner, rung=True)
+    assert not off.rung and on.rung
+    assert off.winner().strategy == "full_finetune" and on.winner().strategy != "full_finetune"
+    net = next(r for r in on.runs if r.strategy == "full_finetune")
+    assert net.stopped_at == at and net.val_accuracy == 0.2 and net.seconds == pytest.approx(0.1 * at)
+    assert sum(r.seconds for r in on.runs) < sum(r.seconds for r in off.runs)
+    # within two standard errors of the probe at the rung: it goes on and wins
+    close = [0.8 - 1.5 * math.sqrt(0.8 * 0.2 / 100)] * at + [0.95]
+    monkeypatch.setattr(grid.store, "RESULTS", tmp_path / "b")
+    sc2, runner2 = _rung_records(grid, tmp_path / "b", close, 0.8)
+    assert grid.grid_check(sc2, runner2, rung=True).winner().strategy == "full_finetune"
+
+
 def test_the_checks_surgical_range_by_name_is_its_budget_twin(grid):
     """The check names its surgical range by blocks, the budget's thirds by index: the same configuration, so the
     grid reads the third's record instead of training it again."""

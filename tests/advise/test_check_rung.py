@@ -1,0 +1,72 @@
+"""The measured check's rung (issue 22, rule R1 of benchmarks/protocols/s7-rung-and-shift.md): a network candidate
+is looked at once, after its warm-up and a quarter of its fine-tuning epochs, and stops there when it is more than
+two binomial standard errors below the best probe."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import advisor
+from advisor.advise import check
+from advisor.measure.stats import binomial_se
+from advisor.report.tables import check_table
+
+MODEL = "timm:mobilenetv2_050"
+
+
+def test_the_rung_epoch_is_the_warm_up_and_a_quarter_of_the_fine_tune():
+    assert check.rung_epoch({"warmup": True, "epochs": 20}) == 2 + 5  # LP-FT: 2 heads-only epochs first
+    assert check.rung_epoch({"epochs": 4}) == 1 and check.rung_epoch({"epochs": 9}) == 3  # ceil(E / 4)
+    assert check.rung_epoch({"warmup_epochs": 3, "epochs": 6}) == 5
+    assert check.rung_epoch({"C": 1.0}) is None  # a probe has no epochs
+
+
+def test_the_floor_is_two_standard_errors_below_the_best_probe():
+    assert check.rung_floor(0.8, 100) == pytest.approx(0.8 - 2 * math.sqrt(0.8 * 0.2 / 100))
+    assert check.rung_floor(0.8, 100) == pytest.approx(0.8 - check.RUNG_SE * binomial_se(0.8, 100))
+
+
+def test_the_rung_stops_only_a_run_below_the_floor_with_epochs_left():
+    p = {"warmup": True, "epochs": 8}  # rung after epoch 2 + 2 = 4, of 10
+    floor = check.rung_floor(0.8, 100)  # 0.72
+    low = [0.3, 0.5, 0.6, 0.7, 0.9, 0.95]
+    assert check.rung_stops(low, p, 0.8, 100) == 4  # best so far 0.70 < 0.72, even though it would win later
+    assert check.rung_stops([0.3, 0.5, 0.6, floor + 0.01, 0.5], p, 0.8, 100) is None  # at the floor: goes on
+    assert check.rung_stops([0.3, 0.5, 0.75, 0.6, 0.5], p, 0.8, 100) is None  # the best so far counts, not the last
+    assert check.rung_stops([0.3, 0.5, 0.6], p, 0.8, 100) is None  # early stopping ended it before the rung
+    assert check.rung_stops(low, p, None, 100) is None  # no probe ran: nothing to compare with
+    assert check.rung_stops([0.1] * 5, {"epochs": 4}, 0.8, 100) == 1  # rung epoch 1 of 4
+    assert check.rung_stops([0.1] * 5, {"epochs": 1}, 0.8, 100) is None  # rung epoch 1 is its last: not stopped
+
+
+def _analyze(monkeypatch, se, rung=True):
+    monkeypatch.setattr(check, "RUNG_SE", se)
+    return advisor.analyze("digits:20", MODEL, weights="random", sample=100, image_size=32, check="on",
+                           check_rung=rung)
+
+
+def test_a_fine_tune_below_the_floor_stops_at_its_rung_and_enters_with_its_best_so_far(monkeypatch, tmp_path):
+    """With the floor forced above any accuracy every fine-tune stops at its rung epoch; with it forced below
+    none does. The stopped run keeps its best validation value so far and costs less time than the full run."""
+    a = _analyze(monkeypatch, -1e9)
+    stopped, full = a.advice.check, _analyze(monkeypatch, 1e9).advice.check
+    assert stopped.rung and full.rung
+    nets = [(s, f) for s, f in zip(stopped.runs, full.runs) if "epochs" in s.params]
+    assert nets and [(r.strategy, r.params) for r in stopped.runs] == [(r.strategy, r.params) for r in full.runs]
+    for s, f in nets:
+        assert s.stopped_at == check.rung_epoch(s.params) and f.stopped_at is None
+        assert 0.0 <= s.val_accuracy <= 1.0 and s.seconds < f.seconds
+    assert all(r.stopped_at is None for r in stopped.runs if "epochs" not in r.params)  # a probe is never stopped
+    table = check_table(a.advice, a.profile)
+    assert any("stopped after epoch" in row[0] for row in table.rows) and "--check-rung" in table.caption
+    a.save(tmp_path / "a.json")
+    back = advisor.api.Analysis.load(tmp_path / "a.json").advice.check
+    assert [r.stopped_at for r in back.runs] == [r.stopped_at for r in stopped.runs] and back.rung
+
+
+def test_the_rung_is_off_by_default(monkeypatch):
+    monkeypatch.setattr(check, "RUNG_SE", -1e9)
+    chk = advisor.analyze("digits:20", MODEL, weights="random", sample=100, image_size=32, check="on").advice.check
+    assert not chk.rung and all(r.stopped_at is None for r in chk.runs)
