@@ -95,7 +95,7 @@ def analyze(
     on_check_plan : called with the check's plan (advisor.advise.check_cost.Plan: candidates, estimates,
         skipped) before the check trains anything.
     check_shift : the shift's candidates (bn_adapt, surgical on the third holding the largest shift) join the
-        check on small data; None: as advisor.advise.check.SHIFT_CANDIDATES says (off).
+        check on small data; None: as advisor.advise.check.SHIFT_CANDIDATES says (on).
     check_rung : each of the check's fine-tunes stops after a quarter of its epochs when it is by then more than
         two standard errors below the best probe; None: as advisor.advise.check.RUNG says (off).
     """
@@ -167,7 +167,7 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
     ``announce(plan)`` is told. ``budget`` (seconds): the candidates run cheapest first while the time spent
     plus the next one's estimate stays within it; the rest are recorded as skipped. ``progress(done, total)``
     counts estimated seconds and moves inside a run, epoch by epoch. ``profile``: the analysis of ``ctx``; with
-    it and ``shift`` (default advisor.advise.check.SHIFT_CANDIDATES, off) the shift's candidates join where they
+    it and ``shift`` (default advisor.advise.check.SHIFT_CANDIDATES, on) the shift's candidates join where they
     are cheap enough (advisor.advise.check.offer). ``rung`` (default advisor.advise.check.RUNG, off): each network
     candidate stops after its rung epoch when it is by then more than two standard errors below the best probe
     (advisor.advise.check.rung_stops); it enters the check with its best validation accuracy so far."""

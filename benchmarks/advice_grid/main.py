@@ -143,6 +143,8 @@ def main(argv=None) -> int:
             + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".\n\n"
             + summary_markdown(pooled) + "\n" + confidence_markdown(pooled) + "\n"
             + (lee_markdown(rows) + "\n" if any(r.get("surgical_thirds") for r in rows) else "")
+            + (markdown(held7, out["held_out_7"], "Seventh held-out part (shift kinds, wide budget)") + "\n"
+               if held7 else "")
             + (markdown(held6, out["held_out_6"], "Sixth held-out part (shift kinds, wide budget)") + "\n"
                if held6 else "")
             + (markdown(held5, out["held_out_5"], "Fifth held-out part (shift kinds, wide budget)") + "\n"

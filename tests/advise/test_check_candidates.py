@@ -58,10 +58,11 @@ def test_the_shift_candidates_follow_the_peak_and_join_between_the_probes_and_th
     shift[8] = 3.0  # the peak in the middle third
     profile = make_profile(10, RISING[:1] * n, shift=shift)
     assert shift_peak(profile).index == 8 and thirds(n) == [(0, 5), (6, 12), (13, 18)]
-    # off by default (round 2 of benchmarks/check_sets.py): the list of before, and no note
-    assert offer(n, 180, "cnn", profile).candidates == candidates_before(n, 180)
-    assert offer(n, 180, "cnn", profile).shift_note == ""
-    got = offer(n, 180, "cnn", profile, shift=True)
+    # switched off: the list of before, and no note; on by default (rule S of the protocol s7)
+    assert offer(n, 180, "cnn", profile, shift=False).candidates == candidates_before(n, 180)
+    assert offer(n, 180, "cnn", profile, shift=False).shift_note == ""
+    got = offer(n, 180, "cnn", profile)
+    assert got == offer(n, 180, "cnn", profile, shift=True)
     names = [s for s, _ in got.candidates]
     assert names.index("bn_adapt") > max(i for i, s in enumerate(names) if s == "svm_early")
     assert names.index("full_finetune") < names.index("surgical") == len(names) - 1
@@ -165,3 +166,15 @@ def test_every_declared_check_reads_only_its_budget():
     assert got["surgical"] == [{"first": 0, "last": 1, "lr_ratio": 0.1, "epochs": 3}]
     assert got["last_k"] == got["lora"] == got["multi_task"] == got["norm_tune"] == []
     assert peak_range(6, 5) == (4, 5) and R.wants_check(make_profile(10, RISING))
+
+
+def test_the_shift_candidates_are_on_by_default_on_small_data():
+    """Rule S of the protocol s7 turned them on (the seventh held-out part judged it): with a profile and small
+    data the default check holds bn_adapt and surgical; without a profile (the grid's older parts) it does not."""
+    from advisor.advise import check
+
+    assert check.SHIFT_CANDIDATES is True
+    profile = make_profile(10, [0.5] * 19, shift=[float(i) for i in range(19)])
+    default = {s for s, _ in candidates(19, 180, "cnn", profile)}
+    assert {"bn_adapt", "surgical"} <= default
+    assert not {"bn_adapt", "surgical"} & {s for s, _ in candidates(19, 180, "cnn")}
