@@ -93,7 +93,9 @@ CALIBRATION_PARTS = (CALIBRATION, VIT_CALIBRATION)
 WIDE_PARTS = (SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT)
 #: the rows the confidence's calibration is fitted on (``--calibrate-confidence``): the calibration parts and,
 #: since the sixth held-out part was written to judge that refit, the fifth held-out part, whose results were seen
-CONFIDENCE_PARTS = CALIBRATION_PARTS + (SHIFT_HELDOUT,)
+#: and, after the seventh part's judgement turned the shift's candidates on (protocol s7: "refit after either
+#: change, on the calibration part and the fifth and sixth parts"), the sixth held-out part as well
+CONFIDENCE_PARTS = CALIBRATION_PARTS + (SHIFT_HELDOUT, SIXTH_HELDOUT)
 FAMILIES: dict[str, dict] = {
     # controlled source: MobileNetV2 pretrained on Fashion-MNIST classes 0-4 at 32 px
     "fm-new": dict(source="fmnist04", shift="feature", similar=True, sizes=(10, 50, 200, 500), part=CALIBRATION,
