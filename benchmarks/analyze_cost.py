@@ -10,7 +10,7 @@ process also imports scikit-learn and the measures, reported as ``analyze_first_
 
     .venv/bin/python benchmarks/analyze_cost.py [--dataset fashion-mnist] [--model mobilenet_v2]
         [--sample 1000] [--image-size 224] [--threads 1] [--repeats 1] [--json PATH]
-        [--check off|auto|on] [--check-rung on|off] [--check-shift]
+        [--check off|auto|on] [--check-rung on|off] [--check-shift on|off]
 
 The small-data case of issue 22 (target: at most 6x with the measured check): ``--dataset fashion-mnist:30
 --check auto`` (18 training images per class, the weights' own 224 px); ``--check-rung on`` measures the check
@@ -78,7 +78,8 @@ def main() -> None:
     ap.add_argument("--check", choices=("off", "auto", "on"), default="off",
                     help="analyze's measured check (default off: the measurement pass alone)")
     ap.add_argument("--check-rung", choices=("on", "off"), default=None, help="the check's rung (default: analyze's)")
-    ap.add_argument("--check-shift", action="store_true", help="the shift's candidates join the check")
+    ap.add_argument("--check-shift", choices=("on", "off"), default=None,
+                    help="the shift's candidates in the check (default: analyze's)")
     a = ap.parse_args()
     if a.threads:
         limit_threads(a.threads)
@@ -93,7 +94,8 @@ def main() -> None:
 
     def run_analyze(sample: int, check: str = a.check):
         return analyze(a.dataset, a.model, sample=sample, image_size=a.image_size, device=a.device,
-                       batch_size=a.batch_size, check=check, check_shift=True if a.check_shift else None,
+                       batch_size=a.batch_size, check=check,
+                       check_shift=None if a.check_shift is None else a.check_shift == "on",
                        check_rung=None if a.check_rung is None else a.check_rung == "on")
 
     plain_forward(bb, data, idx[: a.batch_size], pre, device, a.batch_size)  # warm-up (lazy init, allocator)

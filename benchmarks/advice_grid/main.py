@@ -40,8 +40,8 @@ def main(argv=None) -> int:
                     help="the oracle's budget on the older parts: the seeds' strategies, or every strategy (issue "
                          "21); the fifth held-out part always takes the wide one")
     ap.add_argument("--check-shift", choices=("default", "on", "off"), default="default",
-                    help="the measured check's shift candidates on the wide budget's rows: analyze's default (off "
-                         "since round 2 of benchmarks/check_sets.py), or on as the fifth held-out part judged it")
+                    help="the measured check's shift candidates on the wide budget's rows: analyze's default (on "
+                         "since the seventh held-out part judged them, protocol s7), or on/off")
     ap.add_argument("--check-rung", choices=("default", "on", "off"), default="default",
                     help="the measured check's rung (each network candidate stopped after a quarter of its epochs "
                          "when more than 2 SE below the best probe), read from the records' validation curves: "
