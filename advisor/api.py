@@ -157,7 +157,8 @@ def _check_check(check) -> None:
 
 
 def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_image: float | None = None,
-              announce=None, profile=None, shift: bool | None = None, rung: bool | None = None):
+              announce=None, profile=None, shift: bool | None = None, rung: bool | None = None,
+              bn_svm: bool | None = None):
     """Run the measured check's candidates (advisor.advise.check) on ``ctx``: trained on the training
     split, scored on the validation split; the test split is never touched. The probes share one
     forward pass through an activation cache (a temporary one when ``ctx`` has none).
@@ -170,15 +171,17 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
     it and ``shift`` (default advisor.advise.check.SHIFT_CANDIDATES, on) the shift's candidates join where they
     are cheap enough (advisor.advise.check.offer). ``rung`` (default advisor.advise.check.RUNG, off): each network
     candidate stops after its rung epoch when it is by then more than two standard errors below the best probe
-    (advisor.advise.check.rung_stops); it enters the check with its best validation accuracy so far."""
+    (advisor.advise.check.rung_stops); it enters the check with its best validation accuracy so far. ``bn_svm``
+    (default advisor.advise.check.BN_SVM, off): bn_adapt's early SVM on the best plain early SVM's block joins the
+    shift's candidates (advisor.advise.check.resolve names the block once the probes have run)."""
     import tempfile
 
     import numpy as np
 
     from advisor import strategies
     from advisor.advise import check_cost
-    from advisor.advise.check import (RUNG, CheckRun, MeasuredCheck, SkippedRun, offer, rung_epoch, rung_floor,
-                                      rung_total)
+    from advisor.advise.check import (RUNG, CheckRun, MeasuredCheck, SkippedRun, offer, resolve, rung_epoch,
+                                      rung_floor, rung_total)
     from advisor.context import without_test
     from advisor.train import run_strategy
     from advisor.train._base import TrainingPruned
@@ -187,7 +190,8 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
     rung = RUNG if rung is None else bool(rung)
     n_blocks = len(ctx.backbone.block_names)
     n_train, n_val = len(ctx.split.train), len(ctx.split.val)
-    offered = offer(n_blocks, n_train, ctx.backbone.layout.family, profile, backbone=ctx.backbone, shift=shift)
+    offered = offer(n_blocks, n_train, ctx.backbone.layout.family, profile, backbone=ctx.backbone, shift=shift,
+                    bn_svm=bn_svm)
     cands = offered.candidates
     t_plan = time.perf_counter()
     if forward_per_image is None:  # no trained block: a forward alone
@@ -226,6 +230,10 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
                 c.cache.ensure(c, np.concatenate([c.split.train, c.split.val]), pooled=tuple(range(n_blocks)))
                 fill_seconds = time.perf_counter() - t_fill
                 costs.filled = True
+            params = resolve(params, runs)
+            if params is None:  # its block comes from an early SVM, and none ran
+                done += est
+                continue
 
             def moved(stage, epoch, epochs, base=done, est=est, high=[0]):
                 # a run reports epochs, and images of any pass it makes itself (bn_adapt's features, the

@@ -51,6 +51,18 @@ Rules, as the protocol fixed them: R1 is adopted if AR's mean strategy regret on
 without the shift's candidates by more than 0.3 points, compared with the rung on (SR against AR) if R1 was
 adopted, else S against A. The calibration part only reports (its records have no curves: the rung cannot be
 read there, so its rows say how many checks the rung was scored on).
+Result of round 3: R1 not adopted (2.90 against 2.22), S adopted (1.20 against 2.22): the shift's candidates are on.
+
+Round 4 (``--round 4``): the protocol benchmarks/protocols/s8-rung-with-shift.md (written on 2026-12-06 at about
+21:50 UTC, before the eighth held-out part or any of its results existed), judged on the eighth held-out part:
+  S    ``shift``:           today's default check (the shift's candidates, no rung);
+  SR   ``shift+rung``:      S with the rung (R2);
+  SB   ``shift+bnsvm``:     S plus bn_adapt's early SVM on the best plain early SVM's block (B2);
+  SRB  ``shift+rung+bnsvm``.
+R2 is adopted if SR's mean strategy regret is at most S's + 0.3 points and its summed check seconds lower; B2 if,
+with R2's outcome applied, it lowers the mean strategy regret by more than 0.3 points. C2: the confidence's ECE on
+the eighth part with today's table (the raw score) and with the one before (Platt per decider, commit 5544f43);
+the one before comes back if its ECE is lower by more than 0.02.
 """
 
 from __future__ import annotations
@@ -119,12 +131,26 @@ def _with_rung(fn):
 
 SETS3 = {"A lpft": set_lpft, "AR lpft+rung": _with_rung(set_lpft), "S lpft+shift": set_lpft_shift,
          "SR lpft+shift+rung": _with_rung(set_lpft_shift)}
+def _with_bn_svm(fn):
+    def out(n_blocks, n_train, family="cnn", profile=None):
+        return check.candidates(n_blocks, n_train, family, profile, shift=True, bn_svm=True)
+
+    out.rung = getattr(fn, "rung", False)
+    return out
+
+
+SETS4 = {"S shift": set_lpft_shift, "SR shift+rung": _with_rung(set_lpft_shift),
+         "SB shift+bnsvm": _with_bn_svm(set_lpft_shift), "SRB shift+rung+bnsvm": _with_bn_svm(_with_rung(set_lpft_shift))}
+#: the confidence table before the refit after S (platt_decider on the calibration and fifth parts; commit 5544f43)
+TABLE_BEFORE = {'method': 'platt_decider', 'coef': [0.4764802909786791, -0.9260545830328005, 0.43316030275807066],
+                'intercept': 0.7742526443417402}
 SETS = {"A lpft": set_lpft, "B last_k_mid": set_last_k_mid, "C last_k_all": set_last_k_all}
 SETS2 = {"A lpft": set_lpft, "S lpft+shift": set_lpft_shift, "D shift_only": set_shift_only, "E cheap": set_cheap}
 CALIBRATION = (grid.CALIBRATION, grid.VIT_CALIBRATION)
 HELD_OUT = (grid.HELDOUT, grid.HELDOUT2, grid.VIT_HELDOUT, grid.VIT_HELDOUT2, grid.VIT_HELDOUT3)
 HELD_OUT2 = (grid.SHIFT_HELDOUT,)
 HELD_OUT3 = (grid.SEVENTH_HELDOUT,)
+HELD_OUT4 = (grid.EIGHTH_HELDOUT,)
 
 
 def score(version_of, log=print, sets=None, held_out=HELD_OUT) -> dict[str, list[dict]]:
@@ -176,7 +202,8 @@ def main(argv=None) -> int:
     ap.add_argument("--vit-version", default="d2fba15e86da", help="grid results of the transformer sources")
     ap.add_argument("--json", default=None)
     ap.add_argument("--seventh-version", default=None, help="grid results of the seventh held-out part (round 3)")
-    ap.add_argument("--round", type=int, choices=(1, 2, 3), default=1,
+    ap.add_argument("--eighth-version", default=None, help="grid results of the eighth held-out part (round 4)")
+    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4), default=1,
                     help="1: sets A-C on the older parts (done); 2: sets A, S, D, E on the wide budget, judged on "
                          "the fifth held-out part (see the module docstring)")
     a = ap.parse_args(argv)
@@ -184,6 +211,8 @@ def main(argv=None) -> int:
         return _round2(a)
     if a.round == 3:
         return _round3(a)
+    if a.round == 4:
+        return _round4(a)
 
     def version_of(sc):
         return a.vit_version if grid.grid_family(sc) == "transformer" else a.cnn_version
@@ -294,6 +323,53 @@ def _round3(a) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps({"round": 3, "table": table, "rung_adopted": rung,
                                             "shift_adopted": shift, "rows": rows}, indent=1, default=float) + "\n")
+    return 0
+
+
+def _round4(a) -> int:
+    """Round 4 (module docstring): the rung with the shift's candidates, bn_adapt's early SVM and the confidence
+    table, judged on the eighth held-out part."""
+    from advisor.advise import confidence
+
+    grid.set_budget("wide")
+    eighth = a.eighth_version or grid.code_version()
+
+    def version_of(sc):
+        return eighth if sc.part == grid.EIGHTH_HELDOUT else a.cnn_version
+
+    rows = score(version_of, sets=SETS4, held_out=HELD_OUT4)
+    part = {name: [r for r in rs if r["part"] == grid.EIGHTH_HELDOUT] for name, rs in rows.items()}
+    table = {name: {"eighth held-out": summary(rs)} for name, rs in part.items()}
+    _print(table)
+    if not all(rs for rs in part.values()):
+        print("the eighth held-out part has no records yet: not judged")
+        return 1
+    j = {n: t["eighth held-out"] for n, t in table.items()}
+    reg = {n: x["mean_strategy_regret"] for n, x in j.items()}
+    rung = reg["SR shift+rung"] <= reg["S shift"] + MARGIN and j["SR shift+rung"]["check_seconds"] < j["S shift"]["check_seconds"]
+    base, with_b = ("SR shift+rung", "SRB shift+rung+bnsvm") if rung else ("S shift", "SB shift+bnsvm")
+    bn_svm = reg[base] - reg[with_b] > MARGIN
+    print(f"R2 (rung with the shift's candidates): regret {reg['SR shift+rung']:.2f} against {reg['S shift']:.2f} "
+          f"(margin {MARGIN}), check {j['SR shift+rung']['check_seconds']:.0f} s against "
+          f"{j['S shift']['check_seconds']:.0f} s: {'adopted' if rung else 'not adopted'}")
+    print(f"B2 (bn_adapt's early SVM): {with_b} {reg[with_b]:.2f} against {base} {reg[base]:.2f} (needs more than "
+          f"{MARGIN} lower): {'adopted' if bn_svm else 'not adopted'}")
+    # C2: the confidence of the check the two rules chose, under today's table and the one before
+    chosen = part[{(False, False): "S shift", (True, False): "SR shift+rung", (False, True): "SB shift+bnsvm",
+                   (True, True): "SRB shift+rung+bnsvm"}[(rung, bn_svm)]]
+    right = [r["strategy_regret"] <= 1.0 for r in chosen]
+    now = confidence.ece([r["confidence"] for r in chosen], right)
+    before = confidence.ece(confidence.predict(TABLE_BEFORE, [r["raw_confidence"] for r in chosen],
+                                               [r["decided_by"] for r in chosen]), right)
+    back = before < now - 0.02
+    print(f"C2 (confidence): ECE {now:.3f} with today's table, {before:.3f} with the one before: "
+          f"{'the one before comes back' if back else 'today' + chr(39) + 's stays'}; target 0.1 "
+          f"{'met' if (before if back else now) <= 0.1 else 'missed'}")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"round": 4, "table": table, "rung_adopted": rung,
+                                            "bn_svm_adopted": bn_svm, "ece_today": now, "ece_before": before,
+                                            "table_before_back": back, "rows": rows}, indent=1,
+                                           default=float) + "\n")
     return 0
 
 

@@ -54,6 +54,10 @@ SHIFT_MAX_TRAIN = STEPS * BATCH // MIN_EPOCHS
 #: says so; ``analyze --check-rung on`` (``rung=True``) turns it on.
 RUNG = False
 RUNG_SE = 2.0
+#: B2 of benchmarks/protocols/s8-rung-with-shift.md (fixed before its judge existed): with the shift's candidates,
+#: bn_adapt also runs its early SVM (C 1.0) on the block where the plain early SVM did best on validation. Off until
+#: that protocol's judge says otherwise; ``offer(..., bn_svm=True)`` / ``run_check(..., bn_svm=True)`` turn it on.
+BN_SVM = False
 #: the backbone/head rate ratios the check's LP-FT fine-tune runs at, by network family. A CNN: its
 #: recipe's 0.1. A transformer: the recipe's 0.01 and 0.1, since the right one follows the pretraining more
 #: than the architecture: on the grid (regime 2), the pretrained ViT-S/14 collapsed at 0.1 (s14-digits/10:
@@ -141,7 +145,7 @@ class Offer:
 
 
 def offer(n_blocks: int, n_train: int, family: str = "cnn", profile=None, *, backbone=None,
-          shift: bool | None = None) -> Offer:
+          shift: bool | None = None, bn_svm: bool | None = None) -> Offer:
     """The check's candidates: every registered strategy's declared ``check`` runs (``Strategy.check``) for one
     :class:`~advisor.strategies.CheckBudget`, the probes first, then the rest, each group in registration order;
     a tie on validation goes to the first. Today: the linear probe and the early-block SVMs at each C, then full
@@ -156,13 +160,15 @@ def offer(n_blocks: int, n_train: int, family: str = "cnn", profile=None, *, bac
     if family not in CHECK_LR_RATIOS:
         strategies.recipe(family)  # the one-line error for an unknown family
     shift = SHIFT_CANDIDATES if shift is None else bool(shift)
+    bn_svm = BN_SVM if bn_svm is None else bool(bn_svm)
     peak = shift_peak(profile) if profile is not None else None
     small = n_train <= SHIFT_MAX_TRAIN
     base = dict(n_blocks=n_blocks, n_train=n_train, family=family, probe_c=tuple(PROBE_C),
                 probe_blocks=tuple(probe_blocks(n_blocks)), network=network_budget(n_train),
                 lr_ratios=tuple(CHECK_LR_RATIOS[family]))
     on = shift and profile is not None and small
-    budget = strategies.CheckBudget(**base, shift=on, peak=peak_range(n_blocks, peak.index) if on and peak else None)
+    budget = strategies.CheckBudget(**base, shift=on, peak=peak_range(n_blocks, peak.index) if on and peak else None,
+                                    bn_svm=on and bn_svm and bool(base["probe_blocks"]))
     declared = sorted(strategies.all_strategies(), key=lambda s: s.trains_network)  # stable: probes first
     out, refused = [], {}
     for s in declared:
@@ -196,14 +202,29 @@ def _named(strategy: str, params: dict) -> str:
     """``surgical on blocks 6..12``: a candidate by its strategy and the blocks its declared block parameters name."""
     declared = strategies.get(strategy)
     blocks = [str(v) for k, v in params.items() if declared.has(k) and declared.param(k).base == "block"]
+    if blocks == [strategies.BEST_SVM_BLOCK]:
+        return f"{strategy} {params.get('probe', '')} on the best early SVM's block".replace("  ", " ")
     return strategy + (f" on blocks {'..'.join(blocks)}" if blocks else "")
 
 
 def candidates(n_blocks: int, n_train: int, family: str = "cnn", profile=None, *, backbone=None,
-               shift: bool | None = None) -> list[tuple[str, dict]]:
+               shift: bool | None = None, bn_svm: bool | None = None) -> list[tuple[str, dict]]:
     """What the check runs, cheapest first (see :func:`offer`); without ``profile`` (or with ``shift=False``)
     the list before the shift's candidates existed, which the advice grid's stored runs were made with."""
-    return offer(n_blocks, n_train, family, profile, backbone=backbone, shift=shift).candidates
+    return offer(n_blocks, n_train, family, profile, backbone=backbone, shift=shift, bn_svm=bn_svm).candidates
+
+
+def resolve(params: dict, runs) -> dict | None:
+    """A candidate's parameters with :data:`~advisor.strategies.BEST_SVM_BLOCK` replaced by the block of the best
+    plain early SVM among ``runs`` (CheckRun: the highest validation accuracy, the first on a tie); None when no
+    early SVM ran (the candidate is then left out); ``params`` itself otherwise."""
+    if params.get("block") != strategies.BEST_SVM_BLOCK:
+        return params
+    best = None
+    for r in runs:
+        if r.strategy == "svm_early" and (best is None or r.val_accuracy > best.val_accuracy):
+            best = r
+    return None if best is None else {**params, "block": int(best.params["block"])}
 
 
 @dataclass

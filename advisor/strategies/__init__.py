@@ -10,7 +10,7 @@ advice and the reports read it from the registry; nothing else lists strategies.
 This package imports only the standard library and :mod:`advisor.errors`.
 """
 
-from advisor.strategies._base import HEADS, KINDS, REQUIRED, CheckBudget, Param, SameAs, Strategy
+from advisor.strategies._base import BEST_SVM_BLOCK, HEADS, KINDS, REQUIRED, CheckBudget, Param, SameAs, Strategy
 from advisor.strategies._constraints import (
     AllBlocks,
     BlockCount,
@@ -56,7 +56,7 @@ del _s
 
 __all__ = [
     "DEFAULT_WARMUP_EPOCHS", "HEADS", "KINDS", "NETWORK_DEFAULTS", "RECIPES", "RECIPE_PARAMS", "Recipe", "recipe", "REQUIRED",
-    "AllBlocks", "BlockCount", "BlockRef", "Boolean", "CheckBudget",
+    "AllBlocks", "BEST_SVM_BLOCK", "BlockCount", "BlockRef", "Boolean", "CheckBudget",
     "Constraint", "Fractions", "Interval", "Labels", "LORA_DEFAULT_TARGETS", "Options", "Pattern", "Param", "SameAs", "Strategy", "all_strategies", "canonical", "expressed_in", "get", "names",
     "network_names", "parameter_table", "probe_names", "register", "space_table", "unregister",
 ]

@@ -148,7 +148,9 @@ class CheckBudget:
     probe is tried on; ``network``: a fine-tune's training budget (epochs, patience, batch size); ``lr_ratios``:
     the family's backbone/head rate ratios, the recipe's first; ``shift``: whether the candidates that answer a
     measured shift are wanted (small data and the switch on); ``peak``: the ``(first, last)`` block range, 0-based
-    and inclusive, that holds the profile's largest shift (None without a measured shift or without ``shift``)."""
+    and inclusive, that holds the profile's largest shift (None without a measured shift or without ``shift``);
+    ``bn_svm``: whether bn_adapt also offers its early SVM on the block where the plain early SVM did best
+    (``advisor.advise.check.BN_SVM``; the block is :data:`BEST_SVM_BLOCK` until the probes have run)."""
 
     n_blocks: int
     n_train: int
@@ -159,6 +161,12 @@ class CheckBudget:
     lr_ratios: tuple[float, ...]
     shift: bool = False
     peak: tuple[int, int] | None = None
+    bn_svm: bool = False
+
+
+#: a check candidate's ``block`` that names the block of the best plain early SVM of the same check, known once the
+#: probes have run (``advisor.advise.check.resolve``)
+BEST_SVM_BLOCK = "best-svm"
 
 
 # =========================================================================== strategies

@@ -2,7 +2,7 @@
 gradient step: one pass, a cumulative average), then a probe on the adapted features (Li et al. 2017, AdaBN;
 Schneider et al. 2020). A network without BatchNorm (a ViT) refuses it."""
 
-from advisor.strategies._base import Param, Strategy
+from advisor.strategies._base import BEST_SVM_BLOCK, Param, Strategy
 from advisor.strategies._constraints import BlockRef, Interval, Options
 
 BN_ADAPT = Strategy(
@@ -26,8 +26,11 @@ BN_ADAPT = Strategy(
     backbone_check="advisor.train._bn_adapt:check_has_batchnorm",
     summary="no gradient step: every BatchNorm's statistics re-estimated on the train split, then the probe "
             "on the adapted features; needs BatchNorm",
-    # when the check offers the shift's candidates: the linear probe on the adapted last block, at each C
-    check=lambda b: [{"probe": "linear_probe", "C": c} for c in b.probe_c] if b.shift else [],
+    # when the check offers the shift's candidates: the linear probe on the adapted last block, at each C; with
+    # ``bn_svm`` also the early SVM (C 1.0) on the block where the plain early SVM did best
+    check=lambda b: ([{"probe": "linear_probe", "C": c} for c in b.probe_c]
+                     + ([{"probe": "svm_early", "block": BEST_SVM_BLOCK, "C": 1.0}] if b.bn_svm else [])) if b.shift
+    else [],
     # its statistics pass over the train split, then the adapted features of train and validation
     forward_images=lambda n_train, n_val: 2 * n_train + n_val,
 )

@@ -86,11 +86,20 @@ SIXTH_HELDOUT = "sixth-held-out"
 # retrained here, as for the sixth part), and two ImageNet MobileNetV2 targets at 10: 24 scenarios, about 20
 # minutes of this 2-core CPU as two processes.
 SEVENTH_HELDOUT = "seventh-held-out"
+# An eighth held-out part, written on 2026-12-06 (about 22:00 UTC) before any result of its own: the judge of the
+# protocol benchmarks/protocols/s8-rung-with-shift.md (R2: the rung with the shift's candidates; B2: bn_adapt's early
+# SVM in the check; C2: the confidence table refit after S). At least 20 scenarios at or below the check's 50 per
+# class: combinations no part has (input-level: noise sigma 25, contrast x0.35 and pixelation to 7x7 on new classes,
+# blur radius 3, JPEG quality 20 and elastic distortion of 12 px on the source's classes; feature-level: a fourth
+# BREEDS-like split, and one source class with four new; label-level: 15% of the labels flipped on the source's
+# classes, new classes regrouped a third way), at 20 and 40 per class (sizes no CNN part has) on the controlled
+# CNN, and two ImageNet MobileNetV2 targets at 10: 22 scenarios.
+EIGHTH_HELDOUT = "eighth-held-out"
 PARTS = (CALIBRATION, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, VIT_CALIBRATION, VIT_HELDOUT, VIT_HELDOUT2,
-         VIT_HELDOUT3, SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT)
+         VIT_HELDOUT3, SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT)
 CALIBRATION_PARTS = (CALIBRATION, VIT_CALIBRATION)
 #: the parts whose oracle always holds the wide budget (issue 21's strategies)
-WIDE_PARTS = (SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT)
+WIDE_PARTS = (SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT)
 #: the rows the confidence's calibration is fitted on (``--calibrate-confidence``): the calibration parts and,
 #: since the sixth held-out part was written to judge that refit, the fifth held-out part, whose results were seen
 #: and, after the seventh part's judgement turned the shift's candidates on (protocol s7: "refit after either
@@ -342,4 +351,39 @@ FAMILIES.update({
     "s7-in-fashion-contrast50": dict(source="imagenet", shift="domain", similar=False, sizes=(10,),
                                      part=SEVENTH_HELDOUT, groups=[[c] for c in range(10)], input=("contrast", 0.5),
                                      desc="Fashion-MNIST, 10 classes, contrast x0.5 around mid-grey, ImageNet source"),
+})
+
+#: The eighth held-out part's families (EIGHTH_HELDOUT above), declared as the sixth part's are (built by
+#: single.py's _s6_single).
+_S8 = dict(source="fmnist04", sizes=(20, 40), part=EIGHTH_HELDOUT)
+FAMILIES.update({
+    "s8-new-noise25": dict(_S8, shift="input", similar=False, groups=_S6_NEW, input=("noise", 25.0),
+                           desc="classes 5-9, additive Gaussian noise sigma 25"),
+    "s8-new-contrast35": dict(_S8, shift="input", similar=False, groups=_S6_NEW, input=("contrast", 0.35),
+                              desc="classes 5-9, contrast x0.35 around mid-grey"),
+    "s8-new-pixelate7": dict(_S8, shift="input", similar=False, groups=_S6_NEW, input=("pixelate", 4),
+                             desc="classes 5-9, box-averaged to 7x7 and blown up"),
+    "s8-src-blur3": dict(_S8, shift="input", similar=False, groups=_S6_SRC, input=("blur", 3.0),
+                         desc="classes 0-4, Gaussian blur radius 3 px, unseen images"),
+    "s8-src-jpeg20": dict(_S8, shift="input", similar=False, groups=_S6_SRC, input=("jpeg", 20),
+                          desc="classes 0-4, JPEG quality 20, unseen images"),
+    "s8-src-elastic3": dict(_S8, shift="input", similar=False, groups=_S6_SRC, input=("elastic", 12.0),
+                            desc="classes 0-4, elastic distortion (alpha 12 px, smoothing sigma 3 px), unseen images"),
+    "s8-breeds4": dict(_S8, shift="feature", similar=True,
+                       breeds=(("top", [2, 6], [0, 4]), ("shoe", [5, 9], [7]), ("other", [1, 8], [3])),
+                       desc="BREEDS-like groups split a fourth way: tops trained on Pullover and Shirt, tested on "
+                            "T-shirt and Coat; shoes on Sandal and Ankle boot, tested on Sneaker; other on Trouser "
+                            "and Bag, tested on Dress"),
+    "s8-mix4": dict(_S8, shift="feature", similar=True, groups=[[3], [5], [6], [7], [9]],
+                    desc="classes Dress, Sandal, Shirt, Sneaker, Ankle boot: one source and four new"),
+    "s8-src-flip15": dict(_S8, shift="label", similar=True, groups=_S6_SRC, flip=0.15,
+                          desc="classes 0-4, 15% of the training labels flipped to another class (val/test clean)"),
+    "s8-new-regroup3": dict(_S8, shift="label", similar=True, groups=[[5, 8], [6, 7, 9]],
+                            desc="classes 5-9 regrouped: (Sandal, Bag) vs (Shirt, Sneaker, Ankle boot)"),
+    "s8-in-fashion-noise25": dict(source="imagenet", shift="domain", similar=False, sizes=(10,),
+                                  part=EIGHTH_HELDOUT, groups=[[c] for c in range(10)], input=("noise", 25.0),
+                                  desc="Fashion-MNIST, 10 classes, noise sigma 25, ImageNet source"),
+    "s8-in-fashion-elastic2": dict(source="imagenet", shift="domain", similar=False, sizes=(10,),
+                                   part=EIGHTH_HELDOUT, groups=[[c] for c in range(10)], input=("elastic", 8.0),
+                                   desc="Fashion-MNIST, 10 classes, elastic distortion 8 px, ImageNet source"),
 })

@@ -77,7 +77,7 @@ def grid_check(sc: Scenario, runner: Runner, candidates=None, rung: bool | None 
     :data:`CHECK_RUNG`, then analyze's): each network candidate whose record's validation curve is below the rung's
     floor at its rung epoch enters with its best value by then and the seconds of the epochs it ran
     (advisor.advise.check.rung_stops); the check's ``rung`` is False when a record has no curve (older parts)."""
-    from advisor.advise.check import RUNG, CheckRun, MeasuredCheck, rung_stops
+    from advisor.advise.check import RUNG, CheckRun, MeasuredCheck, resolve, rung_stops
     from advisor.advise.check_cost import first_trained
 
     if sc.kind != "single" or not (runner.dir / "shape.json").is_file():
@@ -94,6 +94,9 @@ def grid_check(sc: Scenario, runner: Runner, candidates=None, rung: bool | None 
     for s, p in offered:
         if s == "bn_adapt" and fam != "cnn":
             continue  # analyze's backbone check leaves it out: the grid's transformers have no BatchNorm
+        p = resolve(p, runs)  # bn_adapt's early SVM: the block of the best plain early SVM so far
+        if p is None:
+            continue
         rec = runner.result(s, _norm_params(s, p, shape["block_names"], fam), compute=False)
         if rec is None:
             return None

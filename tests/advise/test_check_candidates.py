@@ -178,3 +178,25 @@ def test_the_shift_candidates_are_on_by_default_on_small_data():
     default = {s for s, _ in candidates(19, 180, "cnn", profile)}
     assert {"bn_adapt", "surgical"} <= default
     assert not {"bn_adapt", "surgical"} & {s for s, _ in candidates(19, 180, "cnn")}
+
+
+def test_bn_adapts_early_svm_takes_the_block_of_the_best_plain_svm():
+    """B2 of the protocol s8 (off by default): with the shift's candidates, bn_adapt's early SVM at C 1.0 on the
+    block where the plain early SVM did best on validation, named once the probes have run."""
+    from advisor.advise import check
+    from advisor.advise.check import CheckRun, resolve
+    from advisor.strategies import BEST_SVM_BLOCK
+
+    assert check.BN_SVM is False
+    profile = make_profile(10, [0.5] * 7, shift=[float(i) for i in range(7)])
+    plain = candidates(7, 50, "cnn", profile)
+    with_b2 = candidates(7, 50, "cnn", profile, bn_svm=True)
+    added = [c for c in with_b2 if c not in plain]
+    assert added == [("bn_adapt", {"probe": "svm_early", "block": BEST_SVM_BLOCK, "C": 1.0})]
+    assert with_b2.index(added[0]) < [s for s, _ in with_b2].index("full_finetune")  # a probe: before the networks
+    assert not [c for c in candidates(7, 50, "cnn", profile, shift=False, bn_svm=True) if c[0] == "bn_adapt"]
+    runs = [CheckRun("linear_probe", {"C": 1.0}, 0.9), CheckRun("svm_early", {"block": 1, "C": 0.1}, 0.6),
+            CheckRun("svm_early", {"block": 3, "C": 1.0}, 0.7), CheckRun("svm_early", {"block": 4, "C": 0.1}, 0.7)]
+    assert resolve(added[0][1], runs) == {"probe": "svm_early", "block": 3, "C": 1.0}  # the first on a tie
+    assert resolve(added[0][1], runs[:1]) is None  # no early SVM ran: left out
+    assert resolve({"C": 1.0}, []) == {"C": 1.0}

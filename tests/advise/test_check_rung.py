@@ -73,3 +73,14 @@ def test_the_rung_is_off_by_default(monkeypatch):
     monkeypatch.setattr(check, "RUNG_SE", -1e9)
     chk = advisor.analyze("digits:20", MODEL, weights="random", sample=100, image_size=32, check="on").advice.check
     assert not chk.rung and all(r.stopped_at is None for r in chk.runs)
+
+
+def test_bn_adapts_early_svm_runs_on_the_best_plain_svms_block(monkeypatch):
+    """B2 (protocol s8, off by default) end to end: the candidate's block is named once the probes have run."""
+    monkeypatch.setattr(check, "BN_SVM", True)
+    chk = advisor.analyze("digits:20", MODEL, weights="random", sample=100, image_size=32, check="on").advice.check
+    svms = [r for r in chk.runs if r.strategy == "svm_early"]
+    best = max(svms, key=lambda r: r.val_accuracy)  # max keeps the first on a tie, as the check does
+    b2 = [r for r in chk.runs if r.strategy == "bn_adapt" and r.params.get("probe") == "svm_early"]
+    assert len(b2) == 1 and b2[0].params == {"probe": "svm_early", "block": best.params["block"], "C": 1.0}
+    assert "the best early SVM's block" in chk.shift_note

@@ -307,6 +307,21 @@ def test_seventh_held_out_part_is_the_rung_and_shift_protocols_judge(grid):
     assert low.images.std() < 0.35 * regroup.images.std()
 
 
+def test_eighth_held_out_part_is_the_s8_protocols_judge(grid):
+    """At least 20 unseen targets at or below the check's 50 per class, on the wide budget, outside every fitted set."""
+    from advisor.advise.rules import DEFAULT_THRESHOLDS
+
+    scs = grid.all_scenarios()
+    new = [s for s in scs if s.part == grid.EIGHTH_HELDOUT]
+    assert len(new) >= 20 and all(s.kind == "single" for s in new)
+    assert all(s.per_class <= DEFAULT_THRESHOLDS.check_per_class for s in new) and all(grid.uses_wide(s) for s in new)
+    assert {s.shift for s in new if s.source == "fmnist04"} == {"input", "feature", "label"}
+    assert not {s.data for s in new} & {s.data for s in scs if s.part != grid.EIGHTH_HELDOUT}
+    assert grid.EIGHTH_HELDOUT not in grid.CONFIDENCE_PARTS + grid.CALIBRATION_PARTS
+    mix, sp = grid.build_dataset(grid.Scenario("s8-mix4", 20))
+    assert len(sp.train) == 100 and mix.classes["label"] == ["Dress", "Sandal", "Shirt", "Sneaker", "Ankle boot"]
+
+
 def _rung_records(grid, root, curve, probe_val):
     """A stored scenario whose check candidates all have records: every probe at ``probe_val``, every network run
     with validation curve ``curve`` (0.1 s an epoch)."""
