@@ -121,8 +121,8 @@ def check_table(advice: Advice, profile: Profile) -> Table | None:
                 p[k] = profile.blocks[v].name
         shown = ", ".join(f"{k}={v}" for k, v in p.items() if k not in ("patience", "batch_size"))
         stopped = f" (stopped after epoch {r.stopped_at})" if r.stopped_at else ""
-        rows.append([r.strategy + (" *" if r is win else "") + stopped, shown, fmt_num(r.val_accuracy, 4, fixed=True),
-                     fmt_num(r.seconds, 1, fixed=True)])
+        rows.append([r.strategy + (" *" if r is win else "") + stopped, shown,
+                     fmt_num(r.val_accuracy, 4, fixed=True), fmt_num(r.seconds, 1, fixed=True)])
     caption = f"* the advice (highest validation accuracy; a tie goes to the cheaper run). SE {chk.standard_error():.3f}"
     if any(r.stopped_at for r in chk.runs):
         caption += ("; stopped: more than 2 SE below the best probe after a quarter of its epochs (--check-rung), "

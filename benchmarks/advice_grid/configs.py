@@ -57,7 +57,7 @@ def _norm_params(strategy: str, params: dict, block_names: list[str], family: st
     """Block names become indices and keys sort, so an advised config matches its budget twin (a
     missing rate ratio is the ``family``'s recipe's, as the trainer fills it in)."""
     p = dict(params)
-    if strategy == "svm_early" and isinstance(p.get("block"), str):
+    if strategy in ("svm_early", "bn_adapt") and isinstance(p.get("block"), str):  # bn_adapt's early SVM too
         p["block"] = block_names.index(p["block"])
     if strategy == "surgical":  # the check names its range by blocks, the budget's thirds by index
         for end in ("first", "last"):

@@ -66,7 +66,8 @@ def test_the_shift_candidates_follow_the_peak_and_join_between_the_probes_and_th
     names = [s for s, _ in got.candidates]
     assert names.index("bn_adapt") > max(i for i, s in enumerate(names) if s == "svm_early")
     assert names.index("full_finetune") < names.index("surgical") == len(names) - 1
-    assert [p for s, p in got.candidates if s == "bn_adapt"] == [{"probe": "linear_probe", "C": c} for c in PROBE_C]
+    assert [p for s, p in got.candidates if s == "bn_adapt"] == [{"probe": "linear_probe", "C": c} for c in PROBE_C] + [
+        {"probe": "svm_early", "block": "best-svm", "C": 1.0}]  # B2 of the protocol s8
     assert [p for s, p in got.candidates if s == "surgical"] == [
         {"first": 6, "last": 12, "lr_ratio": 0.1, **network_budget(180)}]
     assert "surgical on blocks 6..12" in got.shift_note and "b8" in got.shift_note and "bn_adapt" in got.shift_note
@@ -104,7 +105,7 @@ def test_a_backbone_the_strategy_refuses_leaves_its_candidates_out():
     cnn = create_backbone("timm:mobilenetv2_050", "random", device="cpu")
     m = len(cnn.blocks)
     kept = candidates(m, 100, "cnn", make_profile(10, [0.5] * m, shift=[1.0] * m), backbone=cnn, shift=True)
-    assert [s for s, _ in kept].count("bn_adapt") == len(PROBE_C)
+    assert [s for s, _ in kept].count("bn_adapt") == len(PROBE_C) + 1  # its linear probe at each C, its early SVM
 
 
 def test_the_cost_model_reads_the_declarations():
@@ -181,15 +182,17 @@ def test_the_shift_candidates_are_on_by_default_on_small_data():
 
 
 def test_bn_adapts_early_svm_takes_the_block_of_the_best_plain_svm():
-    """B2 of the protocol s8 (off by default): with the shift's candidates, bn_adapt's early SVM at C 1.0 on the
-    block where the plain early SVM did best on validation, named once the probes have run."""
+    """B2 of the protocol s8 (on by default since the eighth held-out part judged it): with the shift's candidates,
+    bn_adapt's early SVM at C 1.0 on the block where the plain early SVM did best on validation, named once the
+    probes have run."""
     from advisor.advise import check
     from advisor.advise.check import CheckRun, resolve
     from advisor.strategies import BEST_SVM_BLOCK
 
-    assert check.BN_SVM is False
+    assert check.BN_SVM is True
     profile = make_profile(10, [0.5] * 7, shift=[float(i) for i in range(7)])
-    plain = candidates(7, 50, "cnn", profile)
+    assert candidates(7, 50, "cnn", profile) == candidates(7, 50, "cnn", profile, bn_svm=True)
+    plain = candidates(7, 50, "cnn", profile, bn_svm=False)
     with_b2 = candidates(7, 50, "cnn", profile, bn_svm=True)
     added = [c for c in with_b2 if c not in plain]
     assert added == [("bn_adapt", {"probe": "svm_early", "block": BEST_SVM_BLOCK, "C": 1.0})]

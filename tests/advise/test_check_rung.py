@@ -76,8 +76,7 @@ def test_the_rung_is_off_by_default(monkeypatch):
 
 
 def test_bn_adapts_early_svm_runs_on_the_best_plain_svms_block(monkeypatch):
-    """B2 (protocol s8, off by default) end to end: the candidate's block is named once the probes have run."""
-    monkeypatch.setattr(check, "BN_SVM", True)
+    """B2 (protocol s8, on by default) end to end: the candidate's block is named once the probes have run."""
     chk = advisor.analyze("digits:20", MODEL, weights="random", sample=100, image_size=32, check="on").advice.check
     svms = [r for r in chk.runs if r.strategy == "svm_early"]
     best = max(svms, key=lambda r: r.val_accuracy)  # max keeps the first on a tie, as the check does

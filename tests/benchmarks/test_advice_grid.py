@@ -373,6 +373,9 @@ def test_the_checks_surgical_range_by_name_is_its_budget_twin(grid):
     named = grid._norm_params("surgical", {"first": "blocks.4", "last": "blocks.6", "lr_ratio": 0.1}, names)
     assert named == grid._norm_params("surgical", {"first": 4, "last": 5, "lr_ratio": 0.1}, names)
     assert (named["first"], named["last"]) in grid.thirds(len(names))
+    # bn_adapt's early SVM advised by name (the check's B2 run) reads its budget twin by index
+    assert grid._norm_params("bn_adapt", {"probe": "svm_early", "block": "blocks.1", "C": 1.0}, names) == \
+        grid._norm_params("bn_adapt", {"probe": "svm_early", "block": 2, "C": 1.0}, names)
 
 def test_transformer_sources_take_the_transformer_recipe_in_the_budget(grid):
     """On a transformer source the budget's rate ratios include the recipe's, and an advised network
