@@ -257,8 +257,9 @@ def test_fifth_held_out_part_holds_the_shifts_the_new_strategies_exist_for(grid)
 
 
 def test_sixth_held_out_part_is_new_and_judged_the_confidence_fit_before_joining_it(grid):
-    """The judge of the confidence's refit: targets no other part has, on the wide budget, never among the rows the
-    confidence is fitted on; each declared transform, flip and BREEDS swap built as its family says."""
+    """The judge of the confidence's refit: targets no other part has, on the wide budget; among the rows the
+    confidence is fitted on only since the refit after S (protocol s7); each declared transform, flip and BREEDS
+    swap built as its family says."""
     import numpy as np
 
     scs = grid.all_scenarios()
