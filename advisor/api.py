@@ -180,8 +180,7 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
 
     from advisor import strategies
     from advisor.advise import check_cost
-    from advisor.advise.check import (RUNG, CheckRun, MeasuredCheck, SkippedRun, offer, resolve, rung_epoch,
-                                      rung_floor, rung_total)
+    from advisor.advise.check import RUNG, CheckRun, MeasuredCheck, SkippedRun, offer, resolve, rung_stops
     from advisor.context import without_test
     from advisor.train import run_strategy
     from advisor.train._base import TrainingPruned
@@ -244,32 +243,25 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
 
             probe_vals = [x.val_accuracy for x in runs if check_cost.first_trained(x.strategy, x.params, n_blocks)
                           is None]
-            at = rung_epoch(params) if rung and probe_vals and \
-                check_cost.first_trained(strategy, params, n_blocks) is not None else None
-            if at is not None and at >= rung_total(params):
-                at = None  # its rung epoch is its last: nothing left to save
+            best_probe = max(probe_vals) if rung and probe_vals else None
             curve: list[float] = []
 
-            def on_epoch(epoch, val, at=at, floor=rung_floor(max(probe_vals), n_val) if probe_vals else 0.0,
-                         curve=curve):
+            def on_epoch(epoch, val, params=params, best=best_probe, curve=curve):
+                # the rung's one rule (advisor.advise.check.rung_stops), as the advice grid reads it from records
                 curve.append(float(val))
-                if at is not None and epoch == at and max(curve) < floor:
-                    raise TrainingPruned(f"below the best probe's {floor:.4f} after epoch {epoch}")
+                if best is not None and rung_stops(curve, params, best, n_val) == epoch:
+                    raise TrainingPruned(f"more than 2 SE below the best probe's {best:.4f} after epoch {epoch}")
 
             t_run = time.perf_counter()
             try:
                 r = run_strategy(dataclasses.replace(c, progress=moved), strategy, params, on_epoch)
                 runs.append(CheckRun(strategy, params, float(r.val_accuracy), round(float(r.wall_time), 3)))
+                if check_cost.first_trained(strategy, params, n_blocks) is None \
+                        and not strategies.get(strategy).forward_images:  # a fit on cached features
+                    costs.probe = max(costs.probe if len(runs) > 1 else 0.0, float(r.wall_time))
             except TrainingPruned:
                 runs.append(CheckRun(strategy, params, max(curve), round(time.perf_counter() - t_run, 3),
                                      stopped_at=len(curve)))
-                done += est
-                if progress:
-                    progress(min(total, round(done)), total)
-                continue
-            if check_cost.first_trained(strategy, params, n_blocks) is None \
-                    and not strategies.get(strategy).forward_images:  # a fit on cached features
-                costs.probe = max(costs.probe if len(runs) > 1 else 0.0, float(r.wall_time))
             done += est
             if progress:
                 progress(min(total, round(done)), total)

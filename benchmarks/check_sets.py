@@ -134,16 +134,12 @@ SETS3 = {"A lpft": set_lpft, "AR lpft+rung": _with_rung(set_lpft), "S lpft+shift
          "SR lpft+shift+rung": _with_rung(set_lpft_shift)}
 
 
-def _with_bn_svm(fn):
-    def out(n_blocks, n_train, family="cnn", profile=None):
-        return check.candidates(n_blocks, n_train, family, profile, shift=True, bn_svm=True)
-
-    out.rung = getattr(fn, "rung", False)
-    return out
+def set_shift_bn_svm(n_blocks: int, n_train: int, family: str = "cnn", profile=None):
+    return check.candidates(n_blocks, n_train, family, profile, shift=True, bn_svm=True)
 
 
 SETS4 = {"S shift": set_lpft_shift, "SR shift+rung": _with_rung(set_lpft_shift),
-         "SB shift+bnsvm": _with_bn_svm(set_lpft_shift), "SRB shift+rung+bnsvm": _with_bn_svm(_with_rung(set_lpft_shift))}
+         "SB shift+bnsvm": set_shift_bn_svm, "SRB shift+rung+bnsvm": _with_rung(set_shift_bn_svm)}
 #: the confidence table before the refit after S (platt_decider on the calibration and fifth parts; commit 5544f43)
 TABLE_BEFORE = {'method': 'platt_decider', 'coef': [0.4764802909786791, -0.9260545830328005, 0.43316030275807066],
                 'intercept': 0.7742526443417402}
