@@ -95,11 +95,21 @@ SEVENTH_HELDOUT = "seventh-held-out"
 # classes, new classes regrouped a third way), at 20 and 40 per class (sizes no CNN part has) on the controlled
 # CNN, and two ImageNet MobileNetV2 targets at 10: 22 scenarios.
 EIGHTH_HELDOUT = "eighth-held-out"
+# A ninth held-out part, written on 2026-12-07 (about 00:05 UTC) before any result of its own: the judge that the
+# protocol benchmarks/protocols/s9-rung-with-b2.md asks for (R3: the rung on today's check, the shift's candidates and
+# bn_adapt's early SVM; at least 20 single-task scenarios at or below the check's 50 per class, the wide budget,
+# shift combinations no part has). Its data: input-level (blur radius 1 on new classes, contrast x0.35 on the
+# source's classes, JPEG quality 20 on new classes, pixelation to 7x7 on the source's classes, elastic distortion
+# of 12 px on new classes, noise sigma 40 on the source's classes); feature-level (a fifth BREEDS-like split, and
+# two source classes with three new ones not mixed before); label-level (15% of the labels flipped on new classes,
+# the source's classes regrouped a second way), at 15 and 25 per class (sizes no part has) on the controlled CNN,
+# and two ImageNet MobileNetV2 targets at 10 (blur radius 2, pixelation to 7x7): 22 scenarios.
+NINTH_HELDOUT = "ninth-held-out"
 PARTS = (CALIBRATION, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, VIT_CALIBRATION, VIT_HELDOUT, VIT_HELDOUT2,
-         VIT_HELDOUT3, SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT)
+         VIT_HELDOUT3, SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT, NINTH_HELDOUT)
 CALIBRATION_PARTS = (CALIBRATION, VIT_CALIBRATION)
 #: the parts whose oracle always holds the wide budget (issue 21's strategies)
-WIDE_PARTS = (SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT)
+WIDE_PARTS = (SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT, NINTH_HELDOUT)
 #: the rows the confidence's calibration is fitted on (``--calibrate-confidence``): the calibration parts and,
 #: since the sixth held-out part was written to judge that refit, the fifth held-out part, whose results were seen
 #: and, after the seventh part's judgement turned the shift's candidates on (protocol s7: "refit after either
@@ -386,4 +396,39 @@ FAMILIES.update({
     "s8-in-fashion-elastic2": dict(source="imagenet", shift="domain", similar=False, sizes=(10,),
                                    part=EIGHTH_HELDOUT, groups=[[c] for c in range(10)], input=("elastic", 8.0),
                                    desc="Fashion-MNIST, 10 classes, elastic distortion 8 px, ImageNet source"),
+})
+
+#: The ninth held-out part's families (NINTH_HELDOUT above), declared as the sixth part's are (built by
+#: single.py's _s6_single).
+_S9 = dict(source="fmnist04", sizes=(15, 25), part=NINTH_HELDOUT)
+FAMILIES.update({
+    "s9-new-blur1": dict(_S9, shift="input", similar=False, groups=_S6_NEW, input=("blur", 1.0),
+                         desc="classes 5-9, Gaussian blur radius 1 px"),
+    "s9-src-contrast35": dict(_S9, shift="input", similar=False, groups=_S6_SRC, input=("contrast", 0.35),
+                              desc="classes 0-4, contrast x0.35 around mid-grey, unseen images"),
+    "s9-new-jpeg20": dict(_S9, shift="input", similar=False, groups=_S6_NEW, input=("jpeg", 20),
+                          desc="classes 5-9, JPEG quality 20"),
+    "s9-src-pixelate7": dict(_S9, shift="input", similar=False, groups=_S6_SRC, input=("pixelate", 4),
+                             desc="classes 0-4, box-averaged to 7x7 and blown up, unseen images"),
+    "s9-new-elastic3": dict(_S9, shift="input", similar=False, groups=_S6_NEW, input=("elastic", 12.0),
+                            desc="classes 5-9, elastic distortion (alpha 12 px, smoothing sigma 3 px)"),
+    "s9-src-noise40": dict(_S9, shift="input", similar=False, groups=_S6_SRC, input=("noise", 40.0),
+                           desc="classes 0-4, additive Gaussian noise sigma 40, unseen images"),
+    "s9-breeds5": dict(_S9, shift="feature", similar=True,
+                       breeds=(("top", [0, 6], [2, 4]), ("shoe", [7, 9], [5]), ("other", [3], [1, 8])),
+                       desc="BREEDS-like groups split a fifth way: tops trained on T-shirt and Shirt, tested on "
+                            "Pullover and Coat; shoes on Sneaker and Ankle boot, tested on Sandal; other on Dress, "
+                            "tested on Trouser and Bag"),
+    "s9-mix5": dict(_S9, shift="feature", similar=True, groups=[[1], [2], [6], [7], [9]],
+                    desc="classes Trouser, Pullover, Shirt, Sneaker, Ankle boot: two source and three new"),
+    "s9-new-flip15": dict(_S9, shift="label", similar=True, groups=_S6_NEW, flip=0.15,
+                          desc="classes 5-9, 15% of the training labels flipped to another class (val/test clean)"),
+    "s9-src-regroup2": dict(_S9, shift="label", similar=True, groups=[[0, 3], [1, 2, 4]],
+                            desc="classes 0-4 regrouped: (T-shirt, Dress) vs (Trouser, Pullover, Coat)"),
+    "s9-in-fashion-blur2": dict(source="imagenet", shift="domain", similar=False, sizes=(10,),
+                                part=NINTH_HELDOUT, groups=[[c] for c in range(10)], input=("blur", 2.0),
+                                desc="Fashion-MNIST, 10 classes, Gaussian blur radius 2 px, ImageNet source"),
+    "s9-in-fashion-pixelate7": dict(source="imagenet", shift="domain", similar=False, sizes=(10,),
+                                    part=NINTH_HELDOUT, groups=[[c] for c in range(10)], input=("pixelate", 4),
+                                    desc="Fashion-MNIST, 10 classes, box-averaged to 7x7, ImageNet source"),
 })

@@ -323,6 +323,23 @@ def test_eighth_held_out_part_is_the_s8_protocols_judge(grid):
     assert len(sp.train) == 100 and mix.classes["label"] == ["Dress", "Sandal", "Shirt", "Sneaker", "Ankle boot"]
 
 
+def test_ninth_held_out_part_is_the_s9_protocols_judge(grid):
+    """At least 20 unseen targets at or below the check's 50 per class, on the wide budget, outside every fitted set."""
+    from advisor.advise.rules import DEFAULT_THRESHOLDS
+
+    scs = grid.all_scenarios()
+    new = [s for s in scs if s.part == grid.NINTH_HELDOUT]
+    assert len(new) >= 20 and all(s.kind == "single" for s in new)
+    assert all(s.per_class <= DEFAULT_THRESHOLDS.check_per_class for s in new) and all(grid.uses_wide(s) for s in new)
+    assert {s.shift for s in new if s.source == "fmnist04"} == {"input", "feature", "label"}
+    assert not {s.data for s in new} & {s.data for s in scs if s.part != grid.NINTH_HELDOUT}
+    assert grid.NINTH_HELDOUT not in grid.CONFIDENCE_PARTS + grid.CALIBRATION_PARTS
+    regroup, sp = grid.build_dataset(grid.Scenario("s9-src-regroup2", 15))
+    assert np.bincount(regroup.labels[sp.train, 0]).tolist() == [15, 15]
+    breeds, _ = grid.build_dataset(grid.Scenario("s9-breeds5", 15))
+    assert "tested on Pullover, Coat" in breeds.classes["label"][0]
+
+
 def _rung_records(grid, root, curve, probe_val):
     """A stored scenario whose check candidates all have records: every probe at ``probe_val``, every network run
     with validation curve ``curve`` (0.1 s an epoch)."""
