@@ -63,6 +63,14 @@ R2 is adopted if SR's mean strategy regret is at most S's + 0.3 points and its s
 with R2's outcome applied, it lowers the mean strategy regret by more than 0.3 points. C2: the confidence's ECE on
 the eighth part with today's table (the raw score) and with the one before (Platt per decider, commit 5544f43);
 the one before comes back if its ECE is lower by more than 0.02.
+
+Round 5 (``--round 5``): the protocol benchmarks/protocols/s9-rung-with-b2.md (written on 2026-12-06 at about
+22:30 UTC, before the ninth held-out part or any of its results existed), judged on the ninth held-out part:
+  SB   ``shift+bnsvm``:      today's default check (the shift's candidates and bn_adapt's early SVM);
+  SRB  ``shift+rung+bnsvm``: SB with the rung (R3).
+R3 is adopted if SRB's mean strategy regret is at most SB's + 0.3 points and its summed check seconds lower. Each
+set's confidence ECE is printed beside the ECE an exact probability would show on the same rows
+(``advisor.advise.confidence.ece_floor``).
 """
 
 from __future__ import annotations
@@ -149,7 +157,6 @@ CALIBRATION = (grid.CALIBRATION, grid.VIT_CALIBRATION)
 HELD_OUT = (grid.HELDOUT, grid.HELDOUT2, grid.VIT_HELDOUT, grid.VIT_HELDOUT2, grid.VIT_HELDOUT3)
 HELD_OUT2 = (grid.SHIFT_HELDOUT,)
 HELD_OUT3 = (grid.SEVENTH_HELDOUT,)
-HELD_OUT4 = (grid.EIGHTH_HELDOUT,)
 
 
 def score(version_of, log=print, sets=None, held_out=HELD_OUT) -> dict[str, list[dict]]:
@@ -202,7 +209,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--seventh-version", default=None, help="grid results of the seventh held-out part (round 3)")
     ap.add_argument("--eighth-version", default=None, help="grid results of the eighth held-out part (round 4)")
-    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4), default=1,
+    ap.add_argument("--ninth-version", default=None, help="grid results of the ninth held-out part (round 5)")
+    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5), default=1,
                     help="1: sets A-C on the older parts (done); 2: sets A, S, D, E on the wide budget, judged on "
                          "the fifth held-out part (see the module docstring)")
     a = ap.parse_args(argv)
@@ -212,6 +220,8 @@ def main(argv=None) -> int:
         return _round3(a)
     if a.round == 4:
         return _round4(a)
+    if a.round == 5:
+        return _round5(a)
 
     def version_of(sc):
         return a.vit_version if grid.grid_family(sc) == "transformer" else a.cnn_version
@@ -325,32 +335,51 @@ def _round3(a) -> int:
     return 0
 
 
+def _one_part(a, part: str, version: str | None, sets: dict, label: str):
+    """Rounds 4 and 5: every set scored on held-out part ``part`` (its records under ``version``, default this
+    code's) and on the calibration parts (``--cnn-version``), the part's table printed; (all rows, the part's rows
+    per set, the table, the part's summary per set or None while the part lacks records)."""
+    grid.set_budget("wide")
+    version = version or grid.code_version()
+
+    def version_of(sc):
+        return version if sc.part == part else a.cnn_version
+
+    rows = score(version_of, sets=sets, held_out=(part,))
+    mine = {name: [r for r in rs if r["part"] == part] for name, rs in rows.items()}
+    table = {name: {label: summary(rs)} for name, rs in mine.items()}
+    _print(table)
+    want = sum(sc.part == part and sc.kind == "single" for sc in grid.all_scenarios())
+    if not all(len(rs) == want for rs in mine.values()):  # a verdict on part of the part would be a peek
+        print(f"the {label} part has records for {min(len(rs) for rs in mine.values())} of {want} scenarios: "
+              "not judged")
+        return rows, mine, table, None
+    return rows, mine, table, {n: t[label] for n, t in table.items()}
+
+
+def _rung_rule(name: str, j: dict, base: str, with_rung: str) -> bool:
+    """The rung's rule (protocols s7-s9): adopted if its set's mean strategy regret is at most ``base``'s + MARGIN
+    and its summed check seconds lower."""
+    reg = {n: j[n]["mean_strategy_regret"] for n in (base, with_rung)}
+    sec = {n: j[n]["check_seconds"] for n in (base, with_rung)}
+    rung = reg[with_rung] <= reg[base] + MARGIN and sec[with_rung] < sec[base]
+    print(f"{name}: regret {reg[with_rung]:.2f} against {reg[base]:.2f} (margin {MARGIN}), check {sec[with_rung]:.0f} s "
+          f"against {sec[base]:.0f} s: {'adopted' if rung else 'not adopted'}")
+    return rung
+
+
 def _round4(a) -> int:
     """Round 4 (module docstring): the rung with the shift's candidates, bn_adapt's early SVM and the confidence
     table, judged on the eighth held-out part."""
     from advisor.advise import confidence
 
-    grid.set_budget("wide")
-    eighth = a.eighth_version or grid.code_version()
-
-    def version_of(sc):
-        return eighth if sc.part == grid.EIGHTH_HELDOUT else a.cnn_version
-
-    rows = score(version_of, sets=SETS4, held_out=HELD_OUT4)
-    part = {name: [r for r in rs if r["part"] == grid.EIGHTH_HELDOUT] for name, rs in rows.items()}
-    table = {name: {"eighth held-out": summary(rs)} for name, rs in part.items()}
-    _print(table)
-    if not all(rs for rs in part.values()):
-        print("the eighth held-out part has no records yet: not judged")
+    rows, part, table, j = _one_part(a, grid.EIGHTH_HELDOUT, a.eighth_version, SETS4, "eighth held-out")
+    if j is None:
         return 1
-    j = {n: t["eighth held-out"] for n, t in table.items()}
     reg = {n: x["mean_strategy_regret"] for n, x in j.items()}
-    rung = reg["SR shift+rung"] <= reg["S shift"] + MARGIN and j["SR shift+rung"]["check_seconds"] < j["S shift"]["check_seconds"]
+    rung = _rung_rule("R2 (rung with the shift's candidates)", j, "S shift", "SR shift+rung")
     base, with_b = ("SR shift+rung", "SRB shift+rung+bnsvm") if rung else ("S shift", "SB shift+bnsvm")
     bn_svm = reg[base] - reg[with_b] > MARGIN
-    print(f"R2 (rung with the shift's candidates): regret {reg['SR shift+rung']:.2f} against {reg['S shift']:.2f} "
-          f"(margin {MARGIN}), check {j['SR shift+rung']['check_seconds']:.0f} s against "
-          f"{j['S shift']['check_seconds']:.0f} s: {'adopted' if rung else 'not adopted'}")
     print(f"B2 (bn_adapt's early SVM): {with_b} {reg[with_b]:.2f} against {base} {reg[base]:.2f} (needs more than "
           f"{MARGIN} lower): {'adopted' if bn_svm else 'not adopted'}")
     # C2: the confidence of the check the two rules chose, under today's table and the one before
@@ -369,6 +398,29 @@ def _round4(a) -> int:
                                             "bn_svm_adopted": bn_svm, "ece_today": now, "ece_before": before,
                                             "table_before_back": back, "rows": rows}, indent=1,
                                            default=float) + "\n")
+    return 0
+
+
+SETS5 = {"SB shift+bnsvm": set_shift_bn_svm, "SRB shift+rung+bnsvm": _with_rung(set_shift_bn_svm)}
+
+
+def _round5(a) -> int:
+    """Round 5 (module docstring): the rung on today's check, judged on the ninth held-out part."""
+    from advisor.advise import confidence
+
+    rows, part, table, j = _one_part(a, grid.NINTH_HELDOUT, a.ninth_version, SETS5, "ninth held-out")
+    if j is None:
+        return 1
+    rung = _rung_rule("R3 (rung on today's check)", j, "SB shift+bnsvm", "SRB shift+rung+bnsvm")
+    eces = {}
+    for name, rs in part.items():
+        p, right = [r["confidence"] for r in rs], [r["strategy_regret"] <= 1.0 for r in rs]
+        eces[name] = {"ece": confidence.ece(p, right), "floor": confidence.ece_floor(p)}
+        print(f"{name}: ECE {eces[name]['ece']:.3f} (target 0.1); an exact probability on these rows: "
+              f"{eces[name]['floor'][0]:.3f}, 90th percentile {eces[name]['floor'][1]:.3f}")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"round": 5, "table": table, "rung_adopted": rung, "ece": eces,
+                                            "rows": rows}, indent=1, default=float) + "\n")
     return 0
 
 

@@ -70,7 +70,14 @@ def main(argv=None) -> int:
 
     if os.environ.get("ADVISOR_GRID_THREADS"):  # e.g. 1 when several grid processes share the cores
         torch.set_num_threads(int(os.environ["ADVISOR_GRID_THREADS"]))
+    if a.calibrate or a.calibrate_confidence:
+        a.report_only = True  # they read stored results; a missing one is reported, never trained
     version = a.version or code_version()
+    if not a.report_only and version != code_version():
+        # training here would file today's code's results under another version's name
+        print(f"advice_grid: --version {version} is not this code's ({code_version()}): add --report-only to score "
+              "what is stored there, or leave --version out to compute")
+        return 2
     print(f"advice grid: {len(scs)} scenarios, code version {version}")
     rows, failed, missing = [], [], []
     t0 = time.perf_counter()

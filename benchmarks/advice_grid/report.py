@@ -41,6 +41,7 @@ def summarise(rows: list[dict]) -> dict:
     right = [r["strategy_regret"] <= 1.0 for r in rows]
     out["mean_confidence"] = float(np.mean([r["confidence"] for r in rows]))
     out["ece"] = confidence.ece([r["confidence"] for r in rows], right)
+    out["ece_floor"], out["ece_floor_90"] = confidence.ece_floor([r["confidence"] for r in rows])
     if all(r.get("raw_confidence") is not None for r in rows):
         out["ece_raw"] = confidence.ece([r["raw_confidence"] for r in rows], right)
     return out
@@ -104,16 +105,20 @@ def lee_markdown(rows: list[dict]) -> str:
 
 def confidence_markdown(groups: list[tuple[str, list[dict]]]) -> str:
     """Per part: how often the advice was right (within 1 point) against its mean confidence, and the
-    expected calibration error (10 equal-width bins) of the calibrated confidence and of the raw margin score."""
+    expected calibration error (10 equal-width bins) of the calibrated confidence and of the raw margin score,
+    beside the ECE an exact probability would show on the same rows (:func:`advisor.advise.confidence.ece_floor`)."""
     lines = ["### Confidence", "", "Right = strategy regret <= 1 point. ECE over 10 equal-width bins; *raw*: the "
-             "rules' and the check's margin score before calibration (advisor.advise.confidence).", "",
-             "| part | scenarios | right | mean confidence | ECE | ECE, raw score |", "|---|---|---|---|---|---|"]
+             "rules' and the check's margin score before calibration (advisor.advise.confidence); *floor*: the "
+             "ECE of a confidence that is exactly a probability, on rows with these confidences (outcomes drawn "
+             "from them, 2,000 draws): mean and 90th percentile.", "",
+             "| part | scenarios | right | mean confidence | ECE | ECE, raw score | floor (90th pct.) |",
+             "|---|---|---|---|---|---|---|"]
     for name, rows in groups:
         s = summarise(rows)
         if s["n"]:
             raw = f"{s['ece_raw']:.3f}" if "ece_raw" in s else "-"
             lines.append(f"| {name} | {s['n']} | {100 * s['within_1pt']:.0f}% | {s['mean_confidence']:.2f} | "
-                         f"{s['ece']:.3f} | {raw} |")
+                         f"{s['ece']:.3f} | {raw} | {s['ece_floor']:.3f} ({s['ece_floor_90']:.3f}) |")
     return "\n".join(lines) + "\n"
 
 

@@ -25,6 +25,23 @@ def test_ece_by_hand():
     assert C.ece([0.8] * 10, [1] * 8 + [0] * 2) == pytest.approx(0.0)
 
 
+def test_the_ece_floor_is_what_an_exact_probability_shows_on_so_few_rows():
+    import math
+
+    # certain confidences: every draw is what they say, so no floor at all
+    assert C.ece_floor([0.0, 1.0, 1.0]) == (0.0, 0.0)
+    # n coin tosses at 0.5, one bin: E|share - 0.5| = 0.5 / sqrt(n) * sqrt(2 / pi) for large n; 2,000 draws put the
+    # mean within about 3 of its standard errors (0.03 / sqrt(2000)) of that
+    for n in (100, 400):
+        mean, q90 = C.ece_floor([0.5] * n)
+        assert mean == pytest.approx(0.5 / math.sqrt(n) * math.sqrt(2 / math.pi), abs=0.003)
+        assert q90 > mean
+    # the same rows read the same floor (fixed seed), and fewer rows read a higher one
+    p = np.linspace(0.4, 0.95, 22)
+    assert C.ece_floor(p) == C.ece_floor(p)
+    assert C.ece_floor(p)[0] > C.ece_floor(np.tile(p, 5))[0]
+
+
 def test_platt_recovers_the_deciders_offset_and_keeps_the_order():
     raw, right, who = _rows(400)
     t = C._fit("platt_decider", raw, right, who)

@@ -594,3 +594,15 @@ def test_the_lee_table_counts_the_third_that_won_on_validation_per_shift_kind(gr
     text = G.lee_markdown(rows)
     assert "| input | 3 | 2 | 0 | 1 | first | yes | 46.7 / 50.0 / 53.3 |" in text
     assert "| label | 1 | 0 | 1 | 0 | last | no |" in text and "| feature |" not in text
+
+
+def test_the_grid_refuses_to_train_into_another_versions_folder(grid, tmp_path, capsys):
+    """Computing with --version naming an older code's folder would file today's results under its name: one line,
+    status 2, nothing written. --calibrate-confidence reads stored results only."""
+    main = importlib.import_module("advice_grid.main").main
+    before = sorted(p.name for p in grid.RESULTS.iterdir()) if grid.RESULTS.exists() else []
+    assert main(["--only", "fmnist04/fm-new/10", "--version", "0d1bbfd312af", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().out.strip().splitlines()
+    assert len(err) == 1 and "--report-only" in err[0] and "0d1bbfd312af" in err[0]
+    assert (sorted(p.name for p in grid.RESULTS.iterdir()) if grid.RESULTS.exists() else []) == before
+    assert not list(tmp_path.iterdir())
