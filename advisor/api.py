@@ -97,7 +97,7 @@ def analyze(
     check_shift : the shift's candidates (bn_adapt, surgical on the third holding the largest shift) join the
         check on small data; None: as advisor.advise.check.SHIFT_CANDIDATES says (on).
     check_rung : each of the check's fine-tunes stops after a quarter of its epochs when it is by then more than
-        two standard errors below the best probe; None: as advisor.advise.check.RUNG says (off).
+        two standard errors below the best probe; None: as advisor.advise.check.RUNG says (on).
     """
     from advisor.context import make_context
 
@@ -169,7 +169,7 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
     plus the next one's estimate stays within it; the rest are recorded as skipped. ``progress(done, total)``
     counts estimated seconds and moves inside a run, epoch by epoch. ``profile``: the analysis of ``ctx``; with
     it and ``shift`` (default advisor.advise.check.SHIFT_CANDIDATES, on) the shift's candidates join where they
-    are cheap enough (advisor.advise.check.offer). ``rung`` (default advisor.advise.check.RUNG, off): each network
+    are cheap enough (advisor.advise.check.offer). ``rung`` (default advisor.advise.check.RUNG, on): each network
     candidate stops after its rung epoch when it is by then more than two standard errors below the best probe
     (advisor.advise.check.rung_stops); it enters the check with its best validation accuracy so far. ``bn_svm``
     (default advisor.advise.check.BN_SVM, off): bn_adapt's early SVM on the best plain early SVM's block joins the

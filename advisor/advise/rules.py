@@ -18,11 +18,17 @@ from advisor.advise import confidence as calibration
 from advisor.advise._label_rules import _chance, _multi_task_check, _pipeline
 from advisor.advise._space import _space, lr_ratios
 from advisor.advise.advice import Advice, Alternative, Evidence
-from advisor.advise.check import (BUDGET_KEYS, SHIFT_MAX_TRAIN, STEPS, MeasuredCheck, peak_range, shift_peak,
-                                  thirds)
+from advisor.advise.check import (BUDGET_KEYS, RUNG_SE, SHIFT_MAX_TRAIN, STEPS, MeasuredCheck, peak_range,
+                                  shift_peak, thirds)
 from advisor.advise.thresholds import DEFAULT_THRESHOLDS, METRIC_LABELS, Thresholds  # noqa: F401 (re-exported)
 from advisor.measure.profile import BlockProfile, Profile, best_index
 from advisor.measure.shift import SUMMARIES, measure_of, summarise
+
+#: C3 of benchmarks/protocols/s10-confidence-with-rung.md (fixed before its judge existed): when the run the
+#: check's winner is measured against was stopped at the check's rung, the margin counts at most RUNG_SE standard
+#: errors, the evidence the rung had (that run was that far behind at a quarter of its epochs; where it would have
+#: ended is not known). Without it a stopped run's early value makes every probe's win look decisive.
+CAP_STOPPED_MARGIN = True
 
 # Blocks whose transfer metric (Thresholds.transfer_metric) is within this of the maximum tie; the deepest of them
 # is "best".
@@ -160,6 +166,18 @@ def _run_params(run, profile: Profile) -> dict:
     return params
 
 
+def check_confidence(margin: float, se: float, against_stopped: bool = False) -> float:
+    """The measured check's raw score: its winner's validation margin over the best run of the other kind (a probe
+    against a fine-tune), in standard errors, squashed into [0.35, 0.95]; a clear win (several SE) is confident, a
+    coin toss is not. ``against_stopped``: that run was stopped at the rung, so the margin counts at most RUNG_SE
+    (:data:`CAP_STOPPED_MARGIN`)."""
+    if not math.isfinite(margin) or not math.isfinite(se):
+        return 0.5
+    if CAP_STOPPED_MARGIN and against_stopped:
+        margin = min(margin, RUNG_SE * se)
+    return float(np.clip(0.5 + 0.45 * math.tanh(margin / (2 * se)), 0.35, 0.95))
+
+
 def _apply_check(rules: Advice, check: MeasuredCheck, profile: Profile, t: Thresholds) -> Advice:
     """The check's best validation run as the advice, with the evidence that decided it."""
     n = len(profile.blocks)
@@ -191,9 +209,7 @@ def _apply_check(rules: Advice, check: MeasuredCheck, profile: Profile, t: Thres
         left = ", ".join(f"{r.strategy} {r.params} (about {r.estimated_seconds:.0f} s)" for r in check.skipped)
         reasons.append(f"The check's budget ({check.budget_seconds:.0f} s) left out {left}; validation chose "
                        "among the rest.")
-    # a clear win (several standard errors) is confident; a coin toss is not
-    confidence = 0.5 if not math.isfinite(margin) or not math.isfinite(se) else \
-        float(np.clip(0.5 + 0.45 * math.tanh(margin / (2 * se)), 0.35, 0.95))
+    confidence = check_confidence(margin, se, other is not None and other.stopped_at is not None)
     alts = [Alternative(rules.strategy, rules.params, "the size and similarity rules' choice")] \
         if rules.strategy != win.strategy else []
     if other is not None and other.strategy not in (win.strategy, rules.strategy):

@@ -35,8 +35,8 @@ def options(a) -> None:
                         "results decided; off saves about half the check's time)")
     a.add_argument("--check-rung", choices=("on", "off"), default=None,
                    help="stop each of the check's fine-tunes after a quarter of its epochs when it is by then more "
-                        "than two standard errors below the best probe (default: off, until a held-out part "
-                        "written before its results judges it)")
+                        "than two standard errors below the best probe (default: on, since the ninth held-out "
+                        "part judged it; off: every fine-tune runs to its end)")
     a.add_argument("--profile-time", action="store_true",
                    help="print where analyze's time went: loading, forward pass, metrics, and each check run")
     _common.add_json(a, "Profile and Advice")

@@ -156,7 +156,7 @@ def _create_torchvision(name: str, weights, image_size: int | None = None) -> Ba
                                torchvision_preprocessing(entry))
 
     if request.kind == "random":
-        model = build_vit(name, image_size) if at_size else get_model(name, weights=None)
+        model = _seeded(lambda: build_vit(name, image_size) if at_size else get_model(name, weights=None))
         model.eval()
         cut = cut_fn(model)
         return _build_backbone(name, "random", cut, True, _num_classes(model, cut),
@@ -201,7 +201,7 @@ def _create_timm(name: str, weights) -> Backbone:
                                timm_preprocessing(cfg))
 
     if request.kind == "random":
-        model = _timm_random(name)
+        model = _seeded(lambda: _timm_random(name))
         cut = cut_timm(model, name)
         return _build_backbone(label, "random", cut, True, _num_classes(model, cut),
                                timm_preprocessing(getattr(model, "pretrained_cfg", None)))
@@ -218,6 +218,18 @@ def _create_timm(name: str, weights) -> Backbone:
     model.eval()
     return _build_backbone(label, weights_id, cut, has_head, _num_classes(model, cut),
                            timm_preprocessing(getattr(model, "pretrained_cfg", None)))
+
+
+#: ``--weights random`` draws its initial weights from this seed, so "random" names one set of weights: the caches
+#: (keyed by the weights' id) and a rerun see the same network. The caller's random state is left as it was.
+RANDOM_INIT_SEED = 0
+
+
+def _seeded(build):
+    """``build()`` with torch's CPU generator seeded by :data:`RANDOM_INIT_SEED`, restored afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        return build()
 
 
 def _timm_random(name: str, **kwargs) -> nn.Module:

@@ -128,7 +128,8 @@ def main(argv=None) -> int:
             print(json.dumps(chosen, indent=1))
         return 0
     unseen = held2 + held3 + held4  # the parts written before the method they judge
-    pooled = [("ninth held-out (judge of protocol s9)", held9), ("eighth held-out (judge of protocol s8)", held8),
+    pooled = [("seventh to ninth held-out (none fitted the confidence)", held7 + held8 + held9),
+              ("ninth held-out (judge of protocol s9)", held9), ("eighth held-out (judge of protocol s8)", held8),
               ("seventh held-out (judge of the check's rung and shift candidates)", held7),
               ("sixth held-out (judge of the confidence's refit)", held6),
               ("fifth held-out (issue 21's judge)", held5), ("fourth held-out (multi-task, pipeline)", held4), ("third held-out (multi-task, pipeline)", held3),

@@ -69,10 +69,28 @@ def test_a_fine_tune_below_the_floor_stops_at_its_rung_and_enters_with_its_best_
     assert [r.stopped_at for r in back.runs] == [r.stopped_at for r in stopped.runs] and back.rung
 
 
-def test_the_rung_is_off_by_default(monkeypatch):
+def test_the_rung_is_on_by_default_and_off_on_request(monkeypatch):
+    """R3 of protocol s9 (adopted on the ninth held-out part): the default check stops a run below the floor."""
     monkeypatch.setattr(check, "RUNG_SE", -1e9)
     chk = advisor.analyze("digits:20", MODEL, weights="random", sample=100, image_size=32, check="on").advice.check
-    assert not chk.rung and all(r.stopped_at is None for r in chk.runs)
+    assert chk.rung and any(r.stopped_at is not None for r in chk.runs)
+    off = advisor.analyze("digits:20", MODEL, weights="random", sample=100, image_size=32, check="on",
+                          check_rung=False).advice.check
+    assert not off.rung and all(r.stopped_at is None for r in off.runs)
+
+
+def test_a_margin_over_a_stopped_run_counts_at_most_the_rungs_standard_errors(monkeypatch):
+    """C3 of protocol s10: the rung stopped that run RUNG_SE standard errors behind; more is not known."""
+    from advisor.advise import rules
+
+    se = 0.02
+    capped = 0.5 + 0.45 * math.tanh(check.RUNG_SE / 2)
+    assert rules.check_confidence(10 * se, se) == pytest.approx(0.95, abs=1e-4)  # a finished run 10 SE behind: as confident as it gets
+    assert rules.check_confidence(10 * se, se, against_stopped=True) == pytest.approx(capped)
+    assert rules.check_confidence(1 * se, se, against_stopped=True) == rules.check_confidence(1 * se, se)  # under it
+    assert rules.check_confidence(float("nan"), se) == 0.5  # nothing of the other kind ran
+    monkeypatch.setattr(rules, "CAP_STOPPED_MARGIN", False)
+    assert rules.check_confidence(10 * se, se, against_stopped=True) > capped + 0.1
 
 
 def test_bn_adapts_early_svm_runs_on_the_best_plain_svms_block(monkeypatch):

@@ -101,6 +101,23 @@ def test_random_weights_backbone():
     assert none.weights_id == "random"
 
 
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "timm:mobilenetv3_small_100"])
+def test_random_weights_are_one_network_and_leave_the_callers_random_state(name):
+    """"random" is a cache key: two builds must be the same weights, or a cache would serve one's features to the
+    other; and building one must not move the caller's seed."""
+    import torch
+
+    torch.manual_seed(123)
+    expect = torch.rand(3)
+    torch.manual_seed(123)
+    a = create_backbone(name, weights="random")
+    after = torch.rand(3)
+    b = create_backbone(name, weights="random")
+    assert torch.equal(after, expect)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 def test_convnext_downsample_merged_into_first_block():
     bb = create_backbone("convnext_tiny", weights="random")
     first = bb.blocks[bb.block_index("stage2.0")]
