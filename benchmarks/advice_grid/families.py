@@ -105,16 +105,26 @@ EIGHTH_HELDOUT = "eighth-held-out"
 # the source's classes regrouped a second way), at 15 and 25 per class (sizes no part has) on the controlled CNN,
 # and two ImageNet MobileNetV2 targets at 10 (blur radius 2, pixelation to 7x7): 22 scenarios.
 NINTH_HELDOUT = "ninth-held-out"
+# A tenth held-out part, written on 2026-12-07 (about 00:40 UTC) before any result of its own: the judge that the
+# protocol benchmarks/protocols/s10-confidence-with-rung.md asks for (C3 and T3: the confidence once the rung is on;
+# at least 20 single-task scenarios at or below the check's 50 per class, the wide budget, shift combinations no part
+# has). Its data: input-level (blur radius 2 and JPEG quality 15 on the source's classes, elastic distortion of 6 px
+# on the source's classes, contrast x0.25, noise sigma 60 and blur radius 3 on new classes); feature-level (a sixth
+# BREEDS-like split, and two source classes with three new ones not mixed before); label-level (a quarter of the
+# labels flipped on the source's classes, new classes regrouped a fourth way), at 12 and 35 per class (sizes no part
+# has) on the controlled CNN, and two ImageNet MobileNetV2 targets at 10 (contrast x0.25, JPEG quality 10): 22
+# scenarios.
+TENTH_HELDOUT = "tenth-held-out"
 PARTS = (CALIBRATION, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, VIT_CALIBRATION, VIT_HELDOUT, VIT_HELDOUT2,
-         VIT_HELDOUT3, SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT, NINTH_HELDOUT)
+         VIT_HELDOUT3, SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT, NINTH_HELDOUT, TENTH_HELDOUT)
 CALIBRATION_PARTS = (CALIBRATION, VIT_CALIBRATION)
 #: the parts whose oracle always holds the wide budget (issue 21's strategies)
-WIDE_PARTS = (SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT, NINTH_HELDOUT)
-#: the rows the confidence's calibration is fitted on (``--calibrate-confidence``): the calibration parts and,
-#: since the sixth held-out part was written to judge that refit, the fifth held-out part, whose results were seen
-#: and, after the seventh part's judgement turned the shift's candidates on (protocol s7: "refit after either
-#: change, on the calibration part and the fifth and sixth parts"), the sixth held-out part as well
-CONFIDENCE_PARTS = CALIBRATION_PARTS + (SHIFT_HELDOUT, SIXTH_HELDOUT)
+WIDE_PARTS = (SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT, NINTH_HELDOUT, TENTH_HELDOUT)
+#: the rows the confidence's calibration is fitted on (``--calibrate-confidence``): the calibration parts and, since
+#: the rung went on (protocol s9: "refit on the calibration part and the fifth to eighth parts", T3 of protocol s10),
+#: the fifth to eighth held-out parts, each of whose results were seen; the ninth (R3's judge) and the tenth (T3's)
+#: stay out
+CONFIDENCE_PARTS = CALIBRATION_PARTS + (SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT)
 FAMILIES: dict[str, dict] = {
     # controlled source: MobileNetV2 pretrained on Fashion-MNIST classes 0-4 at 32 px
     "fm-new": dict(source="fmnist04", shift="feature", similar=True, sizes=(10, 50, 200, 500), part=CALIBRATION,
@@ -431,4 +441,40 @@ FAMILIES.update({
     "s9-in-fashion-pixelate7": dict(source="imagenet", shift="domain", similar=False, sizes=(10,),
                                     part=NINTH_HELDOUT, groups=[[c] for c in range(10)], input=("pixelate", 4),
                                     desc="Fashion-MNIST, 10 classes, box-averaged to 7x7, ImageNet source"),
+})
+
+#: The tenth held-out part's families (TENTH_HELDOUT above), declared as the sixth part's are (built by
+#: single.py's _s6_single).
+_S10 = dict(source="fmnist04", sizes=(12, 35), part=TENTH_HELDOUT)
+FAMILIES.update({
+    "s10-src-blur2": dict(_S10, shift="input", similar=False, groups=_S6_SRC, input=("blur", 2.0),
+                          desc="classes 0-4, Gaussian blur radius 2 px, unseen images"),
+    "s10-src-jpeg15": dict(_S10, shift="input", similar=False, groups=_S6_SRC, input=("jpeg", 15),
+                           desc="classes 0-4, JPEG quality 15, unseen images"),
+    "s10-src-elastic6": dict(_S10, shift="input", similar=False, groups=_S6_SRC, input=("elastic", 6.0),
+                             desc="classes 0-4, elastic distortion (alpha 6 px, smoothing sigma 3 px), unseen images"),
+    "s10-new-contrast25": dict(_S10, shift="input", similar=False, groups=_S6_NEW, input=("contrast", 0.25),
+                               desc="classes 5-9, contrast x0.25 around mid-grey"),
+    "s10-new-noise60": dict(_S10, shift="input", similar=False, groups=_S6_NEW, input=("noise", 60.0),
+                            desc="classes 5-9, additive Gaussian noise sigma 60"),
+    "s10-new-blur3": dict(_S10, shift="input", similar=False, groups=_S6_NEW, input=("blur", 3.0),
+                          desc="classes 5-9, Gaussian blur radius 3 px"),
+    "s10-breeds6": dict(_S10, shift="feature", similar=True,
+                        breeds=(("top", [2, 4], [0, 6]), ("shoe", [5], [7, 9]), ("other", [1], [3, 8])),
+                        desc="BREEDS-like groups split a sixth way: tops trained on Pullover and Coat, tested on "
+                             "T-shirt and Shirt; shoes on Sandal, tested on Sneaker and Ankle boot; other on Trouser, "
+                             "tested on Dress and Bag"),
+    "s10-mix6": dict(_S10, shift="feature", similar=True, groups=[[0], [4], [5], [8], [9]],
+                     desc="classes T-shirt, Coat, Sandal, Bag, Ankle boot: two source and three new"),
+    "s10-src-flip25": dict(_S10, shift="label", similar=True, groups=_S6_SRC, flip=0.25,
+                           desc="classes 0-4, a quarter of the training labels flipped to another class "
+                                "(val/test clean)"),
+    "s10-new-regroup4": dict(_S10, shift="label", similar=True, groups=[[5, 9], [6, 7, 8]],
+                             desc="classes 5-9 regrouped: (Sandal, Ankle boot) vs (Shirt, Sneaker, Bag)"),
+    "s10-in-fashion-contrast25": dict(source="imagenet", shift="domain", similar=False, sizes=(10,),
+                                      part=TENTH_HELDOUT, groups=[[c] for c in range(10)], input=("contrast", 0.25),
+                                      desc="Fashion-MNIST, 10 classes, contrast x0.25 around mid-grey, ImageNet source"),
+    "s10-in-fashion-jpeg10": dict(source="imagenet", shift="domain", similar=False, sizes=(10,),
+                                  part=TENTH_HELDOUT, groups=[[c] for c in range(10)], input=("jpeg", 10),
+                                  desc="Fashion-MNIST, 10 classes, JPEG quality 10, ImageNet source"),
 })

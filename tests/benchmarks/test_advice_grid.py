@@ -299,7 +299,7 @@ def test_seventh_held_out_part_is_the_rung_and_shift_protocols_judge(grid):
     assert {s.shift for s in new if s.source == "fmnist04"} == {"input", "feature", "label"}
     assert "imagenet" in {s.source for s in new} and all(grid.uses_wide(s) for s in new)
     assert not {s.data for s in new} & {s.data for s in scs if s.part != grid.SEVENTH_HELDOUT}
-    assert grid.SEVENTH_HELDOUT not in grid.CONFIDENCE_PARTS + grid.CALIBRATION_PARTS
+    assert grid.SEVENTH_HELDOUT not in grid.CALIBRATION_PARTS  # in CONFIDENCE_PARTS since protocol s10 (T3)
     breeds, sp = grid.build_dataset(grid.Scenario("s7-breeds3", 10))
     assert len(sp.train) == 30 and "tested on Pullover, Shirt" in breeds.classes["label"][0]
     regroup, rsplit = grid.build_dataset(grid.Scenario("s7-src-regroup", 30))
@@ -318,7 +318,7 @@ def test_eighth_held_out_part_is_the_s8_protocols_judge(grid):
     assert all(s.per_class <= DEFAULT_THRESHOLDS.check_per_class for s in new) and all(grid.uses_wide(s) for s in new)
     assert {s.shift for s in new if s.source == "fmnist04"} == {"input", "feature", "label"}
     assert not {s.data for s in new} & {s.data for s in scs if s.part != grid.EIGHTH_HELDOUT}
-    assert grid.EIGHTH_HELDOUT not in grid.CONFIDENCE_PARTS + grid.CALIBRATION_PARTS
+    assert grid.EIGHTH_HELDOUT not in grid.CALIBRATION_PARTS  # in CONFIDENCE_PARTS since protocol s10 (T3)
     mix, sp = grid.build_dataset(grid.Scenario("s8-mix4", 20))
     assert len(sp.train) == 100 and mix.classes["label"] == ["Dress", "Sandal", "Shirt", "Sneaker", "Ankle boot"]
 
@@ -338,6 +338,25 @@ def test_ninth_held_out_part_is_the_s9_protocols_judge(grid):
     assert np.bincount(regroup.labels[sp.train, 0]).tolist() == [15, 15]
     breeds, _ = grid.build_dataset(grid.Scenario("s9-breeds5", 15))
     assert "tested on Pullover, Coat" in breeds.classes["label"][0]
+
+
+def test_tenth_held_out_part_is_the_s10_protocols_judge(grid):
+    """At least 20 unseen targets at or below the check's 50 per class, on the wide budget, outside every fitted set;
+    the confidence's fit holds the fifth to eighth parts and neither the ninth nor the tenth."""
+    from advisor.advise.rules import DEFAULT_THRESHOLDS
+
+    scs = grid.all_scenarios()
+    new = [s for s in scs if s.part == grid.TENTH_HELDOUT]
+    assert len(new) >= 20 and all(s.kind == "single" for s in new)
+    assert all(s.per_class <= DEFAULT_THRESHOLDS.check_per_class for s in new) and all(grid.uses_wide(s) for s in new)
+    assert {s.shift for s in new if s.source == "fmnist04"} == {"input", "feature", "label"}
+    assert not {s.data for s in new} & {s.data for s in scs if s.part != grid.TENTH_HELDOUT}
+    assert set(grid.CONFIDENCE_PARTS) == set(grid.CALIBRATION_PARTS) | {
+        grid.SHIFT_HELDOUT, grid.SIXTH_HELDOUT, grid.SEVENTH_HELDOUT, grid.EIGHTH_HELDOUT}
+    regroup, sp = grid.build_dataset(grid.Scenario("s10-new-regroup4", 12))
+    assert np.bincount(regroup.labels[sp.train, 0]).tolist() == [12, 12]
+    breeds, _ = grid.build_dataset(grid.Scenario("s10-breeds6", 12))
+    assert "tested on T-shirt/top, Shirt" in breeds.classes["label"][0]
 
 
 def _rung_records(grid, root, curve, probe_val):
