@@ -172,7 +172,7 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
     are cheap enough (advisor.advise.check.offer). ``rung`` (default advisor.advise.check.RUNG, on): each network
     candidate stops after its rung epoch when it is by then more than two standard errors below the best probe
     (advisor.advise.check.rung_stops); it enters the check with its best validation accuracy so far. ``bn_svm``
-    (default advisor.advise.check.BN_SVM, off): bn_adapt's early SVM on the best plain early SVM's block joins the
+    (default advisor.advise.check.BN_SVM, on): bn_adapt's early SVM on the best plain early SVM's block joins the
     shift's candidates (advisor.advise.check.resolve names the block once the probes have run)."""
     import tempfile
 

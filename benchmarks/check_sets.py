@@ -71,6 +71,12 @@ Round 5 (``--round 5``): the protocol benchmarks/protocols/s9-rung-with-b2.md (w
 R3 is adopted if SRB's mean strategy regret is at most SB's + 0.3 points and its summed check seconds lower. Each
 set's confidence ECE is printed beside the ECE an exact probability would show on the same rows
 (``advisor.advise.confidence.ece_floor``).
+Result of round 5: R3 adopted (0.22 against 0.36, 148 s against 301 s): the rung is on.
+
+Round 6 (``--round 6``): the protocol benchmarks/protocols/s10-confidence-with-rung.md (written on 2026-12-07 at
+about 00:35 UTC, before the tenth held-out part or any of its results existed), judged on the tenth held-out part:
+today's check (SRB, the rung on) with C3 and the T3 table, against the raw score without C3 (the table before T3 was
+the raw score itself). C3 and T3 stay if their ECE there is at most the other's + 0.02.
 """
 
 from __future__ import annotations
@@ -210,7 +216,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seventh-version", default=None, help="grid results of the seventh held-out part (round 3)")
     ap.add_argument("--eighth-version", default=None, help="grid results of the eighth held-out part (round 4)")
     ap.add_argument("--ninth-version", default=None, help="grid results of the ninth held-out part (round 5)")
-    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5), default=1,
+    ap.add_argument("--tenth-version", default=None, help="grid results of the tenth held-out part (round 6)")
+    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5, 6), default=1,
                     help="1: sets A-C on the older parts (done); 2: sets A, S, D, E on the wide budget, judged on "
                          "the fifth held-out part (see the module docstring)")
     a = ap.parse_args(argv)
@@ -222,6 +229,8 @@ def main(argv=None) -> int:
         return _round4(a)
     if a.round == 5:
         return _round5(a)
+    if a.round == 6:
+        return _round6(a)
 
     def version_of(sc):
         return a.vit_version if grid.grid_family(sc) == "transformer" else a.cnn_version
@@ -421,6 +430,43 @@ def _round5(a) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps({"round": 5, "table": table, "rung_adopted": rung, "ece": eces,
                                             "rows": rows}, indent=1, default=float) + "\n")
+    return 0
+
+
+SETS6 = {"SRB shift+rung+bnsvm": _with_rung(set_shift_bn_svm)}
+
+
+def _round6(a) -> int:
+    """Round 6 (module docstring): C3 and T3, the confidence once the rung is on, judged on the tenth held-out part."""
+    from advisor.advise import confidence, rules
+
+    def eces(rs):
+        p, right = [r["confidence"] for r in rs], [r["strategy_regret"] <= 1.0 for r in rs]
+        return {"ece": confidence.ece(p, right), "floor": confidence.ece_floor(p),
+                "mean_confidence": float(np.mean(p)), "right": float(np.mean(right))}
+
+    rows, part, table, j = _one_part(a, grid.TENTH_HELDOUT, a.tenth_version, SETS6, "tenth held-out")
+    if j is None:
+        return 1
+    with_c3 = eces(part["SRB shift+rung+bnsvm"])
+    # without them: the raw score without C3 through the table before T3 (identity: the raw score itself)
+    was = rules.CAP_STOPPED_MARGIN
+    rules.CAP_STOPPED_MARGIN = False
+    try:
+        _, bare, _, _ = _one_part(a, grid.TENTH_HELDOUT, a.tenth_version, SETS6, "tenth held-out")
+    finally:
+        rules.CAP_STOPPED_MARGIN = was
+    bare_rows = [dict(r, confidence=r["raw_confidence"]) for r in bare["SRB shift+rung+bnsvm"]]
+    without = eces(bare_rows)
+    keep = with_c3["ece"] <= without["ece"] + 0.02
+    for name, e in (("with C3 and T3", with_c3), ("without (the raw score before C3)", without)):
+        print(f"{name}: ECE {e['ece']:.3f} (target 0.1), mean confidence {e['mean_confidence']:.2f}, right "
+              f"{100 * e['right']:.0f}%; an exact probability on these rows: {e['floor'][0]:.3f}, 90th percentile "
+              f"{e['floor'][1]:.3f}")
+    print(f"C3 and T3: {'stay' if keep else 'go back'} (needs an ECE at most {without['ece'] + 0.02:.3f})")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"round": 6, "table": table, "ece_with": with_c3, "ece_without": without,
+                                            "kept": keep, "rows": rows}, indent=1, default=float) + "\n")
     return 0
 
 

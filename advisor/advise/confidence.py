@@ -4,9 +4,11 @@ The rules and the measured check score their own margin (``Advice.raw_confidence
 deciding measurements from their thresholds, or the check's validation margin in standard errors, squashed
 into [0.35, 0.95]). That score ranks decisions but is not a probability: on the advice grid's older parts
 its middle band was right less often than its lowest. :func:`calibrated` maps it through a table fitted
-by ``python -m benchmarks.advice_grid --calibrate-confidence`` on the grid's calibration parts and its fifth
-held-out part (the event: strategy regret <= 1 point), stored in ``advisor/advise/_confidence_table.py`` (plain
-literals, no pickle).
+by ``python -m benchmarks.advice_grid --calibrate-confidence`` on the grid's parts named in
+``benchmarks/advice_grid/families.py:CONFIDENCE_PARTS`` (the calibration parts and the fifth to eighth held-out
+parts; the event: strategy regret <= 1 point), stored in ``advisor/advise/_confidence_table.py`` (plain literals,
+no pickle). A check whose margin is over a run its rung stopped counts that margin at most the rung's own
+standard errors (``advisor.advise.rules.check_confidence``).
 
 Methods (chosen by the fit's leave-one-out log loss on those rows, :func:`fit_table`; ties go to the first):
 ``identity``: the raw score itself, nothing fitted; ``platt``: sigmoid(a * logit(raw) + b); ``platt_decider``:
