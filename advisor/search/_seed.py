@@ -6,7 +6,9 @@ configuration lies in the search space is therefore a trial already run: :func:`
 ``study.add_trial`` under the distributions :func:`advisor.search.space.suggest` would have used, its
 validation accuracy as the value and its wall time as a user attribute (``wall_time``; ``from_check``
 marks it). The search never trains it again, and the trials it does train are counted against
-``--trials`` without these (:func:`advisor.search.trials.finished_count`).
+``--trials`` without these (:func:`advisor.search.trials.finished_count`). A run the check's rung stopped
+(``CheckRun.stopped_at``) did not finish: it enters as a *pruned* trial, its value reported at the epoch it
+stopped after, as one the search's own pruner stopped.
 
 A run lies in the space when its strategy is there (or is expressed by one there: full_finetune as last_k
 with every block), every parameter the space searches holds the run's value inside its range or choices,
@@ -190,8 +192,19 @@ def seed_study(study, check, space: Space, block_names: Sequence[str], family: s
         attrs = {FROM_CHECK: i, "strategy": strategy, "params": as_run, "wall_time": float(run.seconds)}
         if advised is not None and values == advised:
             attrs["advice"] = True  # the advice's own configuration: the check ran it
-        study.add_trial(optuna.trial.create_trial(params=values, distributions=dists, value=float(run.val_accuracy),
-                                                  user_attrs=attrs))
+        stopped = getattr(run, "stopped_at", None)
+        if stopped is not None:
+            # the check's rung stopped it: its value is from part of its epochs, not the configuration's own, so it
+            # enters as a pruned trial (its last report at the epoch it stopped after), as the search's own pruner
+            # would have left it
+            attrs["stopped_at"] = int(stopped)
+            trial = optuna.trial.create_trial(params=values, distributions=dists, state=optuna.trial.TrialState.PRUNED,
+                                              intermediate_values={int(stopped): float(run.val_accuracy)},
+                                              user_attrs=attrs)
+        else:
+            trial = optuna.trial.create_trial(params=values, distributions=dists, value=float(run.val_accuracy),
+                                              user_attrs=attrs)
+        study.add_trial(trial)
         added.append(study.get_trials(deepcopy=False)[-1].number)
     return added, left_out
 

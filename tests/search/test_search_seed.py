@@ -92,6 +92,23 @@ def test_seeding_adds_each_configuration_once_and_only_to_a_study_without_them(s
     assert trial.suggest_categorical("strategy", ["svm_early", "last_k"]) in ("svm_early", "last_k")
 
 
+def test_a_run_the_rung_stopped_enters_as_a_pruned_trial_with_its_last_report(space):
+    """Its value is from a quarter of its epochs, not the configuration's: a complete trial at that value would
+    tell the sampler a falsehood and keep the search from ever finishing it."""
+    from optuna.trial import TrialState
+
+    full = {"warmup": True, "lr_ratio": 0.1, "epochs": 20, "patience": 5, "batch_size": 64}
+    check = MeasuredCheck(runs=[CheckRun("svm_early", {"block": 2, "C": 0.1}, 0.8, 1.5),
+                                CheckRun("full_finetune", full, 0.55, 30.0, stopped_at=7)], n_val=100)
+    study = optuna.create_study(direction="maximize")
+    added, _ = seed_study(study, check, space, BLOCKS, "cnn")
+    done, stopped = study.get_trials()
+    assert added == [0, 1] and done.state == TrialState.COMPLETE and done.value == 0.8
+    assert stopped.state == TrialState.PRUNED and stopped.value is None
+    assert stopped.intermediate_values == {7: 0.55} and stopped.user_attrs["stopped_at"] == 7
+    assert study.best_trial.number == 0  # a pruned trial is never the best
+
+
 ADVICE_SPACE = """\
 strategies:
   last_k:

@@ -194,8 +194,11 @@ def test_strategy_auto_starts_from_the_check_and_tries_the_advice_first(tmp_path
     trials = _study(tmp_path / "ws", "auto").trials
     seeded, trained = trials[:len(inside)], trials[len(inside):]
     for t, run in zip(seeded, inside):  # the check's own numbers, in its order (the same seed and split)
-        assert t.state.name == "COMPLETE" and t.user_attrs["from_check"] == check.runs.index(run)
-        assert t.value == pytest.approx(run.val_accuracy) and t.user_attrs["wall_time"] > 0
+        assert t.user_attrs["from_check"] == check.runs.index(run) and t.user_attrs["wall_time"] > 0
+        if run.stopped_at is None:
+            assert t.state.name == "COMPLETE" and t.value == pytest.approx(run.val_accuracy)
+        else:  # the rung stopped it: pruned, its value the last report
+            assert t.state.name == "PRUNED" and t.intermediate_values == {run.stopped_at: pytest.approx(run.val_accuracy)}
     assert len(trained) == cfg.trials and all("from_check" not in t.user_attrs for t in trained)
     first = trained[0]
     # decided by the check: the advised configuration is its winning run as it ran
