@@ -206,6 +206,7 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
     plan_seconds, fill_seconds = time.perf_counter() - t_plan, 0.0
     # the estimate's own timed steps count against the budget
     planned = check_cost.plan(cands, costs, n_blocks, None if budget is None else max(0.0, budget - plan_seconds))
+    planned.rung = rung
     if announce:
         announce(planned)
     total = max(1, round(planned.seconds))

@@ -116,6 +116,8 @@ class Plan:
     run: list[tuple[str, dict, float]]
     skipped: list[tuple[str, dict, float]]
     budget: float | None
+    #: the check's rung is on: each fine-tune's estimate is for all its epochs, so the total is an upper bound
+    rung: bool = False
 
     @property
     def seconds(self) -> float:

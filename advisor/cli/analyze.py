@@ -57,7 +57,9 @@ def run(args) -> int:
 
     def announce(plan):
         skipped = f"; {len(plan.skipped)} skipped by --check-budget {plan.budget:g}" if plan.skipped else ""
-        err.print(f"measured check: {len(plan.run)} candidates, about {plan.seconds:.0f} s on this device"
+        err.print(f"measured check: {len(plan.run)} candidates, "
+                  f"{'at most' if plan.rung else 'about'} {plan.seconds:.0f} s on this device"
+                  f"{' (its rung stops a fine-tune that falls behind)' if plan.rung else ''}"
                   f"{skipped} (skip it: --check off; limit it: --check-budget SECONDS)")
 
     with _common.progress_bar(err, args.quiet, STAGES, remaining=True) as progress:

@@ -145,6 +145,8 @@ def test_cli_announces_the_check_and_profiles_the_time(tmp_path):
                        "--sample", "100", "--check", "on", "--profile-time", "--quiet"], cwd=tmp_path)
     assert out.code == 0, out.stderr
     assert "measured check:" in out.stderr and "--check off" in out.stderr and "--check-budget" in out.stderr
+    # the rung (on by default) may stop a fine-tune: the estimate is an upper bound and says so
+    assert "at most" in out.stderr and "its rung stops a fine-tune" in out.stderr
     text = " ".join(out.stdout.split())
     assert "Where the time went" in text and "forward pass over the sample" in text
     assert "full_finetune" in text and "its one pass over training and validation images" in text
