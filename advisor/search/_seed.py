@@ -192,19 +192,16 @@ def seed_study(study, check, space: Space, block_names: Sequence[str], family: s
         attrs = {FROM_CHECK: i, "strategy": strategy, "params": as_run, "wall_time": float(run.seconds)}
         if advised is not None and values == advised:
             attrs["advice"] = True  # the advice's own configuration: the check ran it
+        outcome = {"value": float(run.val_accuracy)}
         stopped = getattr(run, "stopped_at", None)
         if stopped is not None:
             # the check's rung stopped it: its value is from part of its epochs, not the configuration's own, so it
             # enters as a pruned trial (its last report at the epoch it stopped after), as the search's own pruner
             # would have left it
             attrs["stopped_at"] = int(stopped)
-            trial = optuna.trial.create_trial(params=values, distributions=dists, state=optuna.trial.TrialState.PRUNED,
-                                              intermediate_values={int(stopped): float(run.val_accuracy)},
-                                              user_attrs=attrs)
-        else:
-            trial = optuna.trial.create_trial(params=values, distributions=dists, value=float(run.val_accuracy),
-                                              user_attrs=attrs)
-        study.add_trial(trial)
+            outcome = {"state": optuna.trial.TrialState.PRUNED,
+                       "intermediate_values": {int(stopped): float(run.val_accuracy)}}
+        study.add_trial(optuna.trial.create_trial(params=values, distributions=dists, user_attrs=attrs, **outcome))
         added.append(study.get_trials(deepcopy=False)[-1].number)
     return added, left_out
 

@@ -308,16 +308,22 @@ def test_seventh_held_out_part_is_the_rung_and_shift_protocols_judge(grid):
     assert low.images.std() < 0.35 * regroup.images.std()
 
 
-def test_eighth_held_out_part_is_the_s8_protocols_judge(grid):
-    """At least 20 unseen targets at or below the check's 50 per class, on the wide budget, outside every fitted set."""
+def _a_protocols_judge(grid, part):
+    """A protocol's held-out part: at least 20 single-task targets at or below the check's 50 per class, on the wide
+    budget, with shifts of every kind on the controlled CNN, and data no other part has."""
     from advisor.advise.rules import DEFAULT_THRESHOLDS
 
     scs = grid.all_scenarios()
-    new = [s for s in scs if s.part == grid.EIGHTH_HELDOUT]
+    new = [s for s in scs if s.part == part]
     assert len(new) >= 20 and all(s.kind == "single" for s in new)
     assert all(s.per_class <= DEFAULT_THRESHOLDS.check_per_class for s in new) and all(grid.uses_wide(s) for s in new)
     assert {s.shift for s in new if s.source == "fmnist04"} == {"input", "feature", "label"}
-    assert not {s.data for s in new} & {s.data for s in scs if s.part != grid.EIGHTH_HELDOUT}
+    assert not {s.data for s in new} & {s.data for s in scs if s.part != part}
+
+
+def test_eighth_held_out_part_is_the_s8_protocols_judge(grid):
+    """At least 20 unseen targets at or below the check's 50 per class, on the wide budget, outside every fitted set."""
+    _a_protocols_judge(grid, grid.EIGHTH_HELDOUT)
     assert grid.EIGHTH_HELDOUT not in grid.CALIBRATION_PARTS  # in CONFIDENCE_PARTS since protocol s10 (T3)
     mix, sp = grid.build_dataset(grid.Scenario("s8-mix4", 20))
     assert len(sp.train) == 100 and mix.classes["label"] == ["Dress", "Sandal", "Shirt", "Sneaker", "Ankle boot"]
@@ -325,14 +331,7 @@ def test_eighth_held_out_part_is_the_s8_protocols_judge(grid):
 
 def test_ninth_held_out_part_is_the_s9_protocols_judge(grid):
     """At least 20 unseen targets at or below the check's 50 per class, on the wide budget, outside every fitted set."""
-    from advisor.advise.rules import DEFAULT_THRESHOLDS
-
-    scs = grid.all_scenarios()
-    new = [s for s in scs if s.part == grid.NINTH_HELDOUT]
-    assert len(new) >= 20 and all(s.kind == "single" for s in new)
-    assert all(s.per_class <= DEFAULT_THRESHOLDS.check_per_class for s in new) and all(grid.uses_wide(s) for s in new)
-    assert {s.shift for s in new if s.source == "fmnist04"} == {"input", "feature", "label"}
-    assert not {s.data for s in new} & {s.data for s in scs if s.part != grid.NINTH_HELDOUT}
+    _a_protocols_judge(grid, grid.NINTH_HELDOUT)
     assert grid.NINTH_HELDOUT not in grid.CONFIDENCE_PARTS + grid.CALIBRATION_PARTS
     regroup, sp = grid.build_dataset(grid.Scenario("s9-src-regroup2", 15))
     assert np.bincount(regroup.labels[sp.train, 0]).tolist() == [15, 15]
@@ -343,14 +342,7 @@ def test_ninth_held_out_part_is_the_s9_protocols_judge(grid):
 def test_tenth_held_out_part_is_the_s10_protocols_judge(grid):
     """At least 20 unseen targets at or below the check's 50 per class, on the wide budget, outside every fitted set;
     the confidence's fit holds the fifth to eighth parts and neither the ninth nor the tenth."""
-    from advisor.advise.rules import DEFAULT_THRESHOLDS
-
-    scs = grid.all_scenarios()
-    new = [s for s in scs if s.part == grid.TENTH_HELDOUT]
-    assert len(new) >= 20 and all(s.kind == "single" for s in new)
-    assert all(s.per_class <= DEFAULT_THRESHOLDS.check_per_class for s in new) and all(grid.uses_wide(s) for s in new)
-    assert {s.shift for s in new if s.source == "fmnist04"} == {"input", "feature", "label"}
-    assert not {s.data for s in new} & {s.data for s in scs if s.part != grid.TENTH_HELDOUT}
+    _a_protocols_judge(grid, grid.TENTH_HELDOUT)
     assert set(grid.CONFIDENCE_PARTS) == set(grid.CALIBRATION_PARTS) | {
         grid.SHIFT_HELDOUT, grid.SIXTH_HELDOUT, grid.SEVENTH_HELDOUT, grid.EIGHTH_HELDOUT}
     regroup, sp = grid.build_dataset(grid.Scenario("s10-new-regroup4", 12))
