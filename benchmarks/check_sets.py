@@ -77,6 +77,16 @@ Round 6 (``--round 6``): the protocol benchmarks/protocols/s10-confidence-with-r
 about 00:35 UTC, before the tenth held-out part or any of its results existed), judged on the tenth held-out part:
 today's check (SRB, the rung on) with C3 and the T3 table, against the raw score without C3 (the table before T3 was
 the raw score itself). C3 and T3 stay if their ECE there is at most the other's + 0.02.
+Result of round 6: C3 and T3 stay (ECE 0.245 against 0.328).
+
+Round 7 (``--round 7``): the protocol benchmarks/protocols/s11-wider-check.md (written on 2026-12-07 at about 03:30
+UTC, before the eleventh held-out part or any of its results existed), judged on the eleventh held-out part:
+  T  ``today``: today's default check (the shift's candidates, bn_adapt's early SVM, the rung);
+  K  ``wide``:  T plus last_k on the top tenth of the blocks and LP-FT at rate ratio 0.5 beside 0.1
+                (``advisor.advise.check.WIDE_CHECK``; CNN sources only).
+K is adopted if its mean strategy regret on the eleventh part is lower than T's by more than 0.3 points (the rule
+every addition to the check has had: it costs check seconds). The seen fifth to tenth parts are printed beside,
+as the numbers K was chosen on.
 """
 
 from __future__ import annotations
@@ -217,7 +227,8 @@ def main(argv=None) -> int:
     ap.add_argument("--eighth-version", default=None, help="grid results of the eighth held-out part (round 4)")
     ap.add_argument("--ninth-version", default=None, help="grid results of the ninth held-out part (round 5)")
     ap.add_argument("--tenth-version", default=None, help="grid results of the tenth held-out part (round 6)")
-    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5, 6), default=1,
+    ap.add_argument("--eleventh-version", default=None, help="grid results of the eleventh held-out part (round 7)")
+    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5, 6, 7), default=1,
                     help="1: sets A-C on the older parts (done); 2: sets A, S, D, E on the wide budget, judged on "
                          "the fifth held-out part (see the module docstring)")
     a = ap.parse_args(argv)
@@ -231,6 +242,8 @@ def main(argv=None) -> int:
         return _round5(a)
     if a.round == 6:
         return _round6(a)
+    if a.round == 7:
+        return _round7(a)
 
     def version_of(sc):
         return a.vit_version if grid.grid_family(sc) == "transformer" else a.cnn_version
@@ -345,7 +358,7 @@ def _round3(a) -> int:
 
 
 def _one_part(a, part: str, version: str | None, sets: dict, label: str):
-    """Rounds 4 and 5: every set scored on held-out part ``part`` (its records under ``version``, default this
+    """Rounds 4 to 7: every set scored on held-out part ``part`` (its records under ``version``, default this
     code's) and on the calibration parts (``--cnn-version``), the part's table printed; (all rows, the part's rows
     per set, the table, the part's summary per set or None while the part lacks records)."""
     grid.set_budget("wide")
@@ -468,6 +481,47 @@ def _round6(a) -> int:
         Path(a.json).write_text(json.dumps({"round": 6, "table": table, "ece_with": with_c3, "ece_without": without,
                                             "kept": keep, "rows": rows}, indent=1, default=float) + "\n")
     return 0
+
+
+def set_wide(n_blocks: int, n_train: int, family: str = "cnn", profile=None):
+    return check.candidates(n_blocks, n_train, family, profile, shift=True, bn_svm=True, wide=True)
+
+
+SETS7 = {"T today": _with_rung(set_shift_bn_svm), "K wide": _with_rung(set_wide)}
+#: the seen parts K was chosen on (protocol s11), each under the code version that computed it
+SEEN7 = (grid.SHIFT_HELDOUT, grid.SIXTH_HELDOUT, grid.SEVENTH_HELDOUT, grid.EIGHTH_HELDOUT, grid.NINTH_HELDOUT,
+         grid.TENTH_HELDOUT)
+SEEN7_VERSIONS = "1d28899bc36b,0d1bbfd312af,7be766bc9cfb,2d1b84afe781,469108d1e2a1,29a560d1592b"
+
+
+def _round7(a) -> int:
+    """Round 7 (module docstring): K, the wider check, judged on the eleventh held-out part; the seen fifth to tenth
+    parts beside."""
+    from advisor.advise import confidence
+
+    rows, part, table, j = _one_part(a, grid.ELEVENTH_HELDOUT, a.eleventh_version, SETS7, "eleventh held-out")
+    grid.set_budget("wide")
+    seen = score(lambda sc: SEEN7_VERSIONS, sets=SETS7, held_out=SEEN7)
+    seen = {name: [r for r in rs if r["part"] in SEEN7 and r["check_runs"]] for name, rs in seen.items()}
+    seen_table = {name: {"fifth-tenth, checked": summary(rs)} for name, rs in seen.items()}
+    _print(seen_table)
+    out = {"round": 7, "table": table, "seen": seen_table, "rows": rows}
+    if j is not None:
+        reg = {n: x["mean_strategy_regret"] for n, x in j.items()}
+        wide = reg["T today"] - reg["K wide"] > MARGIN
+        print(f"K (the wider check): regret {reg['K wide']:.2f} against {reg['T today']:.2f} (needs more than "
+              f"{MARGIN} lower), check {j['K wide']['check_seconds']:.0f} s against {j['T today']['check_seconds']:.0f} s: "
+              f"{'adopted' if wide else 'not adopted'}")
+        for name, rs in part.items():
+            p, right = [r["confidence"] for r in rs], [r["strategy_regret"] <= 1.0 for r in rs]
+            e, floor = confidence.ece(p, right), confidence.ece_floor(p)
+            print(f"{name}: ECE {e:.3f} (target 0.1); an exact probability on these rows: {floor[0]:.3f}, 90th "
+                  f"percentile {floor[1]:.3f}")
+            out.setdefault("ece", {})[name] = {"ece": e, "floor": floor}
+        out["wide_adopted"] = wide
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1, default=float) + "\n")
+    return 0 if j is not None else 1
 
 
 if __name__ == "__main__":

@@ -202,10 +202,12 @@ def test_api_validates_the_forward_batch_like_the_cli():
 @pytest.mark.parametrize("flag, key, want", [([], "check_shift", None), (["--check-shift"], "check_shift", True),
                                              (["--check-shift", "off"], "check_shift", False),
                                              ([], "check_rung", None), (["--check-rung", "on"], "check_rung", True),
-                                             (["--check-rung", "off"], "check_rung", False)])
+                                             (["--check-rung", "off"], "check_rung", False),
+                                             ([], "check_wide", None), (["--check-wide", "on"], "check_wide", True),
+                                             (["--check-wide", "off"], "check_wide", False)])
 def test_analyze_check_switches_reach_the_api(monkeypatch, capsys, flag, key, want):
-    """``--check-shift [on|off]`` sets the shift's candidates, ``--check-rung on|off`` the check's rung; without
-    them analyze takes the defaults (None: the modules' switches)."""
+    """``--check-shift [on|off]`` sets the shift's candidates, ``--check-rung on|off`` the check's rung,
+    ``--check-wide on|off`` the wide check; without them analyze takes the defaults (None: the modules' switches)."""
     import advisor.api
     from advisor.errors import AdvisorError
 

@@ -37,6 +37,10 @@ def options(a) -> None:
                    help="stop each of the check's fine-tunes after a quarter of its epochs when it is by then more "
                         "than two standard errors below the best probe (default: on, since the ninth held-out "
                         "part judged it; off: every fine-tune runs to its end)")
+    a.add_argument("--check-wide", choices=("on", "off"), default=None,
+                   help="on a CNN, the check also fine-tunes the top tenth of the blocks and runs LP-FT at rate "
+                        "ratio 0.5 beside 0.1 (default: off until the eleventh held-out part judges it; about 1.4x "
+                        "the check's time)")
     a.add_argument("--profile-time", action="store_true",
                    help="print where analyze's time went: loading, forward pass, metrics, and each check run")
     _common.add_json(a, "Profile and Advice")
@@ -68,6 +72,7 @@ def run(args) -> int:
                          drop_rare_classes=args.drop_rare_classes, check_budget=args.check_budget,
                          check_shift=None if args.check_shift is None else args.check_shift == "on",
                          check_rung=None if args.check_rung is None else args.check_rung == "on",
+                         check_wide=None if args.check_wide is None else args.check_wide == "on",
                          on_check_plan=announce, **_common.context_args(args))
     print_analysis(result, console)
     if args.profile_time:

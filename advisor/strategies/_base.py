@@ -150,7 +150,9 @@ class CheckBudget:
     measured shift are wanted (small data and the switch on); ``peak``: the ``(first, last)`` block range, 0-based
     and inclusive, that holds the profile's largest shift (None without a measured shift or without ``shift``);
     ``bn_svm``: whether bn_adapt also offers its early SVM on the block where the plain early SVM did best
-    (``advisor.advise.check.BN_SVM``; the block is :data:`BEST_SVM_BLOCK` until the probes have run)."""
+    (``advisor.advise.check.BN_SVM``; the block is :data:`BEST_SVM_BLOCK` until the probes have run); ``top_k``: the
+    number of top blocks a partial fine-tune of the top trains in the check (``advisor.advise.check.WIDE_CHECK``),
+    None when the check offers none."""
 
     n_blocks: int
     n_train: int
@@ -162,6 +164,7 @@ class CheckBudget:
     shift: bool = False
     peak: tuple[int, int] | None = None
     bn_svm: bool = False
+    top_k: int | None = None
 
 
 #: a check candidate's ``block`` that names the block of the best plain early SVM of the same check, known once the

@@ -115,11 +115,23 @@ NINTH_HELDOUT = "ninth-held-out"
 # has) on the controlled CNN, and two ImageNet MobileNetV2 targets at 10 (contrast x0.25, JPEG quality 10): 22
 # scenarios.
 TENTH_HELDOUT = "tenth-held-out"
+# An eleventh held-out part, written on 2026-12-07 (about 03:30 UTC) before any result of its own: the judge that the
+# protocol benchmarks/protocols/s11-wider-check.md asks for (K: the check's partial fine-tune of the top and LP-FT at
+# a second rate ratio; at least 20 single-task scenarios at or below the check's 50 per class, the wide budget, shift
+# combinations no part has). Its data: input-level (contrast x0.15, blur radius 1.5 and noise sigma 50 on the
+# source's classes; JPEG quality 30, elastic distortion of 8 px and contrast x0.15 on new classes); feature-level (a
+# seventh BREEDS-like split, and two source classes with three new ones not mixed before); label-level (35% of the
+# labels flipped on new classes, the source's classes regrouped a third way), at 18 and 45 per class (sizes no part
+# has) on the controlled CNN, and two ImageNet MobileNetV2 targets at 10 (noise sigma 50, elastic distortion of
+# 12 px): 22 scenarios.
+ELEVENTH_HELDOUT = "eleventh-held-out"
 PARTS = (CALIBRATION, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, VIT_CALIBRATION, VIT_HELDOUT, VIT_HELDOUT2,
-         VIT_HELDOUT3, SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT, NINTH_HELDOUT, TENTH_HELDOUT)
+         VIT_HELDOUT3, SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT, NINTH_HELDOUT, TENTH_HELDOUT,
+         ELEVENTH_HELDOUT)
 CALIBRATION_PARTS = (CALIBRATION, VIT_CALIBRATION)
 #: the parts whose oracle always holds the wide budget (issue 21's strategies)
-WIDE_PARTS = (SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT, NINTH_HELDOUT, TENTH_HELDOUT)
+WIDE_PARTS = (SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT, NINTH_HELDOUT, TENTH_HELDOUT,
+              ELEVENTH_HELDOUT)
 #: the rows the confidence's calibration is fitted on (``--calibrate-confidence``): the calibration parts and, since
 #: the rung went on (protocol s9: "refit on the calibration part and the fifth to eighth parts", T3 of protocol s10),
 #: the fifth to eighth held-out parts, each of whose results were seen; the ninth (R3's judge) and the tenth (T3's)
@@ -477,4 +489,39 @@ FAMILIES.update({
     "s10-in-fashion-jpeg10": dict(source="imagenet", shift="domain", similar=False, sizes=(10,),
                                   part=TENTH_HELDOUT, groups=[[c] for c in range(10)], input=("jpeg", 10),
                                   desc="Fashion-MNIST, 10 classes, JPEG quality 10, ImageNet source"),
+})
+
+#: The eleventh held-out part's families (ELEVENTH_HELDOUT above), declared as the sixth part's are (built by
+#: single.py's _s6_single).
+_S11 = dict(source="fmnist04", sizes=(18, 45), part=ELEVENTH_HELDOUT)
+FAMILIES.update({
+    "s11-src-contrast15": dict(_S11, shift="input", similar=False, groups=_S6_SRC, input=("contrast", 0.15),
+                               desc="classes 0-4, contrast x0.15 around mid-grey, unseen images"),
+    "s11-src-blur15": dict(_S11, shift="input", similar=False, groups=_S6_SRC, input=("blur", 1.5),
+                           desc="classes 0-4, Gaussian blur radius 1.5 px, unseen images"),
+    "s11-src-noise50": dict(_S11, shift="input", similar=False, groups=_S6_SRC, input=("noise", 50.0),
+                            desc="classes 0-4, additive Gaussian noise sigma 50, unseen images"),
+    "s11-new-jpeg30": dict(_S11, shift="input", similar=False, groups=_S6_NEW, input=("jpeg", 30),
+                           desc="classes 5-9, JPEG quality 30"),
+    "s11-new-elastic8": dict(_S11, shift="input", similar=False, groups=_S6_NEW, input=("elastic", 8.0),
+                             desc="classes 5-9, elastic distortion (alpha 8 px, smoothing sigma 3 px)"),
+    "s11-new-contrast15": dict(_S11, shift="input", similar=False, groups=_S6_NEW, input=("contrast", 0.15),
+                               desc="classes 5-9, contrast x0.15 around mid-grey"),
+    "s11-breeds7": dict(_S11, shift="feature", similar=True,
+                        breeds=(("top", [6], [0, 2, 4]), ("shoe", [5, 9], [7]), ("other", [8], [1, 3])),
+                        desc="BREEDS-like groups split a seventh way: tops trained on Shirt alone, tested on "
+                             "T-shirt, Pullover and Coat; shoes on Sandal and Ankle boot, tested on Sneaker; other on "
+                             "Bag, tested on Trouser and Dress"),
+    "s11-mix7": dict(_S11, shift="feature", similar=True, groups=[[1], [3], [5], [6], [9]],
+                     desc="classes Trouser, Dress, Sandal, Shirt, Ankle boot: two source and three new"),
+    "s11-new-flip35": dict(_S11, shift="label", similar=True, groups=_S6_NEW, flip=0.35,
+                           desc="classes 5-9, 35% of the training labels flipped to another class (val/test clean)"),
+    "s11-src-regroup3": dict(_S11, shift="label", similar=True, groups=[[0, 4], [1, 2, 3]],
+                             desc="classes 0-4 regrouped: (T-shirt, Coat) vs (Trouser, Pullover, Dress)"),
+    "s11-in-fashion-noise50": dict(source="imagenet", shift="domain", similar=False, sizes=(10,),
+                                   part=ELEVENTH_HELDOUT, groups=[[c] for c in range(10)], input=("noise", 50.0),
+                                   desc="Fashion-MNIST, 10 classes, noise sigma 50, ImageNet source"),
+    "s11-in-fashion-elastic12": dict(source="imagenet", shift="domain", similar=False, sizes=(10,),
+                                     part=ELEVENTH_HELDOUT, groups=[[c] for c in range(10)], input=("elastic", 12.0),
+                                     desc="Fashion-MNIST, 10 classes, elastic distortion 12 px, ImageNet source"),
 })

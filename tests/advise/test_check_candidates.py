@@ -203,3 +203,26 @@ def test_bn_adapts_early_svm_takes_the_block_of_the_best_plain_svm():
     assert resolve(added[0][1], runs) == {"probe": "svm_early", "block": 3, "C": 1.0}  # the first on a tie
     assert resolve(added[0][1], runs[:1]) is None  # no early SVM ran: left out
     assert resolve({"C": 1.0}, []) == {"C": 1.0}
+
+
+def test_the_wide_check_adds_the_top_blocks_and_a_second_ratio_on_a_cnn_only():
+    """K of the protocol s11 (off until the eleventh held-out part judges it): on a CNN, last_k on the top tenth of
+    the blocks at the recipe's ratio (last_k's own declaration) and LP-FT at 0.5 beside 0.1 join, after the probes;
+    the rest of the list is kept in order; a transformer's check is unchanged."""
+    from advisor.advise import check
+
+    assert check.WIDE_CHECK is False
+    profile = make_profile(10, [0.5] * 19, shift=[float(i) for i in range(19)])
+    plain = candidates(19, 180, "cnn", profile)
+    wide = candidates(19, 180, "cnn", profile, wide=True)
+    added = [c for c in wide if c not in plain]
+    net = network_budget(180)
+    assert added == [("last_k", {"k": 2, "lr_ratio": 0.1, **net}),
+                     ("full_finetune", {"warmup": True, "lr_ratio": 0.5, **net})]
+    assert [c for c in wide if c not in added] == plain
+    names = [s for s, _ in wide]
+    assert names.index("last_k") > max(i for i, s in enumerate(names) if s in ("linear_probe", "svm_early", "bn_adapt"))
+    assert [p["k"] for s, p in candidates(7, 50, "cnn", wide=True) if s == "last_k"] == [1]  # at least one block
+    assert check.top_k(1) is None and check.top_k(7) == 1 and check.top_k(19) == 2  # never every block
+    for n_blocks, n_train in ((7, 100), (13, 40)):
+        assert candidates(n_blocks, n_train, "transformer", wide=True) == candidates(n_blocks, n_train, "transformer")

@@ -617,3 +617,15 @@ def test_the_grid_refuses_to_train_into_another_versions_folder(grid, tmp_path, 
     assert len(err) == 1 and "--report-only" in err[0] and "0d1bbfd312af" in err[0]
     assert (sorted(p.name for p in grid.RESULTS.iterdir()) if grid.RESULTS.exists() else []) == before
     assert not list(tmp_path.iterdir())
+
+
+def test_eleventh_held_out_part_is_the_s11_protocols_judge(grid):
+    """At least 20 unseen targets at or below the check's 50 per class, on the wide budget, outside every fitted set
+    and outside the confidence's fit."""
+    _a_protocols_judge(grid, grid.ELEVENTH_HELDOUT)
+    assert grid.ELEVENTH_HELDOUT not in grid.CONFIDENCE_PARTS + grid.CALIBRATION_PARTS
+    assert {s.per_class for s in grid.all_scenarios() if s.part == grid.ELEVENTH_HELDOUT} == {10, 18, 45}
+    regroup, sp = grid.build_dataset(grid.Scenario("s11-src-regroup3", 18))
+    assert np.bincount(regroup.labels[sp.train, 0]).tolist() == [18, 18]
+    breeds, _ = grid.build_dataset(grid.Scenario("s11-breeds7", 18))
+    assert "tested on T-shirt/top, Pullover, Coat" in breeds.classes["label"][0]
