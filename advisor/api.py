@@ -267,6 +267,7 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
             except TrainingPruned:
                 runs.append(CheckRun(strategy, params, max(curve), round(time.perf_counter() - t_run, 3),
                                      stopped_at=len(curve)))
+            costs.ran.add(strategy)
             done += est
             if progress:
                 progress(min(total, round(done)), total)

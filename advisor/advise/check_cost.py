@@ -16,7 +16,8 @@ A network candidate then costs ``epochs`` passes of its training images through 
 stopping can end it sooner) plus one validation pass per epoch through its trained blocks; an LP-FT
 warm-up's heads-only epochs read the cache and are not counted. A probe fits on cached pooled features: its cost is the fit
 alone, taken as :data:`PROBE_SECONDS` until the first probe has run, then as the slowest probe so far; a probe that
-passes images forward itself (bn_adapt: its declared ``forward_images``) adds those at ``forward_per_image``.
+passes images forward itself (bn_adapt: its declared ``forward_images``) adds those at ``forward_per_image``, and
+a later run of the same strategy its ``forward_images_again`` where declared (bn_adapt reuses its adaptation).
 Which block a network candidate trains from is its strategy's declaration (``Strategy.lowest_trained``).
 """
 
@@ -43,6 +44,7 @@ class Costs:
     steps: dict[int, tuple[float, float]] = field(default_factory=dict)  # first trained block -> step_seconds()
     probe: float = PROBE_SECONDS
     filled: bool = False  # the cache already holds every pooled block
+    ran: set = field(default_factory=set)  # strategies with a run before this one (forward_images_again)
 
 
 def step_seconds(backbone, first: int, image_size: int, n_classes: int, device="cpu") -> tuple[float, float]:
@@ -99,7 +101,10 @@ def estimate(strategy: str, params: dict, costs: Costs, n_blocks: int) -> float:
     fill = 0.0 if costs.filled else costs.forward_per_image * (costs.n_train + costs.n_val)
     first = first_trained(strategy, params, n_blocks)
     if first is None:
-        own = strategies.get(strategy).forward_images
+        declared = strategies.get(strategy)
+        own = declared.forward_images
+        if strategy in costs.ran and declared.forward_images_again is not None:
+            own = declared.forward_images_again
         return fill + costs.probe + (costs.forward_per_image * own(costs.n_train, costs.n_val) if own else 0.0)
     fixed, per_image = costs.steps[first]
     epochs = int(params.get("epochs", 10))
@@ -128,7 +133,7 @@ def plan(cands: list[tuple[str, dict]], costs: Costs, n_blocks: int, budget: flo
     """Estimate every candidate in order (cheapest first) and keep them while the running total stays within
     ``budget`` seconds (``None``: keep all); once one does not fit, it and every later one are skipped."""
     run, skipped, total = [], [], 0.0
-    filled = costs.filled
+    filled, ran = costs.filled, set(costs.ran)
     for strategy, params in cands:
         est = estimate(strategy, params, costs, n_blocks)
         if skipped or (budget is not None and total + est > budget):
@@ -137,5 +142,6 @@ def plan(cands: list[tuple[str, dict]], costs: Costs, n_blocks: int, budget: flo
         run.append((strategy, params, est))
         total += est
         costs.filled = True  # later candidates read the filled cache
-    costs.filled = filled
+        costs.ran.add(strategy)
+    costs.filled, costs.ran = filled, ran
     return Plan(run=run, skipped=skipped, budget=budget)

@@ -205,6 +205,9 @@ class Strategy:
     #: ``forward_images(n_train, n_val)``: images a run passes forward itself, outside the activation cache
     #: (bn_adapt: its statistics pass, then its adapted features), for the check's cost model; None: none
     forward_images: Callable[[int, int], int] | None = None
+    #: ``forward_images_again(n_train, n_val)``: the same for a later run on the same context, once one has run
+    #: (bn_adapt reuses its adaptation: at most the features of a block not yet read); None: as the first
+    forward_images_again: Callable[[int, int], int] | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:

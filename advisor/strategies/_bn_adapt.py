@@ -33,4 +33,7 @@ BN_ADAPT = Strategy(
     else [],
     # its statistics pass over the train split, then the adapted features of train and validation
     forward_images=lambda n_train, n_val: 2 * n_train + n_val,
+    # a later run on the same context reuses the adaptation (advisor.train._bn_adapt.reused): at most the adapted
+    # features of a block not yet read
+    forward_images_again=lambda n_train, n_val: n_train + n_val,
 )

@@ -10,6 +10,12 @@ adapted network's standardised pooled features, computed directly (never from th
 the pretrained network's). The adapted statistics are buffers of the blocks, so the saved model
 (:class:`advisor.deploy.model.TransferModel`) carries them: predict and export reproduce the accuracy.
 
+The last adaptation is kept for the next run on the same context (:func:`reused`): the measured check runs
+bn_adapt up to three times on one split (the linear probe at two C values, the early SVM), a search many. A run
+whose blocks lie within it takes the adapted statistics as they were (the statistics of block ``i`` depend only on
+blocks ``0..i``, so adapting further up changes none below) and the features of a block already extracted, so it
+repeats neither pass; the result is the same as a run from scratch.
+
 A network without BatchNorm (a ViT: LayerNorm only) is refused in one line: by ``advisor train`` and
 :func:`advisor.train.train` before the data loads (the strategy's ``backbone_check``), and by the trainer
 before any image is read.
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import weakref
 from typing import Sequence
 
 import numpy as np
@@ -83,6 +90,60 @@ def adapt_batchnorm(ctx: TrainContext, blocks: Sequence[nn.Module], indices, bat
     return {"layers": len(layers), "images": seen, "batches": batches}
 
 
+#: the last adaptation (see the module docstring): the context it was made on, its key, the adapted statistics of
+#: blocks ``0..upto`` and the pooled features extracted from them so far, by block
+_LAST: dict = {}
+
+
+def _key(ctx: TrainContext, batch_size: int) -> tuple:
+    """What an adaptation and its features depend on: the network's builder (every run's backbone is a fresh copy
+    of its weights), the data, the preprocessing, the device, the batch size and the split's items."""
+    s = ctx.split
+    return (id(ctx.make_backbone), id(ctx.dataset), id(ctx.preprocess), str(ctx.device), int(batch_size),
+            *(np.asarray(a, dtype=np.int64).tobytes() for a in (s.train, s.val, s.test)))
+
+
+def reused(ctx: TrainContext, block: int, batch_size: int) -> dict | None:
+    """The last adaptation when it serves a run on ``ctx`` reading ``block`` (made on the same context, up to
+    ``block`` or above), else None."""
+    last = _LAST.get("entry")
+    if last is None or last["key"] != _key(ctx, batch_size) or block > last["upto"]:
+        return None
+    if any(ref() is not obj for ref, obj in zip(last["refs"], (ctx.make_backbone, ctx.dataset, ctx.preprocess))):
+        return None  # gone, and its id reused by another object
+    return last
+
+
+def _remember(ctx: TrainContext, blocks, upto: int, batch_size: int, adapted: dict) -> dict:
+    """Keep this adaptation (statistics of blocks ``0..upto``) as the last one, replacing the one before."""
+    state = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in batchnorm_layers(blocks[:upto + 1])]
+    entry = {"key": _key(ctx, batch_size), "upto": upto, "state": state, "adapted": dict(adapted), "features": {}}
+    try:  # weak: the last adaptation must not keep a finished context's data alive
+        entry["refs"] = tuple(weakref.ref(o) for o in (ctx.make_backbone, ctx.dataset, ctx.preprocess))
+    except TypeError:  # an object that takes no weak reference: this adaptation serves this run only
+        _LAST.pop("entry", None)
+        return entry
+    _LAST["entry"] = entry
+    return entry
+
+
+class _Features:
+    """The pooled features one adaptation gave, served as the probe reads a cache (``pooled(ctx, block, idx)``)."""
+
+    def __init__(self, entry: dict):
+        self.entry = entry
+
+    def pooled(self, ctx, block: int, indices) -> np.ndarray:
+        from advisor.context.cache import extract
+
+        idx = np.asarray(indices, dtype=np.int64)
+        got = self.entry["features"].get(block)
+        if got is None or not np.array_equal(got[0], idx):
+            got = (idx.copy(), extract(ctx, idx, pooled=(block,))[0][block])
+            self.entry["features"][block] = got
+        return got[1]
+
+
 def run_bn_adapt(ctx: TrainContext, params: dict, callback: EpochCallback | None = None) -> TrainResult:
     """Adapt the BatchNorm statistics to the train split, then fit the probe (see the module docstring)."""
     from advisor.train import _probe
@@ -105,8 +166,18 @@ def run_bn_adapt(ctx: TrainContext, params: dict, callback: EpochCallback | None
 
     labelled = np.asarray(ctx.split.train, dtype=np.int64)
     t1 = time.perf_counter()
-    adapted = adapt_batchnorm(ctx, list(bb.blocks)[:block + 1], labelled, p["adapt_batch_size"])
+    blocks = list(bb.blocks)
+    entry = reused(ctx, block, p["adapt_batch_size"])
+    adaptation_reused = entry is not None
+    if adaptation_reused:  # the same statistics as a new pass would give: copied, not re-estimated
+        for m, state in zip(batchnorm_layers(blocks[:block + 1]), entry["state"]):
+            m.load_state_dict(state)
+        adapted = entry["adapted"]
+    else:
+        adapted = adapt_batchnorm(ctx, blocks[:block + 1], labelled, p["adapt_batch_size"])
+        entry = _remember(ctx, blocks, block, p["adapt_batch_size"], adapted)
     seconds_adapt = time.perf_counter() - t1
+    features_reused = block in entry["features"]
 
     if probe == "svm_early":
         from sklearn.svm import LinearSVC
@@ -122,9 +193,13 @@ def run_bn_adapt(ctx: TrainContext, params: dict, callback: EpochCallback | None
             return LogisticRegression(C=C, solver="lbfgs", max_iter=max_iter, random_state=ctx.seed)
 
         loss = _probe._log_loss
-    # the cache holds the pretrained network's activations: the adapted features are computed here
-    result = _probe._run(dataclasses.replace(ctx, cache=None), "bn_adapt", used, block, make, loss, callback)
+    # the cache holds the pretrained network's activations: the adapted features are computed here, once per block
+    # for the adaptation (_Features)
+    result = _probe._run(dataclasses.replace(ctx, cache=_Features(entry)), "bn_adapt", used, block, make, loss,
+                         callback)
     result.extra.update({"probe": probe, "adapted_bn_layers": adapted["layers"], "adapt_images": adapted["images"],
-                         "seconds_adapt": seconds_adapt})
+                         "seconds_adapt": seconds_adapt, "features_from_cache": False,
+                         "adaptation_reused": adaptation_reused,
+                         "features_reused": features_reused})
     result.wall_time = time.perf_counter() - t0
     return result

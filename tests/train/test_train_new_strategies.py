@@ -168,6 +168,45 @@ def test_bn_adapt_with_the_linear_probe_reads_the_last_block(cnn):
     assert 0.0 <= r.test_accuracy <= 1.0
 
 
+def test_bn_adapt_runs_on_one_context_share_one_adaptation_and_match_runs_from_scratch(cnn, monkeypatch):
+    """The check's three bn_adapt runs (the linear probe at two C values, the early SVM) make one statistics pass
+    and one feature pass per block, not one of each per run; every result, and every saved statistic, is what a
+    run from scratch gives. Another split, or a block above the last adaptation's, adapts again."""
+    import dataclasses
+
+    import advisor.context.cache as cache_module
+    from advisor.data.split import Split
+    from advisor.train import _bn_adapt, run_strategy
+
+    calls = {"adapt": 0, "extract": 0}
+    adapt, extract = _bn_adapt.adapt_batchnorm, cache_module.extract
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(_bn_adapt, "adapt_batchnorm", counted("adapt", adapt))
+    monkeypatch.setattr(cache_module, "extract", counted("extract", extract))
+    runs = [{"probe": "linear_probe", "C": 0.1}, {"probe": "linear_probe", "C": 1.0},
+            {"probe": "svm_early", "block": 3, "C": 1.0}]
+    _bn_adapt._LAST.clear()
+    shared = [run_strategy(cnn, "bn_adapt", p) for p in runs]
+    assert calls == {"adapt": 1, "extract": 2}  # one statistics pass; features of the last block and of block 3
+    assert [r.extra["adaptation_reused"] for r in shared] == [False, True, True]
+    assert [r.extra["features_reused"] for r in shared] == [False, True, False]
+    for p, r in zip(runs, shared):
+        _bn_adapt._LAST.clear()
+        alone = run_strategy(cnn, "bn_adapt", p)
+        assert (alone.val_accuracy, alone.test_accuracy) == (r.val_accuracy, r.test_accuracy)
+        assert all(_same(a, b) for a, b in zip(_block_states(alone.model.blocks), _block_states(r.model.blocks)))
+    # the memo now holds an adaptation up to block 3: the linear probe reads block 5 and adapts again
+    assert run_strategy(cnn, "bn_adapt", runs[0]).extra["adaptation_reused"] is False
+    fewer = dataclasses.replace(cnn, split=Split(cnn.split.train[:-5], cnn.split.val, cnn.split.test))
+    assert run_strategy(fewer, "bn_adapt", runs[1]).extra["adaptation_reused"] is False
+
+
 def test_bn_adapt_refuses_a_vit_in_one_line_before_any_image_is_read(vit, monkeypatch):
     import advisor.data
     from advisor.train import run_strategy
