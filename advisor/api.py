@@ -100,7 +100,8 @@ def analyze(
     check_rung : each of the check's fine-tunes stops after a quarter of its epochs when it is by then more than
         two standard errors below the best probe; None: as advisor.advise.check.RUNG says (on).
     check_wide : the check also runs last_k on its top blocks and LP-FT at each of the family's wide rate ratios
-        (a CNN: 0.1 and 0.5); None: as advisor.advise.check.WIDE_CHECK says (off until protocol s11's judge).
+        (a CNN: 0.1 and 0.5); None: as advisor.advise.check.WIDE_CHECK says (off: protocol s11's judge did not
+        adopt it).
     """
     from advisor.context import make_context
 

@@ -87,6 +87,7 @@ UTC, before the eleventh held-out part or any of its results existed), judged on
 K is adopted if its mean strategy regret on the eleventh part is lower than T's by more than 0.3 points (the rule
 every addition to the check has had: it costs check seconds). The seen fifth to tenth parts are printed beside,
 as the numbers K was chosen on.
+Result of round 7: K not adopted (0.17 against 0.25, 254 s against 178 s): it stays off.
 """
 
 from __future__ import annotations

@@ -211,7 +211,7 @@ def test_bn_adapts_early_svm_takes_the_block_of_the_best_plain_svm():
 
 
 def test_the_wide_check_adds_the_top_blocks_and_a_second_ratio_on_a_cnn_only():
-    """K of the protocol s11 (off until the eleventh held-out part judges it): on a CNN, last_k on the top tenth of
+    """K of the protocol s11 (off: the eleventh held-out part did not adopt it): on a CNN, last_k on the top tenth of
     the blocks at the recipe's ratio (last_k's own declaration) and LP-FT at 0.5 beside 0.1 join, after the probes;
     the rest of the list is kept in order; a transformer's check is unchanged."""
     from advisor.advise import check
