@@ -427,20 +427,27 @@ def _round4(a) -> int:
 SETS5 = {"SB shift+bnsvm": set_shift_bn_svm, "SRB shift+rung+bnsvm": _with_rung(set_shift_bn_svm)}
 
 
-def _round5(a) -> int:
-    """Round 5 (module docstring): the rung on today's check, judged on the ninth held-out part."""
+def _print_eces(part: dict) -> dict:
+    """``{set: {"ece", "floor"}}`` of each set's rows of one part, printed beside the ECE an exact probability would
+    show on them (``advisor.advise.confidence.ece_floor``: mean and 90th percentile)."""
     from advisor.advise import confidence
 
+    out = {}
+    for name, rs in part.items():
+        p, right = [r["confidence"] for r in rs], [r["strategy_regret"] <= 1.0 for r in rs]
+        out[name] = {"ece": confidence.ece(p, right), "floor": confidence.ece_floor(p)}
+        print(f"{name}: ECE {out[name]['ece']:.3f} (target 0.1); an exact probability on these rows: "
+              f"{out[name]['floor'][0]:.3f}, 90th percentile {out[name]['floor'][1]:.3f}")
+    return out
+
+
+def _round5(a) -> int:
+    """Round 5 (module docstring): the rung on today's check, judged on the ninth held-out part."""
     rows, part, table, j = _one_part(a, grid.NINTH_HELDOUT, a.ninth_version, SETS5, "ninth held-out")
     if j is None:
         return 1
     rung = _rung_rule("R3 (rung on today's check)", j, "SB shift+bnsvm", "SRB shift+rung+bnsvm")
-    eces = {}
-    for name, rs in part.items():
-        p, right = [r["confidence"] for r in rs], [r["strategy_regret"] <= 1.0 for r in rs]
-        eces[name] = {"ece": confidence.ece(p, right), "floor": confidence.ece_floor(p)}
-        print(f"{name}: ECE {eces[name]['ece']:.3f} (target 0.1); an exact probability on these rows: "
-              f"{eces[name]['floor'][0]:.3f}, 90th percentile {eces[name]['floor'][1]:.3f}")
+    eces = _print_eces(part)
     if a.json:
         Path(a.json).write_text(json.dumps({"round": 5, "table": table, "rung_adopted": rung, "ece": eces,
                                             "rows": rows}, indent=1, default=float) + "\n")
@@ -498,10 +505,7 @@ SEEN7_VERSIONS = "1d28899bc36b,0d1bbfd312af,7be766bc9cfb,2d1b84afe781,469108d1e2
 def _round7(a) -> int:
     """Round 7 (module docstring): K, the wider check, judged on the eleventh held-out part; the seen fifth to tenth
     parts beside."""
-    from advisor.advise import confidence
-
     rows, part, table, j = _one_part(a, grid.ELEVENTH_HELDOUT, a.eleventh_version, SETS7, "eleventh held-out")
-    grid.set_budget("wide")
     seen = score(lambda sc: SEEN7_VERSIONS, sets=SETS7, held_out=SEEN7)
     seen = {name: [r for r in rs if r["part"] in SEEN7 and r["check_runs"]] for name, rs in seen.items()}
     seen_table = {name: {"fifth-tenth, checked": summary(rs)} for name, rs in seen.items()}
@@ -513,12 +517,7 @@ def _round7(a) -> int:
         print(f"K (the wider check): regret {reg['K wide']:.2f} against {reg['T today']:.2f} (needs more than "
               f"{MARGIN} lower), check {j['K wide']['check_seconds']:.0f} s against {j['T today']['check_seconds']:.0f} s: "
               f"{'adopted' if wide else 'not adopted'}")
-        for name, rs in part.items():
-            p, right = [r["confidence"] for r in rs], [r["strategy_regret"] <= 1.0 for r in rs]
-            e, floor = confidence.ece(p, right), confidence.ece_floor(p)
-            print(f"{name}: ECE {e:.3f} (target 0.1); an exact probability on these rows: {floor[0]:.3f}, 90th "
-                  f"percentile {floor[1]:.3f}")
-            out.setdefault("ece", {})[name] = {"ece": e, "floor": floor}
+        out["ece"] = _print_eces(part)
         out["wide_adopted"] = wide
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1, default=float) + "\n")

@@ -96,11 +96,17 @@ _LAST: dict = {}
 
 
 def _key(ctx: TrainContext, batch_size: int) -> tuple:
-    """What an adaptation and its features depend on: the network's builder (every run's backbone is a fresh copy
-    of its weights), the data, the preprocessing, the device, the batch size and the split's items."""
+    """What an adaptation and its features depend on besides the objects :func:`_sources` names: the device, the
+    batch size and the split's items."""
     s = ctx.split
-    return (id(ctx.make_backbone), id(ctx.dataset), id(ctx.preprocess), str(ctx.device), int(batch_size),
+    return (str(ctx.device), int(batch_size),
             *(np.asarray(a, dtype=np.int64).tobytes() for a in (s.train, s.val, s.test)))
+
+
+def _sources(ctx: TrainContext) -> tuple:
+    """The objects an adaptation was made from, compared by identity: the network's builder (every run's backbone
+    is a fresh copy of its weights), the data and the preprocessing."""
+    return ctx.make_backbone, ctx.dataset, ctx.preprocess
 
 
 def reused(ctx: TrainContext, block: int, batch_size: int) -> dict | None:
@@ -109,8 +115,8 @@ def reused(ctx: TrainContext, block: int, batch_size: int) -> dict | None:
     last = _LAST.get("entry")
     if last is None or last["key"] != _key(ctx, batch_size) or block > last["upto"]:
         return None
-    if any(ref() is not obj for ref, obj in zip(last["refs"], (ctx.make_backbone, ctx.dataset, ctx.preprocess))):
-        return None  # gone, and its id reused by another object
+    if any(ref() is not obj for ref, obj in zip(last["refs"], _sources(ctx))):
+        return None  # another context's (or one gone)
     return last
 
 
@@ -119,7 +125,7 @@ def _remember(ctx: TrainContext, blocks, upto: int, batch_size: int, adapted: di
     state = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in batchnorm_layers(blocks[:upto + 1])]
     entry = {"key": _key(ctx, batch_size), "upto": upto, "state": state, "adapted": dict(adapted), "features": {}}
     try:  # weak: the last adaptation must not keep a finished context's data alive
-        entry["refs"] = tuple(weakref.ref(o) for o in (ctx.make_backbone, ctx.dataset, ctx.preprocess))
+        entry["refs"] = tuple(weakref.ref(o) for o in _sources(ctx))
     except TypeError:  # an object that takes no weak reference: this adaptation serves this run only
         _LAST.pop("entry", None)
         return entry
