@@ -13,7 +13,7 @@ from . import __doc__ as PACKAGE_DOC
 from .budget import set_budget
 from .calibration import calibrate, calibrate_config, write_confidence_table
 from .families import (CALIBRATION, CALIBRATION_PARTS, CONFIDENCE_PARTS, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4,
-                       EIGHTH_HELDOUT, ELEVENTH_HELDOUT, NINTH_HELDOUT, TENTH_HELDOUT, SEVENTH_HELDOUT, SHIFT_HELDOUT, SIXTH_HELDOUT,
+                       EIGHTH_HELDOUT, ELEVENTH_HELDOUT, NINTH_HELDOUT, TENTH_HELDOUT, TWELFTH_HELDOUT, SEVENTH_HELDOUT, SHIFT_HELDOUT, SIXTH_HELDOUT,
                        VIT_CALIBRATION, VIT_HELDOUT, VIT_HELDOUT2, VIT_HELDOUT3)
 from .report import confidence_markdown, lee_markdown, markdown, summarise, summary_markdown
 from .scenarios import QUICK, select
@@ -112,6 +112,8 @@ def main(argv=None) -> int:
     held9 = [r for r in rows if r["part"] == NINTH_HELDOUT]
     held10 = [r for r in rows if r["part"] == TENTH_HELDOUT]
     held11 = [r for r in rows if r["part"] == ELEVENTH_HELDOUT]
+    held12 = [r for r in rows if r["part"] == TWELFTH_HELDOUT]
+    fixed = held10 + held11 + held12  # every part written since today's method was fixed (protocol s12)
     if a.calibrate_confidence:
         write_confidence_table([r for r in rows if r["part"] in CONFIDENCE_PARTS], version)
         return 0
@@ -130,7 +132,12 @@ def main(argv=None) -> int:
             print(json.dumps(chosen, indent=1))
         return 0
     unseen = held2 + held3 + held4  # the parts written before the method they judge
-    pooled = [("eleventh held-out (judge of protocol s11)", held11), ("tenth held-out (judge of protocol s10)", held10),
+    pooled = [("twelfth held-out (judge of issue 21's targets, protocol s12)", held12),
+              ("twelfth, 10 per class", [r for r in held12 if r["per_class"] == 10]),
+              ("twelfth, 50 per class", [r for r in held12 if r["per_class"] == 50]),
+              ("twelfth, 200 per class", [r for r in held12 if r["per_class"] == 200]),
+              ("tenth to twelfth held-out (since today's method was fixed)", fixed),
+              ("eleventh held-out (judge of protocol s11)", held11), ("tenth held-out (judge of protocol s10)", held10),
               ("ninth held-out (judge of protocol s9)", held9), ("eighth held-out (judge of protocol s8)", held8),
               ("seventh held-out (judge of the check's rung and shift candidates)", held7),
               ("sixth held-out (judge of the confidence's refit)", held6),
@@ -151,13 +158,16 @@ def main(argv=None) -> int:
            "vit_held_out_2": summarise(vit_held2), "vit_held_out_3": summarise(vit_held3),
            "held_out_5": summarise(held5), "held_out_6": summarise(held6),
            "held_out_7": summarise(held7), "held_out_8": summarise(held8), "held_out_9": summarise(held9), "held_out_10": summarise(held10),
-           "held_out_11": summarise(held11), "rows": rows}
+           "held_out_11": summarise(held11), "held_out_12": summarise(held12),
+           "held_out_10_to_12": summarise(fixed), "rows": rows}
     out.update(failed=failed, missing=missing)
     text = (f"Advice grid, code version {version}: {len(rows)} of {len(scs)} selected scenarios scored"
             + (f"; not yet run: {', '.join(missing)}" if missing else "")
             + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".\n\n"
             + summary_markdown(pooled) + "\n" + confidence_markdown(pooled) + "\n"
             + (lee_markdown(rows) + "\n" if any(r.get("surgical_thirds") for r in rows) else "")
+            + (markdown(held12, out["held_out_12"], "Twelfth held-out part (issue 21's judge, wide budget)") + "\n"
+               if held12 else "")
             + (markdown(held11, out["held_out_11"], "Eleventh held-out part (shift kinds, wide budget)") + "\n"
                if held11 else "")
             + (markdown(held10, out["held_out_10"], "Tenth held-out part (shift kinds, wide budget)") + "\n"
