@@ -212,6 +212,7 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
     # the estimate's own timed steps count against the budget
     planned = check_cost.plan(cands, costs, n_blocks, None if budget is None else max(0.0, budget - plan_seconds))
     planned.rung = rung
+    planned.overhead = plan_seconds
     if announce:
         announce(planned)
     total = max(1, round(planned.seconds))

@@ -10,7 +10,7 @@ process also imports scikit-learn and the measures, reported as ``analyze_first_
 
     .venv/bin/python benchmarks/analyze_cost.py [--dataset fashion-mnist] [--model mobilenet_v2]
         [--sample 1000] [--image-size 224] [--threads 1] [--repeats 1] [--json PATH]
-        [--check off|auto|on] [--check-rung on|off] [--check-shift on|off]
+        [--check off|auto|on] [--check-rung on|off] [--check-shift on|off] [--check-budget SECONDS]
 
 The small-data case of issue 22 (target: at most 6x with the measured check): ``--dataset fashion-mnist:30
 --check auto`` (18 training images per class, the weights' own 224 px); ``--check-rung on`` measures the check
@@ -80,6 +80,8 @@ def main() -> None:
     ap.add_argument("--check-rung", choices=("on", "off"), default=None, help="the check's rung (default: analyze's)")
     ap.add_argument("--check-shift", choices=("on", "off"), default=None,
                     help="the shift's candidates in the check (default: analyze's)")
+    ap.add_argument("--check-budget", type=float, default=None,
+                    help="analyze's --check-budget SECONDS: the cheapest candidates that fit (default: every one)")
     a = ap.parse_args()
     if a.threads:
         limit_threads(a.threads)
@@ -96,7 +98,8 @@ def main() -> None:
         return analyze(a.dataset, a.model, sample=sample, image_size=a.image_size, device=a.device,
                        batch_size=a.batch_size, check=check,
                        check_shift=None if a.check_shift is None else a.check_shift == "on",
-                       check_rung=None if a.check_rung is None else a.check_rung == "on")
+                       check_rung=None if a.check_rung is None else a.check_rung == "on",
+                       check_budget=a.check_budget if check != "off" else None)
 
     plain_forward(bb, data, idx[: a.batch_size], pre, device, a.batch_size)  # warm-up (lazy init, allocator)
     t = time.perf_counter()
@@ -122,9 +125,11 @@ def main() -> None:
         "ratio": round(total / plain_mean, 3),
         "ratio_of_minima": round(min(w for w, _ in analyses) / min(plains), 3),
         "target": 1.3 if a.check == "off" else 6.0, "check": a.check, "check_rung": a.check_rung,
-        "check_shift": a.check_shift, "advice": res.advice.strategy,
+        "check_shift": a.check_shift, "check_budget": a.check_budget, "advice": res.advice.strategy,
         "check_runs": [] if chk is None else [{"strategy": r.strategy, "params": r.params, "val": r.val_accuracy,
                                                "seconds": r.seconds, "stopped_at": r.stopped_at} for r in chk.runs],
+        "check_skipped": [] if chk is None else [{"strategy": r.strategy, "params": r.params,
+                                                  "estimated_s": r.estimated_seconds} for r in chk.skipped],
         "load_average_1min": [round(x, 2) for x in os.getloadavg()][:1],
     }
     print(json.dumps(out, indent=2))

@@ -88,6 +88,11 @@ K is adopted if its mean strategy regret on the eleventh part is lower than T's 
 every addition to the check has had: it costs check seconds). The seen fifth to tenth parts are printed beside,
 as the numbers K was chosen on.
 Result of round 7: K not adopted (0.17 against 0.25, 254 s against 178 s): it stays off.
+
+Round 8 (``--round 8``, 2026-12-07 afternoon): a report, not a protocol (it changes nothing and judges nothing): what
+the check's fine-tunes buy, since a small ``--check-budget`` leaves them out on a slow CPU. Today's check (T)
+against the same check with no candidate that trains a network (P: the probes, bn_adapt and its early SVM), and the wider
+check K of round 7 (not adopted) beside, on the checked rows of the fifth to twelfth parts, every one of them seen.
 """
 
 from __future__ import annotations
@@ -229,7 +234,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ninth-version", default=None, help="grid results of the ninth held-out part (round 5)")
     ap.add_argument("--tenth-version", default=None, help="grid results of the tenth held-out part (round 6)")
     ap.add_argument("--eleventh-version", default=None, help="grid results of the eleventh held-out part (round 7)")
-    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5, 6, 7), default=1,
+    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5, 6, 7, 8), default=1,
                     help="1: sets A-C on the older parts (done); 2: sets A, S, D, E on the wide budget, judged on "
                          "the fifth held-out part (see the module docstring)")
     a = ap.parse_args(argv)
@@ -245,6 +250,8 @@ def main(argv=None) -> int:
         return _round6(a)
     if a.round == 7:
         return _round7(a)
+    if a.round == 8:
+        return _round8(a)
 
     def version_of(sc):
         return a.vit_version if grid.grid_family(sc) == "transformer" else a.cnn_version
@@ -522,6 +529,36 @@ def _round7(a) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1, default=float) + "\n")
     return 0 if j is not None else 1
+
+
+def set_no_network(n_blocks: int, n_train: int, family: str = "cnn", profile=None):
+    """Today's check without any candidate that trains a network: the probes, bn_adapt and its early SVM (what a
+    small ``--check-budget`` keeps on a slow CPU)."""
+    from advisor.advise.check_cost import first_trained
+
+    return [(s, p) for s, p in set_shift_bn_svm(n_blocks, n_train, family, profile)
+            if first_trained(s, p, n_blocks) is None]
+
+
+SETS8 = {"T today": _with_rung(set_shift_bn_svm), "P no fine-tune": set_no_network, "K wide": _with_rung(set_wide)}
+#: every part since the wide budget, each under the code version that computed it
+SEEN8 = SEEN7 + (grid.ELEVENTH_HELDOUT, grid.TWELFTH_HELDOUT)
+SEEN8_VERSIONS = SEEN7_VERSIONS + ",f8f34906be20,b0a9a5bffbca"
+
+
+def _round8(a) -> int:
+    """Round 8 (module docstring): a report, no verdict. What the check's fine-tunes buy: today's check against the
+    same check without its network candidates (and the wider check K), on the checked rows of the fifth to twelfth
+    parts (all seen)."""
+    rows = score(lambda sc: SEEN8_VERSIONS, sets=SETS8, held_out=SEEN8)
+    rows = {name: [r for r in rs if r["part"] in SEEN8 and r["check_runs"]] for name, rs in rows.items()}
+    groups = {"fifth-twelfth": SEEN8, **{p: (p,) for p in SEEN8}}
+    table = {name: {g: summary([r for r in rs if r["part"] in parts]) for g, parts in groups.items()}
+             for name, rs in rows.items()}
+    _print(table)
+    if a.json:
+        Path(a.json).write_text(json.dumps({"round": 8, "table": table, "rows": rows}, indent=1, default=float) + "\n")
+    return 0
 
 
 if __name__ == "__main__":

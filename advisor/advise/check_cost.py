@@ -123,10 +123,26 @@ class Plan:
     budget: float | None
     #: the check's rung is on: each fine-tune's estimate is for all its epochs, so the total is an upper bound
     rung: bool = False
+    #: estimated seconds of the candidates before the first one that trains a network (the probes and bn_adapt), and
+    #: of that first fine-tune; None when there is no fine-tune to leave out, or nothing before it
+    no_fine_tune_seconds: float | None = None
+    first_fine_tune_seconds: float | None = None
+    #: seconds the estimate itself took (its timed steps), which a budget counts too
+    overhead: float = 0.0
 
     @property
     def seconds(self) -> float:
         return float(sum(s for _, _, s in self.run))
+
+    def budget_without_fine_tunes(self) -> int | None:
+        """A ``--check-budget`` (whole seconds) that keeps every candidate before the first fine-tune and none after:
+        the estimate's own time and those candidates' estimates, with a quarter more for a run slower than its
+        estimate while that stays below what the first fine-tune would add. None when there is no such budget."""
+        if self.no_fine_tune_seconds is None or self.first_fine_tune_seconds is None:
+            return None
+        base = self.overhead + self.no_fine_tune_seconds
+        roomy = math.ceil(1.25 * base)
+        return roomy if roomy < base + self.first_fine_tune_seconds else math.ceil(base)
 
 
 def plan(cands: list[tuple[str, dict]], costs: Costs, n_blocks: int, budget: float | None = None) -> Plan:
@@ -134,8 +150,14 @@ def plan(cands: list[tuple[str, dict]], costs: Costs, n_blocks: int, budget: flo
     ``budget`` seconds (``None``: keep all); once one does not fit, it and every later one are skipped."""
     run, skipped, total = [], [], 0.0
     filled, ran = costs.filled, set(costs.ran)
+    before, first_network = 0.0, None  # the estimates before the first network candidate, and its own
     for strategy, params in cands:
         est = estimate(strategy, params, costs, n_blocks)
+        if first_network is None:
+            if first_trained(strategy, params, n_blocks) is None:
+                before += est
+            else:
+                first_network = est
         if skipped or (budget is not None and total + est > budget):
             skipped.append((strategy, params, est))
             continue
@@ -144,4 +166,6 @@ def plan(cands: list[tuple[str, dict]], costs: Costs, n_blocks: int, budget: flo
         costs.filled = True  # later candidates read the filled cache
         costs.ran.add(strategy)
     costs.filled, costs.ran = filled, ran
-    return Plan(run=run, skipped=skipped, budget=budget)
+    some = first_network is not None and before > 0
+    return Plan(run=run, skipped=skipped, budget=budget, no_fine_tune_seconds=before if some else None,
+                first_fine_tune_seconds=first_network if some else None)

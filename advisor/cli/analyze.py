@@ -61,10 +61,14 @@ def run(args) -> int:
 
     def announce(plan):
         skipped = f"; {len(plan.skipped)} skipped by --check-budget {plan.budget:g}" if plan.skipped else ""
+        cheap = plan.budget_without_fine_tunes()
+        # the check without its fine-tunes, priced: what a user on a slow machine can choose, knowing what it costs
+        cheap = "" if plan.skipped or cheap is None else \
+            f"; without its fine-tunes, at most {plan.overhead + plan.no_fine_tune_seconds:.0f} s: --check-budget {cheap}"
         err.print(f"measured check: {len(plan.run)} candidates, "
                   f"{'at most' if plan.rung else 'about'} {plan.seconds:.0f} s on this device"
                   f"{' (its rung stops a fine-tune that falls behind)' if plan.rung else ''}"
-                  f"{skipped} (skip it: --check off; limit it: --check-budget SECONDS)")
+                  f"{skipped} (skip it: --check off{cheap}; limit it: --check-budget SECONDS)")
 
     with _common.progress_bar(err, args.quiet, STAGES, remaining=True) as progress:
         result = analyze(args.dataset, args.model, sample=args.sample, batch_size=args.forward_batch,

@@ -33,7 +33,10 @@ BN_ADAPT = Strategy(
     else [],
     # its statistics pass over the train split, then the adapted features of train and validation
     forward_images=lambda n_train, n_val: 2 * n_train + n_val,
-    # a later run on the same context reuses the adaptation (advisor.train._bn_adapt.reused): at most the adapted
-    # features of a block not yet read
-    forward_images_again=lambda n_train, n_val: n_train + n_val,
+    # a later run on the same context reuses the adaptation (advisor.train._bn_adapt.reused) and the first run's
+    # features: its feature pass kept every adapted block's while they fit in ALL_BLOCKS_MAX_BYTES, and the check's
+    # first bn_adapt run adapts every block (the linear probe reads the last), so a later one in the check passes no
+    # image (up to SHIFT_MAX_TRAIN images, where the shift's candidates run, MobileNetV2's pooled blocks take
+    # about 25 MB)
+    forward_images_again=lambda n_train, n_val: 0,
 )

@@ -14,7 +14,8 @@ The last adaptation is kept for the next run on the same context (:func:`reused`
 bn_adapt up to three times on one split (the linear probe at two C values, the early SVM), a search many. A run
 whose blocks lie within it takes the adapted statistics as they were (the statistics of block ``i`` depend only on
 blocks ``0..i``, so adapting further up changes none below) and the features of a block already extracted, so it
-repeats neither pass; the result is the same as a run from scratch.
+repeats neither pass; the result is the same as a run from scratch. A feature pass keeps every adapted block's
+pooled output while they are small (:data:`ALL_BLOCKS_MAX_BYTES`), so a later run on a lower block makes no pass.
 
 A network without BatchNorm (a ViT: LayerNorm only) is refused in one line: by ``advisor train`` and
 :func:`advisor.train.train` before the data loads (the strategy's ``backbone_check``), and by the trainer
@@ -133,6 +134,12 @@ def _remember(ctx: TrainContext, blocks, upto: int, batch_size: int, adapted: di
     return entry
 
 
+#: A feature pass of an adaptation keeps the pooled output of every adapted block, not only the one asked for, while
+#: they take at most this many bytes: a later run on another block (the check's early SVM after its linear probe)
+#: then reads them instead of making its own pass. Above it (a large training split) only the block asked for.
+ALL_BLOCKS_MAX_BYTES = 256 * 2**20
+
+
 class _Features:
     """The pooled features one adaptation gave, served as the probe reads a cache (``pooled(ctx, block, idx)``)."""
 
@@ -145,8 +152,15 @@ class _Features:
         idx = np.asarray(indices, dtype=np.int64)
         got = self.entry["features"].get(block)
         if got is None or not np.array_equal(got[0], idx):
-            got = (idx.copy(), extract(ctx, idx, pooled=(block,))[0][block])
-            self.entry["features"][block] = got
+            upto = int(self.entry["upto"])
+            channels = [int(c) for c in ctx.backbone.block_channels[:upto + 1]]
+            every = sum(channels) * 4 * idx.size <= ALL_BLOCKS_MAX_BYTES
+            wanted = tuple(range(upto + 1)) if every else (block,)
+            # one pass: the blocks below ``block`` cost no extra forward, and those up to ``upto`` are adapted too
+            feats = extract(ctx, idx, pooled=wanted)[0]
+            for i, f in feats.items():
+                self.entry["features"][i] = (idx.copy(), f)
+            got = self.entry["features"][block]
         return got[1]
 
 

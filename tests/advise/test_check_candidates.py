@@ -120,10 +120,11 @@ def test_the_cost_model_reads_the_declarations():
     # bn_adapt passes 2 x 100 + 50 images forward itself, on top of the probe's fit
     assert check_cost.estimate("bn_adapt", {"C": 1.0}, c, 6) == pytest.approx(1.0 + 0.01 * 250)
     assert check_cost.estimate("linear_probe", {"C": 1.0}, c, 6) == pytest.approx(1.0)
-    # a later bn_adapt run reuses the adaptation: at most the features of a block not yet read (100 + 50 images)
+    # a later bn_adapt run reuses the adaptation and the first run's features of every block: no image forward
     cands = [("bn_adapt", {"probe": "linear_probe", "C": c_}) for c_ in PROBE_C]
+    cands.append(("bn_adapt", {"probe": "svm_early", "block": 3, "C": 1.0}))
     planned = check_cost.plan(cands, c, 6)
-    assert [e for _, _, e in planned.run] == pytest.approx([1.0 + 0.01 * 250, 1.0 + 0.01 * 150])
+    assert [e for _, _, e in planned.run] == pytest.approx([1.0 + 0.01 * 250, 1.0, 1.0])
     assert not c.ran  # the plan leaves the costs as they were
 
 

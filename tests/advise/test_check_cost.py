@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -50,6 +51,24 @@ def test_plan_keeps_the_cheapest_prefix_that_fits_the_budget():
     # once one does not fit, nothing after it runs (cheapest first: the rest cost more)
     none = check_cost.plan(cands, _costs(), 6, budget=0.5)
     assert not none.run and len(none.skipped) == 3
+
+
+def test_the_plan_prices_the_check_without_its_fine_tunes_and_that_budget_keeps_exactly_them():
+    cands = [("linear_probe", {"C": 0.1}), ("linear_probe", {"C": 1.0}), ("bn_adapt", {"C": 1.0}),
+             ("full_finetune", {"epochs": 5, "batch_size": 64}), ("last_k", {"k": 2, "epochs": 5, "batch_size": 64})]
+    everything = check_cost.plan(cands, _costs(), 6)
+    ests = [e for _, _, e in everything.run]
+    assert everything.no_fine_tune_seconds == pytest.approx(sum(ests[:3]))
+    assert everything.first_fine_tune_seconds == pytest.approx(ests[3])
+    everything.overhead = 2.0  # the estimate's timed steps count against a budget too
+    hint = everything.budget_without_fine_tunes()
+    assert 2.0 + sum(ests[:3]) <= hint < 2.0 + sum(ests[:4])
+    kept = check_cost.plan(cands, _costs(), 6, budget=hint - everything.overhead)  # as run_check passes it
+    assert [s for s, _, _ in kept.run] == ["linear_probe", "linear_probe", "bn_adapt"]
+    assert [s for s, _, _ in kept.skipped] == ["full_finetune", "last_k"]
+    # nothing to leave out, or nothing before the first fine-tune: no such budget
+    assert check_cost.plan(cands[:3], _costs(), 6).budget_without_fine_tunes() is None
+    assert check_cost.plan(cands[3:], _costs(), 6).budget_without_fine_tunes() is None
 
 
 def test_timed_step_leaves_the_backbone_untouched():
@@ -145,6 +164,9 @@ def test_cli_announces_the_check_and_profiles_the_time(tmp_path):
                        "--sample", "100", "--check", "on", "--profile-time", "--quiet"], cwd=tmp_path)
     assert out.code == 0, out.stderr
     assert "measured check:" in out.stderr and "--check off" in out.stderr and "--check-budget" in out.stderr
+    # the check without its fine-tunes is priced, with the budget that keeps just that
+    said = " ".join(out.stderr.split())  # the console wraps long lines
+    assert re.search(r"without its fine-tunes, at most \d+ s: --check-budget \d+;", said), said
     # the rung (on by default) may stop a fine-tune: the estimate is an upper bound and says so
     assert "at most" in out.stderr and "its rung stops a fine-tune" in out.stderr
     text = " ".join(out.stdout.split())

@@ -15,9 +15,10 @@ to float32 accumulation error (relative 1e-4: the two recorded kinds differ by a
 record one there to make it exact (a worktree at fc37673 with this recorder).
 
 Since issue 22 a CNN's convolution weights are stored channels-last (``advisor.models.registry.CHANNELS_LAST``):
-the same computation in another memory order, so its bits differ. The bit-for-bit comparison runs with it
-off (the computation is unchanged); a second test runs both orders on this machine and requires the
-measured values to agree to float32 roundoff.
+the same computation in another memory order, so its bits differ. Frozen passes also fold BatchNorm into the
+convolutions (``advisor.models.engine.FOLD_BN``): the same function, other roundoff. The bit-for-bit comparison
+runs with both off (the computation is unchanged); the tests below run each on this machine and require the
+measured values, and the cache's contents, to agree to float32 roundoff.
 """
 
 from __future__ import annotations
@@ -75,9 +76,10 @@ def _differ(want: dict, got: dict) -> list[str]:
 def test_cnn_path_matches_the_values_recorded_before_the_engine(one_torch_thread, monkeypatch):
     import torch
 
-    from advisor.models import registry
+    from advisor.models import engine, registry
 
     monkeypatch.setattr(registry, "CHANNELS_LAST", False)  # the memory order of the recording
+    monkeypatch.setattr(engine, "FOLD_BN", False)  # and its computation: BatchNorm as its own layer
     # through JSON like the recorder, so tuples/lists and ints/floats compare as they were written
     raw = json.loads(json.dumps(record(), sort_keys=True))
     got = _leaves(raw)
@@ -136,8 +138,9 @@ def test_channels_last_measures_the_same_values_to_float32_roundoff(one_torch_th
     equals the contiguous order's to float32 accumulation error (relative 1e-4, as between CPU kinds above); the
     trained runs' accuracies are left out (a fine-tune of a random network on 40 validation images can flip one
     near-tie image under any roundoff, as the two recorded CPU kinds do), and so are the digests."""
-    from advisor.models import registry
+    from advisor.models import engine, registry
 
+    monkeypatch.setattr(engine, "FOLD_BN", False)
     monkeypatch.setattr(registry, "CHANNELS_LAST", False)
     plain = json.loads(json.dumps(record(), sort_keys=True))
     monkeypatch.setattr(registry, "CHANNELS_LAST", True)

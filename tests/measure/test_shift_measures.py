@@ -108,9 +108,10 @@ def test_bn_profile_bit_identical_to_the_recorded_one(monkeypatch):
 
     from tests.engine.test_engine_reference import REFERENCES, _close_mismatches
 
-    from advisor.models import registry
+    from advisor.models import engine, registry
 
     monkeypatch.setattr(registry, "CHANNELS_LAST", False)  # the recording's memory order (tests/engine)
+    monkeypatch.setattr(engine, "FOLD_BN", False)  # and BatchNorm unfolded, as recorded
     profiles = [json.loads(r.read_text())["profile"] for r in REFERENCES]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as recorded: one torch thread and one BLAS thread (LogME's last bits follow them)

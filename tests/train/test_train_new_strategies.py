@@ -170,7 +170,8 @@ def test_bn_adapt_with_the_linear_probe_reads_the_last_block(cnn):
 
 def test_bn_adapt_runs_on_one_context_share_one_adaptation_and_match_runs_from_scratch(cnn, monkeypatch):
     """The check's three bn_adapt runs (the linear probe at two C values, the early SVM) make one statistics pass
-    and one feature pass per block, not one of each per run; every result, and every saved statistic, is what a
+    and one feature pass, not one of each per run (the pass keeps every adapted block's features while they are
+    small, advisor.train._bn_adapt.ALL_BLOCKS_MAX_BYTES); every result, and every saved statistic, is what a
     run from scratch gives. Another split, or a block above the last adaptation's, adapts again."""
     import dataclasses
 
@@ -193,9 +194,10 @@ def test_bn_adapt_runs_on_one_context_share_one_adaptation_and_match_runs_from_s
             {"probe": "svm_early", "block": 3, "C": 1.0}]
     _bn_adapt._LAST.clear()
     shared = [run_strategy(cnn, "bn_adapt", p) for p in runs]
-    assert calls == {"adapt": 1, "extract": 2}  # one statistics pass; features of the last block and of block 3
+    # one statistics pass and one feature pass: it kept every adapted block's features, block 3's among them
+    assert calls == {"adapt": 1, "extract": 1}
     assert [r.extra["adaptation_reused"] for r in shared] == [False, True, True]
-    assert [r.extra["features_reused"] for r in shared] == [False, True, False]
+    assert [r.extra["features_reused"] for r in shared] == [False, True, True]
     for p, r in zip(runs, shared):
         _bn_adapt._LAST.clear()
         alone = run_strategy(cnn, "bn_adapt", p)
@@ -205,6 +207,26 @@ def test_bn_adapt_runs_on_one_context_share_one_adaptation_and_match_runs_from_s
     assert run_strategy(cnn, "bn_adapt", runs[0]).extra["adaptation_reused"] is False
     fewer = dataclasses.replace(cnn, split=Split(cnn.split.train[:-5], cnn.split.val, cnn.split.test))
     assert run_strategy(fewer, "bn_adapt", runs[1]).extra["adaptation_reused"] is False
+
+
+def test_bn_adapt_keeps_only_the_block_asked_for_when_every_block_would_not_fit(cnn, monkeypatch):
+    """Above ALL_BLOCKS_MAX_BYTES (a large training split) a feature pass keeps the one block asked for: the early
+    SVM's later run then makes its own pass, with the same result."""
+    import advisor.context.cache as cache_module
+    from advisor.train import _bn_adapt, run_strategy
+
+    runs = [{"probe": "linear_probe", "C": 0.1}, {"probe": "svm_early", "block": 3, "C": 1.0}]
+    _bn_adapt._LAST.clear()
+    small = [run_strategy(cnn, "bn_adapt", p) for p in runs]
+    passes, extract = [], cache_module.extract
+    monkeypatch.setattr(cache_module, "extract", lambda *a, **k: passes.append(k["pooled"]) or extract(*a, **k))
+    monkeypatch.setattr(_bn_adapt, "ALL_BLOCKS_MAX_BYTES", 0)
+    _bn_adapt._LAST.clear()
+    big = [run_strategy(cnn, "bn_adapt", p) for p in runs]
+    n = len(cnn.backbone.block_names)
+    assert passes == [(n - 1,), (3,)]
+    assert [r.extra["features_reused"] for r in big] == [False, False]
+    assert [(r.val_accuracy, r.test_accuracy) for r in big] == [(r.val_accuracy, r.test_accuracy) for r in small]
 
 
 def test_bn_adapt_refuses_a_vit_in_one_line_before_any_image_is_read(vit, monkeypatch):

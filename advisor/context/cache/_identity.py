@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from advisor.models import engine
 from advisor.models.engine import TF32_OFF
 
 
@@ -42,12 +43,16 @@ def _precision(backbone, device: torch.device) -> str:
     The feature engine computes every entry under its float32 rule (:func:`advisor.models.engine.float32`:
     no autocast, no TF32), whatever the process's TF32 switches say, so the TF32 part is always "off";
     it is written as the former keys wrote it when both switches were off, so entries computed that way
-    before keep being served (and ones computed with TF32 do not).
+    before keep being served (and ones computed with TF32 do not). ``bn-folded``: the passes fold BatchNorm into
+    the convolutions (:data:`advisor.models.engine.FOLD_BN`) and this network has a pair to fold; an entry of
+    the unfolded computation is never served for it, nor the reverse.
     """
     dtype = next((p.dtype for p in backbone.parameters() if p.is_floating_point()), torch.float32)
     text = str(dtype).replace("torch.", "")
     if device.type == "cuda":
         text += f",{TF32_OFF}"
+    if engine.FOLD_BN and any(engine._foldable_pairs(b) for b in backbone.blocks):
+        text += ",bn-folded"  # equal to an unfolded pass's values to float32 roundoff, not bit for bit
     return text
 
 
