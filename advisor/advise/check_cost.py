@@ -134,13 +134,18 @@ class Plan:
     def seconds(self) -> float:
         return float(sum(s for _, _, s in self.run))
 
+    @property
+    def without_fine_tunes_seconds(self) -> float | None:
+        """Estimated seconds of the check without its fine-tunes, the estimate's own time included; None without one."""
+        return None if self.no_fine_tune_seconds is None else self.overhead + self.no_fine_tune_seconds
+
     def budget_without_fine_tunes(self) -> int | None:
         """A ``--check-budget`` (whole seconds) that keeps every candidate before the first fine-tune and none after:
         the estimate's own time and those candidates' estimates, with a quarter more for a run slower than its
         estimate while that stays below what the first fine-tune would add. None when there is no such budget."""
-        if self.no_fine_tune_seconds is None or self.first_fine_tune_seconds is None:
+        base = self.without_fine_tunes_seconds
+        if base is None or self.first_fine_tune_seconds is None:
             return None
-        base = self.overhead + self.no_fine_tune_seconds
         roomy = math.ceil(1.25 * base)
         return roomy if roomy < base + self.first_fine_tune_seconds else math.ceil(base)
 

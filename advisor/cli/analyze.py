@@ -64,7 +64,7 @@ def run(args) -> int:
         cheap = plan.budget_without_fine_tunes()
         # the check without its fine-tunes, priced: what a user on a slow machine can choose, knowing what it costs
         cheap = "" if plan.skipped or cheap is None else \
-            f"; without its fine-tunes, at most {plan.overhead + plan.no_fine_tune_seconds:.0f} s: --check-budget {cheap}"
+            f"; without its fine-tunes, at most {plan.without_fine_tunes_seconds:.0f} s: --check-budget {cheap}"
         err.print(f"measured check: {len(plan.run)} candidates, "
                   f"{'at most' if plan.rung else 'about'} {plan.seconds:.0f} s on this device"
                   f"{' (its rung stops a fine-tune that falls behind)' if plan.rung else ''}"

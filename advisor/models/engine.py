@@ -130,7 +130,7 @@ def folded(blocks: Iterable[nn.Module]) -> list[nn.Module]:
             out.append(block)
             continue
         twin = copy.deepcopy(block)
-        for seq, a, b in _foldable_pairs(twin):
+        for seq, a, b in _foldable_pairs(twin):  # the twin's own modules: the same pairs, in the copy
             conv = seq._modules[a]
             fused = fuse_conv_bn_eval(conv, seq._modules[b])
             if conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous():

@@ -63,8 +63,7 @@ def test_a_norm_that_also_activates_is_not_folded(one_torch_thread):
     convolution would drop the activation. Exact types only, in a plain Sequential."""
     from advisor.models import engine
 
-    timm = pytest.importorskip("timm")
-    from timm.layers import BatchNormAct2d
+    BatchNormAct2d = pytest.importorskip("timm.layers").BatchNormAct2d
 
     block = nn.Sequential(nn.Conv2d(3, 8, 3), BatchNormAct2d(8, act_layer=nn.ReLU))
     block.eval()
@@ -79,7 +78,6 @@ def test_a_norm_that_also_activates_is_not_folded(one_torch_thread):
     assert engine._foldable_pairs(odd) == []
     plain = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.ReLU()).eval()
     assert len(engine._foldable_pairs(plain)) == 1
-    del timm
 
 
 def test_a_hooked_pass_runs_the_modules_its_hooks_watch_and_an_unhooked_one_folds(one_torch_thread, monkeypatch):
