@@ -69,7 +69,7 @@ from .context import _BACKBONES, backbone_for, make_scenario_context  # noqa: E4
 from .data import build_dataset  # noqa: E402
 from .families import (_S5_INPUT, CALIBRATION, CALIBRATION_PARTS, CHAIN_PART, CONFIDENCE_PARTS,  # noqa: E402
                        FAMILIES, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, PARTS, S5_BREEDS, SHIFT_HELDOUT,
-                       EIGHTH_HELDOUT, ELEVENTH_HELDOUT, NINTH_HELDOUT, TENTH_HELDOUT, TWELFTH_HELDOUT, SEVENTH_HELDOUT, SIXTH_HELDOUT, VIT_CALIBRATION, VIT_FAMILIES, VIT_HELDOUT, VIT_HELDOUT2, VIT_HELDOUT3,
+                       EIGHTH_HELDOUT, ELEVENTH_HELDOUT, NINTH_HELDOUT, TENTH_HELDOUT, TWELFTH_HELDOUT, THIRTEENTH_HELDOUT, SEVENTH_HELDOUT, SIXTH_HELDOUT, VIT_CALIBRATION, VIT_FAMILIES, VIT_HELDOUT, VIT_HELDOUT2, VIT_HELDOUT3,
                        VIT_SIZES, WIDE_PARTS)
 from .main import main  # noqa: E402
 from .multi import ITEM_GROUP_NAMES, ITEM_GROUPS  # noqa: E402
@@ -91,7 +91,7 @@ __all__ = [
     "lee_markdown", "LORA_RANKS", "LR_RATIOS", "main", "make_scenario_context", "markdown", "network_common",
     "_norm_params", "oracle_budget", "PARTS", "plain_2x2", "PROBE_C", "QUICK", "regrets", "RESULTS", "ROOT",
     "Runner", "S5_BREEDS", "_S5_INPUT", "Scenario", "_scenario_dir", "score_scenario", "SEARCH_CONFIG", "SEARCH_MT",
-    "SEARCH_PEAK", "SEARCH_PIPELINE", "SEARCH_SINGLE", "select", "set_budget", "SHIFT_HELDOUT", "SEVENTH_HELDOUT", "SIXTH_HELDOUT", "EIGHTH_HELDOUT", "NINTH_HELDOUT", "TENTH_HELDOUT", "ELEVENTH_HELDOUT", "TWELFTH_HELDOUT",
+    "SEARCH_PEAK", "SEARCH_PIPELINE", "SEARCH_SINGLE", "select", "set_budget", "SHIFT_HELDOUT", "SEVENTH_HELDOUT", "SIXTH_HELDOUT", "EIGHTH_HELDOUT", "NINTH_HELDOUT", "TENTH_HELDOUT", "ELEVENTH_HELDOUT", "TWELFTH_HELDOUT", "THIRTEENTH_HELDOUT",
     "SMALL_2X2",
     "SOURCE_COST", "SOURCES", "strategy_regret_under", "summarise", "summary_markdown", "svm_blocks", "THIRD_NAMES",
     "thirds", "uses_wide", "VIT_CALIBRATION", "VIT_FAMILIES", "VIT_HELDOUT", "VIT_HELDOUT2", "VIT_HELDOUT3",

@@ -13,7 +13,7 @@ from . import __doc__ as PACKAGE_DOC
 from .budget import set_budget
 from .calibration import calibrate, calibrate_config, write_confidence_table
 from .families import (CALIBRATION, CALIBRATION_PARTS, CONFIDENCE_PARTS, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4,
-                       EIGHTH_HELDOUT, ELEVENTH_HELDOUT, NINTH_HELDOUT, TENTH_HELDOUT, TWELFTH_HELDOUT, SEVENTH_HELDOUT, SHIFT_HELDOUT, SIXTH_HELDOUT,
+                       EIGHTH_HELDOUT, ELEVENTH_HELDOUT, NINTH_HELDOUT, TENTH_HELDOUT, TWELFTH_HELDOUT, THIRTEENTH_HELDOUT, SEVENTH_HELDOUT, SHIFT_HELDOUT, SIXTH_HELDOUT,
                        VIT_CALIBRATION, VIT_HELDOUT, VIT_HELDOUT2, VIT_HELDOUT3)
 from .report import confidence_markdown, lee_markdown, markdown, summarise, summary_markdown
 from .scenarios import QUICK, select
@@ -113,6 +113,7 @@ def main(argv=None) -> int:
     held10 = [r for r in rows if r["part"] == TENTH_HELDOUT]
     held11 = [r for r in rows if r["part"] == ELEVENTH_HELDOUT]
     held12 = [r for r in rows if r["part"] == TWELFTH_HELDOUT]
+    held13 = [r for r in rows if r["part"] == THIRTEENTH_HELDOUT]
     fixed = held10 + held11 + held12  # every part written since today's method was fixed (protocol s12)
     if a.calibrate_confidence:
         write_confidence_table([r for r in rows if r["part"] in CONFIDENCE_PARTS], version)
@@ -132,7 +133,11 @@ def main(argv=None) -> int:
             print(json.dumps(chosen, indent=1))
         return 0
     unseen = held2 + held3 + held4  # the parts written before the method they judge
-    pooled = [("twelfth held-out (judge of issue 21's targets, protocol s12)", held12),
+    pooled = [("thirteenth held-out (judge of protocol s13 and issue 21's targets)", held13),
+              ("thirteenth, 10 per class", [r for r in held13 if r["per_class"] == 10]),
+              ("thirteenth, 50 per class", [r for r in held13 if r["per_class"] == 50]),
+              ("thirteenth, 200 per class", [r for r in held13 if r["per_class"] == 200]),
+              ("twelfth held-out (judge of issue 21's targets, protocol s12)", held12),
               ("twelfth, 10 per class", [r for r in held12 if r["per_class"] == 10]),
               ("twelfth, 50 per class", [r for r in held12 if r["per_class"] == 50]),
               ("twelfth, 200 per class", [r for r in held12 if r["per_class"] == 200]),
@@ -158,7 +163,7 @@ def main(argv=None) -> int:
            "vit_held_out_2": summarise(vit_held2), "vit_held_out_3": summarise(vit_held3),
            "held_out_5": summarise(held5), "held_out_6": summarise(held6),
            "held_out_7": summarise(held7), "held_out_8": summarise(held8), "held_out_9": summarise(held9), "held_out_10": summarise(held10),
-           "held_out_11": summarise(held11), "held_out_12": summarise(held12),
+           "held_out_11": summarise(held11), "held_out_12": summarise(held12), "held_out_13": summarise(held13),
            "held_out_10_to_12": summarise(fixed), "rows": rows}
     out.update(failed=failed, missing=missing)
     text = (f"Advice grid, code version {version}: {len(rows)} of {len(scs)} selected scenarios scored"
@@ -166,6 +171,8 @@ def main(argv=None) -> int:
             + (f"; FAILED: {', '.join(failed)}" if failed else "") + ".\n\n"
             + summary_markdown(pooled) + "\n" + confidence_markdown(pooled) + "\n"
             + (lee_markdown(rows) + "\n" if any(r.get("surgical_thirds") for r in rows) else "")
+            + (markdown(held13, out["held_out_13"], "Thirteenth held-out part (protocol s13's judge, wide budget)")
+               + "\n" if held13 else "")
             + (markdown(held12, out["held_out_12"], "Twelfth held-out part (issue 21's judge, wide budget)") + "\n"
                if held12 else "")
             + (markdown(held11, out["held_out_11"], "Eleventh held-out part (shift kinds, wide budget)") + "\n"

@@ -24,7 +24,7 @@ def _fashion_single(sc: Scenario):
     fam = sc.data
     if fam.startswith("s5-"):
         return _s5_single(sc, x, y)
-    if fam.startswith(("s6-", "s7-", "s8-", "s9-", "s10-", "s11-", "s12-")):
+    if fam.startswith(("s6-", "s7-", "s8-", "s9-", "s10-", "s11-", "s12-", "s13-")):
         return _s6_single(sc, x, y)
     if fam == "fm-new-coarse":
         groups = [[5, 7, 9], [6, 8]]
