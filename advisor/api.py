@@ -69,6 +69,7 @@ def analyze(
     check_shift: bool | None = None,
     check_rung: bool | None = None,
     check_wide: bool | None = None,
+    check_middle: bool | None = None,
 ) -> Analysis:
     """Measure ``dataset`` through ``model`` block by block and recommend a strategy.
 
@@ -102,6 +103,9 @@ def analyze(
     check_wide : the check also runs last_k on its top blocks and LP-FT at each of the family's wide rate ratios
         (a CNN: 0.1 and 0.5); None: as advisor.advise.check.WIDE_CHECK says (off: protocol s11's judge did not
         adopt it).
+    check_middle : the check also runs LP-FT at each of the family's wide rate ratios and, with the shift's
+        candidates, surgical on the middle third of the blocks (W of protocol s13; a CNN only); None: as
+        advisor.advise.check.MIDDLE_CHECK says.
     """
     from advisor.context import make_context
 
@@ -114,13 +118,15 @@ def analyze(
                        drop_rare_classes=drop_rare_classes)
     return _analyze_ctx(ctx, dataset, model, sample=sample, batch_size=batch_size, source_data=source_data,
                         progress=progress, check=check, check_budget=check_budget, announce=on_check_plan,
-                        check_shift=check_shift, check_rung=check_rung, check_wide=check_wide)
+                        check_shift=check_shift, check_rung=check_rung, check_wide=check_wide,
+                        check_middle=check_middle)
 
 
 def analyze_context(ctx, dataset: str, model: str, *, sample: int = 1000, batch_size: int = 64,
                     progress: ProgressFn | None = None, check: str = "auto", check_budget: float | None = None,
                     on_check_plan: Callable | None = None, check_shift: bool | None = None,
-                    check_rung: bool | None = None, check_wide: bool | None = None) -> Analysis:
+                    check_rung: bool | None = None, check_wide: bool | None = None,
+                    check_middle: bool | None = None) -> Analysis:
     """:func:`analyze` on what a training context already loaded (data, split, backbone,
     preprocessing), so a search that needs the advice does not load them twice. The result
     equals ``analyze(dataset, model, ...)`` with the context's seed and image size. Its timings
@@ -131,7 +137,8 @@ def analyze_context(ctx, dataset: str, model: str, *, sample: int = 1000, batch_
     _check_budget(check_budget)
     return _analyze_ctx(ctx, dataset, model, sample=sample, batch_size=batch_size, source_data=None,
                         progress=progress, check=check, check_budget=check_budget, announce=on_check_plan,
-                        check_shift=check_shift, check_rung=check_rung, check_wide=check_wide)
+                        check_shift=check_shift, check_rung=check_rung, check_wide=check_wide,
+                        check_middle=check_middle)
 
 
 CHECK_MODES = ("auto", "on", "off")
@@ -162,7 +169,7 @@ def _check_check(check) -> None:
 
 def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_image: float | None = None,
               announce=None, profile=None, shift: bool | None = None, rung: bool | None = None,
-              bn_svm: bool | None = None, wide: bool | None = None):
+              bn_svm: bool | None = None, wide: bool | None = None, middle: bool | None = None):
     """Run the measured check's candidates (advisor.advise.check) on ``ctx``: trained on the training
     split, scored on the validation split; the test split is never touched. The probes share one
     forward pass through an activation cache (a temporary one when ``ctx`` has none).
@@ -178,7 +185,8 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
     (advisor.advise.check.rung_stops); it enters the check with its best validation accuracy so far. ``bn_svm``
     (default advisor.advise.check.BN_SVM, on): bn_adapt's early SVM on the best plain early SVM's block joins the
     shift's candidates (advisor.advise.check.resolve names the block once the probes have run). ``wide`` (default
-    advisor.advise.check.WIDE_CHECK, off): last_k on the top blocks and LP-FT at each wide ratio join."""
+    advisor.advise.check.WIDE_CHECK, off): last_k on the top blocks and LP-FT at each wide ratio join. ``middle``
+    (default advisor.advise.check.MIDDLE_CHECK): LP-FT at each wide ratio and surgical on the middle third join."""
     import tempfile
 
     import numpy as np
@@ -195,7 +203,7 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
     n_blocks = len(ctx.backbone.block_names)
     n_train, n_val = len(ctx.split.train), len(ctx.split.val)
     offered = offer(n_blocks, n_train, ctx.backbone.layout.family, profile, backbone=ctx.backbone, shift=shift,
-                    bn_svm=bn_svm, wide=wide)
+                    bn_svm=bn_svm, wide=wide, middle=middle)
     cands = offered.candidates
     t_plan = time.perf_counter()
     if forward_per_image is None:  # no trained block: a forward alone
@@ -282,7 +290,8 @@ def run_check(ctx, progress=None, *, budget: float | None = None, forward_per_im
 
 
 def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progress, check="auto",
-                 check_budget=None, announce=None, check_shift=None, check_rung=None, check_wide=None) -> Analysis:
+                 check_budget=None, announce=None, check_shift=None, check_rung=None, check_wide=None,
+                 check_middle=None) -> Analysis:
     """Measure what ``ctx`` (advisor.context.make_context) loaded; its loading times count in the total."""
     from advisor.data import load_dataset, stratified_sample
     from advisor.measure._task_transfer import task_transfers
@@ -358,7 +367,7 @@ def _analyze_ctx(ctx, dataset, model, *, sample, batch_size, source_data, progre
         adv = advise(profile, thresholds, run_check(ctx, stage("check"), budget=check_budget, announce=announce,
                                                     forward_per_image=col.seconds["forward"] / max(1, len(chosen)),
                                                     profile=profile, shift=check_shift, rung=check_rung,
-                                                    wide=check_wide))
+                                                    wide=check_wide, middle=check_middle))
         timings["check"] = time.perf_counter() - t1
     timings["advise"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0

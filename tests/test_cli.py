@@ -204,7 +204,10 @@ def test_api_validates_the_forward_batch_like_the_cli():
                                              ([], "check_rung", None), (["--check-rung", "on"], "check_rung", True),
                                              (["--check-rung", "off"], "check_rung", False),
                                              ([], "check_wide", None), (["--check-wide", "on"], "check_wide", True),
-                                             (["--check-wide", "off"], "check_wide", False)])
+                                             (["--check-wide", "off"], "check_wide", False),
+                                             ([], "check_middle", None),
+                                             (["--check-middle", "on"], "check_middle", True),
+                                             (["--check-middle", "off"], "check_middle", False)])
 def test_analyze_check_switches_reach_the_api(monkeypatch, capsys, flag, key, want):
     """``--check-shift [on|off]`` sets the shift's candidates, ``--check-rung on|off`` the check's rung,
     ``--check-wide on|off`` the wide check; without them analyze takes the defaults (None: the modules' switches)."""

@@ -72,13 +72,18 @@ def calibrated(raw: float, who: str, table: dict | None = None) -> float:
     return round(float(predict(table, [raw], [who])[0]), 3)
 
 
+#: isotonic regression's outputs stay inside these (protocol s13): a step fitted on a handful of rows, all wrong or all
+#: right, would otherwise make the advice say 0 or 1
+ISOTONIC_BOUNDS = (0.05, 0.95)
+
+
 def _fit(method: str, raw: np.ndarray, right: np.ndarray, deciders: list[str]) -> dict:
     if method == "identity":
         return {"method": method}
     if method == "isotonic":
         from sklearn.isotonic import IsotonicRegression
 
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, right)
+        iso = IsotonicRegression(y_min=ISOTONIC_BOUNDS[0], y_max=ISOTONIC_BOUNDS[1], out_of_bounds="clip").fit(raw, right)
         return {"method": method, "x": [float(v) for v in iso.X_thresholds_],
                 "y": [float(v) for v in iso.y_thresholds_]}
     from sklearn.linear_model import LogisticRegression

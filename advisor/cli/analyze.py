@@ -41,6 +41,9 @@ def options(a) -> None:
                    help="on a CNN, the check also fine-tunes the top tenth of the blocks and runs LP-FT at rate "
                         "ratio 0.5 beside 0.1 (default: off, as the eleventh held-out part judged: 0.08 points less "
                         "regret, not worth about 1.4x the check's time)")
+    a.add_argument("--check-middle", choices=("on", "off"), default=None,
+                   help="on a CNN, the check also runs LP-FT at rate ratio 0.5 beside 0.1 and, on small data, surgical "
+                        "on the middle third of the blocks (W of protocol s13; default: as its judge decided)")
     a.add_argument("--profile-time", action="store_true",
                    help="print where analyze's time went: loading, forward pass, metrics, and each check run")
     _common.add_json(a, "Profile and Advice")
@@ -77,6 +80,7 @@ def run(args) -> int:
                          check_shift=None if args.check_shift is None else args.check_shift == "on",
                          check_rung=None if args.check_rung is None else args.check_rung == "on",
                          check_wide=None if args.check_wide is None else args.check_wide == "on",
+                         check_middle=None if args.check_middle is None else args.check_middle == "on",
                          on_check_plan=announce, **_common.context_args(args))
     print_analysis(result, console)
     if args.profile_time:

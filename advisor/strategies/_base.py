@@ -152,7 +152,8 @@ class CheckBudget:
     ``bn_svm``: whether bn_adapt also offers its early SVM on the block where the plain early SVM did best
     (``advisor.advise.check.BN_SVM``; the block is :data:`BEST_SVM_BLOCK` until the probes have run); ``top_k``: the
     number of top blocks a partial fine-tune of the top trains in the check (``advisor.advise.check.WIDE_CHECK``),
-    None when the check offers none."""
+    None when the check offers none; ``middle``: the middle third's ``(first, last)`` block range, which surgical also
+    tunes when the shift's candidates are wanted (``advisor.advise.check.MIDDLE_CHECK``), None when it is not offered."""
 
     n_blocks: int
     n_train: int
@@ -165,6 +166,7 @@ class CheckBudget:
     peak: tuple[int, int] | None = None
     bn_svm: bool = False
     top_k: int | None = None
+    middle: tuple[int, int] | None = None
 
 
 #: a check candidate's ``block`` that names the block of the best plain early SVM of the same check, known once the

@@ -25,12 +25,13 @@ def _in_order(params: dict, n_blocks: int | None) -> None:
 
 
 def _check(b) -> list[dict]:
-    """The measured check's surgical run, when it offers the shift's candidates: the block range that holds the
-    profile's largest shift (``b.peak``), at the family's recipe rate ratio, without a warm-up."""
-    if not b.shift or b.peak is None:
+    """The measured check's surgical runs, when it offers the shift's candidates: the block range that holds the
+    profile's largest shift (``b.peak``), then the middle third (``b.middle``, protocol s13's W) unless that is the
+    same range; each at the family's recipe rate ratio, without a warm-up."""
+    if not b.shift:
         return []
-    first, last = b.peak
-    return [{"first": first, "last": last, "lr_ratio": b.lr_ratios[0], **b.network}]
+    ranges = list(dict.fromkeys(r for r in (b.peak, b.middle) if r is not None))
+    return [{"first": first, "last": last, "lr_ratio": b.lr_ratios[0], **b.network} for first, last in ranges]
 
 
 SURGICAL = Strategy(

@@ -157,6 +157,10 @@ WIDE_PARTS = (SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT, NIN
 #: the fifth to eighth held-out parts, each of whose results were seen; the ninth (R3's judge) and the tenth (T3's)
 #: stay out
 CONFIDENCE_PARTS = CALIBRATION_PARTS + (SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT)
+#: every part whose results were seen before protocol s13 was written (the calibration parts and the fifth to twelfth
+#: held-out parts): W's confidence table is fitted on them (``--calibrate-confidence --confidence-parts seen``)
+SEEN_PARTS = CALIBRATION_PARTS + (SHIFT_HELDOUT, SIXTH_HELDOUT, SEVENTH_HELDOUT, EIGHTH_HELDOUT, NINTH_HELDOUT,
+                                  TENTH_HELDOUT, ELEVENTH_HELDOUT, TWELFTH_HELDOUT)
 FAMILIES: dict[str, dict] = {
     # controlled source: MobileNetV2 pretrained on Fashion-MNIST classes 0-4 at 32 px
     "fm-new": dict(source="fmnist04", shift="feature", similar=True, sizes=(10, 50, 200, 500), part=CALIBRATION,

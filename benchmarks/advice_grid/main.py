@@ -12,7 +12,7 @@ from pathlib import Path
 from . import __doc__ as PACKAGE_DOC
 from .budget import set_budget
 from .calibration import calibrate, calibrate_config, write_confidence_table
-from .families import (CALIBRATION, CALIBRATION_PARTS, CONFIDENCE_PARTS, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4,
+from .families import (CALIBRATION, CALIBRATION_PARTS, CONFIDENCE_PARTS, SEEN_PARTS, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4,
                        EIGHTH_HELDOUT, ELEVENTH_HELDOUT, NINTH_HELDOUT, TENTH_HELDOUT, TWELFTH_HELDOUT, THIRTEENTH_HELDOUT, SEVENTH_HELDOUT, SHIFT_HELDOUT, SIXTH_HELDOUT,
                        VIT_CALIBRATION, VIT_HELDOUT, VIT_HELDOUT2, VIT_HELDOUT3)
 from .report import confidence_markdown, lee_markdown, markdown, summarise, summary_markdown
@@ -47,6 +47,14 @@ def main(argv=None) -> int:
                     help="the measured check's rung (each network candidate stopped after a quarter of its epochs "
                          "when more than 2 SE below the best probe), read from the records' validation curves: "
                          "analyze's default (off), or on (protocol benchmarks/protocols/s7-rung-and-shift.md)")
+    ap.add_argument("--check-middle", choices=("default", "on", "off"), default="default",
+                    help="W of protocol s13 in the measured check (LP-FT at 0.5 and surgical on the middle third): "
+                         "analyze's default, or on/off")
+    ap.add_argument("--confidence-parts", choices=("fitted", "seen"), default="fitted",
+                    help="the rows --calibrate-confidence fits on: the parts today's table was fitted on "
+                         "(CONFIDENCE_PARTS), or every part seen before protocol s13 (SEEN_PARTS)")
+    ap.add_argument("--confidence-out", default=None,
+                    help="where --calibrate-confidence writes its table (default: advisor/advise/_confidence_table.py)")
     ap.add_argument("--out", default=str(RESULTS.parent), help="where advice_grid.md/json are written")
     a = ap.parse_args(argv)
     set_budget(a.budget)
@@ -54,9 +62,11 @@ def main(argv=None) -> int:
 
     scoring.CHECK_SHIFT = {"default": None, "on": True, "off": False}[a.check_shift]
     scoring.CHECK_RUNG = {"default": None, "on": True, "off": False}[a.check_rung]
+    scoring.CHECK_MIDDLE = {"default": None, "on": True, "off": False}[a.check_middle]
+    fit_parts = SEEN_PARTS if a.confidence_parts == "seen" else CONFIDENCE_PARTS
     scs = select(a.only, a.quick)
     if a.calibrate_confidence:
-        scs = [s for s in scs if s.part in CONFIDENCE_PARTS]
+        scs = [s for s in scs if s.part in fit_parts]
     elif a.calibration_only or a.calibrate:
         scs = [s for s in scs if s.part in CALIBRATION_PARTS]
     if a.list:
@@ -116,7 +126,8 @@ def main(argv=None) -> int:
     held13 = [r for r in rows if r["part"] == THIRTEENTH_HELDOUT]
     fixed = held10 + held11 + held12  # every part written since today's method was fixed (protocol s12)
     if a.calibrate_confidence:
-        write_confidence_table([r for r in rows if r["part"] in CONFIDENCE_PARTS], version)
+        write_confidence_table([r for r in rows if r["part"] in fit_parts], version,
+                               **({"path": Path(a.confidence_out)} if a.confidence_out else {}))
         return 0
     if a.calibrate:
         # each calibration part on its own: a ViT threshold may differ from the CNN one where its data says so

@@ -67,6 +67,9 @@ CHECK_SHIFT: bool | None = None
 #: epochs when it is more than 2 SE below the best probe), read from each record's validation curve; None: as
 #: analyze's default. The grid's ``--check-rung on|off`` sets it (protocol benchmarks/protocols/s7-rung-and-shift.md)
 CHECK_RUNG: bool | None = None
+#: the grid's check with W of protocol s13 (advisor.advise.check.MIDDLE_CHECK: LP-FT at 0.5 and surgical on the middle
+#: third), or as analyze's default (None); the grid's ``--check-middle on|off`` sets it
+CHECK_MIDDLE: bool | None = None
 
 
 def grid_check(sc: Scenario, runner: Runner, candidates=None, rung: bool | None = None):
@@ -90,7 +93,8 @@ def grid_check(sc: Scenario, runner: Runner, candidates=None, rung: bool | None 
     # budget holds only the list of before (no profile: candidates() gives it).
     profile = runner.analysis().profile if uses_wide(sc) else None
     offered = (candidates(shape["n_blocks"], shape["n_train"], fam, profile) if candidates else
-               check_candidates(shape["n_blocks"], shape["n_train"], fam, profile, shift=CHECK_SHIFT))
+               check_candidates(shape["n_blocks"], shape["n_train"], fam, profile, shift=CHECK_SHIFT,
+                                middle=CHECK_MIDDLE))
     for s, p in offered:
         if s == "bn_adapt" and fam != "cnn":
             continue  # analyze's backbone check leaves it out: the grid's transformers have no BatchNorm

@@ -232,3 +232,35 @@ def test_the_wide_check_adds_the_top_blocks_and_a_second_ratio_on_a_cnn_only():
     assert check.top_k(1) is None and check.top_k(7) == 1 and check.top_k(19) == 2  # never every block
     for n_blocks, n_train in ((7, 100), (13, 40)):
         assert candidates(n_blocks, n_train, "transformer", wide=True) == candidates(n_blocks, n_train, "transformer")
+
+
+def test_the_middle_check_adds_surgical_on_the_middle_third_and_a_second_ratio_on_a_cnn_only():
+    """W of protocol s13: on a CNN, LP-FT at 0.5 beside 0.1 and, with the shift's candidates, surgical on the middle
+    third of the blocks after the one on the shift's third (none twice when the shift peaks in the middle); the rest of
+    the list is kept in order; without the shift's candidates only the second ratio joins; a transformer's check is
+    unchanged."""
+    from advisor.advise import check
+
+    net = network_budget(180)
+    top = make_profile(10, [0.5] * 19, shift=[float(i) for i in range(19)])  # the shift peaks at the top block
+    plain = candidates(19, 180, "cnn", top)
+    middle = candidates(19, 180, "cnn", top, middle=True)
+    added = [c for c in middle if c not in plain]
+    assert check.thirds(19) == [(0, 5), (6, 12), (13, 18)]
+    assert added == [("full_finetune", {"warmup": True, "lr_ratio": 0.5, **net}),
+                     ("surgical", {"first": 6, "last": 12, "lr_ratio": 0.1, **net})]
+    assert [c for c in middle if c not in added] == plain
+    names = [s for s, _ in middle]
+    assert names.index("surgical") > max(i for i, s in enumerate(names) if s in ("linear_probe", "svm_early", "bn_adapt"))
+    # the shift peaks in the middle third: surgical runs there once
+    mid_peak = make_profile(10, [0.5] * 19, shift=[1.0 if i == 8 else 0.0 for i in range(19)])
+    surgical = [p for s, p in candidates(19, 180, "cnn", mid_peak, middle=True) if s == "surgical"]
+    assert [(p["first"], p["last"]) for p in surgical] == [(6, 12)]
+    # without the shift's candidates (or on large data) only the second ratio joins
+    no_shift = [c for c in candidates(19, 180, "cnn", top, shift=False, middle=True)
+                if c not in candidates(19, 180, "cnn", top, shift=False)]
+    assert no_shift == [("full_finetune", {"warmup": True, "lr_ratio": 0.5, **net})]
+    for n_blocks, n_train in ((7, 100), (13, 40)):
+        assert candidates(n_blocks, n_train, "transformer", middle=True) == candidates(n_blocks, n_train, "transformer")
+    note = check.offer(19, 180, "cnn", top, middle=True).shift_note
+    assert "surgical on blocks 13..18" in note and "surgical on blocks 6..12" in note

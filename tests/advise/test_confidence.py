@@ -53,12 +53,18 @@ def test_platt_recovers_the_deciders_offset_and_keeps_the_order():
     assert C.ece(C.predict(t, raw, who), right) < C.ece(raw, right)
 
 
-def test_isotonic_is_monotone_and_within_0_1():
+def test_isotonic_is_monotone_and_never_says_0_or_1():
+    """Isotonic steps stay inside ISOTONIC_BOUNDS (protocol s13): rows all wrong at the lowest scores and all right at
+    the highest, which unbounded isotonic regression maps to 0 and 1, read 0.05 and 0.95."""
     raw, right, who = _rows(200, seed=1)
     t = C._fit("isotonic", raw, right, who)
     grid = np.linspace(0, 1, 50)
     p = C.predict(t, grid, ["rules"] * 50)
-    assert np.all(np.diff(p) >= 0) and p.min() >= 0 and p.max() <= 1
+    assert np.all(np.diff(p) >= 0) and p.min() >= C.ISOTONIC_BOUNDS[0] and p.max() <= C.ISOTONIC_BOUNDS[1]
+    raw = np.array([0.5, 0.5, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.95])
+    right = np.array([0, 0, 0, 1, 0, 1, 1, 1, 1], float)
+    t = C._fit("isotonic", raw, right, ["check"] * 9)
+    assert C.predict(t, [0.5, 0.95], ["check"] * 2).tolist() == [0.05, 0.95]
 
 
 def test_fit_table_picks_the_lowest_leave_one_out_loss():

@@ -1,0 +1,5 @@
+"""The advice confidence's calibration table (advisor.advise.confidence): written by
+``python -m benchmarks.advice_grid --calibrate-confidence`` from the grid's parts named in its
+fitted_on. Do not edit by hand."""
+
+TABLE = {'method': 'isotonic', 'x': [0.5, 0.506, 0.516, 0.583, 0.59, 0.7, 0.707, 0.725, 0.728, 0.843, 0.844, 0.95], 'y': [0.05, 0.05, 0.8095238095238095, 0.8095238095238095, 0.8260869565217391, 0.8260869565217391, 0.8333333333333334, 0.8333333333333334, 0.8412698412698413, 0.8412698412698413, 0.926829268292683, 0.926829268292683], 'loo': {'identity': 0.4602, 'platt': 0.4485, 'platt_decider': 0.4539, 'isotonic': 0.4274}, 'identity_log_loss': 0.4602, 'n': 221, 'share_right': 0.8371, 'fitted_on': {'version': '1d28899bc36b,0d1bbfd312af,7be766bc9cfb,2d1b84afe781,469108d1e2a1,29a560d1592b,f8f34906be20,b0a9a5bffbca', 'parts': ['calibration', 'eighth-held-out', 'eleventh-held-out', 'ninth-held-out', 'seventh-held-out', 'shift-held-out', 'sixth-held-out', 'tenth-held-out', 'twelfth-held-out'], 'rows': 221, 'event': 'strategy regret <= 1 point'}}
