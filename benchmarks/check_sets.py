@@ -93,6 +93,16 @@ Round 8 (``--round 8``, 2026-12-07 afternoon): a report, not a protocol (it chan
 the check's fine-tunes buy, since a small ``--check-budget`` leaves them out on a slow CPU. Today's check (T)
 against the same check with no candidate that trains a network (P: the probes, bn_adapt and its early SVM), and the wider
 check K of round 7 (not adopted) beside, on the checked rows of the fifth to twelfth parts, every one of them seen.
+
+Round 9 (``--round 9``): the protocol benchmarks/protocols/s13-middle-check.md (written on 2026-12-07 at about 15:45
+UTC, before the thirteenth held-out part or any of its results existed), judged on the thirteenth held-out part:
+  T  ``today``:  today's default check (the shift's candidates, bn_adapt's early SVM, the rung), today's confidence;
+  W  ``middle``: T plus LP-FT at rate ratio 0.5 and surgical on the middle third (``advisor.advise.check.MIDDLE_CHECK``),
+                 with its confidence table (``benchmarks/results/confidence_table_w.py``, fitted on every seen part).
+W is adopted if its mean strategy regret on the thirteenth part is lower than T's by more than 0.3 points, or its share
+within 1 point is higher by at least 3 rows while its mean strategy regret is not higher. Issue 21's five targets are
+then judged on the thirteenth part alone with the method that rule leaves in place. The seen fifth to twelfth parts
+are printed beside, as the numbers W was chosen on.
 """
 
 from __future__ import annotations
@@ -234,7 +244,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ninth-version", default=None, help="grid results of the ninth held-out part (round 5)")
     ap.add_argument("--tenth-version", default=None, help="grid results of the tenth held-out part (round 6)")
     ap.add_argument("--eleventh-version", default=None, help="grid results of the eleventh held-out part (round 7)")
-    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5, 6, 7, 8), default=1,
+    ap.add_argument("--thirteenth-version", default=None, help="grid results of the thirteenth held-out part (round 9)")
+    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5, 6, 7, 8, 9), default=1,
                     help="1: sets A-C on the older parts (done); 2: sets A, S, D, E on the wide budget, judged on "
                          "the fifth held-out part (see the module docstring)")
     a = ap.parse_args(argv)
@@ -252,6 +263,8 @@ def main(argv=None) -> int:
         return _round7(a)
     if a.round == 8:
         return _round8(a)
+    if a.round == 9:
+        return _round9(a)
 
     def version_of(sc):
         return a.vit_version if grid.grid_family(sc) == "transformer" else a.cnn_version
@@ -558,6 +571,99 @@ def _round8(a) -> int:
     _print(table)
     if a.json:
         Path(a.json).write_text(json.dumps({"round": 8, "table": table, "rows": rows}, indent=1, default=float) + "\n")
+    return 0
+
+
+
+def set_middle(n_blocks: int, n_train: int, family: str = "cnn", profile=None):
+    return check.candidates(n_blocks, n_train, family, profile, shift=True, bn_svm=True, middle=True)
+
+
+SETS9 = {"T today": _with_rung(set_shift_bn_svm), "W middle": _with_rung(set_middle)}
+#: W's confidence table (protocol s13): fitted with W's check on every seen part before the thirteenth part had a result
+TABLE_W_PATH = Path(__file__).resolve().parent / "results" / "confidence_table_w.py"
+#: issue 21's held-out targets (protocol s13, as s12): within 1 point, mean strategy regret, mean configuration regret, ECE
+TARGETS = {"within_1pt": 0.8, "mean_strategy_regret": 1.0, "mean_config_regret": 1.5, "ece": 0.1}
+
+
+def table_w() -> dict:
+    import ast
+
+    text = TABLE_W_PATH.read_text()
+    return ast.literal_eval(text.split("TABLE = ", 1)[1].strip())  # a literal: never executed
+
+
+def _with_table(rows: list[dict], table: dict) -> list[dict]:
+    """The rows with each confidence re-read through ``table`` from its raw score and decider."""
+    from advisor.advise import confidence
+
+    return [dict(r, confidence=confidence.calibrated(r["raw_confidence"], r["decided_by"], table)) for r in rows]
+
+
+def verdict(rows: list[dict]) -> dict:
+    """Issue 21's five targets on one part's rows: each measured value and whether it is met."""
+    from advisor.advise import confidence
+
+    s = summary(rows)
+    right = [r["strategy_regret"] <= 1.0 for r in rows]
+    p = [r["confidence"] for r in rows]
+    ece, floor = confidence.ece(p, right), confidence.ece_floor(p)
+    bases = sorted({b for r in rows for b in r["baselines"]})
+    base = {b: float(np.mean([r["baselines"][b]["strategy_regret"] for r in rows if b in r["baselines"]]))
+            for b in bases}
+    met = {"within_1pt": s["within_1pt"] >= TARGETS["within_1pt"],
+           "mean_strategy_regret": s["mean_strategy_regret"] <= TARGETS["mean_strategy_regret"],
+           "mean_config_regret": s["mean_config_regret"] <= TARGETS["mean_config_regret"],
+           "below_every_baseline": all(s["mean_strategy_regret"] < v for v in base.values()),
+           "ece": ece <= TARGETS["ece"]}
+    return {**s, "ece": ece, "ece_floor": floor[0], "ece_floor_90": floor[1], "baselines": base, "met": met,
+            "all_met": all(met.values())}
+
+
+def _round9(a) -> int:
+    """Round 9 (module docstring): W judged on the thirteenth held-out part, then issue 21's targets there."""
+    tw = table_w()
+    rows, part, table, j = _one_part(a, grid.THIRTEENTH_HELDOUT, a.thirteenth_version, SETS9, "thirteenth held-out")
+    part = {n: (_with_table(rs, tw) if n == "W middle" else rs) for n, rs in part.items()}
+    seen = score(lambda sc: SEEN8_VERSIONS, sets=SETS9, held_out=SEEN8)
+    seen = {n: [r for r in rs if r["part"] in SEEN8] for n, rs in seen.items()}
+    seen_table = {n: {"fifth-twelfth, all": summary(rs), "fifth-twelfth, checked": summary([r for r in rs
+                                                                                          if r["check_runs"]])}
+                  for n, rs in seen.items()}
+    _print(seen_table)
+    out = {"round": 9, "table": table, "seen": seen_table, "rows": part}
+    if j is None:
+        if a.json:
+            Path(a.json).write_text(json.dumps(out, indent=1, default=float) + "\n")
+        return 1
+    sizes = sorted({r["per_class"] for r in part["T today"]})
+    out["by_size"] = {n: {str(k): summary([r for r in rs if r["per_class"] == k]) for k in sizes}
+                      for n, rs in part.items()}
+    for n, t in out["by_size"].items():
+        for k, x in t.items():
+            print(f"{n} at {k} per class: {x['n']} rows, {100 * x['within_1pt']:.0f}% within 1 point, strategy regret "
+                  f"{x['mean_strategy_regret']:.2f}, configuration regret {x['mean_config_regret']:.2f}")
+    reg = {n: x["mean_strategy_regret"] for n, x in j.items()}
+    within = {n: sum(r["strategy_regret"] <= 1.0 for r in rs) for n, rs in part.items()}
+    adopted = (reg["T today"] - reg["W middle"] > MARGIN
+               or (within["W middle"] - within["T today"] >= 3 and reg["W middle"] <= reg["T today"]))
+    print(f"W (LP-FT at 0.5, surgical on the middle third): regret {reg['W middle']:.2f} against {reg['T today']:.2f} "
+          f"(adopted if more than {MARGIN} lower), within 1 point {within['W middle']} against {within['T today']} rows "
+          f"(or at least 3 more, regret not higher); check {j['W middle']['check_seconds']:.0f} s against "
+          f"{j['T today']['check_seconds']:.0f} s: {'adopted' if adopted else 'not adopted'}")
+    out["eces"] = _print_eces(part)
+    out["verdicts"] = {n: verdict(rs) for n, rs in part.items()}
+    method = "W middle" if adopted else "T today"
+    v = out["verdicts"][method]
+    print(f"issue 21's targets with {method} on the thirteenth part: "
+          + "; ".join(f"{k} {'met' if ok else 'MISSED'}" for k, ok in v["met"].items())
+          + f" (within 1 point {100 * v['within_1pt']:.0f}%, strategy regret {v['mean_strategy_regret']:.2f}, "
+            f"configuration regret {v['mean_config_regret']:.2f}, ECE {v['ece']:.3f}; baselines "
+          + ", ".join(f"{b} {x:.2f}" for b, x in v["baselines"].items()) + ")"
+          + f": {'MET' if v['all_met'] else 'not met'}")
+    out.update(middle_adopted=adopted, judged_method=method, targets_met=v["all_met"])
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1, default=float) + "\n")
     return 0
 
 

@@ -101,3 +101,18 @@ def test_bn_adapts_early_svm_runs_on_the_best_plain_svms_block(monkeypatch):
     b2 = [r for r in chk.runs if r.strategy == "bn_adapt" and r.params.get("probe") == "svm_early"]
     assert len(b2) == 1 and b2[0].params == {"probe": "svm_early", "block": best.params["block"], "C": 1.0}
     assert "the best early SVM's block" in chk.shift_note
+
+
+def test_the_middle_check_runs_lp_ft_at_half_and_surgical_on_the_middle_third():
+    """W of protocol s13 end to end (``check_middle=True``): LP-FT at rate ratio 0.5 beside 0.1, and surgical on the
+    middle third of the blocks beside the shift's third, each a run of the check with its validation accuracy."""
+    a = advisor.analyze("digits:20", MODEL, weights="random", sample=100, image_size=32, check="on",
+                        check_middle=True)
+    chk = a.advice.check
+    lpft = sorted(r.params["lr_ratio"] for r in chk.runs if r.strategy == "full_finetune")
+    assert lpft == [0.1, 0.5]
+    middle = check.thirds(len(a.profile.blocks))[1]
+    surgical = [(r.params["first"], r.params["last"]) for r in chk.runs if r.strategy == "surgical"]
+    assert middle in surgical and len(surgical) == len(set(surgical))
+    assert all(0.0 <= r.val_accuracy <= 1.0 for r in chk.runs)
+    assert f"surgical on blocks {middle[0]}..{middle[1]}" in chk.shift_note
