@@ -105,7 +105,7 @@ def analyze(
         adopt it).
     check_middle : the check also runs LP-FT at each of the family's wide rate ratios and, with the shift's
         candidates, surgical on the middle third of the blocks (W of protocol s13; a CNN only); None: as
-        advisor.advise.check.MIDDLE_CHECK says.
+        advisor.advise.check.MIDDLE_CHECK says (off: protocol s13's judge did not adopt it).
     """
     from advisor.context import make_context
 

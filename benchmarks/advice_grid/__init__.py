@@ -77,7 +77,7 @@ from .report import (THIRD_NAMES, binomial_se, confidence_markdown, lee_markdown
                      summarise, summary_markdown)
 from .scenarios import QUICK, SMALL_2X2, Scenario, all_scenarios, grid_family, select  # noqa: E402
 from .scoring import (BASELINE_OPTION, BASELINES, WIDE_BASELINES, best_by_val, check_candidates,  # noqa: E402
-                      grid_check, plain_2x2, regrets, score_scenario)
+                      grid_check, plain_2x2, points, regrets, score_scenario)
 from .sources import ROOT, SOURCE_COST, SOURCES, VIT_SOURCE  # noqa: E402
 from .store import GRID_VERSION, RESULTS, Runner, _config_key, _scenario_dir, code_version  # noqa: E402
 
@@ -89,7 +89,7 @@ __all__ = [
     "default", "FAMILIES", "FAMILY_LR_RATIOS", "_fill_defaults", "grid_check", "grid_family", "GRID_VERSION",
     "HELDOUT", "HELDOUT2", "HELDOUT3", "HELDOUT4", "ITEM_GROUP_NAMES", "ITEM_GROUPS", "LAST_K_FRACTIONS", "last_ks",
     "lee_markdown", "LORA_RANKS", "LR_RATIOS", "main", "make_scenario_context", "markdown", "network_common",
-    "_norm_params", "oracle_budget", "PARTS", "plain_2x2", "PROBE_C", "QUICK", "regrets", "RESULTS", "ROOT",
+    "_norm_params", "oracle_budget", "PARTS", "plain_2x2", "points", "PROBE_C", "QUICK", "regrets", "RESULTS", "ROOT",
     "Runner", "S5_BREEDS", "_S5_INPUT", "Scenario", "_scenario_dir", "score_scenario", "SEARCH_CONFIG", "SEARCH_MT",
     "SEARCH_PEAK", "SEARCH_PIPELINE", "SEARCH_SINGLE", "select", "set_budget", "SHIFT_HELDOUT", "SEVENTH_HELDOUT", "SIXTH_HELDOUT", "EIGHTH_HELDOUT", "NINTH_HELDOUT", "TENTH_HELDOUT", "ELEVENTH_HELDOUT", "TWELFTH_HELDOUT", "THIRTEENTH_HELDOUT",
     "SMALL_2X2",

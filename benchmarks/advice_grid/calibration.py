@@ -15,7 +15,7 @@ from advisor.advise import confidence
 from .budget import LR_RATIOS, PROBE_C
 from .configs import _norm_params, advised_config
 from .scenarios import grid_family
-from .scoring import BASELINE_OPTION, _option_pick
+from .scoring import BASELINE_OPTION, _option_pick, points
 from .sources import ROOT
 
 #: The values --calibrate tries for each threshold (single-task, multi-task and pipeline rules are
@@ -41,8 +41,8 @@ SEARCH_PIPELINE = {"pipeline_per_class": (10, 20, 30, 50, 100, 200, 300, 1000)}
 def strategy_regret_under(row: dict, advice) -> float:
     """A scored row's strategy regret if the advice had been ``advice`` (no training needed)."""
     if row["kind"] in BASELINE_OPTION:
-        return 100.0 * (row["oracle_test"] - row["options_test"][_option_pick(row["kind"], advice)])
-    return 100.0 * (row["oracle_test"] - row["strategy_best"][advice.strategy])
+        return points(row["oracle_test"], row["options_test"][_option_pick(row["kind"], advice)])
+    return points(row["oracle_test"], row["strategy_best"][advice.strategy])
 
 
 def calibrate(rows: list[dict], profiles: dict, log=print, checks: dict | None = None) -> dict:
@@ -120,7 +120,7 @@ def calibrate_config(rows: list[dict], profiles: dict, runners: dict, thresholds
             s, p = advised_config(adv, shape["n_train"])
             rec = runner.result(s, _norm_params(s, p, shape["block_names"], grid_family(runner.sc)),
                                 compute=s in ("linear_probe", "svm_early"))
-            out[r["id"]] = None if rec is None else 100.0 * (r["oracle_test"] - rec["test_accuracy"])
+            out[r["id"]] = None if rec is None else points(r["oracle_test"], rec["test_accuracy"])
         scored[values] = out
     common = [i for i in next(iter(scored.values())) if all(v[i] is not None for v in scored.values())]
     base = rules.DEFAULT_THRESHOLDS

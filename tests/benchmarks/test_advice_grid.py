@@ -36,6 +36,17 @@ def test_regrets_from_known_numbers(grid):
     assert cr == pytest.approx(-1.0) and sr == pytest.approx(0.0)
 
 
+def test_a_regret_of_exactly_one_point_is_within_one_point(grid):
+    """858 against 848 correct of 1,000 test images is 1.00 point: the fractions' float difference reads
+    1.0000000000000009, and the row counted as a miss on the thirteenth held-out part until regrets were rounded to
+    REGRET_DECIMALS (far below one test image: 0.1 point of 1,000)."""
+    assert 100.0 * (858 / 1000 - 848 / 1000) > 1.0  # the roundoff the rounding removes
+    cr, sr = grid.regrets(858 / 1000, 848 / 1000, 848 / 1000)
+    assert cr == sr == 1.0 and sr <= 1.0
+    assert grid.regrets(859 / 1000, 848 / 1000, 848 / 1000)[1] > 1.0  # one test image more is over
+    assert grid.points(2 / 3, 1 / 3) == round(100 / 3, 9)
+
+
 def test_oracle_is_best_validation_first_on_tie(grid):
     recs = [{"val_accuracy": 0.7, "test_accuracy": 0.9, "i": 0},
             {"val_accuracy": 0.8, "test_accuracy": 0.6, "i": 1},
