@@ -194,8 +194,8 @@ def offer(n_blocks: int, n_train: int, family: str = "cnn", profile=None, *, bac
     ``backbone``: a candidate whose strategy refuses it (``Strategy.backbone_check``: bn_adapt without BatchNorm)
     is left out. ``wide`` (default :data:`WIDE_CHECK`), for a family in :data:`WIDE_LR_RATIOS`: LP-FT runs at each of
     its ratios, and last_k on the top :func:`top_k` blocks at the recipe's ratio joins. ``middle`` (default
-    :data:`MIDDLE_CHECK`), for a family in :data:`WIDE_LR_RATIOS`: LP-FT runs at each of its ratios, and with the shift's
-    candidates surgical also runs on the middle third of the blocks (W of protocol s13)."""
+    :data:`MIDDLE_CHECK`), for a family in :data:`WIDE_LR_RATIOS`: LP-FT runs at each of its ratios, and with the
+    shift's candidates surgical also runs on the middle third of the blocks (W of protocol s13)."""
     if family not in CHECK_LR_RATIOS:
         strategies.recipe(family)  # the one-line error for an unknown family
     shift = SHIFT_CANDIDATES if shift is None else bool(shift)

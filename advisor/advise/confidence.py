@@ -83,7 +83,8 @@ def _fit(method: str, raw: np.ndarray, right: np.ndarray, deciders: list[str]) -
     if method == "isotonic":
         from sklearn.isotonic import IsotonicRegression
 
-        iso = IsotonicRegression(y_min=ISOTONIC_BOUNDS[0], y_max=ISOTONIC_BOUNDS[1], out_of_bounds="clip").fit(raw, right)
+        low, high = ISOTONIC_BOUNDS
+        iso = IsotonicRegression(y_min=low, y_max=high, out_of_bounds="clip").fit(raw, right)
         return {"method": method, "x": [float(v) for v in iso.X_thresholds_],
                 "y": [float(v) for v in iso.y_thresholds_]}
     from sklearn.linear_model import LogisticRegression

@@ -153,7 +153,8 @@ class CheckBudget:
     (``advisor.advise.check.BN_SVM``; the block is :data:`BEST_SVM_BLOCK` until the probes have run); ``top_k``: the
     number of top blocks a partial fine-tune of the top trains in the check (``advisor.advise.check.WIDE_CHECK``),
     None when the check offers none; ``middle``: the middle third's ``(first, last)`` block range, which surgical also
-    tunes when the shift's candidates are wanted (``advisor.advise.check.MIDDLE_CHECK``), None when it is not offered."""
+    tunes when the shift's candidates are wanted (``advisor.advise.check.MIDDLE_CHECK``), None when it is not
+    offered."""
 
     n_blocks: int
     n_train: int
