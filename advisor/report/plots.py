@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import math
 from typing import Any
 
@@ -32,7 +33,15 @@ def color(strategy: str | None) -> str:
     return _FALLBACK[sum(map(ord, str(strategy))) % len(_FALLBACK)]
 
 
+def _quiet_font_cache() -> None:
+    """matplotlib builds its font list on first use and saves it under its cache folder; on a full disk or under a
+    file-size limit that save fails with a warning on stderr, a second line beside the one error line the command
+    prints for the same full disk. The unsaved list is only rebuilt next time, so its warnings are dropped."""
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+
+
 def _figure(width: float = 6.4, height: float = 3.6) -> Any:
+    _quiet_font_cache()
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")

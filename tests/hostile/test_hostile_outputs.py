@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.hostile._harness import (
+    advisor_env,
     assert_no_leftovers,
     assert_ok,
     assert_refused,
@@ -179,6 +180,16 @@ def test_report_on_a_full_disk_leaves_no_empty_html_and_attaches_nothing(tmp_pat
     """Observed: a 0-byte HTML file."""
     refused(["report", "--experiment", "e1", "--workspace", workspace, "--out", tmp_path / "reports"],
             "e1.html", "file-size limit", watch=tmp_path, also=(workspace,), fsize=20_000)
+    assert not (tmp_path / "reports").exists()
+
+
+def test_report_on_a_full_disk_with_no_font_cache_yet_is_still_one_line(tmp_path, workspace):
+    """Observed on a fresh machine: matplotlib builds its font list on first use, cannot save it under the same
+    file-size limit, and warned on a second stderr line ("Could not save font_manager cache")."""
+    env = advisor_env({"MPLCONFIGDIR": str(tmp_path / "mpl")})  # an empty cache folder: the font list is built here
+    out = run_advisor(["report", "--experiment", "e1", "--workspace", workspace, "--out", tmp_path / "reports"],
+                      env=env, fsize_limit=20_000)
+    assert_refused(out, "e1.html", "file-size limit")
     assert not (tmp_path / "reports").exists()
 
 
