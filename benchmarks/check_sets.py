@@ -580,7 +580,8 @@ def set_middle(n_blocks: int, n_train: int, family: str = "cnn", profile=None):
 
 
 SETS9 = {"T today": _with_rung(set_shift_bn_svm), "W middle": _with_rung(set_middle)}
-#: W's confidence table (protocol s13): fitted with W's check on every seen part before the thirteenth part had a result
+#: W's confidence table (protocol s13): fitted with W's check on every seen part by the protocol's rule, while the
+#: thirteenth part ran (committed in 1e08be7, before its judge read any of its rows)
 TABLE_W_PATH = Path(__file__).resolve().parent / "results" / "confidence_table_w.py"
 #: issue 21's held-out targets (protocol s13, as s12): within 1 point, mean strategy regret, mean configuration regret, ECE
 TARGETS = {"within_1pt": 0.8, "mean_strategy_regret": 1.0, "mean_config_regret": 1.5, "ece": 0.1}
