@@ -144,14 +144,13 @@ def main(argv=None) -> int:
             print(json.dumps(chosen, indent=1))
         return 0
     unseen = held2 + held3 + held4  # the parts written before the method they judge
+    def by_size(name: str, part_rows: list[dict]) -> list[tuple[str, list[dict]]]:  # a part built as issue 21 asks
+        return [(f"{name}, {k} per class", [r for r in part_rows if r["per_class"] == k]) for k in (10, 50, 200)]
+
     pooled = [("thirteenth held-out (judge of protocol s13 and issue 21's targets)", held13),
-              ("thirteenth, 10 per class", [r for r in held13 if r["per_class"] == 10]),
-              ("thirteenth, 50 per class", [r for r in held13 if r["per_class"] == 50]),
-              ("thirteenth, 200 per class", [r for r in held13 if r["per_class"] == 200]),
+              *by_size("thirteenth", held13),
               ("twelfth held-out (judge of issue 21's targets, protocol s12)", held12),
-              ("twelfth, 10 per class", [r for r in held12 if r["per_class"] == 10]),
-              ("twelfth, 50 per class", [r for r in held12 if r["per_class"] == 50]),
-              ("twelfth, 200 per class", [r for r in held12 if r["per_class"] == 200]),
+              *by_size("twelfth", held12),
               ("tenth to twelfth held-out (since today's method was fixed)", fixed),
               ("eleventh held-out (judge of protocol s11)", held11), ("tenth held-out (judge of protocol s10)", held10),
               ("ninth held-out (judge of protocol s9)", held9), ("eighth held-out (judge of protocol s8)", held8),
